@@ -1,0 +1,178 @@
+"""Command line. Heavy modules (fabric, rich, jinja2) are imported inside commands, so that
+`mesh-push --help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import __version__
+from .problems import InventoryError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class UsageError(Exception):
+    """A user's mistake outside the inventory: printed without a traceback, exit 2."""
+
+
+def _inventory_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-i", "--inventory", required=True, type=Path, metavar="FILE", help="inventory YAML file"
+    )
+
+
+def _templates_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--templates",
+        type=Path,
+        metavar="DIR",
+        help="render with the templates in DIR instead of the built-in ones",
+    )
+
+
+def _json_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON for machines instead of tables")
+
+
+def _command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    example: str,
+    handler: Handler,
+) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        name,
+        help=summary,
+        description=f"{summary}\n\nexample:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.set_defaults(handler=handler)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mesh-push",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Build a private layer-2 network over SSH: one WireGuard tunnel per link, one VXLAN\n"
+            "wire on top of it, every wire a port of an STP bridge on each host.\n\n"
+            "typical use:\n"
+            "  mesh-push plan -i inventory/seed.yaml     # what the network will be\n"
+            "  mesh-push up -i inventory/seed.yaml       # build it\n"
+            "  mesh-push status -i inventory/seed.yaml   # is it healthy?\n\n"
+            "exit codes: 0 ok, 1 a host failed or is unhealthy, 2 bad usage or bad inventory"
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"mesh-push {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = _command(
+        sub,
+        "plan",
+        "Validate the inventory and show hosts, links, addresses, VNIs, MTUs and push waves.",
+        "mesh-push plan -i inventory/seed.yaml --json",
+        cmd_plan,
+    )
+    _inventory_arg(p)
+    _json_arg(p)
+
+    p = _command(
+        sub,
+        "render",
+        "Write one idempotent shell script per host into a directory (0700, files 0600).",
+        "mesh-push render -i inventory/seed.yaml -o out/",
+        cmd_render,
+    )
+    _inventory_arg(p)
+    _templates_arg(p)
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="DIR")
+
+    for register in _extra_commands():
+        register(sub)
+    return parser
+
+
+def _extra_commands() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
+    from .lab import cli as lab_cli
+
+    return [lab_cli.register]
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from . import inventory, plan, report
+
+    mesh = inventory.load(args.inventory)
+    keys = _public_keys(mesh)
+    p = plan.build(mesh, keys)
+    if args.json:
+        report.print_json(report.plan_json(p))
+    else:
+        report.show_plan(p)
+    return EXIT_OK
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from . import inventory, plan, render
+
+    mesh = inventory.load(args.inventory)
+    keys = _public_keys(mesh)
+    missing = [h.name for h in mesh.hosts if h.name not in keys]
+    if missing:
+        raise UsageError(
+            "public keys unknown for "
+            + ", ".join(missing)
+            + f": run `mesh-push up` once (keys: host), set public_key in {mesh.source}, "
+            "or use `keys: controller`"
+        )
+    p = plan.build(mesh, keys)
+    secrets = _private_keys(mesh)
+    written = render.write_all(p, args.output, render.load_templates(args.templates), secrets)
+    for path in written:
+        print(path)
+    return EXIT_OK
+
+
+def _public_keys(mesh: object) -> dict[str, str]:
+    from . import keys
+    from .model import Mesh
+
+    assert isinstance(mesh, Mesh)
+    return keys.public_keys(mesh, create=mesh.keys == "controller")
+
+
+def _private_keys(mesh: object) -> dict[str, Path]:
+    from . import keys
+    from .model import Mesh
+
+    assert isinstance(mesh, Mesh)
+    return keys.private_key_files(mesh) if mesh.keys == "controller" else {}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except InventoryError as e:
+        print(f"mesh-push: the inventory has {len(e.problems)} problem(s):", file=sys.stderr)
+        for problem in e.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as e:
+        print(f"mesh-push: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("mesh-push: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

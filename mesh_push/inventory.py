@@ -1,0 +1,654 @@
+"""Inventory YAML → validated `Mesh`. Every problem is collected before anything is raised."""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import ipaddress
+import os
+import re
+from collections.abc import Iterator
+from ipaddress import IPv4Address, IPv4Network, IPv6Address
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import yaml
+
+from .model import (
+    EndpointKind,
+    Host,
+    KeyMode,
+    LabSettings,
+    Link,
+    Mesh,
+    Mtu,
+    MtuPolicy,
+    SshDefaults,
+    SshTarget,
+    Stp,
+)
+from .problems import InventoryError, Problem, Problems, YamlPath
+
+T = TypeVar("T")
+MISSING: Any = object()
+
+LAB_ROOT = Path("/run/mesh-push/lab")
+RESERVED_NAMES = {"lo", "all", "default", "br", "dev"}
+IFNAME_BAD = re.compile(r"[/:\s]")
+LAB_NAME = re.compile(r"^[a-z][a-z0-9]{0,5}$")
+VNI_MAX = 16_777_215
+# wg-quick assumes the worst case (IPv6 underlay): 80 bytes of WireGuard overhead.
+WG_OVERHEAD = 80
+VXLAN_OVERHEAD = 50
+MIN_MTU = 1280
+
+
+def lab_dir(name: str) -> Path:
+    return LAB_ROOT / name
+
+
+# --------------------------------------------------------------------------- YAML with lines
+
+
+def _compose(text: str, file: Path) -> tuple[Any, dict[YamlPath, int]]:
+    lines: dict[YamlPath, int] = {}
+    problems = Problems(file)
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None, lines
+
+        def walk(node: yaml.Node, path: YamlPath) -> Any:
+            lines[path] = node.start_mark.line + 1
+            if isinstance(node, yaml.MappingNode):
+                out: dict[Any, Any] = {}
+                for knode, vnode in node.value:
+                    key = loader.construct_object(knode, deep=True)
+                    if not isinstance(key, str | int):
+                        lines[(*path, str(key))] = knode.start_mark.line + 1
+                        problems.add((*path, str(key)), "keys must be plain names")
+                        continue
+                    if key in out:
+                        lines[(*path, key)] = knode.start_mark.line + 1
+                        problems.add((*path, key), "duplicate key")
+                        continue
+                    out[key] = walk(vnode, (*path, key))
+                return out
+            if isinstance(node, yaml.SequenceNode):
+                return [walk(v, (*path, i)) for i, v in enumerate(node.value)]
+            return loader.construct_object(node, deep=True)
+
+        data = walk(root, ())
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else None
+        raise InventoryError(
+            [Problem(file, (), line, f"not valid YAML: {e.problem or e}")]
+        ) from None
+    except yaml.YAMLError as e:
+        raise InventoryError([Problem(file, (), None, f"not valid YAML: {e}")]) from None
+    finally:
+        loader.dispose()
+    problems.raise_if_any()
+    return data, lines
+
+
+# --------------------------------------------------------------------------- typed field reader
+
+
+class Section:
+    """A mapping being read: typed getters record problems and unread keys are reported."""
+
+    def __init__(self, data: Any, path: YamlPath, problems: Problems) -> None:
+        self.path = path
+        self.problems = problems
+        self.ok = isinstance(data, dict)
+        if data is not None and not self.ok:
+            problems.add(path, f"must be a mapping, not {_kind(data)}")
+        self.data: dict[Any, Any] = data if isinstance(data, dict) else {}
+        self.seen: set[Any] = set()
+
+    def raw(self, key: str, default: Any = MISSING) -> Any:
+        self.seen.add(key)
+        if key in self.data and self.data[key] is not None:
+            return self.data[key]
+        if default is MISSING:
+            self.problems.add((*self.path, key), "required field is missing")
+        return default
+
+    def get(self, key: str, want: type[T], default: Any = MISSING, what: str = "") -> T:
+        value = self.raw(key, default)
+        if value is default:
+            return cast(T, value)
+        # YAML 1.1 booleans are ints to Python; a port of `yes` is still an error.
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            return cast(T, float(value))
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            self.problems.add(
+                (*self.path, key), f"must be {what or _article(want)}, not {_kind(value)}"
+            )
+            return cast(T, default if default is not MISSING else None)
+        return value
+
+    def int_in(self, key: str, lo: int, hi: int, default: Any = MISSING) -> Any:
+        value = self.get(key, int, default, "a whole number")
+        if isinstance(value, int) and not lo <= value <= hi:
+            self.problems.add((*self.path, key), f"must be between {lo} and {hi}, not {value}")
+            return default if default is not MISSING else None
+        return value
+
+    def choice(self, key: str, options: tuple[str, ...], default: Any = MISSING) -> Any:
+        value = self.get(key, str, default, "one of " + ", ".join(options))
+        if isinstance(value, str) and value not in options:
+            self.problems.add(
+                (*self.path, key), f"must be one of {', '.join(options)}, not {value!r}"
+            )
+            return default if default is not MISSING else None
+        return value
+
+    def network(self, key: str, default: str) -> IPv4Network | None:
+        value = self.get(key, str, default, "an IPv4 network like 10.88.88.0/24")
+        try:
+            net = IPv4Network(value, strict=True)
+        except ValueError as e:
+            self.problems.add((*self.path, key), f"not an IPv4 network: {e}")
+            return None
+        if net.num_addresses < 4:
+            self.problems.add((*self.path, key), "network too small: at least a /30")
+            return None
+        return net
+
+    def sub(self, key: str) -> Section:
+        return Section(self.raw(key, None), (*self.path, key), self.problems)
+
+    def done(self) -> None:
+        for key in self.data:
+            if key in self.seen:
+                continue
+            known = [str(k) for k in self.seen]
+            hint = difflib.get_close_matches(str(key), known, n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            self.problems.add((*self.path, key), f"unknown key{extra}")
+
+
+def _kind(value: Any) -> str:
+    names = {
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def _article(t: type) -> str:
+    return {str: "a string", int: "a whole number", float: "a number", list: "a list"}.get(
+        t, t.__name__
+    )
+
+
+def ifname_problem(name: str) -> str | None:
+    if not 1 <= len(name.encode()) <= 15:
+        return "must be 1 to 15 bytes to be an interface name"
+    if IFNAME_BAD.search(name) or name in {".", ".."}:
+        return "cannot be an interface name (no '/', ':' or whitespace)"
+    return None
+
+
+def public_key_problem(key: str) -> str | None:
+    try:
+        raw = base64.b64decode(key, validate=True)
+    except ValueError:
+        raw = b""
+    if len(key) != 44 or len(raw) != 32 or base64.b64encode(raw).decode() != key:
+        return "not a WireGuard public key (44 characters of base64 for 32 bytes)"
+    return None
+
+
+def _ip(value: str) -> IPv4Address | IPv6Address | None:
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------- the inventory
+
+
+def load(path: str | os.PathLike[str]) -> Mesh:
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InventoryError([Problem(file, (), None, "no such file")]) from None
+    except IsADirectoryError:
+        raise InventoryError([Problem(file, (), None, "is a directory, not a file")]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InventoryError([Problem(file, (), None, f"cannot read: {e}")]) from None
+    return parse(text, file)
+
+
+def parse(text: str, file: Path) -> Mesh:
+    data, lines = _compose(text, file)
+    problems = Problems(file, lines)
+    if data is None:
+        problems.add((), "the inventory is empty: it needs at least `hosts:` and `links:`")
+        problems.raise_if_any()
+    top = Section(data, (), problems)
+    problems.raise_if_any()
+    base = file.parent
+
+    m = top.sub("mesh")
+    name = m.get("name", str, file.stem)
+    wg = m.sub("wireguard")
+    wg_if = wg.get("interface", str, "wg0")
+    wg_port = wg.int_in("port", 1, 65535, 51820)
+    wg_net = wg.network("network", "10.88.88.0/24")
+    wg.done()
+    br = m.sub("bridge")
+    br_name = br.get("name", str, "internet")
+    br_net = br.network("network", "10.99.99.0/24")
+    br.done()
+    vxlan_port = m.int_in("vxlan_port", 1, 65535, 4789)
+    mtu = _mtu(m, problems)
+    stp_sec = m.sub("stp")
+    stp = _stp(stp_sec, problems)
+    keys: KeyMode = m.choice("keys", ("host", "controller"), "host")
+    state = m.get("state", str, None)
+    keystore = m.get("keystore", str, None)
+    m.done()
+
+    for p, value in (((*wg.path, "interface"), wg_if), ((*br.path, "name"), br_name)):
+        if isinstance(value, str) and (why := ifname_problem(value)):
+            problems.add(p, why)
+    if isinstance(wg_if, str) and wg_if == br_name:
+        problems.add((*br.path, "name"), "the bridge and the WireGuard interface need two names")
+    if wg_net and br_net and wg_net.overlaps(br_net):
+        problems.add((*br.path, "network"), f"overlaps the WireGuard network {wg_net}")
+
+    lab = _lab(top.sub("lab"), problems)
+    ssh = _ssh_defaults(top.sub("ssh"), base, lab, problems)
+
+    own_ifaces = {wg_if, br_name} - {None}
+    hosts = _hosts(top, problems, own_ifaces, [n for n in (wg_net, br_net) if n])
+    host_names = {h.name for h in hosts}
+    if stp.root is not None and stp.root not in host_names:
+        problems.add((*stp_sec.path, "root"), f"unknown host {stp.root!r}")
+    links = _links(top, problems, {h.name: h for h in hosts})
+    top.done()
+    problems.raise_if_any()
+
+    state_file = _path(state, base) if state else base / f"{file.stem}.state.json"
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local/share")
+    return Mesh(
+        source=file,
+        name=name,
+        wg_interface=wg_if,
+        wg_port=wg_port,
+        wg_network=cast(IPv4Network, wg_net),
+        bridge=br_name,
+        bridge_network=cast(IPv4Network, br_net),
+        vxlan_port=vxlan_port,
+        mtu=cast(Mtu, mtu),
+        stp=stp,
+        keys=keys,
+        ssh=ssh,
+        hosts=tuple(hosts),
+        links=tuple(links),
+        state_file=state_file,
+        keystore=_path(keystore, base) if keystore else data_home / "mesh-push" / name / "keys",
+        lab=lab,
+    )
+
+
+def _path(value: str, base: Path) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _mtu(m: Section, problems: Problems) -> Mtu | None:
+    raw = m.raw("mtu", "fragment")
+    path = (*m.path, "mtu")
+    if isinstance(raw, str):
+        sec = Section({"policy": raw}, path, problems)
+    else:
+        sec = Section(raw, path, problems)
+    policy: MtuPolicy | None = sec.choice("policy", ("fragment", "clamp"), "fragment")
+    underlay = sec.int_in("underlay", 576, 65535, 1500)
+    bridge = sec.int_in("bridge", 68, 65535, None)
+    sec.done()
+    if policy is None or underlay is None:
+        return None
+    if policy == "fragment":
+        # Frames of any size cross: wg0 is big enough and the underlay fragments the UDP.
+        bridge = bridge or 1500
+        wg = bridge + VXLAN_OVERHEAD
+        if bridge < MIN_MTU or wg > 65535:
+            problems.add(path, f"fragment cannot give a bridge MTU of {bridge} (1280 to 65485)")
+            return None
+        return Mtu("fragment", underlay, wg, bridge)
+    wg = underlay - WG_OVERHEAD
+    most = wg - VXLAN_OVERHEAD
+    bridge = bridge or most
+    if bridge > most or bridge < MIN_MTU:
+        problems.add(
+            path,
+            f"clamp cannot give a bridge MTU of {bridge} over a {underlay}-byte underlay: "
+            f"it must be between {MIN_MTU} and {most}",
+        )
+        return None
+    return Mtu("clamp", underlay, wg, bridge)
+
+
+def _stp(sec: Section, problems: Problems) -> Stp:
+    hello = sec.int_in("hello", 1, 10, 2)
+    fd = sec.int_in("forward_delay", 2, 30, 15)
+    max_age = sec.int_in("max_age", 6, 40, 20)
+    root = sec.get("root", str, None)
+    sec.done()
+    if None not in (hello, fd, max_age) and not (2 * (fd - 1) >= max_age >= 2 * (hello + 1)):
+        problems.add(
+            sec.path,
+            f"timers break 2 × (forward_delay − 1) ≥ max_age ≥ 2 × (hello + 1): "
+            f"2 × ({fd} − 1) = {2 * (fd - 1)}, max_age = {max_age}, "
+            f"2 × ({hello} + 1) = {2 * (hello + 1)}",
+        )
+    return Stp(hello or 2, fd or 15, max_age or 20, root)
+
+
+def _lab(sec: Section, problems: Problems) -> LabSettings | None:
+    if not sec.ok:
+        return None
+    name = sec.get("name", str, "mplab")
+    net = sec.network("network", "198.18.0.0/24")
+    sec.done()
+    if isinstance(name, str) and not LAB_NAME.match(name):
+        problems.add((*sec.path, "name"), "must be 1 to 6 lowercase letters or digits")
+        return None
+    return LabSettings(name, net) if net else None
+
+
+def _ssh_defaults(
+    sec: Section, base: Path, lab: LabSettings | None, problems: Problems
+) -> SshDefaults:
+    user = sec.get("user", str, "root")
+    port = sec.int_in("port", 1, 65535, 22)
+    identity = sec.get("identity", str, None)
+    config = sec.get("config", str, None)
+    known = sec.get("known_hosts", str, None)
+    timeout = sec.get("connect_timeout", float, 10.0)
+    sec.done()
+    if isinstance(timeout, float) and timeout <= 0:
+        problems.add((*sec.path, "connect_timeout"), "must be more than 0 seconds")
+    labdir = lab_dir(lab.name) if lab else None
+    return SshDefaults(
+        user=user,
+        port=port,
+        identity=str(_path(identity, base)) if identity else None,
+        config=_path(config, base) if config else (labdir / "ssh_config" if labdir else None),
+        known_hosts=_path(known, base) if known else (labdir / "known_hosts" if labdir else None),
+        connect_timeout=timeout or 10.0,
+    )
+
+
+def _hosts(
+    top: Section, problems: Problems, own_ifaces: set[str], networks: list[IPv4Network]
+) -> list[Host]:
+    raw = top.raw("hosts")
+    path: YamlPath = ("hosts",)
+    if raw is MISSING or raw is None:
+        return []
+    if not isinstance(raw, dict) or not raw:
+        problems.add(path, "must be a mapping of host name to host settings")
+        return []
+
+    pending: list[tuple[str, Section, dict[str, Any]]] = []
+    for name, body in raw.items():
+        hpath: YamlPath = (*path, name)
+        if not isinstance(name, str):
+            problems.add(hpath, "a host name must be a string")
+            continue
+        if why := ifname_problem(name):
+            problems.add(hpath, f"host name {why} (wires are named after hosts)")
+        elif name in own_ifaces or name in RESERVED_NAMES:
+            problems.add(hpath, f"host name {name!r} collides with an interface of the mesh")
+        sec = Section(body if body is not None else {}, hpath, problems)
+        pending.append((name, sec, _host_fields(sec, problems)))
+
+    used: dict[int, str] = {}
+    for name, sec, f in pending:
+        n = f["number"]
+        if n is None:
+            continue
+        if n in used:
+            problems.add((*sec.path, "number"), f"number {n} is already {used[n]}'s")
+        used[n] = name
+    limit = min((net.num_addresses - 2 for net in networks), default=254)
+    free = (n for n in range(1, limit + 1) if n not in used)
+
+    hosts: list[Host] = []
+    seen_addr: dict[str, str] = {}
+    for name, sec, f in pending:
+        number = f["number"]
+        if number is None:
+            number = next(free, None)
+            if number is None:
+                problems.add(sec.path, f"no free host number left in the networks (max {limit})")
+                continue
+        elif number > limit:
+            problems.add((*sec.path, "number"), f"{number} does not fit the networks (1..{limit})")
+        addr = f["address"]
+        if addr is not None:
+            if str(addr) in seen_addr:
+                problems.add((*sec.path, "address"), f"same address as {seen_addr[str(addr)]}")
+            seen_addr[str(addr)] = name
+        for key, ip in (("address", addr), ("ssh.address", _ip(f["ssh"].address or ""))):
+            for net in networks:
+                if ip is not None and ip in net:
+                    problems.add((*sec.path, *key.split(".")), f"{ip} lies inside the mesh's {net}")
+        hosts.append(
+            Host(
+                name=name,
+                endpoint=f["endpoint"] or "static",
+                address=addr,
+                number=number,
+                ssh=f["ssh"],
+                public_key=f["public_key"],
+                location=f["location"],
+            )
+        )
+
+    names = {h.name for h in hosts}
+    for h in hosts:
+        if h.ssh.via is not None and h.ssh.via not in names:
+            problems.add(("hosts", h.name, "ssh", "via"), f"unknown host {h.ssh.via!r}")
+    for cycle in _via_cycles({h.name: h.ssh.via for h in hosts}):
+        problems.add(
+            ("hosts", cycle[0], "ssh", "via"), "jump hosts form a cycle: " + " → ".join(cycle)
+        )
+    return hosts
+
+
+def _host_fields(sec: Section, problems: Problems) -> dict[str, Any]:
+    endpoint: EndpointKind | None = sec.choice("endpoint", ("static", "dynamic", "nat"))
+    addr_raw = sec.get("address", str, None, "an IP address")
+    number = sec.int_in("number", 1, 65534, None)
+    key = sec.get("public_key", str, None)
+    location = sec.get("location", str, None)
+    s = sec.sub("ssh")
+    ssh = SshTarget(
+        address=s.get("address", str, None),
+        user=s.get("user", str, None),
+        port=s.int_in("port", 1, 65535, None),
+        identity=s.get("identity", str, None),
+        via=s.get("via", str, None),
+    )
+    s.done()
+    sec.done()
+    addr = None
+    if isinstance(addr_raw, str):
+        addr = _ip(addr_raw)
+        if addr is None:
+            problems.add((*sec.path, "address"), f"not an IP address: {addr_raw!r}")
+        elif endpoint in ("dynamic", "nat"):
+            problems.add(
+                (*sec.path, "address"),
+                f"a {endpoint} host has no fixed endpoint address; drop it or make it static",
+            )
+            addr = None
+    elif endpoint == "static":
+        problems.add((*sec.path, "address"), "a static host needs its public endpoint address")
+    if isinstance(key, str) and (why := public_key_problem(key)):
+        problems.add((*sec.path, "public_key"), why)
+        key = None
+    if ssh.via is not None and ssh.via == sec.path[-1]:
+        problems.add((*sec.path, "ssh", "via"), "a host cannot be its own jump host")
+        ssh = SshTarget(ssh.address, ssh.user, ssh.port, ssh.identity, None)
+    return {
+        "endpoint": endpoint,
+        "address": addr,
+        "number": number,
+        "public_key": key,
+        "location": location,
+        "ssh": ssh,
+    }
+
+
+def _via_cycles(via: dict[str, str | None]) -> Iterator[list[str]]:
+    reported: set[str] = set()
+    for start in via:
+        chain = [start]
+        nxt = via.get(start)
+        while nxt is not None and nxt in via and nxt not in chain:
+            chain.append(nxt)
+            nxt = via.get(nxt)
+        if nxt is not None and nxt in chain:
+            cycle = chain[chain.index(nxt) :]
+            key = min(cycle)
+            if key not in reported:
+                reported.add(key)
+                yield [*cycle, nxt]
+
+
+def _links(top: Section, problems: Problems, hosts: dict[str, Host]) -> list[Link]:
+    raw = top.raw("links")
+    path: YamlPath = ("links",)
+    if raw is MISSING or raw is None:
+        return []
+    entries: list[tuple[YamlPath, str, str, int | None, float | None, int | None]] = []
+    if raw == "full":
+        names = list(hosts)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                # Two hosts without a static address can never find each other.
+                if "static" in (hosts[a].endpoint, hosts[b].endpoint):
+                    entries.append((path, a, b, None, None, None))
+    elif not isinstance(raw, list):
+        problems.add(path, "must be a list of host pairs, or `full`")
+        return []
+    else:
+        for i, item in enumerate(raw):
+            parsed = _link_entry(item, (*path, i), problems)
+            if parsed:
+                entries.append(parsed)
+
+    links: list[Link] = []
+    pairs: dict[frozenset[str], YamlPath] = {}
+    vnis: dict[int, YamlPath] = {}
+    for p, a, b, vni, _lat, _cost in entries:
+        if vni is not None:
+            if vni in vnis:
+                problems.add((*p, "vni"), f"VNI {vni} is already used by links{_idx(vnis[vni])}")
+            vnis.setdefault(vni, p)
+    free = (v for v in range(1, VNI_MAX + 1) if v not in vnis)
+    bad = False
+    for p, a, b, vni, lat, cost in entries:
+        unknown = [h for h in (a, b) if h not in hosts]
+        for h in unknown:
+            problems.add(p, f"unknown host {h!r}" + _did_you_mean(h, hosts))
+        if unknown:
+            bad = True
+            continue
+        if a == b:
+            problems.add(p, f"a link from {a} to itself")
+            bad = True
+            continue
+        pair = frozenset((a, b))
+        if pair in pairs:
+            problems.add(p, f"duplicate link {a}–{b} (also links{_idx(pairs[pair])})")
+            continue
+        pairs[pair] = p
+        if "static" not in (hosts[a].endpoint, hosts[b].endpoint):
+            problems.add(
+                p,
+                f"neither {a} ({hosts[a].endpoint}) nor {b} ({hosts[b].endpoint}) has a static "
+                "endpoint: they can never find each other",
+            )
+        links.append(Link(a, b, vni if vni is not None else next(free), lat, cost))
+    if not bad and hosts and len(hosts) > 1:
+        _check_connected(hosts, links, path, problems)
+    return links
+
+
+def _idx(p: YamlPath) -> str:
+    return f"[{p[-1]}]" if p and isinstance(p[-1], int) else ""
+
+
+def _did_you_mean(name: str, names: dict[str, Any]) -> str:
+    hint = difflib.get_close_matches(name, list(names), n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
+
+
+def _link_entry(
+    item: Any, p: YamlPath, problems: Problems
+) -> tuple[YamlPath, str, str, int | None, float | None, int | None] | None:
+    vni = lat = cost = None
+    if isinstance(item, dict):
+        sec = Section(item, p, problems)
+        pair = sec.get("hosts", list, None, "a list of two host names")
+        vni = sec.int_in("vni", 1, VNI_MAX, None)
+        lat = sec.get("latency_ms", float, None, "a number of milliseconds")
+        cost = sec.int_in("cost", 1, 65535, None)
+        sec.done()
+        if lat is not None and lat < 0:
+            problems.add((*p, "latency_ms"), "must not be negative")
+            lat = None
+        if pair is None:
+            if "hosts" not in item:
+                problems.add((*p, "hosts"), "required field is missing")
+            return None
+    elif isinstance(item, list):
+        pair = item
+    else:
+        problems.add(p, f"must be a pair like [a, b] or a mapping with hosts:, not {_kind(item)}")
+        return None
+    if len(pair) != 2 or not all(isinstance(x, str) for x in pair):
+        problems.add(p, "a link joins exactly two host names")
+        return None
+    return (p, pair[0], pair[1], vni, lat, cost)
+
+
+def _check_connected(
+    hosts: dict[str, Host], links: list[Link], path: YamlPath, problems: Problems
+) -> None:
+    adj: dict[str, set[str]] = {h: set() for h in hosts}
+    for lk in links:
+        adj[lk.a].add(lk.b)
+        adj[lk.b].add(lk.a)
+    start = next(iter(hosts))
+    seen = {start}
+    stack = [start]
+    while stack:
+        for n in adj[stack.pop()] - seen:
+            seen.add(n)
+            stack.append(n)
+    cut_off = [h for h in hosts if h not in seen]
+    if cut_off:
+        problems.add(
+            path,
+            f"the links do not connect every host: {', '.join(cut_off)} cannot reach {start}",
+        )
+

@@ -1,0 +1,115 @@
+"""The validated inventory: frozen data, no I/O. Built only by `inventory.load`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network, IPv6Address
+from pathlib import Path
+from typing import Literal
+
+EndpointKind = Literal["static", "dynamic", "nat"]
+MtuPolicy = Literal["fragment", "clamp"]
+KeyMode = Literal["host", "controller"]
+
+# Push order: hosts others dial first, so their peers find them listening.
+ENDPOINT_RANK: dict[EndpointKind, int] = {"static": 0, "dynamic": 1, "nat": 2}
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """How the controller reaches a host. None means: ask ssh_config, then the default."""
+
+    address: str | None = None
+    user: str | None = None
+    port: int | None = None
+    identity: str | None = None
+    via: str | None = None
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    endpoint: EndpointKind
+    address: IPv4Address | IPv6Address | None  # public endpoint, static hosts only
+    number: int  # host part of its overlay addresses (resolved, never None)
+    ssh: SshTarget = field(default_factory=SshTarget)
+    public_key: str | None = None
+    location: str | None = None
+
+
+@dataclass(frozen=True)
+class Link:
+    a: str
+    b: str
+    vni: int
+    latency_ms: float | None = None
+    cost: int | None = None
+
+    @property
+    def hosts(self) -> tuple[str, str]:
+        return (self.a, self.b)
+
+    def other(self, name: str) -> str:
+        return self.b if name == self.a else self.a
+
+
+@dataclass(frozen=True)
+class Stp:
+    hello: int = 2
+    forward_delay: int = 15
+    max_age: int = 20
+    root: str | None = None
+
+
+@dataclass(frozen=True)
+class Mtu:
+    policy: MtuPolicy
+    underlay: int
+    wireguard: int
+    bridge: int  # also every wire's MTU
+
+
+@dataclass(frozen=True)
+class SshDefaults:
+    user: str = "root"
+    port: int = 22
+    identity: str | None = None
+    config: Path | None = None
+    known_hosts: Path | None = None
+    connect_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    name: str
+    network: IPv4Network
+
+
+@dataclass(frozen=True)
+class Mesh:
+    source: Path
+    name: str
+    wg_interface: str
+    wg_port: int
+    wg_network: IPv4Network
+    bridge: str
+    bridge_network: IPv4Network
+    vxlan_port: int
+    mtu: Mtu
+    stp: Stp
+    keys: KeyMode
+    ssh: SshDefaults
+    hosts: tuple[Host, ...]
+    links: tuple[Link, ...]
+    state_file: Path
+    keystore: Path
+    lab: LabSettings | None = None
+
+    def host(self, name: str) -> Host:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+    def links_of(self, name: str) -> tuple[Link, ...]:
+        return tuple(lk for lk in self.links if name in lk.hosts)
