@@ -1,0 +1,74 @@
+"""Plan → one shell script per host, from templates/. Pure apart from reading templates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+from . import __version__
+from .fsutil import atomic_write, private_dir
+from .plan import HostPlan, Plan
+
+STATE_DIR = "/var/lib/mesh-push"
+KEY_DIR = "/etc/wireguard"
+
+
+def builtin_templates() -> Path:
+    installed = Path(__file__).parent / "templates"
+    # In a source checkout (editable install) the templates sit beside the package.
+    return installed if installed.is_dir() else Path(__file__).parent.parent / "templates"
+
+
+def load_templates(directory: Path | None = None) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(directory or builtin_templates())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def key_file(plan: Plan) -> str:
+    return f"{KEY_DIR}/{plan.mesh.wg_interface}.key"
+
+
+def render_host(
+    plan: Plan, hp: HostPlan, env: jinja2.Environment, private_key: str | None = None
+) -> str:
+    missing = [p.name for p in hp.peers if p.public_key is None]
+    if missing:
+        raise ValueError(f"{hp.name}: public keys of {', '.join(missing)} are unknown")
+    return env.get_template("host.sh.j2").render(
+        version=__version__,
+        mesh=plan.mesh,
+        h=hp,
+        state_dir=STATE_DIR,
+        key_file=key_file(plan),
+        private_key=private_key,
+    )
+
+
+def render_down(plan: Plan, env: jinja2.Environment, purge: bool) -> str:
+    return env.get_template("down.sh.j2").render(
+        version=__version__,
+        mesh=plan.mesh,
+        state_dir=STATE_DIR,
+        key_file=key_file(plan),
+        purge=purge,
+    )
+
+
+def write_all(
+    plan: Plan, out: Path, env: jinja2.Environment, private_keys: dict[str, Path]
+) -> list[Path]:
+    private_dir(out)
+    written = []
+    for hp in plan.hosts:
+        secret = private_keys[hp.name].read_text().strip() if hp.name in private_keys else None
+        path = out / f"{hp.name}.sh"
+        atomic_write(path, render_host(plan, hp, env, secret), 0o600)
+        written.append(path)
+    return written
