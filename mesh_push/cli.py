@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _inventory_arg(p)
     _json_arg(p)
+    p.add_argument(
+        "--cut",
+        metavar="A-B",
+        help="show what 802.1D converges to after losing the wire between hosts A and B",
+    )
 
     p = _command(
         sub,
@@ -99,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _extra_commands() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
+def _extra_commands() -> list[
+    Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]
+]:
     from .lab import cli as lab_cli
 
     return [lab_cli.register]
@@ -111,11 +118,27 @@ def cmd_plan(args: argparse.Namespace) -> int:
     mesh = inventory.load(args.inventory)
     keys = _public_keys(mesh)
     p = plan.build(mesh, keys)
+    cut = _parse_cut(args.cut, mesh) if args.cut else None
     if args.json:
-        report.print_json(report.plan_json(p))
+        report.print_json(report.plan_json(p, cut))
     else:
-        report.show_plan(p)
+        report.show_plan(p, cut)
     return EXIT_OK
+
+
+def _parse_cut(text: str, mesh: object) -> tuple[str, str]:
+    from .model import Mesh
+    from .stp import edge
+
+    assert isinstance(mesh, Mesh)
+    names = {h.name for h in mesh.hosts}
+    for i, ch in enumerate(text):
+        a, b = text[:i], text[i + 1 :]
+        if ch == "-" and a in names and b in names:
+            if any({lk.a, lk.b} == {a, b} for lk in mesh.links):
+                return edge(a, b)
+            raise UsageError(f"--cut {text}: there is no link between {a} and {b}")
+    raise UsageError(f"--cut {text}: expected HOST-HOST with two hosts of the inventory")
 
 
 def cmd_render(args: argparse.Namespace) -> int:

@@ -33,9 +33,7 @@ def read_state(mesh: Mesh) -> dict[str, str]:
     except (FileNotFoundError, ValueError):
         return {}
     keys = data.get("public_keys", {}) if isinstance(data, dict) else {}
-    return {
-        str(k): v for k, v in keys.items() if isinstance(v, str) and not public_key_problem(v)
-    }
+    return {str(k): v for k, v in keys.items() if isinstance(v, str) and not public_key_problem(v)}
 
 
 def save_public_keys(mesh: Mesh, keys: dict[str, str]) -> None:
