@@ -1,9 +1,228 @@
-"""`mesh-push lab ...` (placeholder until the lab lands)."""
+"""`mesh-push lab ...`: real hosts on this machine. Only argparse at import time: the lab's
+modules load when a lab command runs, so `mesh-push --help` stays fast."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Handler = Callable[[argparse.Namespace], int]
+
+EPILOG = """\
+commands:
+  up       build one network namespace + sshd per inventory host (NAT hosts behind a router)
+  down     remove everything a lab made (also after a crashed `up`)
+  status   what exists: namespaces, addresses, keeper and sshd processes
+  exec     run a command on a lab host:  mesh-push lab exec bob -- ip -br addr
+  cut      drop underlay traffic between two hosts;  heal  restores it
+  reboot   kill a host's processes and links, restart sshd and its boot units
+
+example:
+  sudo mesh-push lab up -i inventory/lab.yaml
+  ssh -F /run/mesh-push/lab/mplab/ssh_config pi0 hostname
+  sudo mesh-push lab down -i inventory/lab.yaml
+"""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    sub.add_parser("lab", help="Real hosts on this machine for trying mesh-push (root only).")
+    lab = sub.add_parser(
+        "lab",
+        help="Real hosts on this machine for trying mesh-push (root only).",
+        description="Real hosts on this machine: network namespaces, real sshds, NAT "
+        "routers. Root only.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    lab.set_defaults(handler=lambda _args: _usage(lab))
+    cmds = lab.add_subparsers(dest="lab_command", metavar="LAB_COMMAND")
+
+    p = _cmd(cmds, "up", "Build the lab of an inventory (it needs a `lab:` section).", _up)
+    p.add_argument("-i", "--inventory", required=True, type=Path, metavar="FILE")
+    _json(p)
+
+    p = _cmd(cmds, "down", "Remove every namespace, link, process and file of a lab.", _down)
+    _which(p)
+
+    p = _cmd(cmds, "status", "Show what a lab (or every lab) consists of.", _status)
+    _which(p)
+    _json(p)
+
+    p = _cmd(cmds, "exec", "Run a command inside a lab host (exit code passed through).", _exec)
+    _which(p)
+    p.add_argument("host", metavar="HOST")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+
+    for name, summary, handler in (
+        ("cut", "Drop underlay traffic between two hosts (idempotent).", _cut),
+        ("heal", "Restore underlay traffic between two hosts (idempotent).", _heal),
+    ):
+        p = _cmd(cmds, name, summary, handler)
+        _which(p)
+        p.add_argument("a", metavar="HOST_A")
+        p.add_argument("b", metavar="HOST_B")
+
+    p = _cmd(cmds, "reboot", "Emulate a reboot of one host, then run its boot units.", _reboot)
+    _which(p)
+    p.add_argument("host", metavar="HOST")
+    p.add_argument(
+        "--timeout", type=float, default=120.0, metavar="S", help="per boot command (120)"
+    )
+
+
+def _cmd(
+    cmds: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    handler: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
+    p = cmds.add_parser(name, help=summary, description=summary)
+    p.set_defaults(handler=_guarded(handler))
+    return p
+
+
+def _which(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-i", "--inventory", type=Path, metavar="FILE", help="the lab of this inventory")
+    g.add_argument("--name", metavar="NAME", help="the lab called NAME (lab.name)")
+
+
+def _json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON instead of lines")
+
+
+def _usage(p: argparse.ArgumentParser) -> int:
+    p.print_help(sys.stderr)
+    return 2
+
+
+def _guarded(handler: Handler) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        from .errors import LabError
+        from .system import require_root
+
+        try:
+            require_root()
+            return handler(args)
+        except LabError as e:
+            print(f"mesh-push: {e}", file=sys.stderr)
+            return e.code
+
+    return run
+
+
+def _name(args: argparse.Namespace) -> str:
+    from .ops import lab_name
+
+    return lab_name(args.inventory, args.name)
+
+
+def _up(args: argparse.Namespace) -> int:
+    from .ops import up
+
+    result = up(args.inventory)
+    plan, lab = result.state.plan, result.state.dir
+    if args.json:
+        _print_json({"seconds": round(result.seconds, 3), "dir": str(lab), **plan.to_json()})
+        return 0
+    print(f"lab {plan.name} is up in {result.seconds:.1f} s ({plan.network}, controller "
+          f"{plan.controller})")  # fmt: skip
+    for n in plan.nodes:
+        via = f" via {n.jump}" if n.jump else ""
+        print(f"  {n.alias:<16} {n.kind:<8} {n.address}{via}")
+    print(f"try: ssh -F {lab / 'ssh_config'} {plan.nodes[0].alias} hostname")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from .ops import down
+
+    name = _name(args)
+    removed = down(name)
+    print(f"lab {name}: " + (f"removed {len(removed)} things" if removed else "nothing to remove"))
+    for item in removed:
+        print(f"  {item}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .ops import all_names, status
+
+    names = [_name(args)] if (args.inventory or args.name) else all_names()
+    labs = [status(n) for n in names]
+    if args.json:
+        _print_json(labs)
+        return 0
+    if not labs:
+        print("no lab")
+    for lab in labs:
+        print(
+            f"lab {lab['name']}: {lab['phase'] or 'no state'}, network {lab.get('network', '?')}, "
+            f"controller link {lab['controller_link'] or 'absent'}"
+        )
+        for n in lab["nodes"]:
+            print(
+                f"  {n['alias']:<16} {n['kind']:<8} {n['address']:<18} ns "
+                f"{'ok' if n['namespace_exists'] else 'MISSING'}  keeper "
+                f"{_alive(n['keeper_pid'], n['keeper_alive'])}  sshd "
+                f"{_alive(n['sshd_pid'], n['sshd_alive'])}"
+            )
+        for a, b in lab.get("cuts", []):
+            print(f"  cut: {a} <-> {b}")
+        for ns in lab["stray_namespaces"]:
+            print(f"  stray namespace: {ns}")
+    healthy = all(n["sshd_alive"] and n["keeper_alive"] for lab in labs for n in lab["nodes"])
+    return 0 if healthy else 1
+
+
+def _alive(pid: int | None, alive: bool) -> str:
+    return f"{pid} up" if alive else f"{pid or '-'} DOWN"
+
+
+def _exec(args: argparse.Namespace) -> int:
+    from .ops import exec_argv
+
+    argv = list(args.argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    full = exec_argv(_name(args), args.host, argv)
+    sys.stdout.flush()
+    # Replace this process: exit code, signals and the terminal belong to the command.
+    os.execvp(full[0], full)
+
+
+def _cut(args: argparse.Namespace) -> int:
+    return _set_cut(args, True)
+
+
+def _heal(args: argparse.Namespace) -> int:
+    return _set_cut(args, False)
+
+
+def _set_cut(args: argparse.Namespace, cut: bool) -> int:
+    from .ops import set_cut
+
+    name = _name(args)
+    state = set_cut(name, args.a, args.b, cut)
+    print(f"lab {name}: {'cut' if cut else 'healed'} {args.a} <-> {args.b}"
+          f" ({len(state.cuts)} cut(s) now)")  # fmt: skip
+    return 0
+
+
+def _reboot(args: argparse.Namespace) -> int:
+    from .ops import reboot
+
+    name = _name(args)
+    runs = reboot(name, args.host, args.timeout)
+    print(f"lab {name}: rebooted {args.host}, {len(runs)} boot command(s) run")
+    for r in runs:
+        print(f"  {r.unit}: {' '.join(r.argv)} -> exit {r.returncode}")
+    return 0
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))

@@ -1,0 +1,237 @@
+"""Namespaces, veths and the per-host keeper process whose namespaces `lab exec` enters."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .addresses import (
+    IF_BRIDGE,
+    IF_CONTROLLER,
+    IF_CONTROLLER_PEER,
+    IF_LAN,
+    IF_UNDERLAY,
+    LabPlan,
+    Node,
+    ifname,
+    wan_ns,
+)
+from .errors import EXIT_FAILED, LabError
+from .system import ip_batch, ip_batch_argv, pid_alive, read_pid, run, run_all
+
+# Directories every host gets a private copy of. They must exist as mount points on the
+# machine; creating an empty directory is the only trace the lab leaves outside /run/mesh-push.
+PRIVATE_DIRS = {
+    "/etc/wireguard": "etc-wireguard",
+    "/var/lib/mesh-push": "var-lib-mesh-push",
+    "/etc/systemd/system": "systemd",
+}
+TMPFS_DIR = "/run/wireguard"
+SSHD_PRIVSEP_DIR = "/run/sshd"
+
+# Runs as the keeper: it is already in the host's network namespace (ip netns exec) and in
+# fresh mount and UTS namespaces (unshare), so `hostname` and the mounts stay inside.
+# Arguments arrive as $1.. ($0 is a label), never pasted into the script.
+KEEPER_SCRIPT = """set -e
+hostname "$1"
+mount -t tmpfs -o mode=0755,size=16m mesh-push-lab /run/wireguard
+mount --bind "$2/etc-wireguard" /etc/wireguard
+mount --bind "$2/var-lib-mesh-push" /var/lib/mesh-push
+mount --bind "$2/systemd" /etc/systemd/system
+echo $$ > "$2/keeper.pid.tmp"
+mv "$2/keeper.pid.tmp" "$2/keeper.pid"
+exec sleep infinity
+"""
+
+
+def ensure_mount_points() -> None:
+    for path in (*PRIVATE_DIRS, TMPFS_DIR, SSHD_PRIVSEP_DIR):
+        os.makedirs(path, mode=0o755, exist_ok=True)
+
+
+def root_create_lines(plan: LabPlan) -> list[str]:
+    """Namespaces and veths, created straight inside their namespaces, so that nothing but
+    the controller veth ever appears in the root namespace."""
+    lab, wan = plan.name, wan_ns(plan.name)
+    lines = [f"netns add {ns}" for ns in plan.namespaces]
+    eth = ifname(lab, IF_UNDERLAY)
+    for n in plan.nodes:
+        if n.port:
+            lines.append(
+                f"link add name {n.port} netns {wan} type veth peer name {eth} netns {n.ns}"
+            )
+        elif n.jump:
+            router = plan.node(n.jump)
+            lines.append(
+                f"link add name {ifname(lab, IF_LAN)} netns {router.ns} "
+                f"type veth peer name {eth} netns {n.ns}"
+            )
+    lines.append(
+        f"link add name {ifname(lab, IF_CONTROLLER)} type veth "
+        f"peer name {ifname(lab, IF_CONTROLLER_PEER)} netns {wan}"
+    )
+    return lines
+
+
+def controller_lines(plan: LabPlan) -> list[str]:
+    ctl = ifname(plan.name, IF_CONTROLLER)
+    # A /32 brings no prefix route of its own: the one route below is all the root gains.
+    return [
+        f"address add {plan.controller}/32 dev {ctl}",
+        f"link set {ctl} up",
+        f"route add {plan.network} dev {ctl} src {plan.controller}",
+    ]
+
+
+def disable_ipv6(iface: str) -> None:
+    # Otherwise the veth gets an fe80:: address, a second address in the root namespace.
+    # No such file: no IPv6 on this machine, nothing to disable.
+    with contextlib.suppress(FileNotFoundError):
+        Path(f"/proc/sys/net/ipv6/conf/{iface}/disable_ipv6").write_text("1\n")
+
+
+def wan_lines(plan: LabPlan) -> list[str]:
+    br = ifname(plan.name, IF_BRIDGE)
+    lines = [f"link add name {br} type bridge", f"link set {br} up"]
+    for port in [*(n.port for n in plan.nodes if n.port), ifname(plan.name, IF_CONTROLLER_PEER)]:
+        lines += [f"link set {port} master {br}", f"link set {port} up"]
+    return lines
+
+
+def node_lines(plan: LabPlan, node: Node) -> list[str]:
+    eth = ifname(plan.name, IF_UNDERLAY)
+    lines = [
+        "link set lo up",
+        f"address add {node.address}/{node.prefixlen} dev {eth}",
+        f"link set {eth} up",
+    ]
+    if node.role == "router":
+        assert node.lan is not None
+        lan = ifname(plan.name, IF_LAN)
+        lines += [
+            f"address add {node.lan.network_address + 1}/{node.lan.prefixlen} dev {lan}",
+            f"link set {lan} up",
+        ]
+    if node.gateway:
+        lines.append(f"route add default via {node.gateway}")
+    return lines
+
+
+def configure(plan: LabPlan, jobs_extra: Sequence[tuple[Sequence[str], str | None]]) -> None:
+    """One `ip -batch` per namespace, all at once, plus any extra jobs (nftables)."""
+    jobs: list[tuple[Sequence[str], str | None]] = [
+        (ip_batch_argv(wan_ns(plan.name)), "\n".join(wan_lines(plan)) + "\n")
+    ]
+    for n in plan.nodes:
+        jobs.append((ip_batch_argv(n.ns), "\n".join(node_lines(plan, n)) + "\n"))
+    run_all([*jobs, *jobs_extra])
+
+
+def in_netns(ns: str, argv: Sequence[str]) -> list[str]:
+    # nsenter --net, unlike `ip netns exec`, leaves the mounts alone: enough for nft/sysctl.
+    return ["nsenter", f"--net=/run/netns/{ns}", "--", *argv]
+
+
+# --------------------------------------------------------------------------- keepers
+
+
+def start_keepers(jobs: Sequence[tuple[Node, Path]], timeout: float = 20) -> dict[str, int]:
+    """Start one keeper per node (all at once) and wait until each has made its mounts."""
+    procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+    for node, hdir in jobs:
+        for sub in PRIVATE_DIRS.values():
+            (hdir / sub).mkdir(mode=0o755, parents=True, exist_ok=True)
+        (hdir / "keeper.pid").unlink(missing_ok=True)
+        with open(hdir / "keeper.log", "wb") as log:
+            procs[node.alias] = (
+                subprocess.Popen(
+                    [
+                        "ip", "netns", "exec", node.ns,
+                        "unshare", "--mount", "--uts", "--propagation", "private",
+                        "sh", "-c", KEEPER_SCRIPT, "mesh-push-keeper", node.alias, str(hdir),
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    # Its own session: a Ctrl-C meant for the CLI must not kill the lab.
+                    start_new_session=True,
+                ),
+                hdir,
+            )  # fmt: skip
+    pids: dict[str, int] = {}
+    deadline = time.monotonic() + timeout
+    while len(pids) < len(procs):
+        for alias, (proc, hdir) in procs.items():
+            if alias in pids:
+                continue
+            pid = read_pid(hdir / "keeper.pid")
+            if pid:
+                pids[alias] = pid
+            elif proc.poll() is not None:
+                text = (hdir / "keeper.log").read_text(errors="replace").strip()
+                raise LabError(f"the keeper of {alias} failed: {text or proc.returncode}", 1)
+        if len(pids) < len(procs):
+            if time.monotonic() > deadline:
+                raise LabError("keepers did not start in time", EXIT_FAILED)
+            time.sleep(0.005)
+    return pids
+
+
+def enter(pid: int, argv: Sequence[str]) -> list[str]:
+    """argv run inside a node: its network, mount and UTS namespaces, via its keeper."""
+    return ["nsenter", f"--target={pid}", "--net", "--mount", "--uts", "--", *argv]
+
+
+# --------------------------------------------------------------------------- teardown
+
+
+def pids_in(namespaces: Iterable[str]) -> list[int]:
+    """What `ip netns pids` lists for each namespace (one `ip -batch` for them all)."""
+    names = list(namespaces)
+    if not names:
+        return []
+    done = run(
+        ip_batch_argv(force=True),
+        input="".join(f"netns pids {ns}\n" for ns in names),
+        check=False,
+    )
+    return sorted({int(tok) for tok in done.stdout.split() if tok.isdigit()})
+
+
+def kill_namespaces(namespaces: Iterable[str], timeout: float = 10) -> None:
+    """Kill every process `ip netns pids` lists, wait until they are gone, and repeat until
+    the namespaces are empty (a dying sshd may have forked a session meanwhile)."""
+    names = list(namespaces)
+    deadline = time.monotonic() + timeout
+    while pids := pids_in(names):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        while any(pid_alive(p) for p in pids):
+            if time.monotonic() > deadline:
+                left = [p for p in pids if pid_alive(p)]
+                raise LabError(f"processes {left} would not die", EXIT_FAILED)
+            time.sleep(0.005)
+        if time.monotonic() > deadline:
+            raise LabError(f"namespaces {names} keep getting new processes", EXIT_FAILED)
+
+
+def delete_namespaces(namespaces: Iterable[str]) -> None:
+    ip_batch([f"netns delete {ns}" for ns in namespaces], force=True)
+
+
+def links_with_prefix(prefix: str) -> list[str]:
+    out = run(["ip", "-j", "link", "show"]).stdout
+    return [str(link["ifname"]) for link in json.loads(out or "[]")
+            if str(link.get("ifname", "")).startswith(prefix)]  # fmt: skip
+
+
+def interfaces(ns: str) -> list[str]:
+    out = run(["ip", "-n", ns, "-j", "link", "show"]).stdout
+    return [str(link["ifname"]) for link in json.loads(out or "[]")]
