@@ -14,7 +14,7 @@ from . import addresses, nat, netns, sshd
 from .addresses import IF_CONTROLLER, IF_LAN, IF_UNDERLAY, LabPlan, ifname, ns_prefix
 from .errors import EXIT_FAILED, LabError
 from .state import LabState, keeper_pid, known_labs, make_dir, node_dir, remove_dir, sshd_pid
-from .system import ip_batch, ip_json, netns_list, pid_alive, run, start
+from .system import ip_batch, ip_batch_argv, ip_json, netns_list, pid_alive, run, start
 
 UNIT_DIR = "/etc/systemd/system/multi-user.target.wants"
 BOOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -283,13 +283,22 @@ def reboot(name: str, host: str, timeout: float = 120) -> list[BootRun]:
     keep = {"lo", ifname(name, IF_UNDERLAY)}
     if node.role == "router":
         keep.add(ifname(name, IF_LAN))
-    gone = [i for i in netns.interfaces(node.ns) if i not in keep]
     # A reboot forgets links, routes, addresses and firewall rules: start again from the
-    # lab's own configuration of the underlay.
+    # lab's own configuration of the underlay. Links of killed processes (wireguard-go's
+    # TUN) vanish on their own, maybe while we list them: retry until none is left.
+    for _ in range(50):
+        gone = [i for i in netns.interfaces(node.ns) if i not in keep]
+        if not gone:
+            break
+        run(
+            [*ip_batch_argv(node.ns, force=True)],
+            input="".join(f"link delete {i}\n" for i in gone),
+            check=False,
+        )
+    else:
+        raise LabError(f"links of {host} would not go away: {', '.join(gone)}", EXIT_FAILED)
     ip_batch(
-        [f"link delete {i}" for i in gone]
-        + ["route flush table main"]
-        + [f"address flush dev {i}" for i in sorted(keep - {"lo"})],
+        ["route flush table main", *(f"address flush dev {i}" for i in sorted(keep - {"lo"}))],
         netns=node.ns,
         force=True,
     )
