@@ -50,30 +50,57 @@ def lab_dir(name: str) -> Path:
 # --------------------------------------------------------------------------- YAML with lines
 
 
-def _compose(text: str, file: Path) -> tuple[Any, dict[YamlPath, int]]:
+def _compose(text: str, file: Path) -> tuple[Any, dict[YamlPath, int], list[Problem]]:
+    """Parse YAML keeping each node's line. Syntax errors raise at once (nothing else can be
+    read); a duplicate key keeps its first value and is reported with the other problems."""
     lines: dict[YamlPath, int] = {}
-    problems = Problems(file)
-    loader = yaml.SafeLoader(text)
+    found: list[Problem] = []
+    try:
+        # The reader already rejects control characters here, so this is inside the try.
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as e:
+        line = text.count("\n", 0, e.position) + 1
+        why = f"not a YAML text file: control character #x{e.character:04x}"
+        raise InventoryError([Problem(file, (), line, why)]) from None
     try:
         root = loader.get_single_node()
         if root is None:
-            return None, lines
+            return None, lines, found
 
         def walk(node: yaml.Node, path: YamlPath) -> Any:
             lines[path] = node.start_mark.line + 1
             if isinstance(node, yaml.MappingNode):
                 out: dict[Any, Any] = {}
+                key_line: dict[Any, int] = {}
                 for knode, vnode in node.value:
+                    kline = knode.start_mark.line + 1
+                    if knode.tag == "tag:yaml.org,2002:merge":
+                        found.append(
+                            Problem(file, path, kline, "YAML merge keys (<<) are not supported")
+                        )
+                        continue
                     key = loader.construct_object(knode, deep=True)
-                    if not isinstance(key, str | int):
-                        lines[(*path, str(key))] = knode.start_mark.line + 1
-                        problems.add((*path, str(key)), "keys must be plain names")
+                    if not isinstance(key, str | int) or isinstance(key, bool):
+                        text = knode.value if isinstance(knode, yaml.ScalarNode) else str(key)
+                        why = "keys must be plain names"
+                        if isinstance(key, bool) or key is None:
+                            why += f" (YAML reads {text!r} as {_kind(key)}: quote it)"
+                        found.append(Problem(file, (*path, str(text)), kline, why))
                         continue
                     if key in out:
-                        lines[(*path, key)] = knode.start_mark.line + 1
-                        problems.add((*path, key), "duplicate key")
+                        first = key_line[key]
+                        found.append(
+                            Problem(
+                                file,
+                                (*path, key),
+                                kline,
+                                f"duplicate key (first on line {first}; only that one is used)",
+                            )
+                        )
                         continue
+                    key_line[key] = kline
                     out[key] = walk(vnode, (*path, key))
+                    lines[(*path, key)] = kline  # point at the key, not its block below
                 return out
             if isinstance(node, yaml.SequenceNode):
                 return [walk(v, (*path, i)) for i, v in enumerate(node.value)]
@@ -82,16 +109,19 @@ def _compose(text: str, file: Path) -> tuple[Any, dict[YamlPath, int]]:
         data = walk(root, ())
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else None
-        raise InventoryError(
-            [Problem(file, (), line, f"not valid YAML: {e.problem or e}")]
-        ) from None
+        at = mark.line + 1 if mark else None
+        why = e.problem or str(e)
+        if "'\\t'" in why:
+            why = "a tab character: YAML indents with spaces only"
+        if e.context and e.context_mark and e.context_mark.line + 1 != at:
+            why += f" ({e.context} that starts on line {e.context_mark.line + 1})"
+        raise InventoryError([Problem(file, (), at, f"not valid YAML: {why}")]) from None
     except yaml.YAMLError as e:
-        raise InventoryError([Problem(file, (), None, f"not valid YAML: {e}")]) from None
+        why = " ".join(str(e).split())
+        raise InventoryError([Problem(file, (), None, f"not valid YAML: {why}")]) from None
     finally:
         loader.dispose()
-    problems.raise_if_any()
-    return data, lines
+    return data, lines, found
 
 
 # --------------------------------------------------------------------------- typed field reader
@@ -113,14 +143,14 @@ class Section:
         self.seen.add(key)
         if key in self.data and self.data[key] is not None:
             return self.data[key]
-        if default is MISSING:
+        if default is MISSING and self.ok:
             self.problems.add((*self.path, key), "required field is missing")
         return default
 
     def get(self, key: str, want: type[T], default: Any = MISSING, what: str = "") -> T:
         value = self.raw(key, default)
         if value is default:
-            return cast(T, value)
+            return cast(T, None if value is MISSING else value)
         # YAML 1.1 booleans are ints to Python; a port of `yes` is still an error.
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             return cast(T, float(value))
@@ -175,6 +205,7 @@ class Section:
 def _kind(value: Any) -> str:
     names = {
         bool: "true/false",
+        type(None): "null",
         int: "a number",
         float: "a number",
         str: "a string",
@@ -204,7 +235,7 @@ def public_key_problem(key: str) -> str | None:
     except ValueError:
         raw = b""
     if len(key) != 44 or len(raw) != 32 or base64.b64encode(raw).decode() != key:
-        return "not a WireGuard public key (44 characters of base64 for 32 bytes)"
+        return "not a WireGuard public key (44 characters of canonical base64 for 32 bytes)"
     return None
 
 
@@ -226,19 +257,29 @@ def load(path: str | os.PathLike[str]) -> Mesh:
         raise InventoryError([Problem(file, (), None, "no such file")]) from None
     except IsADirectoryError:
         raise InventoryError([Problem(file, (), None, "is a directory, not a file")]) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InventoryError([Problem(file, (), None, f"cannot read: {e}")]) from None
+    except UnicodeDecodeError as e:
+        raise InventoryError(
+            [Problem(file, (), None, f"not a YAML text file (not UTF-8 at byte {e.start})")]
+        ) from None
+    except OSError as e:
+        raise InventoryError([Problem(file, (), None, f"cannot read: {e.strerror or e}")]) from None
     return parse(text, file)
 
 
 def parse(text: str, file: Path) -> Mesh:
-    data, lines = _compose(text, file)
+    data, lines, early = _compose(text, file)
     problems = Problems(file, lines)
+    problems.items.extend(early)
     if data is None:
         problems.add((), "the inventory is empty: it needs at least `hosts:` and `links:`")
         problems.raise_if_any()
+    if not isinstance(data, dict):
+        problems.add(
+            (),
+            f"the inventory must be a YAML mapping with `hosts:` and `links:`, not {_kind(data)}",
+        )
+        problems.raise_if_any()
     top = Section(data, (), problems)
-    problems.raise_if_any()
     base = file.parent
 
     m = top.sub("mesh")
@@ -269,7 +310,13 @@ def parse(text: str, file: Path) -> Mesh:
     if wg_net and br_net and wg_net.overlaps(br_net):
         problems.add((*br.path, "network"), f"overlaps the WireGuard network {wg_net}")
 
+    if isinstance(name, str) and (not name.strip() or "/" in name or name in {".", ".."}):
+        problems.add((*m.path, "name"), "must be a plain name without '/' (it names a directory)")
     lab = _lab(top.sub("lab"), problems)
+    if lab:
+        for p, net in (((*wg.path, "network"), wg_net), ((*br.path, "network"), br_net)):
+            if net and net.overlaps(lab.network):
+                problems.add(p, f"overlaps the lab's network {lab.network}")
     ssh = _ssh_defaults(top.sub("ssh"), base, lab, problems)
 
     own_ifaces = {wg_if, br_name} - {None}
@@ -401,8 +448,11 @@ def _hosts(
     path: YamlPath = ("hosts",)
     if raw is MISSING or raw is None:
         return []
-    if not isinstance(raw, dict) or not raw:
-        problems.add(path, "must be a mapping of host name to host settings")
+    if not isinstance(raw, dict):
+        problems.add(path, f"must be a mapping of host name to host settings, not {_kind(raw)}")
+        return []
+    if not raw:
+        problems.add(path, "lists no hosts")
         return []
 
     pending: list[tuple[str, Section, dict[str, Any]]] = []
@@ -426,7 +476,8 @@ def _hosts(
         if n in used:
             problems.add((*sec.path, "number"), f"number {n} is already {used[n]}'s")
         used[n] = name
-    limit = min((net.num_addresses - 2 for net in networks), default=254)
+    smallest = min(networks, key=lambda net: net.num_addresses, default=None)
+    limit = smallest.num_addresses - 2 if smallest else 254
     free = (n for n in range(1, limit + 1) if n not in used)
 
     hosts: list[Host] = []
@@ -439,7 +490,10 @@ def _hosts(
                 problems.add(sec.path, f"no free host number left in the networks (max {limit})")
                 continue
         elif number > limit:
-            problems.add((*sec.path, "number"), f"{number} does not fit the networks (1..{limit})")
+            problems.add(
+                (*sec.path, "number"),
+                f"{number} does not fit the network {smallest}: host numbers are 1..{limit}",
+            )
         addr = f["address"]
         if addr is not None:
             if str(addr) in seen_addr:
@@ -476,7 +530,7 @@ def _host_fields(sec: Section, problems: Problems) -> dict[str, Any]:
     endpoint: EndpointKind | None = sec.choice("endpoint", ("static", "dynamic", "nat"))
     addr_raw = sec.get("address", str, None, "an IP address")
     number = sec.int_in("number", 1, 65534, None)
-    key = sec.get("public_key", str, None)
+    key: str | None = sec.get("public_key", str, None)
     location = sec.get("location", str, None)
     s = sec.sub("ssh")
     ssh = SshTarget(
@@ -554,17 +608,20 @@ def _links(top: Section, problems: Problems, hosts: dict[str, Host]) -> list[Lin
             parsed = _link_entry(item, (*path, i), problems)
             if parsed:
                 entries.append(parsed)
+    if not hosts:
+        return []  # the hosts are missing or broken, already reported: names cannot be checked
 
     links: list[Link] = []
     pairs: dict[frozenset[str], YamlPath] = {}
     vnis: dict[int, YamlPath] = {}
-    for p, a, b, vni, _lat, _cost in entries:
+    for p, _a, _b, vni, _lat, _cost in entries:
         if vni is not None:
             if vni in vnis:
                 problems.add((*p, "vni"), f"VNI {vni} is already used by links{_idx(vnis[vni])}")
             vnis.setdefault(vni, p)
     free = (v for v in range(1, VNI_MAX + 1) if v not in vnis)
-    bad = False
+    # A link that was dropped would make the graph look cut: report only the first cause.
+    bad = isinstance(raw, list) and len(entries) < len(raw)
     for p, a, b, vni, lat, cost in entries:
         unknown = [h for h in (a, b) if h not in hosts]
         for h in unknown:
@@ -651,4 +708,3 @@ def _check_connected(
             path,
             f"the links do not connect every host: {', '.join(cut_off)} cannot reach {start}",
         )
-
