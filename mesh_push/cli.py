@@ -99,9 +99,60 @@ def build_parser() -> argparse.ArgumentParser:
     _templates_arg(p)
     p.add_argument("-o", "--output", required=True, type=Path, metavar="DIR")
 
+    p = _command(
+        sub,
+        "up",
+        "Build or update the mesh: facts from every host, plan, confirm, apply in waves "
+        "(static, dynamic, NAT; jump hosts first), verify handshakes, STP and pings.",
+        "mesh-push up -i inventory/lab.yaml --yes",
+        cmd_up,
+    )
+    _inventory_arg(p)
+    _templates_arg(p)
+    _json_arg(p)
+    _ssh_args(p)
+    p.add_argument("-y", "--yes", action="store_true", help="apply without asking")
+    p.add_argument("--no-verify", action="store_true", help="skip the checks after applying")
+
+    p = _command(
+        sub,
+        "down",
+        "Remove everything `up` created on every host (interfaces, wireguard-go, scripts, "
+        "boot hook). Private keys stay unless --purge.",
+        "mesh-push down -i inventory/lab.yaml --yes",
+        cmd_down,
+    )
+    _inventory_arg(p)
+    _templates_arg(p)
+    _json_arg(p)
+    _ssh_args(p)
+    p.add_argument("-y", "--yes", action="store_true", help="do it without asking")
+    p.add_argument("--purge", action="store_true", help="also delete the hosts' private keys")
+
+    p = _command(
+        sub,
+        "status",
+        "Gather WireGuard and STP state from every host at once and judge the mesh.",
+        "mesh-push status -i inventory/lab.yaml --json",
+        cmd_status,
+    )
+    _inventory_arg(p)
+    _json_arg(p)
+    _ssh_args(p)
+    p.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS")
+
     for register in _extra_commands():
         register(sub)
     return parser
+
+
+def _ssh_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--accept-new",
+        action="store_true",
+        help="trust a host key seen for the first time and add it to known_hosts "
+        "(a changed key is refused even then)",
+    )
 
 
 def _extra_commands() -> list[
@@ -160,6 +211,72 @@ def cmd_render(args: argparse.Namespace) -> int:
     for path in written:
         print(path)
     return EXIT_OK
+
+
+def _confirm(question: str, yes: bool) -> bool:
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError("not on a terminal and --yes not given: refusing to change hosts")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from . import inventory, push, render, report
+
+    mesh = inventory.load(args.inventory)
+    templates = render.load_templates(args.templates)
+    progress = report.Progress(enabled=not args.json)
+    session = push.connect_all(
+        mesh, push.facts_command(mesh, mesh.keys == "host"), args.accept_new, progress.host
+    )
+    try:
+        prep = push.prepare(session, templates)
+        report.show_changes(prep, session, quiet=args.json)
+        if prep.to_apply and not _confirm(f"apply to {len(prep.to_apply)} host(s)?", args.yes):
+            return EXIT_FAILED
+        push.apply(session, prep, progress.host)
+        verification = None
+        if not args.no_verify:
+            verification = push.verify(session, prep.plan, progress.host)
+    finally:
+        session.close()
+        progress.stop()
+    ok = all(r.ok for r in session.reports.values()) and (verification is None or verification.ok)
+    if args.json:
+        report.print_json(report.up_json(session, verification, ok))
+    else:
+        report.show_up(session, verification)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from . import inventory, push, render, report
+
+    mesh = inventory.load(args.inventory)
+    templates = render.load_templates(args.templates)
+    if not _confirm(f"remove mesh {mesh.name} from {len(mesh.hosts)} host(s)?", args.yes):
+        return EXIT_FAILED
+    progress = report.Progress(enabled=not args.json)
+    session = push.connect_all(mesh, None, args.accept_new, progress.host)
+    try:
+        push.down(session, templates, args.purge, progress.host)
+    finally:
+        session.close()
+        progress.stop()
+    ok = all(r.ok for r in session.reports.values())
+    if args.json:
+        report.print_json(report.up_json(session, None, ok))
+    else:
+        report.show_up(session, None)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from . import inventory, status
+
+    mesh = inventory.load(args.inventory)
+    return status.run(mesh, args.json, args.accept_new, args.watch)
 
 
 def _public_keys(mesh: object) -> dict[str, str]:

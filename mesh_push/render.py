@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jinja2
@@ -36,11 +37,22 @@ def key_file(plan: Plan) -> str:
 
 
 def render_host(
-    plan: Plan, hp: HostPlan, env: jinja2.Environment, private_key: str | None = None
+    plan: Plan,
+    hp: HostPlan,
+    env: jinja2.Environment,
+    private_key: str | None = None,
+    allow_missing_peers: bool = False,
 ) -> str:
-    missing = [p.name for p in hp.peers if p.public_key is None]
+    missing = {p.name for p in hp.peers if p.public_key is None}
+    if missing and not allow_missing_peers:
+        raise ValueError(f"{hp.name}: public keys of {', '.join(sorted(missing))} are unknown")
     if missing:
-        raise ValueError(f"{hp.name}: public keys of {', '.join(missing)} are unknown")
+        # A peer never reached has no key yet: leave its tunnel and wire out until it has.
+        hp = dataclasses.replace(
+            hp,
+            peers=tuple(p for p in hp.peers if p.name not in missing),
+            wires=tuple(w for w in hp.wires if w.name not in missing),
+        )
     return env.get_template("host.sh.j2").render(
         version=__version__,
         mesh=plan.mesh,

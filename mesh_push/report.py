@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import stp
@@ -17,7 +19,13 @@ from .plan import Plan
 
 def console(stderr: bool = False) -> Console:
     # NO_COLOR is honoured by rich itself; never colour what is not a terminal.
-    return Console(stderr=stderr, no_color="NO_COLOR" in os.environ or None)
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(
+        stderr=stderr,
+        no_color="NO_COLOR" in os.environ or None,
+        # Tables piped to a file or a CI log would otherwise be cut at 80 columns.
+        width=None if stream.isatty() else 160,
+    )
 
 
 def print_json(data: Any) -> None:
@@ -152,8 +160,9 @@ def show_plan(p: Plan, cut: stp.Edge | None = None) -> None:
         )
     out.print(links)
     tree = data["tree"]
+    after = ", after cutting " + "–".join(cut) if cut else ""
     out.print(
-        f"Spanning tree ({tree['method']} search{', after cutting ' + '–'.join(cut) if cut else ''})"
+        f"Spanning tree ({tree['method']} search{after})"
         f": root [bold]{tree['root']}[/], backup root {tree['backup_root']}, "
         f"total pair latency {p.tree.routing_cost_ms:g} ms"
     )
@@ -173,3 +182,208 @@ def show_plan(p: Plan, cut: stp.Edge | None = None) -> None:
 
 def _forwarding(data: dict[str, Any]) -> set[stp.Edge]:
     return {stp.edge(*lk["hosts"]) for lk in data["links"] if lk["in_tree"]}
+
+
+class Progress:
+    """Live per-host lines on stderr while hosts are worked on (quiet under --json)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.start = time.monotonic()
+        self.out = console(stderr=True)
+
+    def host(self, name: str, message: str) -> None:
+        if self.enabled:
+            elapsed = time.monotonic() - self.start
+            self.out.print(f"[dim]{elapsed:6.2f}s[/] [bold]{name:<12}[/] {escape(message)}")
+
+    def stop(self) -> None:
+        pass
+
+
+def show_changes(prep: Any, session: Any, quiet: bool) -> None:
+    if quiet:
+        return
+    out = console(stderr=True)
+    for name, peers in prep.missing_keys.items():
+        out.print(f"[yellow]{name}: no public key yet for {', '.join(peers)}: left out[/]")
+    if prep.to_apply:
+        out.print(f"will apply to: {', '.join(prep.to_apply)}")
+    if prep.unchanged:
+        out.print(f"no changes: {', '.join(prep.unchanged)}")
+
+
+def up_json(session: Any, verification: Any, ok: bool) -> dict[str, Any]:
+    return {
+        "ok": ok,
+        "hosts": [r.as_json() for r in session.reports.values()],
+        "verify": None
+        if verification is None
+        else {
+            "ok": verification.ok,
+            "seconds": round(verification.seconds, 2),
+            "problems": verification.problems,
+        },
+    }
+
+
+STATUS_STYLE = {
+    "changed": "green",
+    "unchanged": "green",
+    "failed": "red",
+    "unreachable": "red",
+    "skipped": "yellow",
+}
+
+
+def show_up(session: Any, verification: Any) -> None:
+    out = console()
+    table = Table(title="Result", title_justify="left")
+    for col in ("host", "result", "changes", "details"):
+        table.add_column(col)
+    for r in session.reports.values():
+        style = STATUS_STYLE.get(r.status, "")
+        details = r.message
+        if r.stderr_tail:
+            details += "\n" + r.stderr_tail
+        changes = "no changes" if r.ok and not r.changes else str(len(r.changes) or "")
+        table.add_row(r.name, f"[{style}]{r.status}[/]", changes, escape(details))
+    out.print(table)
+    if verification is not None:
+        if verification.ok:
+            out.print(
+                f"[green]verified[/] in {verification.seconds:.1f} s: every peer has a "
+                "handshake, every bridge has converged, a ping crosses every wire"
+            )
+        else:
+            out.print(f"[red]verification failed[/] after {verification.seconds:.1f} s:")
+            for problem in verification.problems:
+                out.print(f"  {escape(problem)}")
+
+
+def _age(age: float | None) -> str:
+    return "never" if age is None else f"{age:.0f}s"
+
+
+def status_json(p: Plan, j: Any) -> dict[str, Any]:
+    mac_to_host = {hp.bridge_mac.replace(":", ""): hp.name for hp in p.hosts}
+    hosts = []
+    for hp in p.hosts:
+        v = j.hosts[hp.name]
+        st = v.state
+        entry: dict[str, Any] = {
+            "name": hp.name,
+            "reachable": v.reachable,
+            "healthy": v.healthy,
+            "reasons": v.reasons,
+            "wireguard": None,
+            "bridge": None,
+        }
+        if st is not None:
+            entry["wireguard"] = {
+                "interface": p.mesh.wg_interface,
+                "public_key": st.public_key,
+                "listen_port": st.listen_port,
+                "peers": [
+                    {
+                        "name": pe.name,
+                        "public_key": pe.public_key,
+                        "latest_handshake_age_s": st.handshake_age(pe.public_key)
+                        if pe.public_key
+                        else None,
+                        "endpoint": st.endpoints.get(pe.public_key or ""),
+                        "transfer_rx_tx": st.transfer.get(pe.public_key or ""),
+                    }
+                    for pe in hp.peers
+                ],
+            }
+            if st.stp is not None:
+                root_id = st.root_id or st.stp.designated_root
+                entry["bridge"] = {
+                    "name": p.mesh.bridge,
+                    "bridge_id": st.stp.bridge_id,
+                    "root_id": root_id,
+                    "root_host": mac_to_host.get(root_id.partition(".")[2]),
+                    "root_port": st.stp.root_port,
+                    "path_cost": st.stp.path_cost,
+                    "ports": [
+                        {"name": port.name, "state": port.state, "path_cost": port.path_cost}
+                        for port in st.stp.ports.values()
+                    ],
+                }
+        hosts.append(entry)
+    return {
+        "healthy": j.healthy,
+        "reasons": j.reasons,
+        "tree_matches_plan": j.tree_matches_plan,
+        "planned_root": p.tree.expected.root,
+        "hosts": hosts,
+        "wires": j.wires,
+    }
+
+
+def show_status(p: Plan, j: Any, clear: bool = False) -> None:
+    out = console()
+    if clear:
+        out.clear()
+    data = status_json(p, j)
+    hosts = Table(title=f"mesh {p.mesh.name}: hosts", title_justify="left")
+    for col in ("host", "reachable", "peers up", "oldest handshake", "bridge id", "root",
+                "root port", "cost", "fwd/blk", "verdict"):  # fmt: skip
+        hosts.add_column(col)
+    for h in data["hosts"]:
+        if not h["reachable"]:
+            hosts.add_row(h["name"], "[red]no[/]", *[""] * 7, "[yellow]unknown[/]")
+            continue
+        peers = h["wireguard"]["peers"] if h["wireguard"] else []
+        ages = [pe["latest_handshake_age_s"] for pe in peers]
+        up = [a for a in ages if a is not None and a <= 180]
+        oldest = "never" if None in ages else _age(max(ages, default=None))
+        br = h["bridge"] or {}
+        ports = br.get("ports", [])
+        fwd = sum(1 for x in ports if x["state"] == "forwarding")
+        blk = sum(1 for x in ports if x["state"] == "blocking")
+        verdict = (
+            "[green]healthy[/]"
+            if h["healthy"]
+            else "[red]unhealthy[/]: " + escape("; ".join(h["reasons"]))
+        )
+        hosts.add_row(
+            h["name"],
+            "yes",
+            f"{len(up)}/{len(peers)}",
+            oldest,
+            br.get("bridge_id", ""),
+            br.get("root_host") or br.get("root_id", ""),
+            str(br.get("root_port", "")),
+            str(br.get("path_cost", "")),
+            f"{fwd}/{blk}",
+            verdict,
+        )
+    out.print(hosts)
+    wires = Table(title="wires", title_justify="left")
+    for col in ("wire", "VNI", "handshake age", "VXLAN up", "STP state", "MTU", "problems"):
+        wires.add_column(col)
+    for w in data["wires"]:
+        a, b = w["hosts"]
+        ea, eb = w["ends"].get(a), w["ends"].get(b)
+
+        def both(key: str, fmt: Any = str, ea: Any = ea, eb: Any = eb) -> str:
+            return " / ".join("?" if e is None else fmt(e[key]) for e in (ea, eb))
+
+        wires.add_row(
+            f"{a} – {b}",
+            str(w["vni"]),
+            both("handshake_age_s", _age),
+            both("vxlan_up", lambda x: "yes" if x else "no"),
+            both("stp_state", lambda x: x or "-"),
+            both("mtu"),
+            escape("; ".join(w["problems"])),
+        )
+    out.print(wires)
+    tree = {True: "matches the plan", False: "DIFFERS from the plan", None: "unknown"}
+    out.print(
+        f"spanning tree: {tree[data['tree_matches_plan']]} (planned root {data['planned_root']})"
+    )
+    verdict = "[green]HEALTHY[/]" if data["healthy"] else "[red]UNHEALTHY[/]"
+    out.print(f"verdict: {verdict}" + "".join(f"\n  {escape(r)}" for r in data["reasons"]))

@@ -1,0 +1,437 @@
+"""Push: facts from every host in one round trip, then apply wave by wave, then verify.
+
+The only stage (with `observe`'s gathering) that talks to hosts. Per host it keeps one SSH
+connection for the whole command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shlex
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from fabric import Connection
+
+from . import keys, observe, plan, render, ssh
+from .inventory import public_key_problem
+from .model import Mesh
+
+STATE_DIR = render.STATE_DIR
+UNIT = "/etc/systemd/system/mesh-push.service"
+WANTS = "/etc/systemd/system/multi-user.target.wants/mesh-push.service"
+
+Progress = Callable[[str, str], None]
+
+
+@dataclass
+class HostReport:
+    name: str
+    status: str = "pending"  # unreachable, skipped, failed, unchanged, changed
+    step: str = ""
+    message: str = ""
+    changes: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+    stderr_tail: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("changed", "unchanged")
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "ok": self.ok,
+            "step": self.step or None,
+            "message": self.message or None,
+            "changes": self.changes,
+            "exit_code": self.exit_code,
+            "stderr_tail": self.stderr_tail or None,
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
+
+
+@dataclass
+class Session:
+    """Open connections and what the hosts told us; closed once, at the end."""
+
+    mesh: Mesh
+    conns: dict[str, Connection] = field(default_factory=dict)
+    reports: dict[str, HostReport] = field(default_factory=dict)
+    facts: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def close(self) -> None:
+        for conn in self.conns.values():
+            # Closing a dead transport must not hide the real result.
+            with contextlib.suppress(Exception):
+                ssh.close(conn)
+
+
+def facts_command(mesh: Mesh, generate_key: bool) -> str:
+    key = render.KEY_DIR + f"/{mesh.wg_interface}.key"
+    lines = [
+        "umask 077",
+        f"k={shlex.quote(key)}",
+    ]
+    if generate_key:
+        # keys: host. The private key is made on the host and never leaves it.
+        lines.append(
+            'if [ ! -s "$k" ]; then mkdir -p "${k%/*}" && chmod 700 "${k%/*}" && '
+            'wg genkey > "$k.new" && mv "$k.new" "$k"; fi'
+        )
+    lines += [
+        'echo "public_key=$(wg pubkey < "$k" 2>/dev/null)"',
+        'echo "kernel_wireguard=$([ -d /sys/module/wireguard ] && echo yes || echo no)"',
+        'echo "wireguard_go=$(command -v wireguard-go || true)"',
+        'echo "wg=$(command -v wg || true)"',
+        'echo "brctl=$(command -v brctl || true)"',
+        'echo "systemd=$([ -d /run/systemd/system ] && echo yes || echo no)"',
+        f'echo "applied=$(cat {STATE_DIR}/applied.sha256 2>/dev/null)"',
+    ]
+    return "; ".join(lines)
+
+
+def parse_facts(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            out[k.strip()] = v.strip()
+    return out
+
+
+def apply_command(digest: str) -> str:
+    """Store the script (temp file, rename), run it detached from this SSH session so a
+    dropped connection cannot stop it half way, wait, and hand back its log and status."""
+    d = STATE_DIR
+    detached = (
+        f"sh {d}/apply.sh > {d}/apply.log 2>&1; rc=$?; "
+        f'if [ "$rc" = 0 ]; then echo {digest} > {d}/applied.sha256.new && '
+        f"mv {d}/applied.sha256.new {d}/applied.sha256; {_boot_hook()}; fi; "
+        f"echo $rc > {d}/apply.rc.new; mv {d}/apply.rc.new {d}/apply.rc"
+    )
+    return (
+        f"set -e; umask 077; mkdir -p {d}; chmod 700 {d}; "
+        f"cat > {d}/apply.sh.new; mv {d}/apply.sh.new {d}/apply.sh; rm -f {d}/apply.rc; "
+        f"setsid sh -c {shlex.quote(detached)} </dev/null >/dev/null 2>&1 & "
+        f"while [ ! -e {d}/apply.rc ]; do sleep 0.02; done; "
+        f"cat {d}/apply.log; exit $(cat {d}/apply.rc)"
+    )
+
+
+def _boot_hook() -> str:
+    unit = (
+        "[Unit]\\nDescription=mesh-push: bring the mesh back at boot\\n"
+        "After=network-online.target\\nWants=network-online.target\\n\\n"
+        "[Service]\\nType=oneshot\\nRemainAfterExit=yes\\n"
+        f"ExecStart=/bin/sh {STATE_DIR}/apply.sh\\n\\n"
+        "[Install]\\nWantedBy=multi-user.target\\n"
+    )
+    # Written even without systemd: the wants link is what a boot (or the lab's) runs.
+    return (
+        f"mkdir -p {WANTS.rsplit('/', 1)[0]} && printf '{unit}' > {UNIT}.new && "
+        f"mv {UNIT}.new {UNIT} && ln -sf {UNIT} {WANTS} && "
+        "{ [ ! -d /run/systemd/system ] || systemctl daemon-reload; }"
+    )
+
+
+def digest(script: str) -> str:
+    return hashlib.sha256(script.encode()).hexdigest()
+
+
+def _parallel(names: Iterable[str], fn: Callable[[str], None], workers: int = 64) -> None:
+    names = list(names)
+    if not names:
+        return
+    with ThreadPoolExecutor(max_workers=min(workers, len(names))) as pool:
+        list(pool.map(fn, names))
+
+
+def connect_all(
+    mesh: Mesh,
+    command: str | None,
+    accept_new: bool,
+    progress: Progress,
+    only: Iterable[str] | None = None,
+) -> Session:
+    """Connect to every host in parallel (a jump host's own connection is reused by nobody:
+    each host has its own chain) and run `command` once on each."""
+    session = Session(mesh)
+    cfg = ssh._ssh_config(mesh)
+    names = list(only) if only is not None else [h.name for h in mesh.hosts]
+
+    def one(name: str) -> None:
+        rep = session.reports.setdefault(name, HostReport(name))
+        start = time.monotonic()
+        try:
+            target = ssh.resolve(mesh, mesh.host(name), cfg)
+            conn = ssh.connect(mesh, target, accept_new)
+            session.conns[name] = conn
+            rep.seconds["connect"] = time.monotonic() - start
+            if command is not None:
+                res = ssh.run(conn, command)
+                rep.seconds["facts"] = res.seconds
+                session.facts[name] = parse_facts(res.stdout)
+                session.facts[name]["_stdout"] = res.stdout
+            progress(name, "connected")
+        except ssh.SshError as e:
+            rep.status, rep.step, rep.message = "unreachable", "connect", str(e)
+            progress(name, f"unreachable: {e}")
+
+    for name in names:
+        session.reports[name] = HostReport(name)
+    _parallel(names, one)
+    return session
+
+
+def depends_on(mesh: Mesh, name: str) -> list[str]:
+    """The jump hosts a host is reached through, nearest first."""
+    chain = []
+    via = mesh.host(name).ssh.via
+    while via is not None:
+        chain.append(via)
+        via = mesh.host(via).ssh.via
+    return chain
+
+
+@dataclass
+class Prepared:
+    plan: plan.Plan
+    scripts: dict[str, str]
+    digests: dict[str, str]
+    to_apply: list[str]
+    unchanged: list[str]
+    missing_keys: dict[str, list[str]]
+
+
+def prepare(session: Session, templates: Any) -> Prepared:
+    """From the facts: public keys (cached), the plan, each host's script and whether it
+    differs from what the host last applied."""
+    mesh = session.mesh
+    if mesh.keys == "host":
+        fresh = {
+            n: f["public_key"]
+            for n, f in session.facts.items()
+            if f.get("public_key") and not public_key_problem(f["public_key"])
+        }
+        keys.save_public_keys(mesh, fresh)
+    known = keys.public_keys(mesh, create=mesh.keys == "controller")
+    p = plan.build(mesh, known)
+    private = keys.private_key_files(mesh) if mesh.keys == "controller" else {}
+    scripts, digests, to_apply, unchanged = {}, {}, [], []
+    missing: dict[str, list[str]] = {}
+    for hp in p.hosts:
+        name = hp.name
+        if name not in session.conns:
+            continue
+        absent = [pe.name for pe in hp.peers if pe.public_key is None]
+        if absent:
+            missing[name] = absent
+        secret = private[name].read_text().strip() if name in private else None
+        script = render.render_host(p, hp, templates, secret, allow_missing_peers=True)
+        scripts[name], digests[name] = script, digest(script)
+        if session.facts.get(name, {}).get("applied") == digests[name]:
+            unchanged.append(name)
+        else:
+            to_apply.append(name)
+    return Prepared(p, scripts, digests, to_apply, unchanged, missing)
+
+
+def apply(session: Session, prep: Prepared, progress: Progress) -> None:
+    mesh = session.mesh
+    for name in prep.unchanged:
+        rep = session.reports[name]
+        rep.status = "unchanged"
+        rep.changes = []
+    for wave in prep.plan.waves:
+        ready = []
+        for name in wave:
+            rep = session.reports[name]
+            if name not in prep.to_apply:
+                continue
+            blocked = [j for j in depends_on(mesh, name) if not session.reports[j].ok]
+            if blocked:
+                rep.status, rep.step = "skipped", "apply"
+                rep.message = f"not touched: it is reached through {blocked[0]}, which failed"
+                progress(name, rep.message)
+                continue
+            ready.append(name)
+
+        def one(name: str) -> None:
+            rep = session.reports[name]
+            progress(name, "applying")
+            try:
+                res = ssh.run(
+                    session.conns[name], apply_command(prep.digests[name]), prep.scripts[name]
+                )
+            except ssh.SshError as e:
+                rep.status, rep.step, rep.message = "failed", "apply", str(e)
+                progress(name, f"failed: {e}")
+                return
+            rep.seconds["apply"] = res.seconds
+            rep.changes = [
+                ln.removeprefix("changed: ")
+                for ln in res.stdout.splitlines()
+                if ln.startswith("changed: ")
+            ]
+            if res.ok:
+                rep.status = "changed" if rep.changes else "unchanged"
+                progress(name, f"applied: {len(rep.changes)} change(s)")
+            else:
+                rep.status, rep.exit_code = "failed", res.exit_code
+                rep.step = _failed_step(res.stdout) or "apply"
+                rep.stderr_tail = "\n".join(res.stdout.strip().splitlines()[-8:])
+                rep.message = f"step {rep.step!r} failed with exit code {res.exit_code}"
+                progress(name, rep.message)
+
+        _parallel(ready, one)
+
+
+def _failed_step(log: str) -> str | None:
+    for line in reversed(log.splitlines()):
+        if line.startswith('mesh-push: step "'):
+            return line.split('"')[1]
+    return None
+
+
+# --------------------------------------------------------------------------- verify
+
+
+@dataclass
+class Verification:
+    ok: bool
+    seconds: float
+    problems: list[str]
+    states: dict[str, observe.HostState]
+
+
+def gather(session: Session, names: Iterable[str]) -> dict[str, observe.HostState]:
+    mesh = session.mesh
+    cmd = observe.gather_command(mesh.wg_interface, mesh.bridge)
+    out: dict[str, observe.HostState] = {}
+
+    def one(name: str) -> None:
+        try:
+            res = ssh.run(session.conns[name], cmd)
+            out[name] = observe.parse(res.stdout, mesh.bridge)
+        except ssh.SshError:
+            pass
+
+    _parallel(names, one)
+    return out
+
+
+def convergence_bound(mesh: Mesh) -> float:
+    """Listening then learning (2 × forward_delay) after a root change is learnt (max_age),
+    plus a hello or two of slack for the handshakes that BPDUs themselves trigger."""
+    s = mesh.stp
+    return s.max_age + 2 * s.forward_delay + 2 * s.hello + 5
+
+
+def verify(session: Session, p: plan.Plan, progress: Progress) -> Verification:
+    mesh = session.mesh
+    names = [n for n in session.conns if session.reports[n].ok]
+    start = time.monotonic()
+    deadline = start + convergence_bound(mesh)
+    problems: list[str] = []
+    states: dict[str, observe.HostState] = {}
+    while True:
+        states = gather(session, names)
+        problems = _pending(p, states, names)
+        if not problems or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    if not problems:
+        problems = _ping_wires(session, p, names)
+    elapsed = time.monotonic() - start
+    for problem in problems:
+        progress("verify", problem)
+    return Verification(not problems, elapsed, problems, states)
+
+
+def _pending(p: plan.Plan, states: dict[str, observe.HostState], names: list[str]) -> list[str]:
+    out = []
+    healthy = set(names)
+    for name in names:
+        st = states.get(name)
+        if st is None:
+            out.append(f"{name}: no state")
+            continue
+        hp = p.host(name)
+        for peer in hp.peers:
+            if peer.name not in healthy or peer.public_key is None:
+                continue
+            if st.handshake_age(peer.public_key) is None:
+                out.append(f"{name}: no handshake with {peer.name}")
+        if st.stp is None:
+            out.append(f"{name}: no bridge {p.mesh.bridge}")
+            continue
+        for wire in hp.wires:
+            port = st.stp.ports.get(wire.name)
+            if wire.name not in healthy:
+                continue
+            if port is None:
+                out.append(f"{name}: wire {wire.name} is not a bridge port")
+            elif port.state in ("listening", "learning", "disabled", ""):
+                out.append(f"{name}: wire {wire.name} still {port.state or 'down'}")
+    return out
+
+
+def _ping_wires(session: Session, p: plan.Plan, names: list[str]) -> list[str]:
+    healthy = set(names)
+    problems: list[str] = []
+
+    def one(name: str) -> None:
+        peers = [
+            (w.name, str(p.host(w.name).bridge_address.ip))
+            for w in p.host(name).wires
+            if w.name in healthy
+        ]
+        if not peers:
+            return
+        cmd = "; ".join(
+            f"ping -c 1 -W 2 -q {addr} >/dev/null 2>&1 || echo {peer}" for peer, addr in peers
+        )
+        try:
+            res = ssh.run(session.conns[name], cmd + "; true")
+        except ssh.SshError as e:
+            problems.append(f"{name}: {e}")
+            return
+        for peer in res.stdout.split():
+            problems.append(f"{name}: no ping across the bridge to {peer}")
+
+    _parallel(names, one)
+    return problems
+
+
+def down(session: Session, templates: Any, purge: bool, progress: Progress) -> None:
+    p = plan.build(session.mesh, {})
+    script = render.render_down(p, templates, purge)
+
+    def one(name: str) -> None:
+        rep = session.reports[name]
+        try:
+            res = ssh.run(session.conns[name], "sh -s", script)
+        except ssh.SshError as e:
+            rep.status, rep.step, rep.message = "failed", "down", str(e)
+            return
+        rep.changes = [
+            ln.removeprefix("changed: ")
+            for ln in res.stdout.splitlines()
+            if ln.startswith("changed: ")
+        ]
+        if res.ok:
+            rep.status = "changed" if rep.changes else "unchanged"
+        else:
+            rep.status, rep.step, rep.exit_code = "failed", "down", res.exit_code
+            rep.stderr_tail = res.stderr_tail()
+            rep.message = f"down failed with exit code {res.exit_code}"
+        progress(name, rep.status)
+
+    _parallel(list(session.conns), one)
