@@ -25,7 +25,7 @@ def router_script(plan: LabPlan) -> str:
 
 
 # The router forwards between its LAN and the wan; the rest of the job is nftables.
-ROUTER_SETUP = 'echo 1 > /proc/sys/net/ipv4/ip_forward && exec nft -f -'
+ROUTER_SETUP = "echo 1 > /proc/sys/net/ipv4/ip_forward && exec nft -f -"
 
 
 def router_job(plan: LabPlan, router: Node) -> tuple[Sequence[str], str]:

@@ -407,4 +407,3 @@ def lab_processes_rss_kib(name: str) -> int:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
-

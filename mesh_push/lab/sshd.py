@@ -144,9 +144,7 @@ def ssh_config(plan: LabPlan, lab: Path) -> str:
 
 def known_hosts(plan: LabPlan, node_dirs: Mapping[str, Path]) -> str:
     # Alias for paramiko lookups by name, address for OpenSSH (which checks the HostName).
-    return "".join(
-        f"{n.alias},{n.address} {host_key(node_dirs[n.alias])}\n" for n in plan.nodes
-    )
+    return "".join(f"{n.alias},{n.address} {host_key(node_dirs[n.alias])}\n" for n in plan.nodes)
 
 
 def write_client_files(plan: LabPlan, lab: Path, node_dirs: Mapping[str, Path]) -> None:

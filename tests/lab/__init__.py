@@ -1,0 +1,1 @@
+"""Tests of `mesh-push lab` (most need root)."""
