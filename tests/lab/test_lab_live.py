@@ -299,3 +299,33 @@ def test_two_labs_side_by_side(lab_factory: Any, tmp_path: Path) -> None:
         second.down()
     assert second.namespaces() == []
     assert first.ssh("bob", "hostname").stdout.strip() == "bob"
+
+
+def test_down_cleans_up_after_a_crashed_up(root: None) -> None:
+    """No state file, half-made namespaces with a process in one, the controller veth:
+    `lab down --name` finds them all by prefix."""
+    from .conftest import unique_name
+
+    name = unique_name("mpc")
+    made = [f"{name}-wan", f"{name}-h-bob"]
+    for ns in made:
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(
+        ["ip", "link", "add", "name", f"{name}-ctl", "type", "veth",
+         "peer", "name", f"{name}-pc", "netns", made[0]],
+        check=True,
+    )  # fmt: skip
+    sleeper = subprocess.Popen(
+        ["ip", "netns", "exec", made[1], "sleep", "600"], start_new_session=True
+    )
+    try:
+        inodes = ns_inodes(made)
+        done = mesh_push("lab", "down", "--name", name)
+        assert done.returncode == 0, done.stderr
+        assert sleeper.wait(timeout=10) == -9
+        assert [n["name"] for n in ip_json("netns", "list") if n["name"].startswith(name)] == []
+        assert not [link for link in ip_json("link") if link["ifname"].startswith(name + "-")]
+        assert processes_in(inodes) == []
+    finally:
+        sleeper.kill()
+        mesh_push("lab", "down", "--name", name)
