@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import difflib
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -41,6 +42,8 @@ VNI_MAX = 16_777_215
 WG_OVERHEAD = 80
 VXLAN_OVERHEAD = 50
 MIN_MTU = 1280
+STANDARD_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+MAX_NODES = 100_000  # YAML values after expanding aliases: stops a "billion laughs" file
 
 
 def lab_dir(name: str) -> Path:
@@ -48,6 +51,13 @@ def lab_dir(name: str) -> Path:
 
 
 # --------------------------------------------------------------------------- YAML with lines
+
+
+class _Unreadable(Exception):
+    def __init__(self, node: yaml.Node, message: str) -> None:
+        super().__init__(message)
+        self.line = node.start_mark.line + 1
+        self.message = message
 
 
 def _compose(text: str, file: Path) -> tuple[Any, dict[YamlPath, int], list[Problem]]:
@@ -67,8 +77,25 @@ def _compose(text: str, file: Path) -> tuple[Any, dict[YamlPath, int], list[Prob
         if root is None:
             return None, lines, found
 
+        budget = [MAX_NODES]
+        inside: set[int] = set()  # the nodes being walked: an alias to one of them is a loop
+
         def walk(node: yaml.Node, path: YamlPath) -> Any:
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise _Unreadable(node, f"more than {MAX_NODES} values (aliases expanding?)")
+            if id(node) in inside:
+                raise _Unreadable(node, "a YAML alias that contains itself")
             lines[path] = node.start_mark.line + 1
+            if isinstance(node, yaml.CollectionNode) and node.tag not in STANDARD_TAGS:
+                raise _Unreadable(node, f"YAML tag {node.tag} is not allowed")
+            inside.add(id(node))
+            try:
+                return walk_node(node, path)
+            finally:
+                inside.discard(id(node))
+
+        def walk_node(node: yaml.Node, path: YamlPath) -> Any:
             if isinstance(node, yaml.MappingNode):
                 out: dict[Any, Any] = {}
                 key_line: dict[Any, int] = {}
@@ -107,13 +134,17 @@ def _compose(text: str, file: Path) -> tuple[Any, dict[YamlPath, int], list[Prob
             return loader.construct_object(node, deep=True)
 
         data = walk(root, ())
+    except _Unreadable as e:
+        raise InventoryError([Problem(file, (), e.line, e.message)]) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         at = mark.line + 1 if mark else None
         why = e.problem or str(e)
         if "'\\t'" in why:
             why = "a tab character: YAML indents with spaces only"
-        if e.context and e.context_mark and e.context_mark.line + 1 != at:
+        elif why.startswith("but ") and e.context:
+            why = f"{e.context}, {why}"
+        elif e.context and e.context_mark and e.context_mark.line + 1 != at:
             why += f" ({e.context} that starts on line {e.context_mark.line + 1})"
         raise InventoryError([Problem(file, (), at, f"not valid YAML: {why}")]) from None
     except yaml.YAMLError as e:
@@ -154,6 +185,9 @@ class Section:
         # YAML 1.1 booleans are ints to Python; a port of `yes` is still an error.
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             return cast(T, float(value))
+        if want is float and isinstance(value, float) and not math.isfinite(value):
+            self.problems.add((*self.path, key), f"must be a finite number, not {value}")
+            return cast(T, default if default is not MISSING else None)
         if not isinstance(value, want) or (want is int and isinstance(value, bool)):
             self.problems.add(
                 (*self.path, key), f"must be {what or _article(want)}, not {_kind(value)}"
@@ -361,6 +395,9 @@ def _mtu(m: Section, problems: Problems) -> Mtu | None:
     path = (*m.path, "mtu")
     if isinstance(raw, str):
         sec = Section({"policy": raw}, path, problems)
+    elif not isinstance(raw, dict):
+        problems.add(path, f"must be fragment, clamp or a mapping with policy:, not {_kind(raw)}")
+        return None
     else:
         sec = Section(raw, path, problems)
     policy: MtuPolicy | None = sec.choice("policy", ("fragment", "clamp"), "fragment")
@@ -553,7 +590,7 @@ def _host_fields(sec: Section, problems: Problems) -> dict[str, Any]:
                 f"a {endpoint} host has no fixed endpoint address; drop it or make it static",
             )
             addr = None
-    elif endpoint == "static":
+    elif endpoint == "static" and sec.data.get("address") is None:
         problems.add((*sec.path, "address"), "a static host needs its public endpoint address")
     if isinstance(key, str) and (why := public_key_problem(key)):
         problems.add((*sec.path, "public_key"), why)
