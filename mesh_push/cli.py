@@ -273,10 +273,11 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from . import inventory, status
+    from . import inventory
+    from .status import run
 
     mesh = inventory.load(args.inventory)
-    return status.run(mesh, args.json, args.accept_new, args.watch)
+    return run(mesh, args.json, args.accept_new, args.watch)
 
 
 def _public_keys(mesh: object) -> dict[str, str]:

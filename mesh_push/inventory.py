@@ -447,7 +447,7 @@ def _lab(sec: Section, problems: Problems) -> LabSettings | None:
     if not sec.ok:
         return None
     name = sec.get("name", str, "mplab")
-    net = sec.network("network", "198.18.0.0/24")
+    net = sec.network("network", "198.18.0.0/23")
     sec.done()
     if isinstance(name, str) and not LAB_NAME.match(name):
         problems.add((*sec.path, "name"), "must be 1 to 6 lowercase letters or digits")

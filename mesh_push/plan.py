@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 
 from . import stp
-from .model import ENDPOINT_RANK, Host, Mesh
+from .model import ENDPOINT_RANK, Host, Link, Mesh
 
 KEEPALIVE_S = 25
 
@@ -97,12 +97,18 @@ def build(mesh: Mesh, public_keys: dict[str, str]) -> Plan:
     order = waves(mesh)
     wave_of = {name: i for i, names in enumerate(order) for name in names}
 
+    by_name = {h.name: h for h in mesh.hosts}
+    links_of: dict[str, list[Link]] = {h.name: [] for h in mesh.hosts}
+    for link in mesh.links:
+        links_of[link.a].append(link)
+        links_of[link.b].append(link)
+
     plans: list[HostPlan] = []
     for h in mesh.hosts:
         peers: list[Peer] = []
         wires: list[Wire] = []
-        for link in mesh.links_of(h.name):
-            other = mesh.host(link.other(h.name))
+        for link in links_of[h.name]:
+            other = by_name[link.other(h.name)]
             peers.append(
                 Peer(
                     name=other.name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from mesh_push import inventory, plan, stp
@@ -54,7 +55,7 @@ def test_planned_tree_never_crosses_the_atlantic_twice() -> None:
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             path = stp.tree_path(exp, names, a, b)
-            crossings = sum((x in AMERICA) != (y in AMERICA) for x, y in zip(path, path[1:]))
+            crossings = sum((x in AMERICA) != (y in AMERICA) for x, y in itertools.pairwise(path))
             assert crossings <= 1, (a, b, path)
     assert len(exp.blocking) == 3
     assert p.tree.priority[p.tree.root] == 4096

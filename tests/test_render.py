@@ -68,7 +68,9 @@ def test_render_command_writes_private_files(tmp_path: Path) -> None:
     assert (out / "rho.sh").read_text() == (GOLDEN / "seed" / "rho.sh").read_text()
 
 
-def test_render_without_keys_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_render_without_keys_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     inv = tmp_path / "seed.yaml"
     shutil.copy(ROOT / "inventory/seed.yaml", inv)
     assert cli.main(["render", "-i", str(inv), "-o", str(tmp_path / "out")]) == 2

@@ -1,0 +1,100 @@
+"""Plan + render for generated inventories (ring plus chords): wall time and peak memory.
+
+    python benchmarks/plan_bench.py [SIZES...]     (default: 1000 10000)
+
+Prints figures; never asserts. Each size runs in a fresh process so peak memory is its own."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+def inventory(n: int) -> str:
+    # A /16 holds 65534 hosts; ring plus a chord every 10 hosts; every fourth host static.
+    lines = [
+        "mesh:",
+        "  name: bench",
+        "  wireguard: {network: 10.88.0.0/16}",
+        "  bridge: {network: 10.99.0.0/16}",
+        "  keys: host",
+        "hosts:",
+    ]
+    for i in range(n):
+        kind = "static" if i % 2 == 0 else "dynamic"
+        addr = f", address: 198.18.{i // 250}.{i % 250 + 1}" if kind == "static" else ""
+        lines.append(f"  h{i}: {{endpoint: {kind}{addr}}}")
+    lines.append("links:")
+    for a in range(n):
+        b = (a + 1) % n
+        if a % 2 == 0 or b % 2 == 0:  # a dynamic pair could never find each other
+            lines.append(f"  - {{hosts: [h{a}, h{b}], latency_ms: {1 + (a * 7) % 50}}}")
+    for i in range(0, n // 2, 10):
+        j = (i + n // 2) % n
+        if i != j and (i % 2 == 0 or j % 2 == 0):
+            lines.append(f"  - {{hosts: [h{i}, h{j}], latency_ms: {5 + (i * 3) % 90}}}")
+    return "\n".join(lines) + "\n"
+
+
+CHILD = """
+import base64, hashlib, json, resource, sys, time
+from mesh_push import inventory, plan, render
+path = sys.argv[1]
+t0 = time.perf_counter()
+mesh = inventory.load(path)
+t1 = time.perf_counter()
+keys = {h.name: base64.b64encode(hashlib.sha256(h.name.encode()).digest()).decode()
+        for h in mesh.hosts}
+p = plan.build(mesh, keys)
+t2 = time.perf_counter()
+env = render.load_templates()
+total = sum(len(render.render_host(p, hp, env)) for hp in p.hosts)
+t3 = time.perf_counter()
+print(json.dumps({"load": t1 - t0, "plan": t2 - t1, "render": t3 - t2, "total": t3 - t0,
+                  "tree": p.tree.method, "bytes": total,
+                  "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def main() -> None:
+    sizes = [int(a) for a in sys.argv[1:]] or [1000, 10000]
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            path = Path(tmp) / f"inv{n}.yaml"
+            path.write_text(inventory(n))
+            runs = []
+            for _ in range(3):
+                out = subprocess.run(
+                    [sys.executable, "-c", CHILD, str(path)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                runs.append(json.loads(out.stdout))
+            totals = [r["total"] for r in runs]
+            med = {k: statistics.median(r[k] for r in runs) for k in ("load", "plan", "render")}
+            results[n] = {
+                "median_s": statistics.median(totals),
+                "min_s": min(totals),
+                "max_s": max(totals),
+                "peak_mib": max(r["peak_mib"] for r in runs),
+                "tree": runs[0]["tree"],
+                **{f"{k}_s": v for k, v in med.items()},
+            }
+            r = results[n]
+            print(
+                f"{n:>6} hosts: plan+render {r['median_s']:.2f} s median "
+                f"({r['min_s']:.2f}–{r['max_s']:.2f}; load {r['load_s']:.2f}, plan "
+                f"{r['plan_s']:.2f}, render {r['render_s']:.2f}), peak {r['peak_mib']:.0f} MiB, "
+                f"tree search: {r['tree']}"
+            )
+    Path("benchmarks/plan_bench.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
