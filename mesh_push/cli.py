@@ -7,9 +7,13 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .problems import InventoryError
+
+if TYPE_CHECKING:
+    from .model import Mesh
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -177,11 +181,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _parse_cut(text: str, mesh: object) -> tuple[str, str]:
-    from .model import Mesh
+def _parse_cut(text: str, mesh: Mesh) -> tuple[str, str]:
     from .stp import edge
 
-    assert isinstance(mesh, Mesh)
     names = {h.name for h in mesh.hosts}
     for i, ch in enumerate(text):
         a, b = text[:i], text[i + 1 :]
@@ -280,19 +282,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     return run(mesh, args.json, args.accept_new, args.watch)
 
 
-def _public_keys(mesh: object) -> dict[str, str]:
+def _public_keys(mesh: Mesh) -> dict[str, str]:
     from . import keys
-    from .model import Mesh
 
-    assert isinstance(mesh, Mesh)
     return keys.public_keys(mesh, create=mesh.keys == "controller")
 
 
-def _private_keys(mesh: object) -> dict[str, Path]:
+def _private_keys(mesh: Mesh) -> dict[str, Path]:
     from . import keys
-    from .model import Mesh
 
-    assert isinstance(mesh, Mesh)
     return keys.private_key_files(mesh) if mesh.keys == "controller" else {}
 
 

@@ -167,7 +167,7 @@ def connect_all(
     names = list(only) if only is not None else [h.name for h in mesh.hosts]
 
     def one(name: str) -> None:
-        rep = session.reports.setdefault(name, HostReport(name))
+        rep = session.reports[name]
         start = time.monotonic()
         try:
             target = ssh.resolve(mesh, mesh.host(name), cfg)
@@ -178,7 +178,6 @@ def connect_all(
                 res = ssh.run(conn, command)
                 rep.seconds["facts"] = res.seconds
                 session.facts[name] = parse_facts(res.stdout)
-                session.facts[name]["_stdout"] = res.stdout
             progress(name, "connected")
         except ssh.SshError as e:
             rep.status, rep.step, rep.message = "unreachable", "connect", str(e)
@@ -275,11 +274,7 @@ def apply(session: Session, prep: Prepared, progress: Progress) -> None:
                 progress(name, f"failed: {e}")
                 return
             rep.seconds["apply"] = res.seconds
-            rep.changes = [
-                ln.removeprefix("changed: ")
-                for ln in res.stdout.splitlines()
-                if ln.startswith("changed: ")
-            ]
+            rep.changes = _changes(res.stdout)
             if res.ok:
                 rep.status = "changed" if rep.changes else "unchanged"
                 progress(name, f"applied: {len(rep.changes)} change(s)")
@@ -291,6 +286,11 @@ def apply(session: Session, prep: Prepared, progress: Progress) -> None:
                 progress(name, rep.message)
 
         _parallel(ready, one)
+
+
+def _changes(log: str) -> list[str]:
+    """The scripts print one `changed: ...` line per thing they did."""
+    return [ln.removeprefix("changed: ") for ln in log.splitlines() if ln.startswith("changed: ")]
 
 
 def _failed_step(log: str) -> str | None:
@@ -421,11 +421,7 @@ def down(session: Session, templates: Any, purge: bool, progress: Progress) -> N
         except ssh.SshError as e:
             rep.status, rep.step, rep.message = "failed", "down", str(e)
             return
-        rep.changes = [
-            ln.removeprefix("changed: ")
-            for ln in res.stdout.splitlines()
-            if ln.startswith("changed: ")
-        ]
+        rep.changes = _changes(res.stdout)
         if res.ok:
             rep.status = "changed" if rep.changes else "unchanged"
         else:

@@ -166,24 +166,32 @@ def best_tree(nodes: list[str], w: dict[Edge, float]) -> tuple[frozenset[Edge], 
 
 
 def _medians(nodes: list[str], tree: frozenset[Edge], w: dict[Edge, float]) -> list[str]:
-    """Hosts ordered by their total tree distance to all others (then by name)."""
-    if len(nodes) > 200:
-        # The centroid by subtree sizes is cheap and is the median for unit weights.
-        adj = _adjacency(nodes, tree)
-        return sorted(nodes, key=lambda n: (-len(adj[n]), n))[:2]
+    """Hosts ordered by their total tree distance to all others (then by name), in O(n):
+    moving from a parent to its child brings size(child) hosts nearer by w and the rest
+    farther by w."""
     adj = _adjacency(nodes, tree)
-    total: dict[str, float] = {}
-    for src in nodes:
-        dist = {src: 0.0}
-        stack = [src]
-        while stack:
-            cur = stack.pop()
-            for nb in adj[cur]:
-                if nb not in dist:
-                    dist[nb] = dist[cur] + w[edge(cur, nb)]
-                    stack.append(nb)
-        total[src] = sum(dist.values())
-    return sorted(nodes, key=lambda n: (total[n], n))
+    root = nodes[0]
+    parent: dict[str, str | None] = {root: None}
+    order = [root]
+    dist = {root: 0.0}
+    for node in order:
+        for nb in adj[node]:
+            if nb not in parent:
+                parent[nb] = node
+                dist[nb] = dist[node] + w[edge(node, nb)]
+                order.append(nb)
+    size = dict.fromkeys(nodes, 1)
+    for node in reversed(order[1:]):
+        up = parent[node]
+        assert up is not None
+        size[up] += size[node]
+    n = len(nodes)
+    total = {root: sum(dist.values())}
+    for node in order[1:]:
+        up = parent[node]
+        assert up is not None
+        total[node] = total[up] + w[edge(node, up)] * (n - 2 * size[node])
+    return sorted(nodes, key=lambda x: (round(total[x], 6), x))
 
 
 def _costs(
