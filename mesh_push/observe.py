@@ -82,7 +82,8 @@ class StpBridge:
 
 
 def _pairs(line: str) -> list[tuple[str, str]]:
-    cells = re.split(r"\s{2,}", line.strip())
+    # brctl separates columns with tabs (and pads values with spaces); old builds used spaces.
+    cells = [c for c in re.split(r"\s*\t\s*|\s{2,}", line.strip()) if c]
     return [(cells[i], cells[i + 1]) for i in range(0, len(cells) - 1, 2)]
 
 

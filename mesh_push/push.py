@@ -64,7 +64,11 @@ class Session:
     mesh: Mesh
     conns: dict[str, Connection] = field(default_factory=dict)
     reports: dict[str, HostReport] = field(default_factory=dict)
-    facts: dict[str, dict[str, str]] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)  # stdout of connect_all's command
+
+    @property
+    def facts(self) -> dict[str, dict[str, str]]:
+        return {name: parse_facts(out) for name, out in self.outputs.items()}
 
     def close(self) -> None:
         for conn in self.conns.values():
@@ -160,8 +164,9 @@ def connect_all(
     progress: Progress,
     only: Iterable[str] | None = None,
 ) -> Session:
-    """Connect to every host in parallel (a jump host's own connection is reused by nobody:
-    each host has its own chain) and run `command` once on each."""
+    """Connect to every host in parallel and run `command` once on each, in the same thread
+    right after its handshake, so no host waits for the slowest connection. (A jump host's
+    own connection is reused by nobody: each host has its own chain.)"""
     session = Session(mesh)
     cfg = ssh._ssh_config(mesh)
     names = list(only) if only is not None else [h.name for h in mesh.hosts]
@@ -176,8 +181,8 @@ def connect_all(
             rep.seconds["connect"] = time.monotonic() - start
             if command is not None:
                 res = ssh.run(conn, command)
-                rep.seconds["facts"] = res.seconds
-                session.facts[name] = parse_facts(res.stdout)
+                rep.seconds["command"] = res.seconds
+                session.outputs[name] = res.stdout
             progress(name, "connected")
         except ssh.SshError as e:
             rep.status, rep.step, rep.message = "unreachable", "connect", str(e)
@@ -213,10 +218,11 @@ def prepare(session: Session, templates: Any) -> Prepared:
     """From the facts: public keys (cached), the plan, each host's script and whether it
     differs from what the host last applied."""
     mesh = session.mesh
+    facts = session.facts
     if mesh.keys == "host":
         fresh = {
             n: f["public_key"]
-            for n, f in session.facts.items()
+            for n, f in facts.items()
             if f.get("public_key") and not public_key_problem(f["public_key"])
         }
         keys.save_public_keys(mesh, fresh)
@@ -235,7 +241,7 @@ def prepare(session: Session, templates: Any) -> Prepared:
         secret = private[name].read_text().strip() if name in private else None
         script = render.render_host(p, hp, templates, secret, allow_missing_peers=True)
         scripts[name], digests[name] = script, digest(script)
-        if session.facts.get(name, {}).get("applied") == digests[name]:
+        if facts.get(name, {}).get("applied") == digests[name]:
             unchanged.append(name)
         else:
             to_apply.append(name)

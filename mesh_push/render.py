@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jinja2
+if TYPE_CHECKING:
+    import jinja2
 
 from . import __version__
 from .fsutil import atomic_write, private_dir
@@ -22,6 +24,9 @@ def builtin_templates() -> Path:
 
 
 def load_templates(directory: Path | None = None) -> jinja2.Environment:
+    # Imported here: `status` and `--help` never render, and should not pay for Jinja.
+    import jinja2
+
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(directory or builtin_templates())),
         undefined=jinja2.StrictUndefined,

@@ -170,11 +170,11 @@ def _wires(
 def collect(
     mesh: Mesh, accept_new: bool
 ) -> tuple[plan.Plan, dict[str, observe.HostState], set[str]]:
-    session = push.connect_all(mesh, None, accept_new, lambda _n, _m: None)
-    try:
-        states = push.gather(session, list(session.conns))
-    finally:
-        session.close()
+    """One SSH round trip per host after connecting, all hosts at once."""
+    command = observe.gather_command(mesh.wg_interface, mesh.bridge)
+    session = push.connect_all(mesh, command, accept_new, lambda _n, _m: None)
+    session.close()
+    states = {n: observe.parse(out, mesh.bridge) for n, out in session.outputs.items()}
     p = plan.build(mesh, keys.public_keys(mesh))
     return p, states, set(states)
 
