@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -131,6 +132,33 @@ def test_handshakes_on_every_link(lab: Lab) -> None:
         assert all(s > 0 for s in stamps), (h, out)
         entries += len(stamps)
     assert entries == 14
+
+
+def _ssh_config_host(name: str) -> dict[str, str]:
+    text = Path(f"/run/mesh-push/lab/{LAB}/ssh_config").read_text()
+    block = text.split(f"Host {name}\n", 1)[1].split("\nHost ", 1)[0]
+    return dict(line.strip().split(" ", 1) for line in block.splitlines() if line.strip())
+
+
+def test_nat_and_dynamic_hosts_join_through_their_keepalives(lab: Lab) -> None:
+    pi0 = _ssh_config_host("pi0")
+    router = _ssh_config_host(pi0["ProxyJump"])["HostName"]
+    # pi0 is reached only through its bastion: its own address is not reachable directly.
+    with pytest.raises(OSError):
+        socket.create_connection((pi0["HostName"], 22), timeout=2).close()
+    for h in ("pi0", "vorke"):
+        ka = lab.exec(h, "wg", "show", "wg0", "persistent-keepalive").stdout.split()
+        assert ka[1::2] and set(ka[1::2]) == {"25"}, (h, ka)
+    for h in ("bob", "rho", "epsilon"):
+        ka = lab.exec(h, "wg", "show", "wg0", "persistent-keepalive").stdout.split()
+        assert set(ka[1::2]) == {"off"}, (h, ka)
+    # rho never had an endpoint for pi0: it learnt the NAT router's address from pi0's packets.
+    rho_endpoints = lab.exec("rho", "wg", "show", "wg0", "endpoints").stdout
+    pi0_key = lab.exec("pi0", "wg", "show", "wg0", "public-key").stdout.strip()
+    learnt = next(
+        line.split("\t")[1] for line in rho_endpoints.splitlines() if line.startswith(pi0_key)
+    )
+    assert learnt.startswith(router + ":")
 
 
 @pytest.mark.parametrize("size", [56, 1472])
@@ -277,6 +305,39 @@ def test_no_private_key_anywhere(lab: Lab) -> None:
         assert not any(key in out for out in lab.outputs)
         assert not any(key in cmd for cmd in lab.cmdlines)
     assert len(lab.cmdlines) > 50  # the sampler really saw processes during `up`
+
+
+def _pairs_ping(lab: Lab, size: int) -> dict[tuple[str, str], bool]:
+    return {
+        (a, b): lab.exec(
+            a, "ping", "-c", "1", "-W", "3", "-M", "do", "-s", str(size), f"10.99.99.{NUMBER[b]}"
+        ).returncode
+        == 0
+        for a in HOSTS
+        for b in HOSTS
+        if a != b
+    }
+
+
+def test_mtu_clamp_then_back_to_fragment(lab: Lab) -> None:
+    fragment = lab.inventory.read_text()
+    assert "mtu: fragment" in fragment
+    lab.inventory.write_text(fragment.replace("mtu: fragment", "mtu: clamp"))
+    try:
+        res = lab.run("up", "--yes", "--json")
+        assert res.returncode == 0, res.stdout + res.stderr
+        for h in HOSTS:
+            mtus = {
+                x["ifname"]: x["mtu"] for x in json.loads(lab.exec(h, "ip", "-j", "link").stdout)
+            }
+            assert mtus["wg0"] == 1420 and mtus["internet"] == 1370, (h, mtus)
+        assert all(_pairs_ping(lab, 1342).values())
+        assert not any(_pairs_ping(lab, 1472).values())
+    finally:
+        lab.inventory.write_text(fragment)
+    res = lab.run("up", "--yes", "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert all(_pairs_ping(lab, 1472).values())
 
 
 def test_zz_down_restores_every_host(lab: Lab) -> None:
