@@ -103,6 +103,7 @@ def _tree_json(
                     "latency_ms": stp.path_latency(path, p.tree.weights) if path else None,
                 }
             )
+    lats = [x["latency_ms"] for x in pairs]
     return {
         "method": p.tree.method,
         "cut": list(cut) if cut else None,
@@ -110,7 +111,12 @@ def _tree_json(
         "backup_root": p.tree.backup,
         "root_ports": outcome.root_port,
         "blocking": sorted([h, w] for h, w in outcome.blocking),
-        "routing_cost_ms": p.tree.routing_cost_ms,
+        # the tree shown: after a cut, what 802.1D converges to (None if a pair is cut off)
+        "routing_cost_ms": None if None in lats else sum(lats),
+        "planned_routing_cost_ms": p.tree.routing_cost_ms,
+        "failover": [
+            {"cut": list(e), "replacement": list(f)} for e, f in sorted(p.tree.replacement.items())
+        ],
         "pairs": pairs,
     }
 
@@ -144,8 +150,11 @@ def show_plan(p: Plan, cut: stp.Edge | None = None) -> None:
     links = Table(
         title="Links (one WireGuard peer pair and one VXLAN wire each)", title_justify="left"
     )
-    for col in ("link", "VNI", "latency ms", "cost", "tree"):
+    for col in ("link", "VNI", "latency ms", "cost", "tree", "takes over when cut"):
         links.add_column(col)
+    takes_over: dict[stp.Edge, list[str]] = {}
+    for e, f in p.tree.replacement.items():
+        takes_over.setdefault(f, []).append("–".join(e))
     for lk in m.links:
         blocked = [f"blocked at {a}" for a, b in ((lk.a, lk.b), (lk.b, lk.a)) if (a, b) in blocking]
         state = "forwarding" if stp.edge(lk.a, lk.b) in _forwarding(data) else ", ".join(blocked)
@@ -157,14 +166,19 @@ def show_plan(p: Plan, cut: stp.Edge | None = None) -> None:
             "" if lk.latency_ms is None else f"{lk.latency_ms:g}",
             str(p.tree.port_cost[(lk.a, lk.b)]),
             state,
+            ", ".join(sorted(takes_over.get(stp.edge(lk.a, lk.b), []))),
         )
     out.print(links)
     tree = data["tree"]
     after = ", after cutting " + "–".join(cut) if cut else ""
+    total = tree["routing_cost_ms"]
+    planned = "" if not cut else f" (planned tree: {p.tree.routing_cost_ms:g} ms)"
     out.print(
         f"Spanning tree ({tree['method']} search{after})"
         f": root [bold]{tree['root']}[/], backup root {tree['backup_root']}, "
-        f"total pair latency {p.tree.routing_cost_ms:g} ms"
+        "total pair latency "
+        + ("n/a: some pairs are cut off" if total is None else f"{total:g} ms")
+        + planned
     )
     paths = Table(title="Host pairs over the tree", title_justify="left")
     for col in ("pair", "path", "latency ms"):

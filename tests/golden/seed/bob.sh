@@ -180,8 +180,8 @@ ensure_mtu vorke 1500
 if [ "$(readlink "/sys/class/net/vorke/master" 2>/dev/null)" != "../$BR" ]; then
   ip link set dev vorke master "$BR"; did "wire vorke plugged into $BR"
 fi
-if [ "$(cat /sys/class/net/vorke/brport/path_cost)" != "206" ]; then
-  bridge link set dev vorke cost 206; did "wire vorke cost 206"
+if [ "$(cat /sys/class/net/vorke/brport/path_cost)" != "931" ]; then
+  bridge link set dev vorke cost 931; did "wire vorke cost 931"
 fi
 ensure_up vorke
 

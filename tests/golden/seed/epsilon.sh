@@ -162,8 +162,8 @@ ensure_mtu rho 1500
 if [ "$(readlink "/sys/class/net/rho/master" 2>/dev/null)" != "../$BR" ]; then
   ip link set dev rho master "$BR"; did "wire rho plugged into $BR"
 fi
-if [ "$(cat /sys/class/net/rho/brport/path_cost)" != "201" ]; then
-  bridge link set dev rho cost 201; did "wire rho cost 201"
+if [ "$(cat /sys/class/net/rho/brport/path_cost)" != "716" ]; then
+  bridge link set dev rho cost 716; did "wire rho cost 716"
 fi
 ensure_up rho
 step "wire vorke"

@@ -167,8 +167,8 @@ ensure_mtu epsilon 1500
 if [ "$(readlink "/sys/class/net/epsilon/master" 2>/dev/null)" != "../$BR" ]; then
   ip link set dev epsilon master "$BR"; did "wire epsilon plugged into $BR"
 fi
-if [ "$(cat /sys/class/net/epsilon/brport/path_cost)" != "201" ]; then
-  bridge link set dev epsilon cost 201; did "wire epsilon cost 201"
+if [ "$(cat /sys/class/net/epsilon/brport/path_cost)" != "716" ]; then
+  bridge link set dev epsilon cost 716; did "wire epsilon cost 716"
 fi
 ensure_up epsilon
 step "wire pi0"
@@ -203,8 +203,8 @@ ensure_mtu vorke 1500
 if [ "$(readlink "/sys/class/net/vorke/master" 2>/dev/null)" != "../$BR" ]; then
   ip link set dev vorke master "$BR"; did "wire vorke plugged into $BR"
 fi
-if [ "$(cat /sys/class/net/vorke/brport/path_cost)" != "211" ]; then
-  bridge link set dev vorke cost 211; did "wire vorke cost 211"
+if [ "$(cat /sys/class/net/vorke/brport/path_cost)" != "1146" ]; then
+  bridge link set dev vorke cost 1146; did "wire vorke cost 1146"
 fi
 ensure_up vorke
 

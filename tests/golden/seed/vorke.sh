@@ -145,8 +145,8 @@ ensure_mtu bob 1500
 if [ "$(readlink "/sys/class/net/bob/master" 2>/dev/null)" != "../$BR" ]; then
   ip link set dev bob master "$BR"; did "wire bob plugged into $BR"
 fi
-if [ "$(cat /sys/class/net/bob/brport/path_cost)" != "206" ]; then
-  bridge link set dev bob cost 206; did "wire bob cost 206"
+if [ "$(cat /sys/class/net/bob/brport/path_cost)" != "931" ]; then
+  bridge link set dev bob cost 931; did "wire bob cost 931"
 fi
 ensure_up bob
 step "wire epsilon"
@@ -181,8 +181,8 @@ ensure_mtu rho 1500
 if [ "$(readlink "/sys/class/net/rho/master" 2>/dev/null)" != "../$BR" ]; then
   ip link set dev rho master "$BR"; did "wire rho plugged into $BR"
 fi
-if [ "$(cat /sys/class/net/rho/brport/path_cost)" != "211" ]; then
-  bridge link set dev rho cost 211; did "wire rho cost 211"
+if [ "$(cat /sys/class/net/rho/brport/path_cost)" != "1146" ]; then
+  bridge link set dev rho cost 1146; did "wire rho cost 1146"
 fi
 ensure_up rho
 

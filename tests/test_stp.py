@@ -1,0 +1,216 @@
+"""Failover costs: after any single tree-wire cut, 802.1D converges to the best swap."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import deque
+from pathlib import Path
+
+import pytest
+
+from mesh_push import inventory, plan, stp
+
+ROOT = Path(__file__).resolve().parent.parent
+AMERICA = {"epsilon", "vorke"}
+
+
+def seed() -> plan.Plan:
+    return plan.build(inventory.load(ROOT / "inventory/seed.yaml"), {})
+
+
+def crossings(path: list[str]) -> int:
+    return sum((x in AMERICA) != (y in AMERICA) for x, y in itertools.pairwise(path))
+
+
+def fewest_crossings(nodes: list[str], edges: list[stp.Edge], a: str) -> dict[str, int]:
+    """0-1 BFS: the fewest Atlantic crossings any path from `a` can make in this graph."""
+    adj: dict[str, list[str]] = {n: [] for n in nodes}
+    for x, y in edges:
+        adj[x].append(y)
+        adj[y].append(x)
+    best = {a: 0}
+    queue = deque([a])
+    while queue:
+        cur = queue.popleft()
+        for nb in adj[cur]:
+            c = best[cur] + ((cur in AMERICA) != (nb in AMERICA))
+            if c < best.get(nb, 1 << 30):
+                best[nb] = c
+                if c == best[cur]:
+                    queue.appendleft(nb)
+                else:
+                    queue.append(nb)
+    return best
+
+
+def test_seed_tree_and_costs_within_kernel_limits() -> None:
+    t = seed().tree
+    assert t.tree == {
+        stp.edge("epsilon", "vorke"),
+        stp.edge("bob", "epsilon"),
+        stp.edge("bob", "rho"),
+        stp.edge("pi0", "rho"),
+    }
+    assert all(1 <= c <= 65535 for c in t.port_cost.values())
+    for e in t.tree:  # tree wires cost their latency
+        assert t.port_cost[e] == t.weights[e]
+
+
+@pytest.mark.parametrize("cut", ["bob-epsilon", "epsilon-vorke", "bob-rho", "pi0-rho"])
+def test_seed_no_pair_crosses_the_atlantic_twice_after_any_cut(cut: str) -> None:
+    p = seed()
+    names = [h.name for h in p.hosts]
+    e = stp.edge(*cut.split("-"))
+    assert e in p.tree.tree
+    after = stp.after_cut(p.tree, names, e)
+    remaining = [x for x in p.tree.weights if x != e]
+    for i, a in enumerate(names):
+        allowed = fewest_crossings(names, remaining, a)
+        for b in names[i + 1 :]:
+            path = stp.tree_path(after, names, a, b)
+            if b not in allowed:
+                assert path == []
+                continue
+            assert path, (cut, a, b)
+            assert crossings(path) <= max(1, allowed[b]), (cut, a, b, path)
+
+
+def test_seed_bob_epsilon_cut_keeps_epsilon_vorke_direct() -> None:
+    """The write-up's failure: without bob–epsilon, vorke must not take its own Atlantic wire."""
+    p = seed()
+    names = [h.name for h in p.hosts]
+    after = stp.after_cut(p.tree, names, stp.edge("bob", "epsilon"))
+    assert stp.tree_path(after, names, "vorke", "epsilon") == ["vorke", "epsilon"]
+    assert after.forwarding_edges == (p.tree.tree - {stp.edge("bob", "epsilon")}) | {
+        stp.edge("epsilon", "rho")
+    }
+    assert p.tree.replacement[stp.edge("bob", "epsilon")] == stp.edge("epsilon", "rho")
+
+
+def _best_swap(nodes: list[str], tree: frozenset[stp.Edge], w: dict[stp.Edge, float],
+               e: stp.Edge) -> tuple[float, set[stp.Edge]]:  # fmt: skip
+    costs = {}
+    for f in w:
+        if f in tree:
+            continue
+        cand = (tree - {e}) | {f}
+        if stp._spanning(nodes, tuple(cand)):
+            costs[f] = stp.routing_cost(nodes, cand, w)
+    if not costs:
+        return 0.0, set()
+    best = min(costs.values())
+    return best, {f for f, c in costs.items() if abs(c - best) < 1e-6}
+
+
+def test_seed_each_cut_converges_to_its_best_swap() -> None:
+    p = seed()
+    names = [h.name for h in p.hosts]
+    for e in p.tree.tree:
+        after = stp.after_cut(p.tree, names, e)
+        best, fs = _best_swap(names, p.tree.tree, p.tree.weights, e)
+        if not fs:
+            assert e not in p.tree.replacement
+            continue
+        assert p.tree.replacement[e] in fs
+        assert after.forwarding_edges == (p.tree.tree - {e}) | {p.tree.replacement[e]}
+        # Static costs keep the other tree wires: the best swap is all they can give. Here it
+        # is also the minimum routing-cost tree of what remains.
+        rest = {x: v for x, v in p.tree.weights.items() if x != e}
+        optimum, _ = stp.best_tree(names, rest)
+        assert best == pytest.approx(stp.routing_cost(names, optimum, rest))
+
+
+def random_graph(rng: random.Random, n: int, extra: int) -> tuple[list[str], dict[stp.Edge, float]]:
+    nodes = [f"h{i}" for i in range(n)]
+    w: dict[stp.Edge, float] = {}
+    for i in range(1, n):
+        w[stp.edge(nodes[i], nodes[rng.randrange(i)])] = float(rng.randint(1, 100))
+    pairs = [stp.edge(a, b) for a, b in itertools.combinations(nodes, 2)]
+    rng.shuffle(pairs)
+    for e in pairs[:extra]:
+        w.setdefault(e, float(rng.randint(1, 100)))
+    return nodes, w
+
+
+def test_swap_scores_agree_with_routing_cost() -> None:
+    rng = random.Random(1)
+    for _ in range(40):
+        nodes, w = random_graph(rng, rng.randint(4, 12), rng.randint(1, 10))
+        tree, _ = stp.best_tree(nodes, w)
+        scores = stp.swap_scores(nodes, tree, w)
+        assert scores is not None
+        for e, cands in scores.items():
+            brute = {}
+            for f in w:
+                if f not in tree and stp._spanning(nodes, tuple((tree - {e}) | {f})):
+                    brute[f] = stp.routing_cost(nodes, (tree - {e}) | {f}, w)
+            assert {f for _, f in cands} == set(brute)
+            if len(cands) > 1:
+                (s0, f0), *rest = cands
+                for s, f in rest:  # equal up to one constant per cut
+                    assert s - s0 == pytest.approx(brute[f] - brute[f0])
+
+
+def _mesh_plan(nodes: list[str], w: dict[stp.Edge, float]) -> stp.TreePlan:
+    tree, method = stp.best_tree(nodes, w)
+    medians = stp._medians(nodes, tree, w)
+    root = medians[0]
+    priority = dict.fromkeys(nodes, stp.DEFAULT_PRIORITY)
+    priority[root] = stp.ROOT_PRIORITY
+    priority[medians[1]] = stp.BACKUP_PRIORITY
+    macs = {n: plan.bridge_mac(n) for n in nodes}
+    level, replacement = stp.failover_order(nodes, tree, w)
+    cost = stp._costs(nodes, tree, w, {}, level, root)
+    pc = {}
+    for (a, b), c in cost.items():
+        pc[(a, b)] = pc[(b, a)] = c
+    expected = stp.simulate(nodes, list(w), priority, macs, pc)
+    tp = stp.TreePlan(w, tree, method, root, medians[1], macs, priority, pc, expected,
+                      stp.routing_cost(nodes, tree, w), replacement)  # fmt: skip
+    return tp
+
+
+def test_random_meshes_tree_stands_and_each_cut_takes_one_wire() -> None:
+    """Whole tree: exactly the planned tree forwards. One tree wire cut: the tree minus it
+    plus exactly one non-tree wire; the planned best swap whenever the failover order could
+    put it first among the wires crossing that cut (it nearly always can)."""
+    rng = random.Random(7)
+    honoured = total = 0
+    for _ in range(60):
+        nodes, w = random_graph(rng, rng.randint(4, 10), rng.randint(1, 9))
+        tp = _mesh_plan(nodes, w)
+        assert all(1 <= c <= 65535 for c in tp.port_cost.values())
+        assert tp.expected.forwarding_edges == tp.tree
+        level, _ = stp.failover_order(nodes, tp.tree, w)
+        scores = stp.swap_scores(nodes, tp.tree, w)
+        assert scores is not None
+        for e in tp.tree:
+            after = stp.after_cut(tp, nodes, e)
+            cands = {f for _, f in scores[e]}
+            if not cands:
+                continue
+            added = after.forwarding_edges - tp.tree
+            assert len(added) == 1 and added <= cands
+            assert after.forwarding_edges == (tp.tree - {e}) | added
+            want = tp.replacement[e]
+            total += 1
+            if all(level[want] < level[f] for f in cands - {want}):
+                assert added == {want}
+                honoured += 1
+    assert honoured >= 0.9 * total, (honoured, total)
+
+
+def test_costs_fit_the_kernel_for_large_meshes() -> None:
+    rng = random.Random(3)
+    nodes, w = random_graph(rng, 300, 400)
+    tp = _mesh_plan(nodes, w)
+    assert all(1 <= c <= 65535 for c in tp.port_cost.values())
+    assert tp.expected.forwarding_edges == tp.tree
+
+
+def test_failover_order_without_non_tree_wires() -> None:
+    nodes = ["a", "b", "c"]
+    w = {stp.edge("a", "b"): 5.0, stp.edge("b", "c"): 7.0}
+    level, replacement = stp.failover_order(nodes, frozenset(w), w)
+    assert level == {} and replacement == {}
