@@ -204,6 +204,34 @@ def test_status_is_healthy_and_agrees_on_the_root(lab: Lab) -> None:
     assert table.returncode == 0 and "HEALTHY" in table.stdout
 
 
+def test_status_watch_refreshes(lab: Lab) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mesh_push.cli",
+            "status",
+            "-i",
+            str(lab.inventory),
+            "--watch",
+            "0.2",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    try:
+        out = ""
+        deadline = time.monotonic() + 20
+        while out.count("verdict:") < 2 and time.monotonic() < deadline:
+            out += proc.stdout.readline()  # type: ignore[union-attr]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert out.count("verdict: HEALTHY") >= 2
+
+
 def test_second_up_changes_nothing(lab: Lab) -> None:
     before = {h: lab.exec(h, "ip", "-j", "link").stdout for h in ("rho", "pi0")}
     res = lab.run("up", "--yes", "--json")
@@ -305,6 +333,42 @@ def test_no_private_key_anywhere(lab: Lab) -> None:
         assert not any(key in out for out in lab.outputs)
         assert not any(key in cmd for cmd in lab.cmdlines)
     assert len(lab.cmdlines) > 50  # the sampler really saw processes during `up`
+
+
+def _templates(tmp_path: Path, extra: str) -> Path:
+    out = tmp_path / "templates"
+    out.mkdir()
+    for t in (ROOT / "templates").iterdir():
+        text = t.read_text()
+        if t.name == "host.sh.j2":
+            text = text.replace('step "bridge"\n', extra + 'step "bridge"\n', 1)
+        (out / t.name).write_text(text)
+    return out
+
+
+def test_changes_need_yes_when_not_on_a_terminal(lab: Lab, tmp_path: Path) -> None:
+    templates = _templates(tmp_path, "# a harmless change\n")
+    applied = lab.exec("bob", "cat", "/var/lib/mesh-push/applied.sha256").stdout
+    res = lab.run("up", "--templates", str(templates))  # stdin is not a terminal here
+    assert res.returncode == 2 and "--yes" in res.stderr
+    assert lab.exec("bob", "cat", "/var/lib/mesh-push/applied.sha256").stdout == applied
+
+
+def test_failed_host_reports_step_exit_code_and_output(lab: Lab, tmp_path: Path) -> None:
+    boom = (
+        '{% if h.name == "vorke" %}\nstep "boom"\necho "it went wrong" >&2\nexit 3\n{% endif %}\n'
+    )
+    res = lab.run(
+        "up", "--yes", "--json", "--no-verify", "--templates", str(_templates(tmp_path, boom))
+    )
+    assert res.returncode == 1
+    hosts = {h["name"]: h for h in json.loads(res.stdout)["hosts"]}
+    vorke = hosts["vorke"]
+    assert vorke["status"] == "failed" and vorke["step"] == "boom" and vorke["exit_code"] == 3
+    assert "it went wrong" in vorke["stderr_tail"]
+    assert all(hosts[h]["ok"] for h in HOSTS if h != "vorke")
+    res = lab.run("up", "--yes", "--json")  # the built-in templates converge vorke again
+    assert res.returncode == 0, res.stdout + res.stderr
 
 
 def _pairs_ping(lab: Lab, size: int) -> dict[tuple[str, str], bool]:
