@@ -162,9 +162,10 @@ def _ssh_args(p: argparse.ArgumentParser) -> None:
 def _extra_commands() -> list[
     Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]
 ]:
+    from . import measure
     from .lab import cli as lab_cli
 
-    return [lab_cli.register]
+    return [lab_cli.register, measure.register]
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

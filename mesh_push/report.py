@@ -237,6 +237,7 @@ def up_json(session: Any, verification: Any, ok: bool) -> dict[str, Any]:
             "ok": verification.ok,
             "seconds": round(verification.seconds, 2),
             "problems": verification.problems,
+            "pinged": verification.pinged,
         },
     }
 
@@ -265,9 +266,10 @@ def show_up(session: Any, verification: Any) -> None:
     out.print(table)
     if verification is not None:
         if verification.ok:
+            pings = ", a ping crosses every wire" if verification.pinged else ""
             out.print(
                 f"[green]verified[/] in {verification.seconds:.1f} s: every peer has a "
-                "handshake, every bridge has converged, a ping crosses every wire"
+                f"handshake, every bridge has converged{pings}"
             )
         else:
             out.print(f"[red]verification failed[/] after {verification.seconds:.1f} s:")
