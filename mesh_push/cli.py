@@ -120,6 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(
         sub,
+        "rotate-keys",
+        "Give hosts new WireGuard key pairs (made on the hosts with `keys: host`, so no private "
+        "key leaves them), update every peer, verify. All hosts unless some are named.",
+        "mesh-push rotate-keys -i inventory/lab.yaml rho pi0 --yes",
+        cmd_rotate_keys,
+    )
+    _inventory_arg(p)
+    _templates_arg(p)
+    _json_arg(p)
+    _ssh_args(p)
+    p.add_argument("hosts", nargs="*", metavar="HOST", help="hosts to rotate (default: all)")
+    p.add_argument("-y", "--yes", action="store_true", help="rotate without asking")
+    p.add_argument("--no-verify", action="store_true", help="skip the checks after applying")
+
+    p = _command(
+        sub,
         "down",
         "Remove everything `up` created on every host (interfaces, wireguard-go, scripts, "
         "boot hook). Private keys stay unless --purge.",
@@ -225,7 +241,22 @@ def _confirm(question: str, yes: bool) -> bool:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from . import inventory, push, render, report
+    return _converge(args, rotate=None)
+
+
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    from . import inventory
+
+    mesh = inventory.load(args.inventory)
+    names = args.hosts or [h.name for h in mesh.hosts]
+    unknown = sorted(set(names) - {h.name for h in mesh.hosts})
+    if unknown:
+        raise UsageError(f"not hosts of {mesh.source}: {', '.join(unknown)}")
+    return _converge(args, rotate=names)
+
+
+def _converge(args: argparse.Namespace, rotate: list[str] | None) -> int:
+    from . import inventory, keys, push, render, report
 
     mesh = inventory.load(args.inventory)
     templates = render.load_templates(args.templates)
@@ -234,11 +265,23 @@ def cmd_up(args: argparse.Namespace) -> int:
         mesh, push.facts_command(mesh, mesh.keys == "host"), args.accept_new, progress.host
     )
     try:
-        prep = push.prepare(session, templates)
+        if rotate is not None and not _confirm(
+            f"make new key pairs for {', '.join(rotate)}?", args.yes
+        ):
+            return EXIT_FAILED
+        next_keys = push.stage_rotation(session, rotate, progress.host) if rotate else None
+        prep = push.prepare(session, templates, next_keys)
         report.show_changes(prep, session, quiet=args.json)
-        if prep.to_apply and not _confirm(f"apply to {len(prep.to_apply)} host(s)?", args.yes):
+        if (
+            rotate is None
+            and prep.to_apply
+            and not _confirm(f"apply to {len(prep.to_apply)} host(s)?", args.yes)
+        ):
             return EXIT_FAILED
         push.apply(session, prep, progress.host)
+        if next_keys and mesh.keys == "host":
+            done = {n: k for n, k in next_keys.items() if session.reports[n].ok}
+            keys.save_public_keys(mesh, done)
         verification = None
         if not args.no_verify:
             verification = push.verify(session, prep.plan, progress.host)

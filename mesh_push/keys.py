@@ -64,6 +64,18 @@ def _keystore_public(mesh: Mesh, create: bool) -> dict[str, str]:
     return out
 
 
+def rotate_controller_keys(mesh: Mesh, names: list[str]) -> dict[str, str]:
+    """Replace the keystore's pairs for `names`: the old private keys are gone afterwards."""
+    private_dir(mesh.keystore)
+    out = {}
+    for name in names:
+        private, public = generate_keypair()
+        atomic_write(mesh.keystore / f"{name}.key", private + "\n", 0o600)
+        atomic_write(mesh.keystore / f"{name}.pub", public + "\n", 0o600)
+        out[name] = public
+    return out
+
+
 def public_keys(mesh: Mesh, create: bool = False) -> dict[str, str]:
     """Known public keys: the inventory's own public_key fields win, then the keystore or
     the state file."""

@@ -220,9 +220,10 @@ class Prepared:
     missing_keys: dict[str, list[str]]
 
 
-def prepare(session: Session, templates: Any) -> Prepared:
+def prepare(session: Session, templates: Any, next_keys: dict[str, str] | None = None) -> Prepared:
     """From the facts: public keys (cached), the plan, each host's script and whether it
-    differs from what the host last applied."""
+    differs from what the host last applied. `next_keys` (a rotation) wins over the facts,
+    and its hosts are applied whatever their digest says."""
     mesh = session.mesh
     facts = session.facts
     if mesh.keys == "host":
@@ -232,7 +233,7 @@ def prepare(session: Session, templates: Any) -> Prepared:
             if f.get("public_key") and not public_key_problem(f["public_key"])
         }
         keys.save_public_keys(mesh, fresh)
-    known = keys.public_keys(mesh, create=mesh.keys == "controller")
+    known = {**keys.public_keys(mesh, create=mesh.keys == "controller"), **(next_keys or {})}
     p = plan.build(mesh, known)
     private = keys.private_key_files(mesh) if mesh.keys == "controller" else {}
     scripts, digests, to_apply, unchanged = {}, {}, [], []
@@ -247,11 +248,42 @@ def prepare(session: Session, templates: Any) -> Prepared:
         secret = private[name].read_text().strip() if name in private else None
         script = render.render_host(p, hp, templates, secret, allow_missing_peers=True)
         scripts[name], digests[name] = script, digest(script)
-        if facts.get(name, {}).get("applied") == digests[name]:
+        if facts.get(name, {}).get("applied") == digests[name] and name not in (next_keys or {}):
             unchanged.append(name)
         else:
             to_apply.append(name)
     return Prepared(p, scripts, digests, to_apply, unchanged, missing)
+
+
+def stage_rotation(session: Session, names: list[str], progress: Progress) -> dict[str, str]:
+    """New key pairs for `names`; returns their public keys. In `keys: host` mode each host
+    makes its next private key beside the current one (the apply moves it into place), so
+    no private key ever leaves a host."""
+    mesh = session.mesh
+    if mesh.keys == "controller":
+        return keys.rotate_controller_keys(mesh, names)
+    key = f"{render.KEY_DIR}/{mesh.wg_interface}.key"
+    cmd = (
+        f'umask 077; k={shlex.quote(key)}; wg genkey > "$k.next.new" && '
+        'mv "$k.next.new" "$k.next" && wg pubkey < "$k.next"'
+    )
+    out: dict[str, str] = {}
+
+    def one(name: str) -> None:
+        rep = session.reports[name]
+        try:
+            res = ssh.run(session.conns[name], cmd)
+            pub, why = res.stdout.strip(), res.stderr_tail() or "could not make a new key pair"
+        except ssh.SshError as e:
+            pub, why = "", str(e)
+        if public_key_problem(pub):
+            rep.status, rep.step, rep.message = "failed", "rotate-keys", why
+            progress(name, why)
+        else:
+            out[name] = pub
+
+    _parallel([n for n in names if n in session.conns], one)
+    return out
 
 
 def apply(session: Session, prep: Prepared, progress: Progress) -> None:

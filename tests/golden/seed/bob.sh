@@ -47,7 +47,9 @@ mkdir -p "$STATE" "$(dirname "$KEY")"
 chmod 0700 "$STATE" "$(dirname "$KEY")"
 
 step "private key"
-# keys: host. The private key is made here and never leaves this host.
+# keys: host. The private key is made here and never leaves this host. `rotate-keys` leaves
+# the next one beside it, already announced to the peers.
+if [ -s "$KEY.next" ]; then mv "$KEY.next" "$KEY"; did "private key rotated"; fi
 if [ ! -s "$KEY" ]; then wg genkey > "$KEY.new"; mv "$KEY.new" "$KEY"; did "private key generated"; fi
 
 step "wireguard interface"
