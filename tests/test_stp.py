@@ -214,3 +214,27 @@ def test_failover_order_without_non_tree_wires() -> None:
     w = {stp.edge("a", "b"): 5.0, stp.edge("b", "c"): 7.0}
     level, replacement = stp.failover_order(nodes, frozenset(w), w)
     assert level == {} and replacement == {}
+
+
+def test_measure_parses_pings_and_edits_only_latencies() -> None:
+    from mesh_push import measure
+
+    out = (
+        "=== mesh-push measure rho\n"
+        "64 bytes from 10.88.88.2: icmp_seq=1 ttl=64 time=0.210 ms\n"
+        "64 bytes from 10.88.88.2: icmp_seq=2 ttl=64 time=0.090 ms\n"
+        "64 bytes from 10.88.88.2: icmp_seq=3 ttl=64 time=0.100 ms\n"
+        "3 packets transmitted, 3 received, 0% packet loss, time 402ms\n"
+        "=== mesh-push measure pi0\n"
+        "3 packets transmitted, 0 received, 100% packet loss, time 2040ms\n"
+    )
+    ends = measure.parse_pings(out)
+    assert ends["rho"].median_ms == pytest.approx(0.1) and ends["rho"].received == 3
+    assert ends["pi0"].median_ms is None and ends["pi0"].error == "no reply"
+    text = (ROOT / "inventory/seed.yaml").read_text()
+    new = {frozenset(("bob", "rho")): measure.format_ms(11.456)}
+    edited = measure.rewrite_latencies(text, new)
+    measure.check_rewrite(text, edited, new)
+    assert edited == text.replace("{hosts: [bob, rho], vni: 6, latency_ms: 12}",
+                                  "{hosts: [bob, rho], vni: 6, latency_ms: 11.46}")  # fmt: skip
+    assert measure.format_ms(0.0001) == "0.01"
