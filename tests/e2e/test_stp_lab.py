@@ -182,7 +182,6 @@ def test_cut_fails_over_in_time_to_the_predicted_tree_and_heal_restores(lab: Lab
     original = lab.plan()
     assert lab.wait_tree(original, 20).same_as(original)
     a, b = "bob", "epsilon"
-    assert [a, b] in original["root_ports"].values() or True
     assert (a, b) not in {tuple(x) for x in original["blocking"]}  # type: ignore[attr-defined]
     predicted = lab.plan(cut=f"{a}-{b}")
     ping = _ping_log(lab, a, b, seconds=int(bound) + 20)
