@@ -1,0 +1,224 @@
+"""Changing a live mesh without hurting it (issue 7), on the lab: no-op re-runs, adding and
+removing a host, key rotation, reboots and an apply whose SSH connection dies half way.
+Needs root; under CI=true it must run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mesh_push import cli, ssh
+from tests.conftest import require_root
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB = "mpc"
+NET = "198.18.20"
+HOSTS = ["bob", "rho", "vorke", "epsilon", "pi0"]
+
+
+def mesh_push(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mesh_push.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+
+
+def lab_exec(host: str, *cmd: str) -> subprocess.CompletedProcess[str]:
+    return mesh_push("lab", "exec", "--name", LAB, host, "--", *cmd)
+
+
+class Mesh:
+    def __init__(self, tmp: Path) -> None:
+        text = (ROOT / "inventory/lab.yaml").read_text()
+        text = re.sub(
+            r"lab:\n  name: \w+\n  network: \S+",
+            f"lab:\n  name: {LAB}\n  network: {NET}.0/23",
+            text,
+        )
+        self.five = text.replace("198.18.0.", f"{NET}.")
+        # zeta: a sixth host the lab has from the start, joined to the mesh later.
+        self.six = (
+            self.five.replace(
+                "hosts:\n",
+                "hosts:\n  zeta:    {number: 6, endpoint: static, address: " + NET + ".16}\n",
+                1,
+            )
+            + "  - {hosts: [zeta, bob], vni: 8, latency_ms: 10}\n"
+        )
+        self.path = tmp / "mesh.yaml"
+        self.path.write_text(self.six)
+        self.tmp = tmp
+
+    def use(self, text: str) -> None:
+        self.path.write_text(text)
+
+    def up(self, *extra: str) -> dict[str, Any]:
+        res = mesh_push("up", "-i", str(self.path), "--yes", "--json", *extra)
+        assert res.returncode == 0, res.stdout + res.stderr
+        report: dict[str, Any] = json.loads(res.stdout)
+        return report
+
+    def statuses(self, report: dict[str, Any]) -> dict[str, str]:
+        return {h["name"]: h["status"] for h in report["hosts"]}
+
+    def healthy_within(self, seconds: float) -> float:
+        start = time.monotonic()
+        while mesh_push("status", "-i", str(self.path), "--json").returncode != 0:
+            assert time.monotonic() - start < seconds, "mesh not healthy in time"
+            time.sleep(0.5)
+        return time.monotonic() - start
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    require_root()
+    m = Mesh(tmp_path_factory.mktemp("live"))
+    mesh_push("lab", "down", "--name", LAB)
+    try:
+        res = mesh_push("lab", "up", "-i", str(m.path))
+        assert res.returncode == 0, res.stderr
+        m.use(m.five)
+        m.up()
+        yield m
+    finally:
+        mesh_push("lab", "down", "--name", LAB)
+
+
+class Pinger:
+    """A ping every 0.1 s across the bridge, from one lab host to another."""
+
+    def __init__(self, src: str, dst_number: int, count: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mesh_push.cli", "lab", "exec", "--name", LAB, src, "--",
+             "ping", "-i", "0.1", "-c", str(count), "-W", "1", f"10.99.99.{dst_number}"],
+            stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        )  # fmt: skip
+
+    def lost(self) -> tuple[int, int]:
+        out, _ = self.proc.communicate(timeout=60)
+        m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+        assert m, out
+        return int(m.group(1)), int(m.group(1)) - int(m.group(2))
+
+
+def test_noop_up_one_round_trip_no_loss(mesh: Mesh, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = {h: lab_exec(h, "ip", "-j", "link").stdout for h in HOSTS}
+    calls: Counter[str] = Counter()
+    real_run = ssh.run
+
+    def counting(conn: Any, command: str, stdin: str | None = None, timeout: float = 300) -> Any:
+        calls[conn.host] += 1
+        return real_run(conn, command, stdin, timeout)
+
+    monkeypatch.setattr(ssh, "run", counting)
+    pinger = Pinger("epsilon", 3, 30)  # epsilon → vorke
+    time.sleep(0.5)
+    start = time.monotonic()
+    assert cli.main(["up", "-i", str(mesh.path), "--yes", "--json"]) == 0
+    wall = time.monotonic() - start
+    sent, lost = pinger.lost()
+    print(f"no-op up: {wall:.2f} s wall, {sent} pings, {lost} lost, round trips {dict(calls)}")
+    assert lost == 0
+    assert set(calls.values()) == {1} and len(calls) == 5  # one round trip per host
+    for h in HOSTS:
+        idx = lambda t: sorted((x["ifname"], x["ifindex"]) for x in json.loads(t))  # noqa: E731
+        assert idx(lab_exec(h, "ip", "-j", "link").stdout) == idx(before[h])
+
+
+def test_add_a_host_touches_only_what_changes(mesh: Mesh) -> None:
+    pinger = Pinger("epsilon", 3, 40)
+    time.sleep(0.5)
+    mesh.use(mesh.six)
+    report = mesh.up()
+    sent, lost = pinger.lost()
+    s = mesh.statuses(report)
+    assert s["zeta"] == "changed" and s["bob"] == "changed"
+    assert s["pi0"] == "unchanged"  # neither its peers nor its wire's cost moved
+    bob_changes = next(h["changes"] for h in report["hosts"] if h["name"] == "bob")
+    assert "wire zeta created (vni 8)" in bob_changes
+    assert not any("created" in c or "removed" in c for c in bob_changes if "zeta" not in c)
+    assert lost == 0, f"epsilon ↔ vorke lost {lost} of {sent} while zeta joined"
+    mesh.healthy_within(40)
+
+
+def test_remove_a_host_removes_its_peers_and_wires(mesh: Mesh) -> None:
+    zeta_key = lab_exec("zeta", "wg", "show", "wg0", "public-key").stdout.strip()
+    mesh.use(mesh.five)
+    report = mesh.up()
+    assert mesh.statuses(report)["bob"] == "changed"
+    assert zeta_key not in lab_exec("bob", "wg", "show", "wg0", "peers").stdout
+    assert lab_exec("bob", "ip", "link", "show", "dev", "zeta").returncode != 0
+    mesh.healthy_within(40)
+
+
+def test_rotate_keys(mesh: Mesh) -> None:
+    old = lab_exec("rho", "wg", "show", "wg0", "public-key").stdout.strip()
+    res = mesh_push("rotate-keys", "-i", str(mesh.path), "rho", "--yes", "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    new = lab_exec("rho", "wg", "show", "wg0", "public-key").stdout.strip()
+    assert new != old and len(new) == 44
+    assert lab_exec("rho", "ls", "/etc/wireguard").stdout.split() == ["wg0.key"]
+    for peer in ("bob", "epsilon", "vorke", "pi0"):
+        peers = lab_exec(peer, "wg", "show", "wg0", "peers").stdout
+        assert new in peers and old not in peers
+    state = json.loads((mesh.path.parent / "mesh.state.json").read_text())
+    assert state["public_keys"]["rho"] == new
+    mesh.healthy_within(40)
+
+
+def test_reboot_brings_the_mesh_back_by_itself(mesh: Mesh) -> None:
+    res = mesh_push("lab", "reboot", "--name", LAB, "rho")
+    assert res.returncode == 0, res.stderr
+    assert lab_exec("rho", "ip", "link", "show", "dev", "internet").returncode == 0
+    took = mesh.healthy_within(60)
+    print(f"healthy {took:.1f} s after the reboot finished")
+
+
+def test_killed_apply_finishes_entirely(mesh: Mesh, tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    for t in (ROOT / "templates").iterdir():
+        text = t.read_text()
+        if t.name == "host.sh.j2":
+            slow = (
+                '{% if h.name == "epsilon" %}\nstep "slow"\ntouch /run/wireguard/started\n'
+                "sleep 3\n{% endif %}\n"
+            )
+            text = text.replace('step "bridge"\n', slow + 'step "bridge"\n', 1)
+        (templates / t.name).write_text(text)
+    lab_exec("epsilon", "rm", "-f", "/run/wireguard/started")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mesh_push.cli", "up", "-i", str(mesh.path), "--yes", "--json",
+         "--templates", str(templates)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while lab_exec("epsilon", "test", "-e", "/run/wireguard/started").returncode != 0:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)  # the SSH connections die with it, mid-apply
+    proc.wait()
+    time.sleep(4)
+    # The detached apply ran to its end: the host has the new state, recorded as applied.
+    res = mesh_push("up", "-i", str(mesh.path), "--yes", "--json", "--templates", str(templates))
+    assert res.returncode == 0, res.stdout + res.stderr
+    eps = next(h for h in json.loads(res.stdout)["hosts"] if h["name"] == "epsilon")
+    assert eps["status"] == "unchanged"
+    report = mesh.up()  # the built-in templates are applied again, and change nothing real
+    eps = next(h for h in report["hosts"] if h["name"] == "epsilon")
+    assert "apply" in eps["seconds"] and eps["changes"] == []
+    mesh.healthy_within(40)
