@@ -431,6 +431,7 @@ def _stp(sec: Section, problems: Problems) -> Stp:
     hello = sec.int_in("hello", 1, 10, 2)
     fd = sec.int_in("forward_delay", 2, 30, 15)
     max_age = sec.int_in("max_age", 6, 40, 20)
+    ageing = sec.int_in("ageing", 1, 1_000_000, 300)
     root = sec.get("root", str, None)
     sec.done()
     if None not in (hello, fd, max_age) and not (2 * (fd - 1) >= max_age >= 2 * (hello + 1)):
@@ -440,7 +441,7 @@ def _stp(sec: Section, problems: Problems) -> Stp:
             f"2 × ({fd} − 1) = {2 * (fd - 1)}, max_age = {max_age}, "
             f"2 × ({hello} + 1) = {2 * (hello + 1)}",
         )
-    return Stp(hello or 2, fd or 15, max_age or 20, root)
+    return Stp(hello or 2, fd or 15, max_age or 20, root, ageing or 300)
 
 
 def _lab(sec: Section, problems: Problems) -> LabSettings | None:

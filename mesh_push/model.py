@@ -59,6 +59,10 @@ class Stp:
     forward_delay: int = 15
     max_age: int = 20
     root: str | None = None
+    # MAC table ageing (s). After a failover the far side keeps sending to MACs learnt on
+    # the dead wire until they age out (at forward_delay during a topology change): a short
+    # ageing time bounds that, at the price of some flooding on a quiet network.
+    ageing: int = 300
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,7 @@ ensure_bridge_opt stp_state 1
 ensure_bridge_opt hello_time 200
 ensure_bridge_opt forward_delay 1500
 ensure_bridge_opt max_age 2000
+ensure_bridge_opt ageing_time 30000
 ensure_bridge_opt priority 8192
 if [ "$(cat "/sys/class/net/$BR/address")" != "02:0d:db:c6:c1:d8" ]; then
   ip link set dev "$BR" address 02:0d:db:c6:c1:d8; did "$BR address 02:0d:db:c6:c1:d8"

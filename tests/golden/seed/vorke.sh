@@ -118,6 +118,7 @@ ensure_bridge_opt stp_state 1
 ensure_bridge_opt hello_time 200
 ensure_bridge_opt forward_delay 1500
 ensure_bridge_opt max_age 2000
+ensure_bridge_opt ageing_time 30000
 ensure_bridge_opt priority 32768
 if [ "$(cat "/sys/class/net/$BR/address")" != "02:8e:c4:c1:95:a8" ]; then
   ip link set dev "$BR" address 02:8e:c4:c1:95:a8; did "$BR address 02:8e:c4:c1:95:a8"
