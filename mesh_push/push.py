@@ -27,6 +27,10 @@ WANTS = "/etc/systemd/system/multi-user.target.wants/mesh-push.service"
 
 Progress = Callable[[str, str], None]
 
+# Reading state takes milliseconds on a host; a read that has not answered in this long is
+# stuck (seen on an overloaded 50-host lab), and a poll must not wait out the apply timeout.
+READ_TIMEOUT_S = 30.0
+
 
 @dataclass
 class HostReport:
@@ -186,7 +190,7 @@ def connect_all(
             session.conns[name] = conn
             rep.seconds["connect"] = time.monotonic() - start
             if command is not None:
-                res = ssh.run(conn, command)
+                res = ssh.run(conn, command, timeout=READ_TIMEOUT_S)
                 rep.seconds["command"] = res.seconds
                 session.outputs[name] = res.stdout
             progress(name, "connected")
@@ -363,7 +367,7 @@ def gather(session: Session, names: Iterable[str]) -> dict[str, observe.HostStat
 
     def one(name: str) -> None:
         try:
-            res = ssh.run(session.conns[name], cmd)
+            res = ssh.run(session.conns[name], cmd, timeout=READ_TIMEOUT_S)
             out[name] = observe.parse(res.stdout, mesh.bridge)
         except ssh.SshError:
             pass
@@ -398,7 +402,8 @@ def verify(session: Session, p: plan.Plan, progress: Progress) -> Verification:
         problems = _pending(p, states, names)
         if not problems or time.monotonic() > deadline:
             break
-        time.sleep(0.5)
+        # Each poll is a session per host; STP moves no faster than its hello time.
+        time.sleep(max(0.5, mesh.stp.hello))
     pinged = not problems
     if pinged:
         problems = _ping_wires(session, p, names)
@@ -452,7 +457,7 @@ def _ping_wires(session: Session, p: plan.Plan, names: list[str]) -> list[str]:
             f"ping -c 1 -W 2 -q {addr} >/dev/null 2>&1 || echo {peer}" for peer, addr in peers
         )
         try:
-            res = ssh.run(session.conns[name], cmd + "; true")
+            res = ssh.run(session.conns[name], cmd + "; true", timeout=READ_TIMEOUT_S)
         except ssh.SshError as e:
             problems.append(f"{name}: {e}")
             return
