@@ -31,6 +31,9 @@ PRIVATE_DIRS = {
     "/etc/wireguard": "etc-wireguard",
     "/var/lib/mesh-push": "var-lib-mesh-push",
     "/etc/systemd/system": "systemd",
+    # A home of its own: the machine's root dotfiles (here a .bashrc that runs `pyenv rehash`
+    # under a lock at every SSH session) must not run on the lab's hosts.
+    "/root": "root-home",
 }
 TMPFS_DIR = "/run/wireguard"
 SSHD_PRIVSEP_DIR = "/run/sshd"
@@ -44,6 +47,7 @@ mount -t tmpfs -o mode=0755,size=16m mesh-push-lab /run/wireguard
 mount --bind "$2/etc-wireguard" /etc/wireguard
 mount --bind "$2/var-lib-mesh-push" /var/lib/mesh-push
 mount --bind "$2/systemd" /etc/systemd/system
+mount --bind "$2/root-home" /root
 echo $$ > "$2/keeper.pid.tmp"
 mv "$2/keeper.pid.tmp" "$2/keeper.pid"
 exec sleep infinity
