@@ -13,6 +13,7 @@ from . import __version__
 from .problems import InventoryError
 
 if TYPE_CHECKING:
+    from . import rollout
     from .model import Mesh
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -117,6 +118,33 @@ def build_parser() -> argparse.ArgumentParser:
     _ssh_args(p)
     p.add_argument("-y", "--yes", action="store_true", help="apply without asking")
     p.add_argument("--no-verify", action="store_true", help="skip the checks after applying")
+    g = p.add_argument_group("rollouts (see docs/ci.md)")
+    g.add_argument(
+        "--limit",
+        metavar="HOST[,HOST...]",
+        help="only these hosts; their peers elsewhere are left alone (never removed)",
+    )
+    g.add_argument(
+        "--with-peers",
+        action="store_true",
+        help="with --limit: also update the limited hosts' peers on other hosts",
+    )
+    g.add_argument(
+        "--serial", type=int, metavar="N", help="apply in batches of N hosts, the first a canary"
+    )
+    g.add_argument(
+        "--max-fail",
+        default="100%",
+        metavar="N|N%%",
+        help="stop before the next batch once more hosts than this have failed (default 100%%)",
+    )
+    g.add_argument(
+        "--confirm-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="each host arms a rollback to its previous state; unless the controller confirms "
+        "over a fresh SSH connection within SECONDS, the host rolls back by itself",
+    )
 
     p = _command(
         sub,
@@ -255,15 +283,57 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
     return _converge(args, rotate=names)
 
 
+def _rollout_options(args: argparse.Namespace, mesh: Mesh) -> rollout.Options:
+    from . import rollout
+
+    names = [h.name for h in mesh.hosts]
+    try:
+        opts = rollout.Options(
+            limit=rollout.parse_limit(getattr(args, "limit", None), names),
+            with_peers=getattr(args, "with_peers", False),
+            serial=getattr(args, "serial", None),
+            max_fail=getattr(args, "max_fail", "100%"),
+            confirm_timeout=getattr(args, "confirm_timeout", None),
+        )
+        opts.budget(len(names))
+        rollout.batches(names, opts.serial)
+    except rollout.RolloutError as e:
+        raise UsageError(str(e)) from None
+    if opts.confirm_timeout is not None and opts.confirm_timeout <= 0:
+        raise UsageError("--confirm-timeout takes a number of seconds above 0")
+    return opts
+
+
+def _targets(mesh: Mesh, opts: rollout.Options) -> list[str]:
+    if opts.limit is None:
+        return [h.name for h in mesh.hosts]
+    chosen = set(opts.limit)
+    if opts.with_peers:
+        chosen |= {lk.other(n) for n in opts.limit for lk in mesh.links_of(n)}
+    return [h.name for h in mesh.hosts if h.name in chosen]
+
+
 def _converge(args: argparse.Namespace, rotate: list[str] | None) -> int:
     from . import inventory, keys, push, render, report
 
     mesh = inventory.load(args.inventory)
+    opts = _rollout_options(args, mesh)
     templates = render.load_templates(args.templates)
     progress = report.Progress(enabled=not args.json)
+    targets = _targets(mesh, opts)
     session = push.connect_all(
-        mesh, push.facts_command(mesh, mesh.keys == "host"), args.accept_new, progress.host
+        mesh,
+        push.facts_command(mesh, mesh.keys == "host"),
+        args.accept_new,
+        progress.host,
+        only=targets,
     )
+    for h in mesh.hosts:
+        if h.name not in targets:
+            session.reports[h.name] = push.HostReport(
+                h.name, "excluded", message="outside --limit: not touched"
+            )
+    session.reports = {h.name: session.reports[h.name] for h in mesh.hosts}
     try:
         if rotate is not None and not _confirm(
             f"make new key pairs for {', '.join(rotate)}?", args.yes
@@ -278,7 +348,7 @@ def _converge(args: argparse.Namespace, rotate: list[str] | None) -> int:
             and not _confirm(f"apply to {len(prep.to_apply)} host(s)?", args.yes)
         ):
             return EXIT_FAILED
-        push.apply(session, prep, progress.host)
+        push.apply(session, prep, progress.host, opts, templates)
         if next_keys and mesh.keys == "host":
             done = {n: k for n, k in next_keys.items() if session.reports[n].ok}
             keys.save_public_keys(mesh, done)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import secrets
 import shlex
 import time
 from collections.abc import Callable, Iterable
@@ -17,7 +18,7 @@ from typing import Any
 
 from fabric import Connection
 
-from . import keys, observe, plan, render, ssh
+from . import keys, observe, plan, render, rollout, ssh
 from .inventory import public_key_problem
 from .model import Mesh
 
@@ -45,7 +46,7 @@ class HostReport:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("changed", "unchanged")
+        return self.status in ("changed", "unchanged", "excluded")
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -120,9 +121,10 @@ def parse_facts(text: str) -> dict[str, str]:
     return out
 
 
-def apply_command(digest: str) -> str:
+def apply_command(digest: str, arm: str = "") -> str:
     """Store the script (temp file, rename), run it detached from this SSH session so a
-    dropped connection cannot stop it half way, wait, and hand back its log and status."""
+    dropped connection cannot stop it half way, wait, and hand back its log and status.
+    `arm` (a rollback timer) runs first, while the old script is still in place."""
     d = STATE_DIR
     detached = (
         f"sh {d}/apply.sh > {d}/apply.log 2>&1; rc=$?; "
@@ -131,7 +133,7 @@ def apply_command(digest: str) -> str:
         f"echo $rc > {d}/apply.rc.new; mv {d}/apply.rc.new {d}/apply.rc"
     )
     return (
-        f"set -e; umask 077; mkdir -p {d}; chmod 700 {d}; "
+        f"set -e; umask 077; mkdir -p {d}; chmod 700 {d}; {arm}"
         f"cat > {d}/apply.sh.new; mv {d}/apply.sh.new {d}/apply.sh; rm -f {d}/apply.rc; "
         f"setsid sh -c {shlex.quote(detached)} </dev/null >/dev/null 2>&1 & "
         f"while [ ! -e {d}/apply.rc ]; do sleep 0.02; done; "
@@ -290,50 +292,129 @@ def stage_rotation(session: Session, names: list[str], progress: Progress) -> di
     return out
 
 
-def apply(session: Session, prep: Prepared, progress: Progress) -> None:
+def apply(
+    session: Session,
+    prep: Prepared,
+    progress: Progress,
+    opts: rollout.Options | None = None,
+    templates: Any = None,
+) -> None:
+    """Batch by batch (the first a canary), wave by wave inside a batch, hosts of a wave in
+    parallel. Over the failure budget, the rollout stops before the next batch."""
     mesh = session.mesh
+    opts = opts or rollout.Options()
     for name in prep.unchanged:
-        rep = session.reports[name]
-        rep.status = "unchanged"
-        rep.changes = []
-    for wave in prep.plan.waves:
-        ready = []
-        for name in wave:
-            rep = session.reports[name]
-            if name not in prep.to_apply:
-                continue
-            blocked = [j for j in depends_on(mesh, name) if not session.reports[j].ok]
-            if blocked:
-                rep.status, rep.step = "skipped", "apply"
-                rep.message = f"not touched: it is reached through {blocked[0]}, which failed"
-                progress(name, rep.message)
-                continue
-            ready.append(name)
-
-        def one(name: str) -> None:
-            rep = session.reports[name]
-            progress(name, "applying")
-            try:
-                res = ssh.run(
-                    session.conns[name], apply_command(prep.digests[name]), prep.scripts[name]
+        session.reports[name].status = "unchanged"
+    wave_of = {n: i for i, wave in enumerate(prep.plan.waves) for n in wave}
+    ordered = sorted(prep.to_apply, key=lambda n: (wave_of[n], prep.to_apply.index(n)))
+    groups = rollout.batches(ordered, opts.serial)
+    budget = opts.budget(len(ordered))
+    fallback = render.render_down(prep.plan, templates, purge=False) if templates else ""
+    failed: list[str] = []
+    for number, batch in enumerate(groups, 1):
+        for wave in sorted({wave_of[n] for n in batch}):
+            ready = []
+            for name in (n for n in batch if wave_of[n] == wave):
+                rep = session.reports[name]
+                blocked = [j for j in depends_on(mesh, name) if not session.reports[j].ok]
+                if blocked:
+                    rep.status, rep.step = "skipped", "apply"
+                    rep.message = f"not touched: it is reached through {blocked[0]}, which failed"
+                    progress(name, rep.message)
+                    continue
+                ready.append(name)
+            _parallel(ready, lambda n: _apply_one(session, prep, n, progress, opts, fallback))
+        failed = [n for n in ordered if session.reports[n].status in ("failed", "rolled back")]
+        if len(failed) > budget and number < len(groups):
+            rest = [n for g in groups[number:] for n in g]
+            for name in rest:
+                rep = session.reports[name]
+                rep.status, rep.step = "not attempted", "rollout"
+                rep.message = (
+                    f"rollout stopped after batch {number} of {len(groups)}: "
+                    f"{len(failed)} host(s) failed, the budget is {budget}"
                 )
-            except ssh.SshError as e:
-                rep.status, rep.step, rep.message = "failed", "apply", str(e)
-                progress(name, f"failed: {e}")
-                return
-            rep.seconds["apply"] = res.seconds
-            rep.changes = _changes(res.stdout)
-            if res.ok:
-                rep.status = "changed" if rep.changes else "unchanged"
-                progress(name, f"applied: {len(rep.changes)} change(s)")
-            else:
-                rep.status, rep.exit_code = "failed", res.exit_code
-                rep.step = _failed_step(res.stdout) or "apply"
-                rep.stderr_tail = "\n".join(res.stdout.strip().splitlines()[-8:])
-                rep.message = f"step {rep.step!r} failed with exit code {res.exit_code}"
-                progress(name, rep.message)
+            progress("rollout", f"stopped after batch {number}: {', '.join(failed)} failed")
+            return
 
-        _parallel(ready, one)
+
+def _apply_one(
+    session: Session,
+    prep: Prepared,
+    name: str,
+    progress: Progress,
+    opts: rollout.Options,
+    fallback: str,
+) -> None:
+    rep = session.reports[name]
+    progress(name, "applying")
+    token = secrets.token_hex(8) if opts.confirm_timeout else ""
+    arm = rollout.arm_command(token, opts.confirm_timeout or 0, fallback) if token else ""
+    try:
+        # Past the confirmation window the host has rolled back anyway: stop listening.
+        res = ssh.run(
+            session.conns[name],
+            apply_command(prep.digests[name], arm),
+            prep.scripts[name],
+            timeout=opts.confirm_timeout or 300,
+        )
+    except ssh.SshError as e:
+        rep.status, rep.step, rep.message = "failed", "apply", str(e)
+        progress(name, f"failed: {e}")
+        if token:
+            _settle(session, name, token, opts.confirm_timeout or 0, progress)
+        return
+    rep.seconds["apply"] = res.seconds
+    rep.changes = _changes(res.stdout)
+    if not res.ok:
+        rep.status, rep.exit_code = "failed", res.exit_code
+        rep.step = _failed_step(res.stdout) or "apply"
+        rep.stderr_tail = "\n".join(res.stdout.strip().splitlines()[-8:])
+        rep.message = f"step {rep.step!r} failed with exit code {res.exit_code}"
+        progress(name, rep.message)
+        return
+    rep.status = "changed" if rep.changes else "unchanged"
+    progress(name, f"applied: {len(rep.changes)} change(s)")
+    if token:
+        _settle(session, name, token, opts.confirm_timeout or 0, progress)
+
+
+def _settle(session: Session, name: str, token: str, seconds: float, progress: Progress) -> None:
+    """Confirm over a fresh connection: proof that the new state still lets us in. Without
+    it the host rolls back by itself; wait for that and say so."""
+    mesh, rep = session.mesh, session.reports[name]
+    target = ssh.resolve(mesh, mesh.host(name))
+    try:
+        fresh = ssh.connect(mesh, target, timeout=min(mesh.ssh.connect_timeout, 10))
+        try:
+            if ssh.run(fresh, rollout.confirm_command(token), timeout=READ_TIMEOUT_S).ok:
+                rep.message = "confirmed over a fresh connection"
+                return
+        finally:
+            ssh.close(fresh)
+    except ssh.SshError as e:
+        progress(name, f"no confirmation ({e}): it rolls back by itself")
+    deadline = time.monotonic() + seconds + 15
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        try:
+            back = ssh.connect(mesh, target, timeout=5)
+            try:
+                if ssh.run(back, rollout.rolled_back_command(), timeout=10).stdout.strip():
+                    rep.status, rep.step = "rolled back", "confirm"
+                    rep.message = (
+                        f"no confirmation within {seconds:g} s: the host went back to its "
+                        "previous state by itself"
+                    )
+                    progress(name, rep.message)
+                    return
+            finally:
+                ssh.close(back)
+        except ssh.SshError:
+            continue
+    rep.status, rep.step = "failed", "confirm"
+    rep.message = "no confirmation, and the host did not come back after its rollback"
+    progress(name, rep.message)
 
 
 def _changes(log: str) -> list[str]:

@@ -248,6 +248,9 @@ STATUS_STYLE = {
     "failed": "red",
     "unreachable": "red",
     "skipped": "yellow",
+    "not attempted": "yellow",
+    "rolled back": "yellow",
+    "excluded": "dim",
 }
 
 
@@ -257,7 +260,7 @@ def show_up(session: Any, verification: Any) -> None:
     for col in ("host", "result", "changes", "details"):
         table.add_column(col)
     for r in session.reports.values():
-        style = STATUS_STYLE.get(r.status, "")
+        style = STATUS_STYLE.get(r.status, "default")
         details = r.message
         if r.stderr_tail:
             details += "\n" + r.stderr_tail

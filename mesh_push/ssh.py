@@ -7,6 +7,7 @@ on first use. Jump hosts are built here too, so that they get the same policy.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -22,6 +23,8 @@ from .model import Host, Mesh
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
 DEFAULT_SSH_CONFIG = Path("~/.ssh/config").expanduser()
 _known_hosts_lock = threading.Lock()
+# paramiko logs a dropped socket at ERROR; we report it ourselves, once, in our own words.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 class SshError(Exception):
