@@ -180,7 +180,7 @@ def connect_all(
     right after its handshake, so no host waits for the slowest connection. (A jump host's
     own connection is reused by nobody: each host has its own chain.)"""
     session = Session(mesh)
-    cfg = ssh._ssh_config(mesh)
+    cfg = ssh.load_config(mesh)
     names = list(only) if only is not None else [h.name for h in mesh.hosts]
 
     def one(name: str) -> None:

@@ -61,7 +61,7 @@ class AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
-def _ssh_config(mesh: Mesh) -> paramiko.SSHConfig:
+def load_config(mesh: Mesh) -> paramiko.SSHConfig:
     path = mesh.ssh.config or DEFAULT_SSH_CONFIG
     if path.exists():
         return paramiko.SSHConfig.from_path(str(path))
@@ -74,7 +74,7 @@ def known_hosts_file(mesh: Mesh) -> Path:
 
 def resolve(mesh: Mesh, host: Host, cfg: paramiko.SSHConfig | None = None) -> Target:
     """Inventory first, then ssh_config, then the mesh-wide defaults."""
-    cfg = cfg or _ssh_config(mesh)
+    cfg = cfg or load_config(mesh)
     return _resolve_alias(mesh, host.name, host, cfg, depth=0)
 
 
