@@ -241,7 +241,8 @@ def test_workflow_steps_run_against_the_lab(tmp_path: Path) -> None:
         assert json.loads(outputs[2].stdout) == status
         assert {h["name"] for h in plan["hosts"]} == set(HOSTS)
         assert up["ok"] is True
-        assert {h["name"]: h["ok"] for h in up["hosts"]} == dict.fromkeys(HOSTS, True)
+        # A fresh lab: every host changed, and was confirmed (not rolled back) in time.
+        assert {h["name"]: h["status"] for h in up["hosts"]} == dict.fromkeys(HOSTS, "changed")
         assert status["healthy"] is True and status["tree_matches_plan"] is True
         # Non-interactive and uncoloured: no ANSI escape anywhere.
         assert not any("\x1b[" in r.stdout + r.stderr for r in outputs)
