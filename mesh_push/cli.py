@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--max-fail",
         default="100%",
-        metavar="N|N%%",
+        metavar="N|N%",
         help="stop before the next batch once more hosts than this have failed (default 100%%)",
     )
     g.add_argument(

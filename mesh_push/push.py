@@ -70,6 +70,7 @@ class Session:
     conns: dict[str, Connection] = field(default_factory=dict)
     reports: dict[str, HostReport] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)  # stdout of connect_all's command
+    rollout: dict[str, Any] = field(default_factory=dict)  # batches and where it stopped
 
     @property
     def facts(self) -> dict[str, dict[str, str]]:
@@ -308,10 +309,27 @@ def apply(
     wave_of = {n: i for i, wave in enumerate(prep.plan.waves) for n in wave}
     ordered = sorted(prep.to_apply, key=lambda n: (wave_of[n], prep.to_apply.index(n)))
     groups = rollout.batches(ordered, opts.serial)
-    budget = opts.budget(len(ordered))
+    # Hosts we could not even reach count against the budget like hosts that failed.
+    away = [n for n, r in session.reports.items() if r.status == "unreachable"]
+    budget = opts.budget(len(ordered) + len(away))
     fallback = render.render_down(prep.plan, templates, purge=False) if templates else ""
-    failed: list[str] = []
+    session.rollout = {"batches": groups, "budget": budget, "stopped_before_batch": None}
     for number, batch in enumerate(groups, 1):
+        failed = away + [
+            n for n in ordered if session.reports[n].status in ("failed", "rolled back")
+        ]
+        if len(failed) > budget:
+            rest = [n for g in groups[number - 1 :] for n in g]
+            for name in rest:
+                rep = session.reports[name]
+                rep.status, rep.step = "not attempted", "rollout"
+                rep.message = (
+                    f"rollout stopped before batch {number} of {len(groups)}: "
+                    f"{len(failed)} host(s) failed or unreachable, the budget is {budget}"
+                )
+            session.rollout.update(stopped_before_batch=number, failed=failed)
+            progress("rollout", f"stopped before batch {number}: {', '.join(failed)} failed")
+            return
         for wave in sorted({wave_of[n] for n in batch}):
             ready = []
             for name in (n for n in batch if wave_of[n] == wave):
@@ -324,18 +342,6 @@ def apply(
                     continue
                 ready.append(name)
             _parallel(ready, lambda n: _apply_one(session, prep, n, progress, opts, fallback))
-        failed = [n for n in ordered if session.reports[n].status in ("failed", "rolled back")]
-        if len(failed) > budget and number < len(groups):
-            rest = [n for g in groups[number:] for n in g]
-            for name in rest:
-                rep = session.reports[name]
-                rep.status, rep.step = "not attempted", "rollout"
-                rep.message = (
-                    f"rollout stopped after batch {number} of {len(groups)}: "
-                    f"{len(failed)} host(s) failed, the budget is {budget}"
-                )
-            progress("rollout", f"stopped after batch {number}: {', '.join(failed)} failed")
-            return
 
 
 def _apply_one(

@@ -231,6 +231,7 @@ def up_json(session: Any, verification: Any, ok: bool) -> dict[str, Any]:
     return {
         "ok": ok,
         "hosts": [r.as_json() for r in session.reports.values()],
+        "rollout": session.rollout or None,
         "verify": None
         if verification is None
         else {

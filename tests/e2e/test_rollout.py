@@ -86,7 +86,7 @@ def test_canary_failure_stops_the_rollout(inventory: Path, tmp_path: Path) -> No
     assert h["rho"]["status"] in ("changed", "unchanged") and h["rho"]["ok"]  # its batch-mate
     later = [n for n in ("epsilon", "vorke", "pi0") if h[n]["status"] == "not attempted"]
     assert later == ["epsilon", "vorke", "pi0"]
-    assert all("rollout stopped after batch 1 of 3" in h[n]["message"] for n in later)
+    assert all("rollout stopped before batch 2 of 3" in h[n]["message"] for n in later)
     assert {n: applied(n) for n in ("vorke", "pi0")} == before  # untouched
     res = mesh_push("up", "-i", str(inventory), "--yes", "--json")
     assert res.returncode == 0, res.stdout
