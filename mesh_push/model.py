@@ -11,6 +11,10 @@ EndpointKind = Literal["static", "dynamic", "nat"]
 MtuPolicy = Literal["fragment", "clamp"]
 KeyMode = Literal["host", "controller"]
 
+# Where mesh-push keeps its files on a host (the lab gives each host private copies).
+STATE_DIR = "/var/lib/mesh-push"
+KEY_DIR = "/etc/wireguard"
+
 # Push order: hosts others dial first, so their peers find them listening.
 ENDPOINT_RANK: dict[EndpointKind, int] = {"static": 0, "dynamic": 1, "nat": 2}
 
@@ -114,6 +118,11 @@ class Mesh:
             if h.name == name:
                 return h
         raise KeyError(name)
+
+    @property
+    def key_file(self) -> str:
+        """The host's WireGuard private key: made there (or delivered), read only by `wg`."""
+        return f"{KEY_DIR}/{self.wg_interface}.key"
 
     def links_of(self, name: str) -> tuple[Link, ...]:
         return tuple(lk for lk in self.links if name in lk.hosts)

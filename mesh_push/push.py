@@ -20,9 +20,8 @@ from fabric import Connection
 
 from . import keys, observe, plan, render, rollout, ssh
 from .inventory import public_key_problem
-from .model import Mesh
+from .model import STATE_DIR, Mesh
 
-STATE_DIR = render.STATE_DIR
 UNIT = "/etc/systemd/system/mesh-push.service"
 WANTS = "/etc/systemd/system/multi-user.target.wants/mesh-push.service"
 
@@ -89,7 +88,7 @@ class Session:
 def facts_command(mesh: Mesh, generate_key: bool) -> str:
     """Facts and the observed state in one round trip: a host with nothing to change needs
     no other."""
-    key = render.KEY_DIR + f"/{mesh.wg_interface}.key"
+    key = mesh.key_file
     lines = [
         "echo '=== facts'",
         "umask 077",
@@ -269,7 +268,7 @@ def stage_rotation(session: Session, names: list[str], progress: Progress) -> di
     mesh = session.mesh
     if mesh.keys == "controller":
         return keys.rotate_controller_keys(mesh, names)
-    key = f"{render.KEY_DIR}/{mesh.wg_interface}.key"
+    key = mesh.key_file
     cmd = (
         f'umask 077; k={shlex.quote(key)}; wg genkey > "$k.next.new" && '
         'mv "$k.next.new" "$k.next" && wg pubkey < "$k.next"'

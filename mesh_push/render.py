@@ -11,10 +11,8 @@ if TYPE_CHECKING:
 
 from . import __version__
 from .fsutil import atomic_write, private_dir
+from .model import STATE_DIR
 from .plan import HostPlan, Plan
-
-STATE_DIR = "/var/lib/mesh-push"
-KEY_DIR = "/etc/wireguard"
 
 
 def builtin_templates() -> Path:
@@ -35,10 +33,6 @@ def load_templates(directory: Path | None = None) -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-
-
-def key_file(plan: Plan) -> str:
-    return f"{KEY_DIR}/{plan.mesh.wg_interface}.key"
 
 
 def render_host(
@@ -63,7 +57,7 @@ def render_host(
         mesh=plan.mesh,
         h=hp,
         state_dir=STATE_DIR,
-        key_file=key_file(plan),
+        key_file=plan.mesh.key_file,
         private_key=private_key,
     )
 
@@ -73,7 +67,7 @@ def render_down(plan: Plan, env: jinja2.Environment, purge: bool) -> str:
         version=__version__,
         mesh=plan.mesh,
         state_dir=STATE_DIR,
-        key_file=key_file(plan),
+        key_file=plan.mesh.key_file,
         purge=purge,
     )
 

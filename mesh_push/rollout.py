@@ -10,7 +10,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-STATE_DIR = "/var/lib/mesh-push"
+from .model import STATE_DIR
 
 
 class RolloutError(ValueError):
