@@ -19,13 +19,12 @@ from typing import Any
 import yaml
 
 from tests.conftest import require_root
+from tests.e2e.labkit import HOSTS, ROOT, lab_inventory, lab_up, mesh_push
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples/ci"
 WORKFLOW = EXAMPLE / "mesh-rollout.yml"
 LAB = "mpw"
-NETWORK = "198.18.24.0/23"
-HOSTS = ["bob", "rho", "vorke", "epsilon", "pi0"]
+NET = "198.18.24"
 # The workflow's variables that the test replaces with the lab's files; nothing else is changed.
 PATH_VARS = (
     "INVENTORY",
@@ -123,13 +122,7 @@ def test_example_inventory_names_the_files_the_workflow_writes() -> None:
     for var in ("MESH_KNOWN_HOSTS", "MESH_SSH_KEY"):
         assert Path(env[var]).parent == Path(env["MESH_SSH_DIR"])
     assert inventory["mesh"]["keys"] == "host"
-    res = subprocess.run(
-        [sys.executable, "-m", "mesh_push.cli", "plan", "-i", str(EXAMPLE / "inventory.yaml")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
+    res = mesh_push("plan", "-i", str(EXAMPLE / "inventory.yaml"))
     assert res.returncode == 0, res.stdout + res.stderr
 
 
@@ -166,16 +159,6 @@ def test_secret_restoring_step_writes_private_files(tmp_path: Path) -> None:
     assert res.returncode != 0 and "MESH_SSH_KEY" in res.stdout
 
 
-def mesh_push(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mesh_push.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-
-
 def test_workflow_steps_run_against_the_lab(tmp_path: Path) -> None:
     require_root()
     wf = workflow()
@@ -194,12 +177,8 @@ def test_workflow_steps_run_against_the_lab(tmp_path: Path) -> None:
     assert set(overrides) == set(PATH_VARS)
     # The lab's copy of inventory/lab.yaml, renamed, renumbered, and with an `ssh:` section that
     # names the overridden files, as examples/ci/inventory.yaml names the workflow's.
-    text = (ROOT / "inventory/lab.yaml").read_text()
-    text = re.sub(
-        r"lab:\n  name: \w+\n  network: \S+", f"lab:\n  name: {LAB}\n  network: {NETWORK}", text
-    )
-    text = text.replace("198.18.0.", "198.18.24.")
-    text = text.replace(
+    inv = lab_inventory(Path(overrides["INVENTORY"]), LAB, NET)
+    text = inv.read_text().replace(
         "\nhosts:\n",
         "\nssh:\n"
         f"  config: {overrides['MESH_SSH_CONFIG']}\n"
@@ -209,7 +188,7 @@ def test_workflow_steps_run_against_the_lab(tmp_path: Path) -> None:
         1,
     )
     assert f"name: {LAB}" in text and "198.18.0." not in text
-    Path(overrides["INVENTORY"]).write_text(text)
+    inv.write_text(text)
     # `mesh-push` on PATH is this tree's, whatever else is installed.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -219,10 +198,7 @@ def test_workflow_steps_run_against_the_lab(tmp_path: Path) -> None:
     overrides["PATH"] = f"{bin_dir}:{os.environ['PATH']}"
     overrides["PYTHONPATH"] = str(ROOT)
 
-    mesh_push("lab", "down", "--name", LAB)
-    try:
-        res = mesh_push("lab", "up", "-i", overrides["INVENTORY"])
-        assert res.returncode == 0, res.stdout + res.stderr
+    with lab_up(LAB, inv):
         outputs = []
         for step in steps:
             res = bash(step["run"], step_env(wf, step, overrides), checkout)
@@ -246,8 +222,6 @@ def test_workflow_steps_run_against_the_lab(tmp_path: Path) -> None:
         assert status["healthy"] is True and status["tree_matches_plan"] is True
         # Non-interactive and uncoloured: no ANSI escape anywhere.
         assert not any("\x1b[" in r.stdout + r.stderr for r in outputs)
-    finally:
-        mesh_push("lab", "down", "--name", LAB)
     assert not [
         n
         for n in subprocess.run(

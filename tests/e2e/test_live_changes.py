@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,36 +19,25 @@ import pytest
 
 from mesh_push import cli, ssh
 from tests.conftest import require_root
+from tests.e2e.labkit import (
+    HOSTS,
+    ROOT,
+    cli_argv,
+    lab_exec,
+    lab_inventory,
+    lab_up,
+    mesh_push,
+    templates_with,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 LAB = "mpc"
 NET = "198.18.20"
-HOSTS = ["bob", "rho", "vorke", "epsilon", "pi0"]
-
-
-def mesh_push(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mesh_push.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-
-
-def lab_exec(host: str, *cmd: str) -> subprocess.CompletedProcess[str]:
-    return mesh_push("lab", "exec", "--name", LAB, host, "--", *cmd)
 
 
 class Mesh:
     def __init__(self, tmp: Path) -> None:
-        text = (ROOT / "inventory/lab.yaml").read_text()
-        text = re.sub(
-            r"lab:\n  name: \w+\n  network: \S+",
-            f"lab:\n  name: {LAB}\n  network: {NET}.0/23",
-            text,
-        )
-        self.five = text.replace("198.18.0.", f"{NET}.")
+        self.path = lab_inventory(tmp / "mesh.yaml", LAB, NET)
+        self.five = self.path.read_text()
         # zeta: a sixth host the lab has from the start, joined to the mesh later.
         self.six = (
             self.five.replace(
@@ -59,7 +47,6 @@ class Mesh:
             )
             + "  - {hosts: [zeta, bob], vni: 8, latency_ms: 10}\n"
         )
-        self.path = tmp / "mesh.yaml"
         self.path.write_text(self.six)
         self.tmp = tmp
 
@@ -87,15 +74,10 @@ class Mesh:
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     require_root()
     m = Mesh(tmp_path_factory.mktemp("live"))
-    mesh_push("lab", "down", "--name", LAB)
-    try:
-        res = mesh_push("lab", "up", "-i", str(m.path))
-        assert res.returncode == 0, res.stderr
+    with lab_up(LAB, m.path):
         m.use(m.five)
         m.up()
         yield m
-    finally:
-        mesh_push("lab", "down", "--name", LAB)
 
 
 class Pinger:
@@ -103,8 +85,8 @@ class Pinger:
 
     def __init__(self, src: str, dst_number: int, count: int) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mesh_push.cli", "lab", "exec", "--name", LAB, src, "--",
-             "ping", "-i", "0.1", "-c", str(count), "-W", "1", f"10.99.99.{dst_number}"],
+            cli_argv("lab", "exec", "--name", LAB, src, "--",
+                "ping", "-i", "0.1", "-c", str(count), "-W", "1", f"10.99.99.{dst_number}"),
             stdout=subprocess.PIPE, text=True, cwd=ROOT,
         )  # fmt: skip
 
@@ -116,7 +98,7 @@ class Pinger:
 
 
 def test_noop_up_one_round_trip_no_loss(mesh: Mesh, monkeypatch: pytest.MonkeyPatch) -> None:
-    before = {h: lab_exec(h, "ip", "-j", "link").stdout for h in HOSTS}
+    before = {h: lab_exec(LAB, h, "ip", "-j", "link").stdout for h in HOSTS}
     calls: Counter[str] = Counter()
     real_run = ssh.run
 
@@ -136,7 +118,7 @@ def test_noop_up_one_round_trip_no_loss(mesh: Mesh, monkeypatch: pytest.MonkeyPa
     assert set(calls.values()) == {1} and len(calls) == 5  # one round trip per host
     for h in HOSTS:
         idx = lambda t: sorted((x["ifname"], x["ifindex"]) for x in json.loads(t))  # noqa: E731
-        assert idx(lab_exec(h, "ip", "-j", "link").stdout) == idx(before[h])
+        assert idx(lab_exec(LAB, h, "ip", "-j", "link").stdout) == idx(before[h])
 
 
 def test_add_a_host_touches_only_what_changes(mesh: Mesh) -> None:
@@ -156,24 +138,24 @@ def test_add_a_host_touches_only_what_changes(mesh: Mesh) -> None:
 
 
 def test_remove_a_host_removes_its_peers_and_wires(mesh: Mesh) -> None:
-    zeta_key = lab_exec("zeta", "wg", "show", "wg0", "public-key").stdout.strip()
+    zeta_key = lab_exec(LAB, "zeta", "wg", "show", "wg0", "public-key").stdout.strip()
     mesh.use(mesh.five)
     report = mesh.up()
     assert mesh.statuses(report)["bob"] == "changed"
-    assert zeta_key not in lab_exec("bob", "wg", "show", "wg0", "peers").stdout
-    assert lab_exec("bob", "ip", "link", "show", "dev", "zeta").returncode != 0
+    assert zeta_key not in lab_exec(LAB, "bob", "wg", "show", "wg0", "peers").stdout
+    assert lab_exec(LAB, "bob", "ip", "link", "show", "dev", "zeta").returncode != 0
     mesh.healthy_within(40)
 
 
 def test_rotate_keys(mesh: Mesh) -> None:
-    old = lab_exec("rho", "wg", "show", "wg0", "public-key").stdout.strip()
+    old = lab_exec(LAB, "rho", "wg", "show", "wg0", "public-key").stdout.strip()
     res = mesh_push("rotate-keys", "-i", str(mesh.path), "rho", "--yes", "--json")
     assert res.returncode == 0, res.stdout + res.stderr
-    new = lab_exec("rho", "wg", "show", "wg0", "public-key").stdout.strip()
+    new = lab_exec(LAB, "rho", "wg", "show", "wg0", "public-key").stdout.strip()
     assert new != old and len(new) == 44
-    assert lab_exec("rho", "ls", "/etc/wireguard").stdout.split() == ["wg0.key"]
+    assert lab_exec(LAB, "rho", "ls", "/etc/wireguard").stdout.split() == ["wg0.key"]
     for peer in ("bob", "epsilon", "vorke", "pi0"):
-        peers = lab_exec(peer, "wg", "show", "wg0", "peers").stdout
+        peers = lab_exec(LAB, peer, "wg", "show", "wg0", "peers").stdout
         assert new in peers and old not in peers
     state = json.loads((mesh.path.parent / "mesh.state.json").read_text())
     assert state["public_keys"]["rho"] == new
@@ -183,31 +165,24 @@ def test_rotate_keys(mesh: Mesh) -> None:
 def test_reboot_brings_the_mesh_back_by_itself(mesh: Mesh) -> None:
     res = mesh_push("lab", "reboot", "--name", LAB, "rho")
     assert res.returncode == 0, res.stderr
-    assert lab_exec("rho", "ip", "link", "show", "dev", "internet").returncode == 0
+    assert lab_exec(LAB, "rho", "ip", "link", "show", "dev", "internet").returncode == 0
     took = mesh.healthy_within(60)
     print(f"healthy {took:.1f} s after the reboot finished")
 
 
 def test_killed_apply_finishes_entirely(mesh: Mesh, tmp_path: Path) -> None:
-    templates = tmp_path / "templates"
-    templates.mkdir()
-    for t in (ROOT / "templates").iterdir():
-        text = t.read_text()
-        if t.name == "host.sh.j2":
-            slow = (
-                '{% if h.name == "epsilon" %}\nstep "slow"\ntouch /run/wireguard/started\n'
-                "sleep 3\n{% endif %}\n"
-            )
-            text = text.replace('step "bridge"\n', slow + 'step "bridge"\n', 1)
-        (templates / t.name).write_text(text)
-    lab_exec("epsilon", "rm", "-f", "/run/wireguard/started")
+    slow = (
+        '{% if h.name == "epsilon" %}\nstep "slow"\ntouch /run/wireguard/started\n'
+        "sleep 3\n{% endif %}\n"
+    )
+    templates = templates_with(tmp_path, slow)
+    lab_exec(LAB, "epsilon", "rm", "-f", "/run/wireguard/started")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mesh_push.cli", "up", "-i", str(mesh.path), "--yes", "--json",
-         "--templates", str(templates)],
+        cli_argv("up", "-i", str(mesh.path), "--yes", "--json", "--templates", str(templates)),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
     )  # fmt: skip
     deadline = time.monotonic() + 30
-    while lab_exec("epsilon", "test", "-e", "/run/wireguard/started").returncode != 0:
+    while lab_exec(LAB, "epsilon", "test", "-e", "/run/wireguard/started").returncode != 0:
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.1)
     os.kill(proc.pid, signal.SIGKILL)  # the SSH connections die with it, mid-apply

@@ -9,7 +9,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,27 +18,20 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_root
+from tests.e2e.labkit import (
+    HOSTS,
+    NUMBER,
+    ROOT,
+    cli_argv,
+    lab_exec,
+    lab_inventory,
+    lab_up,
+    mesh_push,
+    templates_with,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 LAB = "mpe"
-NETWORK = "198.18.8.0/23"
-HOSTS = ["bob", "rho", "vorke", "epsilon", "pi0"]
-NUMBER = {"bob": 1, "rho": 2, "vorke": 3, "epsilon": 4, "pi0": 5}
-
-
-def mesh_push(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-    res = subprocess.run(
-        [sys.executable, "-m", "mesh_push.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-    if check and res.returncode != 0:
-        raise AssertionError(
-            f"mesh-push {' '.join(args)} → {res.returncode}\n{res.stdout}\n{res.stderr}"
-        )
-    return res
+NET = "198.18.8"
 
 
 @dataclass
@@ -55,7 +47,7 @@ class Lab:
         return res
 
     def exec(self, host: str, *cmd: str) -> subprocess.CompletedProcess[str]:
-        return mesh_push("lab", "exec", "--name", LAB, host, "--", *cmd)
+        return lab_exec(LAB, host, *cmd)
 
     def links(self, host: str) -> list[tuple[str, int, int, str, str]]:
         data = json.loads(self.exec(host, "ip", "-j", "link").stdout)
@@ -85,18 +77,9 @@ def _sample_cmdlines(stop: threading.Event, seen: set[str]) -> None:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     require_root()
-    tmp = tmp_path_factory.mktemp("e2e")
-    text = (ROOT / "inventory/lab.yaml").read_text()
-    text = re.sub(
-        r"lab:\n  name: \w+\n  network: \S+", f"lab:\n  name: {LAB}\n  network: {NETWORK}", text
-    )
-    text = text.replace("198.18.0.", "198.18.8.")
-    inv = tmp / "lab.yaml"
-    inv.write_text(text)
-    mesh_push("lab", "down", "--name", LAB)
+    inv = lab_inventory(tmp_path_factory.mktemp("e2e") / "lab.yaml", LAB, NET)
     lab = Lab(inv)
-    try:
-        mesh_push("lab", "up", "-i", str(inv), check=True)
+    with lab_up(LAB, inv):
         lab.links_before = {h: lab.links(h) for h in HOSTS}
         stop = threading.Event()
         sampler = threading.Thread(target=_sample_cmdlines, args=(stop, lab.cmdlines))
@@ -108,8 +91,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             sampler.join()
         assert res.returncode == 0, res.stdout + res.stderr
         yield lab
-    finally:
-        mesh_push("lab", "down", "--name", LAB)
 
 
 def private_keys(lab: Lab) -> list[str]:
@@ -206,16 +187,7 @@ def test_status_is_healthy_and_agrees_on_the_root(lab: Lab) -> None:
 
 def test_status_watch_refreshes(lab: Lab) -> None:
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mesh_push.cli",
-            "status",
-            "-i",
-            str(lab.inventory),
-            "--watch",
-            "0.2",
-        ],
+        cli_argv("status", "-i", str(lab.inventory), "--watch", "0.2"),
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -293,7 +265,7 @@ def test_unreachable_host_is_unknown_and_others_reported(lab: Lab) -> None:
 
 def test_host_keys_checked_strictly(lab: Lab, tmp_path: Path) -> None:
     known = Path(f"/run/mesh-push/lab/{LAB}/known_hosts")
-    bob_addr = "198.18.8.11"
+    bob_addr = f"{NET}.11"
     lines = known.read_text().splitlines()
     partial = tmp_path / "known_hosts"
     partial.write_text(
@@ -335,19 +307,8 @@ def test_no_private_key_anywhere(lab: Lab) -> None:
     assert len(lab.cmdlines) > 50  # the sampler really saw processes during `up`
 
 
-def _templates(tmp_path: Path, extra: str) -> Path:
-    out = tmp_path / "templates"
-    out.mkdir()
-    for t in (ROOT / "templates").iterdir():
-        text = t.read_text()
-        if t.name == "host.sh.j2":
-            text = text.replace('step "bridge"\n', extra + 'step "bridge"\n', 1)
-        (out / t.name).write_text(text)
-    return out
-
-
 def test_changes_need_yes_when_not_on_a_terminal(lab: Lab, tmp_path: Path) -> None:
-    templates = _templates(tmp_path, "# a harmless change\n")
+    templates = templates_with(tmp_path, "# a harmless change\n")
     applied = lab.exec("bob", "cat", "/var/lib/mesh-push/applied.sha256").stdout
     res = lab.run("up", "--templates", str(templates))  # stdin is not a terminal here
     assert res.returncode == 2 and "--yes" in res.stderr
@@ -359,7 +320,7 @@ def test_failed_host_reports_step_exit_code_and_output(lab: Lab, tmp_path: Path)
         '{% if h.name == "vorke" %}\nstep "boom"\necho "it went wrong" >&2\nexit 3\n{% endif %}\n'
     )
     res = lab.run(
-        "up", "--yes", "--json", "--no-verify", "--templates", str(_templates(tmp_path, boom))
+        "up", "--yes", "--json", "--no-verify", "--templates", str(templates_with(tmp_path, boom))
     )
     assert res.returncode == 1
     hosts = {h["name"]: h for h in json.loads(res.stdout)["hosts"]}

@@ -4,10 +4,7 @@ itself when it cuts the controller off. Needs root; under CI=true it must run.""
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,51 +12,20 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_root
+from tests.e2e.labkit import lab_exec, lab_inventory, lab_up, mesh_push, templates_with
 
-ROOT = Path(__file__).resolve().parents[2]
 LAB = "mpr"
 NET = "198.18.28"
-
-
-def mesh_push(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mesh_push.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
 
 
 @pytest.fixture(scope="module")
 def inventory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     require_root()
-    tmp = tmp_path_factory.mktemp("rollout")
-    text = (ROOT / "inventory/lab.yaml").read_text()
-    text = re.sub(
-        r"lab:\n  name: \w+\n  network: \S+", f"lab:\n  name: {LAB}\n  network: {NET}.0/23", text
-    )
-    inv = tmp / "lab.yaml"
-    inv.write_text(text.replace("198.18.0.", f"{NET}."))
-    mesh_push("lab", "down", "--name", LAB)
-    try:
-        assert mesh_push("lab", "up", "-i", str(inv)).returncode == 0
+    inv = lab_inventory(tmp_path_factory.mktemp("rollout") / "lab.yaml", LAB, NET)
+    with lab_up(LAB, inv):
         res = mesh_push("up", "-i", str(inv), "--yes", "--json")
         assert res.returncode == 0, res.stdout + res.stderr
         yield inv
-    finally:
-        mesh_push("lab", "down", "--name", LAB)
-
-
-def templates(tmp: Path, inject: str, before: str = 'step "bridge"\n') -> Path:
-    out = tmp / "templates"
-    out.mkdir()
-    for t in (ROOT / "templates").iterdir():
-        text = t.read_text()
-        if t.name == "host.sh.j2":
-            text = text.replace(before, inject + before, 1)
-        (out / t.name).write_text(text)
-    return out
 
 
 def hosts(res: subprocess.CompletedProcess[str]) -> dict[str, dict[str, Any]]:
@@ -67,9 +33,7 @@ def hosts(res: subprocess.CompletedProcess[str]) -> dict[str, dict[str, Any]]:
 
 
 def applied(host: str) -> str:
-    return mesh_push(
-        "lab", "exec", "--name", LAB, host, "--", "cat", "/var/lib/mesh-push/applied.sha256"
-    ).stdout
+    return lab_exec(LAB, host, "cat", "/var/lib/mesh-push/applied.sha256").stdout
 
 
 def test_canary_failure_stops_the_rollout(inventory: Path, tmp_path: Path) -> None:
@@ -78,7 +42,7 @@ def test_canary_failure_stops_the_rollout(inventory: Path, tmp_path: Path) -> No
     before = {h: applied(h) for h in ("vorke", "pi0")}
     res = mesh_push(
         "up", "-i", str(inventory), "--yes", "--json", "--no-verify",
-        "--serial", "2", "--max-fail", "0", "--templates", str(templates(tmp_path, inject)),
+        "--serial", "2", "--max-fail", "0", "--templates", str(templates_with(tmp_path, inject)),
     )  # fmt: skip
     assert res.returncode == 1
     h = hosts(res)
@@ -96,7 +60,7 @@ def test_budget_lets_a_rollout_continue(inventory: Path, tmp_path: Path) -> None
     inject = '# another release\n{% if h.name == "bob" %}\nexit 4\n{% endif %}\n'
     res = mesh_push(
         "up", "-i", str(inventory), "--yes", "--json", "--no-verify",
-        "--serial", "2", "--max-fail", "20%", "--templates", str(templates(tmp_path, inject)),
+        "--serial", "2", "--max-fail", "20%", "--templates", str(templates_with(tmp_path, inject)),
     )  # fmt: skip
     assert res.returncode == 1  # bob still failed
     h = hosts(res)
@@ -109,7 +73,7 @@ def test_limit_touches_only_the_named_hosts(inventory: Path, tmp_path: Path) -> 
     before = applied("bob")
     res = mesh_push(
         "up", "-i", str(inventory), "--yes", "--json", "--limit", "rho,pi0",
-        "--templates", str(templates(tmp_path, inject)),
+        "--templates", str(templates_with(tmp_path, inject)),
     )  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
     h = hosts(res)
@@ -129,13 +93,13 @@ def test_an_apply_that_cuts_us_off_rolls_back_by_itself(inventory: Path, tmp_pat
     )
     res = mesh_push(
         "up", "-i", str(inventory), "--yes", "--json", "--no-verify", "--confirm-timeout", "8",
-        "--templates", str(templates(tmp_path, inject, before='step "bridge up"\n')),
+        "--templates", str(templates_with(tmp_path, inject, before='step "bridge up"\n')),
     )  # fmt: skip
     assert res.returncode == 1
     h = hosts(res)
     assert h["epsilon"]["status"] == "rolled back", h["epsilon"]
     assert all(h[n]["ok"] for n in ("bob", "rho", "vorke", "pi0"))
-    addrs = mesh_push("lab", "exec", "--name", LAB, "epsilon", "--", "ip", "-br", "addr")
+    addrs = lab_exec(LAB, "epsilon", "ip", "-br", "addr")
     assert f" {controller}/32" not in addrs.stdout
     status = mesh_push("status", "-i", str(inventory), "--json")
     assert status.returncode == 0, status.stdout
@@ -144,7 +108,7 @@ def test_an_apply_that_cuts_us_off_rolls_back_by_itself(inventory: Path, tmp_pat
 def test_confirmed_apply_stays(inventory: Path, tmp_path: Path) -> None:
     res = mesh_push(
         "up", "-i", str(inventory), "--yes", "--json", "--confirm-timeout", "20",
-        "--templates", str(templates(tmp_path, "# confirmed release\n")),
+        "--templates", str(templates_with(tmp_path, "# confirmed release\n")),
     )  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
     assert {v["message"] for v in hosts(res).values()} == {"confirmed over a fresh connection"}

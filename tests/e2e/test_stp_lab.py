@@ -6,10 +6,8 @@ Needs root; under CI=true it must run."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,31 +18,20 @@ import yaml
 
 from mesh_push import inventory, observe
 from tests.conftest import require_root
+from tests.e2e.labkit import (
+    HOSTS,
+    NUMBER,
+    ROOT,
+    cli_argv,
+    lab_exec,
+    lab_inventory,
+    lab_up,
+    mesh_push,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 LAB = "mps"
-NETWORK = "198.18.12.0/23"
-HOSTS = ["bob", "rho", "vorke", "epsilon", "pi0"]
-NUMBER = {"bob": 1, "rho": 2, "vorke": 3, "epsilon": 4, "pi0": 5}
+NET = "198.18.12"
 BRIDGE = "internet"
-
-
-def mesh_push(
-    *args: str, check: bool = False, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    res = subprocess.run(
-        [sys.executable, "-m", "mesh_push.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "NO_COLOR": "1"},
-        timeout=timeout,
-    )
-    if check and res.returncode != 0:
-        raise AssertionError(
-            f"mesh-push {' '.join(args)} → {res.returncode}\n{res.stdout}\n{res.stderr}"
-        )
-    return res
 
 
 @dataclass
@@ -71,7 +58,7 @@ class Lab:
         return mesh_push(*args, "-i", str(self.inventory), check=check)
 
     def exec(self, host: str, *cmd: str) -> subprocess.CompletedProcess[str]:
-        return mesh_push("lab", "exec", "--name", LAB, host, "--", *cmd)
+        return lab_exec(LAB, host, *cmd)
 
     def plan(self, cut: str | None = None) -> dict[str, object]:
         extra = ("--cut", cut) if cut else ()
@@ -109,23 +96,12 @@ class Lab:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     require_root()
-    tmp = tmp_path_factory.mktemp("stp")
-    text = (ROOT / "inventory/lab.yaml").read_text()
-    text = re.sub(
-        r"lab:\n  name: \w+\n  network: \S+", f"lab:\n  name: {LAB}\n  network: {NETWORK}", text
-    )
-    text = text.replace("198.18.0.", "198.18.12.")
-    inv = tmp / "lab.yaml"
-    inv.write_text(text)
-    mesh_push("lab", "down", "--name", LAB)
-    try:
-        mesh_push("lab", "up", "-i", str(inv), check=True)
+    inv = lab_inventory(tmp_path_factory.mktemp("stp") / "lab.yaml", LAB, NET)
+    with lab_up(LAB, inv):
         lab = Lab(inv)
         res = lab.run("up", "--yes", "--json")
         assert res.returncode == 0, res.stdout + res.stderr
         yield lab
-    finally:
-        mesh_push("lab", "down", "--name", LAB)
 
 
 def test_tree_after_up_is_the_planned_one(lab: Lab) -> None:
@@ -164,7 +140,7 @@ def _ping_log(lab: Lab, src: str, dst: str, seconds: int) -> subprocess.Popen[st
         f"10.99.99.{NUMBER[dst]}",
     ]
     return subprocess.Popen(
-        [sys.executable, "-m", "mesh_push.cli", "lab", "exec", "--name", LAB, src, "--", *argv],
+        cli_argv("lab", "exec", "--name", LAB, src, "--", *argv),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

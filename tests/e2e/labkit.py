@@ -1,0 +1,89 @@
+"""What the lab test modules share: running this tree's `mesh-push`, a renamed and renumbered copy
+of inventory/lab.yaml, a copy of templates/ with a snippet injected, and a lab that is brought up
+for a block and always taken down after it. Each module keeps its own lab name and network so
+that they never collide."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# The hosts of inventory/lab.yaml and their numbers (a host's bridge address is 10.99.99.N).
+HOSTS = ["bob", "rho", "vorke", "epsilon", "pi0"]
+NUMBER = {"bob": 1, "rho": 2, "vorke": 3, "epsilon": 4, "pi0": 5}
+
+
+def cli_argv(*args: str) -> list[str]:
+    """The command line that runs this tree's mesh-push with `args`."""
+    return [sys.executable, "-m", "mesh_push.cli", *args]
+
+
+def mesh_push(
+    *args: str, check: bool = False, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run mesh-push from the repository root, uncoloured; with check, a non-zero exit fails."""
+    res = subprocess.run(
+        cli_argv(*args),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=timeout,
+    )
+    if check and res.returncode != 0:
+        raise AssertionError(
+            f"mesh-push {' '.join(args)} → {res.returncode}\n{res.stdout}\n{res.stderr}"
+        )
+    return res
+
+
+def lab_exec(lab: str, host: str, *cmd: str) -> subprocess.CompletedProcess[str]:
+    return mesh_push("lab", "exec", "--name", lab, host, "--", *cmd)
+
+
+def lab_inventory(dest: Path, lab: str, prefix: str) -> Path:
+    """Write inventory/lab.yaml to `dest` as lab `lab` on `prefix`.0/23 (`prefix` like
+    "198.18.8"), every 198.18.0.x address moved to `prefix`.x; returns `dest`."""
+    text = (ROOT / "inventory/lab.yaml").read_text()
+    text, renamed = re.subn(
+        r"lab:\n  name: \w+\n  network: \S+",
+        f"lab:\n  name: {lab}\n  network: {prefix}.0/23",
+        text,
+    )
+    assert renamed == 1, "inventory/lab.yaml has no `lab:` section to rename"
+    text = text.replace("198.18.0.", f"{prefix}.")
+    assert f"name: {lab}" in text and "198.18.0." not in text
+    dest.write_text(text)
+    return dest
+
+
+def templates_with(dest_dir: Path, inject: str, before: str = 'step "bridge"\n') -> Path:
+    """A copy of templates/ in `dest_dir`/templates, with `inject` put into host.sh.j2 just
+    before the first `before`."""
+    out = dest_dir / "templates"
+    out.mkdir()
+    for t in (ROOT / "templates").iterdir():
+        text = t.read_text()
+        if t.name == "host.sh.j2":
+            assert before in text, f"host.sh.j2 has no {before!r}"
+            text = text.replace(before, inject + before, 1)
+        (out / t.name).write_text(text)
+    return out
+
+
+@contextlib.contextmanager
+def lab_up(lab: str, inventory: Path) -> Iterator[None]:
+    """Lab `lab` built from `inventory` for the block (any leftover of it removed first), and
+    always taken down after it."""
+    mesh_push("lab", "down", "--name", lab)
+    try:
+        mesh_push("lab", "up", "-i", str(inventory), check=True)
+        yield
+    finally:
+        mesh_push("lab", "down", "--name", lab)
