@@ -135,8 +135,10 @@ def _ping_log(lab: Lab, src: str, dst: str, seconds: int) -> subprocess.Popen[st
         "0.2",
         "-W",
         "1",
-        "-w",
-        str(seconds),
+        # A probe count, not a deadline (-w): with -w, a burst of "Destination Host
+        # Unreachable" during the failover can end ping before traffic comes back.
+        "-c",
+        str(seconds * 5),
         f"10.99.99.{NUMBER[dst]}",
     ]
     return subprocess.Popen(
