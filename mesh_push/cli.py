@@ -357,7 +357,6 @@ def _converge(args: argparse.Namespace, rotate: list[str] | None) -> int:
             verification = push.verify(session, prep.plan, progress.host)
     finally:
         session.close()
-        progress.stop()
     ok = all(r.ok for r in session.reports.values()) and (verification is None or verification.ok)
     if args.json:
         report.print_json(report.up_json(session, verification, ok))
@@ -379,7 +378,6 @@ def cmd_down(args: argparse.Namespace) -> int:
         push.down(session, templates, args.purge, progress.host)
     finally:
         session.close()
-        progress.stop()
     ok = all(r.ok for r in session.reports.values())
     if args.json:
         report.print_json(report.up_json(session, None, ok))

@@ -211,9 +211,6 @@ class Progress:
             elapsed = time.monotonic() - self.start
             self.out.print(f"[dim]{elapsed:6.2f}s[/] [bold]{name:<12}[/] {escape(message)}")
 
-    def stop(self) -> None:
-        pass
-
 
 def show_changes(prep: Any, session: Any, quiet: bool) -> None:
     if quiet:
