@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _inventory_arg(p)
     _templates_arg(p)
+    _json_arg(p)
     p.add_argument("-o", "--output", required=True, type=Path, metavar="DIR")
 
     p = _command(
@@ -255,8 +257,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     p = plan.build(mesh, keys)
     secrets = _private_keys(mesh)
     written = render.write_all(p, args.output, render.load_templates(args.templates), secrets)
-    for path in written:
-        print(path)
+    if args.json:
+        print(json.dumps({"scripts": {path.stem: str(path) for path in written}}, indent=2))
+    else:
+        for path in written:
+            print(path)
     return EXIT_OK
 
 
