@@ -8,13 +8,14 @@ Prints figures and writes JSON (benchmarks/push_bench.json); it never asserts on
 
 Per lab size (5: inventory/lab.yaml; 20 and 50: lab_bench.ring, a ring plus chords, every
 tenth host dynamic and every tenth behind NAT), on a lab of its own (`mpbN`, a free /23 in
-198.19.0.0/16), `--runs` cycles of:
+198.19.0.0/16), with STP timers STP_BY_SIZE (or --stp), `--runs` cycles of:
 
   up from nothing (after `down`: private keys stay on the hosts, as `down` leaves them;
   the first cycle on a fresh lab also generates them), `--inner` × no-op up, `--inner` ×
   status, down, then the OpenSSH floor on the same hosts: `ssh HOST true`, the gather command
-  of status, and the host's rendered script through `ssh HOST sh -s` from nothing and a second
-  time ("no changes"); every floor runs one ssh per host, all in parallel.
+  of status, the host's rendered script through `ssh HOST sh -s` from nothing and a second
+  time ("no changes"), the down script through `ssh HOST sh -s`; every floor runs one ssh per
+  host, all in parallel.
 
 mesh-push runs as a subprocess (so interpreter start and imports count) through a tiny wrapper
 that counts and timestamps every `mesh_push.ssh.connect` and `mesh_push.ssh.run` call: the
@@ -48,7 +49,12 @@ from mesh_push.lab import addresses
 from mesh_push.lab.system import ip_json
 
 REPO = lab_bench.REPO
-FAST_STP = {"hello": 1, "forward_delay": 4, "max_age": 6}  # as inventory/lab.yaml
+FAST_STP = {"hello": 1, "forward_delay": 4, "max_age": 6, "ageing": 2}  # inventory/lab.yaml
+# 50 wireguard-go processes on 2 cores delay BPDUs by seconds, and a BPDU's message age grows
+# by that delay at every hop (12 hops deep here): with max_age 6 they age out and the tree
+# churns. These timers respect 2 × (forward_delay − 1) ≥ max_age ≥ 2 × (hello + 1).
+SLOW_STP = {"hello": 2, "forward_delay": 9, "max_age": 16, "ageing": 2}
+STP_BY_SIZE = {5: FAST_STP, 20: FAST_STP, 50: SLOW_STP}
 
 # Runs `mesh-push ARGS` in this interpreter, recording each ssh.connect / ssh.run call.
 CHILD = r"""
@@ -128,10 +134,12 @@ def free_network(tried: set[str]) -> ipaddress.IPv4Network:
     raise SystemExit("no free /23 in 198.19.0.0/16")
 
 
-def lab_inventory(size: int, name: str, net: ipaddress.IPv4Network) -> dict[str, Any]:
+def lab_inventory(
+    size: int, name: str, net: ipaddress.IPv4Network, stp: dict[str, int]
+) -> dict[str, Any]:
     data = lab_bench.five(name, net) if size == 5 else lab_bench.ring(size, name, net)
     mesh = dict(data.get("mesh") or {})
-    mesh.update(name=name, stp=FAST_STP)
+    mesh.update(name=name, stp=stp)
     return {"mesh": mesh, **{k: v for k, v in data.items() if k != "mesh"}}
 
 
@@ -247,16 +255,17 @@ def phases(run: dict[str, Any]) -> dict[str, float]:
 
 
 def json_ssh_part(report: dict[str, Any] | None) -> dict[str, float] | None:
-    """What the JSON report alone tells: the slowest host's connect + facts + apply."""
+    """What the JSON report alone tells: the slowest host's connect + command (the facts)
+    + apply."""
     if not report:
         return None
     per = [h["seconds"] for h in report["hosts"]]
     return {
         "max_host_connect_facts_apply": max(
-            s.get("connect", 0) + s.get("facts", 0) + s.get("apply", 0) for s in per
+            s.get("connect", 0) + s.get("command", 0) + s.get("apply", 0) for s in per
         ),
         "max_connect": max(s.get("connect", 0) for s in per),
-        "max_facts": max(s.get("facts", 0) for s in per),
+        "max_facts": max(s.get("command", 0) for s in per),
         "max_apply": max(s.get("apply", 0) for s in per),
         "verify": (report.get("verify") or {}).get("seconds", 0.0),
     }
@@ -265,13 +274,15 @@ def json_ssh_part(report: dict[str, Any] | None) -> dict[str, float] | None:
 # --------------------------------------------------------------------------- one lab
 
 
-def rendered_scripts(inv: Path) -> dict[str, str]:
+def rendered_scripts(inv: Path) -> tuple[dict[str, str], str]:
+    """Each host's up script, and the down script (the same for every host)."""
     from mesh_push import inventory, keys, plan, render
 
     mesh = inventory.load(inv)
     p = plan.build(mesh, keys.public_keys(mesh))
     env = render.load_templates()
-    return {hp.name: render.render_host(p, hp, env) for hp in p.hosts}
+    ups = {hp.name: render.render_host(p, hp, env) for hp in p.hosts}
+    return ups, render.render_down(plan.build(mesh, {}), env, purge=False)
 
 
 def check(run: dict[str, Any], what: str) -> None:
@@ -279,8 +290,9 @@ def check(run: dict[str, Any], what: str) -> None:
         raise RuntimeError(f"mesh-push {what} exited {run['rc']}:\n{run['stderr']}")
 
 
-def check_up(run: dict[str, Any], what: str) -> None:
-    """A failed verify (exit 1, every host applied) is a figure, not a reason to stop."""
+def check_up(run: dict[str, Any], what: str, lab: str = "", bridge: str = "") -> None:
+    """A failed verify (exit 1, every host applied) is a figure, not a reason to stop; the
+    STP and WireGuard state of the hosts it names is recorded in run["diag"]."""
     rep = run["report"]
     if rep is None or not all(h["ok"] for h in rep["hosts"]):
         check(run, what)
@@ -292,16 +304,37 @@ def check_up(run: dict[str, Any], what: str) -> None:
             f"{len(problems)} problem(s), e.g. {problems[:3]}",
             flush=True,
         )
+        if lab:
+            hosts = sorted({p.split(":", 1)[0] for p in problems})[:4]
+            run["diag"] = {h: diagnose(lab, h, bridge) for h in hosts}
 
 
-def bench_lab(size: int, runs: int, inner: int, tmp: Path) -> dict[str, Any]:
+def diagnose(lab: str, host: str, bridge: str) -> dict[str, str]:
+    """Inside the lab host (lab exec, not SSH): its bridge's STP view and wg handshakes."""
+
+    def ex(*argv: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "mesh_push.cli", "lab", "exec", "--name", lab, host, "--",
+             *argv],
+            cwd=REPO, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        return done.stdout[-6000:] + done.stderr[-500:]
+
+    return {
+        "showstp": ex("brctl", "showstp", bridge),
+        "handshakes": ex("wg", "show", "all", "latest-handshakes"),
+        "date": ex("date", "+%s"),
+    }
+
+
+def bench_lab(size: int, runs: int, inner: int, tmp: Path, stp: dict[str, int]) -> dict[str, Any]:
     name = f"mpb{size}"
     tried: set[str] = set()
     inv = tmp / f"{name}.yaml"
     for _attempt in range(5):
         net = free_network(tried)
         tried.add(str(net))
-        data = lab_inventory(size, name, net)
+        data = lab_inventory(size, name, net, stp)
         inv.write_text(yaml.safe_dump(data, sort_keys=False))
         t0 = time.monotonic()
         up = subprocess.run(
@@ -332,28 +365,33 @@ def bench_lab(size: int, runs: int, inner: int, tmp: Path) -> dict[str, Any]:
             "floor_gather",
             "floor_apply",
             "floor_noop",
+            "floor_down",
         )
     }
     from mesh_push import inventory, observe
 
     mesh = inventory.load(inv)
     gather = observe.gather_command(mesh.wg_interface, mesh.bridge)
-    print(f"  lab {name}: {size} hosts on {net}, lab up {lab_up_s:.2f} s", flush=True)
+    links = len(data["links"])
+    print(
+        f"  lab {name}: {size} hosts, {links} links on {net}, lab up {lab_up_s:.2f} s, stp {stp}",
+        flush=True,
+    )
     try:
         for r in range(runs):
             up_run = mesh_push(["up", "-i", i, "--yes", "--json"], tmp)
-            check_up(up_run, "up")
+            check_up(up_run, "up", name, mesh.bridge)
             res["up"].append(up_run)
             for _ in range(inner):
                 noop = mesh_push(["up", "-i", i, "--yes", "--json"], tmp)
-                check_up(noop, "up (no change)")
+                check_up(noop, "up (no change)", name, mesh.bridge)
                 if any(h["status"] != "unchanged" for h in noop["report"]["hosts"]):
                     print("  warning: a no-op up changed something", flush=True)
                 res["noop"].append(noop)
             for _ in range(inner):
                 st = mesh_push(["status", "-i", i, "--json"], tmp)
                 res["status"].append(st)  # exit 1 = unhealthy: still a timed status
-            scripts = rendered_scripts(inv)
+            scripts, down_script = rendered_scripts(inv)
             down = mesh_push(["down", "-i", i, "--yes", "--json"], tmp)
             check(down, "down")
             res["down"].append(down)
@@ -365,18 +403,30 @@ def bench_lab(size: int, runs: int, inner: int, tmp: Path) -> dict[str, Any]:
                 res["floor_noop"].append(
                     parallel_ssh(cfg, hosts, ["sh", "-s"], scripts.__getitem__)
                 )
+            res["floor_down"].append(
+                parallel_ssh(cfg, hosts, ["sh", "-s"], dict.fromkeys(hosts, down_script).get)
+            )
             check(mesh_push(["down", "-i", i, "--yes", "--json"], tmp), "down (cleanup)")
             print(
                 f"  cycle {r + 1}/{runs}: up {up_run['wall']:.2f} s, no-op up "
                 f"{res['noop'][-1]['wall']:.2f} s, status {res['status'][-1]['wall']:.2f} s, "
                 f"down {down['wall']:.2f} s | ssh true {res['floor_true'][-1]['wall']:.2f} s, "
                 f"script {res['floor_apply'][-1]['wall']:.2f} s / "
-                f"{res['floor_noop'][-1]['wall']:.2f} s",
+                f"{res['floor_noop'][-1]['wall']:.2f} s, down script "
+                f"{res['floor_down'][-1]['wall']:.2f} s",
                 flush=True,
             )
     finally:
         lab_down(name)
-    return summarise(size, name, str(net), hosts, res)
+    out = summarise(size, name, str(net), hosts, res)
+    out.update(stp=stp, links=links, lab_up_s=lab_up_s)
+    out["diag"] = [
+        {"what": key, "cycle": n, **r["diag"]}
+        for key in ("up", "noop")
+        for n, r in enumerate(res[key])
+        if r.get("diag")
+    ]
+    return out
 
 
 def lab_down(name: str) -> None:
@@ -433,7 +483,7 @@ def summarise(
             out[key]["verify_failed"] = sum(
                 1 for r in res[key] if not ((r["report"] or {}).get("verify") or {}).get("ok")
             )
-    for key in ("floor_true", "floor_gather", "floor_apply", "floor_noop"):
+    for key in ("floor_true", "floor_gather", "floor_apply", "floor_noop", "floor_down"):
         out[key] = {
             "wall": stats(r["wall"] for r in res[key]),
             "failed_hosts": max(r["failed"] for r in res[key]),
@@ -519,7 +569,7 @@ def profile(out_dir: Path, tmp: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     name = "mpbp5"
     net = free_network(set())
-    data = lab_inventory(5, name, net)
+    data = lab_inventory(5, name, net, FAST_STP)
     inv = tmp / f"{name}.yaml"
     inv.write_text(yaml.safe_dump(data, sort_keys=False))
     try:
@@ -631,6 +681,7 @@ def table(labs: list[dict[str, Any]]) -> None:
         ("  connect + gather", lambda x: fmt(x["status"].get("connect_and_first_command", {}))),
         ("floor: ssh HOST <gather command>", lambda x: fmt(x["floor_gather"]["wall"])),
         ("down: total wall", lambda x: fmt(x["down"]["total"])),
+        ("floor: ssh sh -s down script", lambda x: fmt(x["floor_down"]["wall"])),
         ("floor: ssh HOST true", lambda x: fmt(x["floor_true"]["wall"])),
         ("remote commands/host: up from nothing", lambda x: _calls(x["up"]["calls"])),
         ("remote commands/host: no-op up", lambda x: _calls(x["noop"]["calls"])),
@@ -643,24 +694,39 @@ def table(labs: list[dict[str, Any]]) -> None:
     ]
     for label, f in rows:
         print(f"{label:44}" + "".join(f"{f(lab):>24}" for lab in labs))
-    print("\nratios mesh-push / floor (medians):")
+    print("\nratios mesh-push / floor (medians; target ≤ 1.3×):")
     for lab in labs:
-
-        def ratio(a: dict[str, Any], b: dict[str, Any]) -> str:
-            return f"{a['median'] / b['median']:.2f}×" if a.get("n") and b.get("n") else "–"
-
+        r = ratios(lab)
         print(
-            f"  {lab['hosts']:>2} hosts: up SSH part / script from nothing "
-            f"{ratio(lab['up'].get('ssh_part', {}), lab['floor_apply']['wall'])}, "
-            f"no-op up total / script no-change "
-            f"{ratio(lab['noop']['total'], lab['floor_noop']['wall'])}, "
-            f"no-op up SSH part / script no-change "
-            f"{ratio(lab['noop'].get('ssh_part', {}), lab['floor_noop']['wall'])}, "
-            f"status total / gather floor "
-            f"{ratio(lab['status']['total'], lab['floor_gather']['wall'])}, "
-            f"status connect+gather / gather floor "
-            f"{ratio(lab['status'].get('connect_and_first_command', {}), lab['floor_gather']['wall'])}"  # noqa: E501
+            f"  {lab['hosts']:>2} hosts: "
+            + ", ".join(f"{k} {v:.2f}×{'' if v <= 1.3 else ' (over)'}" for k, v in r.items())
         )
+        c = lab["noop"]["calls"]
+        print(
+            f"     no-op up remote commands per host: {c['runs_per_host']:.2f} "
+            f"(min {c['runs_min']}, max {c['runs_max']}; target 1)"
+        )
+
+
+def ratios(lab: dict[str, Any]) -> dict[str, float]:
+    """mesh-push / floor, medians: the issue's three targets, then the rest."""
+    pairs = {
+        "up SSH part / script from nothing": (lab["up"].get("ssh_part"), lab["floor_apply"]),
+        "no-op up total / script no-change": (lab["noop"]["total"], lab["floor_noop"]),
+        "no-op up SSH part / script no-change": (lab["noop"].get("ssh_part"), lab["floor_noop"]),
+        "status total / gather": (lab["status"]["total"], lab["floor_gather"]),
+        "status connect+gather / gather": (
+            lab["status"].get("connect_and_first_command"),
+            lab["floor_gather"],
+        ),
+        "down total / down script": (lab["down"]["total"], lab["floor_down"]),
+        "down total / ssh true": (lab["down"]["total"], lab["floor_true"]),
+    }
+    return {
+        k: a["median"] / b["wall"]["median"]
+        for k, (a, b) in pairs.items()
+        if a and a.get("n") and b["wall"].get("n")
+    }
 
 
 def _calls(c: dict[str, Any] | None) -> str:
@@ -670,11 +736,20 @@ def _calls(c: dict[str, Any] | None) -> str:
     return f"{c['runs_per_host']:.2f} ({kinds})"
 
 
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", default="5,20,50")
     ap.add_argument("--runs", type=int, default=3, help="cycles per lab (up from nothing …)")
     ap.add_argument("--inner", type=int, default=2, help="no-op ups, statuses, floors per cycle")
+    ap.add_argument(
+        "--stp",
+        metavar="HELLO/FD/MAX_AGE",
+        help="STP timers for every lab (default: lab.yaml's 1/4/6 up to 20 hosts, 2/9/16 above)",
+    )
     ap.add_argument("--plan-sizes", default="1000,10000")
     ap.add_argument("--plan-runs", type=int, default=3)
     ap.add_argument("--startup-runs", type=int, default=10)
@@ -691,12 +766,10 @@ def main() -> int:
             return 0
         result: dict[str, Any] = {
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-            "commit": subprocess.run(
-                ["git", "describe", "--always", "--dirty"],
-                cwd=REPO,
-                capture_output=True,
-                text=True,
-            ).stdout.strip(),
+            "commit": git("rev-parse", "HEAD"),
+            # Uncommitted changes to the package itself (benchmarks/ and docs/ do not count).
+            "mesh_push_dirty": git("status", "--porcelain", "--", "mesh_push").splitlines(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "runs": args.runs,
             "inner": args.inner,
         }
@@ -715,9 +788,15 @@ def main() -> int:
         result["labs"] = []
         for size in (int(s) for s in args.sizes.split(",") if s):
             print(f"lab of {size}:", flush=True)
-            result["labs"].append(bench_lab(size, args.runs, args.inner, tmp))
+            stp = STP_BY_SIZE.get(size, SLOW_STP if size > 20 else FAST_STP)
+            if args.stp:
+                hello, fd, max_age = (int(x) for x in args.stp.split("/"))
+                stp = {"hello": hello, "forward_delay": fd, "max_age": max_age, "ageing": 2}
+            result["labs"].append(bench_lab(size, args.runs, args.inner, tmp, stp))
             args.json.write_text(json.dumps(result, indent=1) + "\n")
         table(result["labs"])
+        for lab in result["labs"]:
+            lab["ratios"] = ratios(lab)
         args.json.write_text(json.dumps(result, indent=1) + "\n")
         print(f"\nwritten: {args.json}")
     return 0
