@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -25,23 +24,17 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import require_root
+
 REPO = Path(__file__).resolve().parents[2]
 LAB_YAML = REPO / "inventory" / "lab.yaml"
 # Test labs live in 198.19.0.0/16, away from the 198.18.0.0/23 of a user's `mplab`.
 TEST_SPACE = ipaddress.IPv4Network("198.19.0.0/16")
 
 
-def need_root() -> None:
-    if os.geteuid() == 0:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail("the lab tests need root, and CI=true: run them as root")
-    pytest.skip("the lab tests need root")
-
-
 @pytest.fixture
 def root() -> None:
-    need_root()
+    require_root()
 
 
 def mesh_push(
@@ -177,7 +170,7 @@ def new_lab(tmp: Path, source: Path = LAB_YAML) -> Lab:
 def lab_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Lab]]:
     """lab_factory(inventory=inventory/lab.yaml) -> an up Lab, one per inventory per session,
     always taken down at the end."""
-    need_root()
+    require_root()
     labs: dict[Path, Lab] = {}
     tmp = tmp_path_factory.mktemp("labs")
 
