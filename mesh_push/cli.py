@@ -8,13 +8,13 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .problems import InventoryError
 
 if TYPE_CHECKING:
-    from . import rollout
+    from . import push, rollout
     from .model import Mesh
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -362,12 +362,7 @@ def _converge(args: argparse.Namespace, rotate: list[str] | None) -> int:
             verification = push.verify(session, prep.plan, progress.host)
     finally:
         session.close()
-    ok = all(r.ok for r in session.reports.values()) and (verification is None or verification.ok)
-    if args.json:
-        report.print_json(report.up_json(session, verification, ok))
-    else:
-        report.show_up(session, verification)
-    return EXIT_OK if ok else EXIT_FAILED
+    return _finish(args, session, verification)
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -383,11 +378,17 @@ def cmd_down(args: argparse.Namespace) -> int:
         push.down(session, templates, args.purge, progress.host)
     finally:
         session.close()
-    ok = all(r.ok for r in session.reports.values())
+    return _finish(args, session, None)
+
+
+def _finish(args: argparse.Namespace, session: push.Session, verification: Any) -> int:
+    from . import report
+
+    ok = all(r.ok for r in session.reports.values()) and (verification is None or verification.ok)
     if args.json:
-        report.print_json(report.up_json(session, None, ok))
+        report.print_json(report.up_json(session, verification, ok))
     else:
-        report.show_up(session, None)
+        report.show_up(session, verification)
     return EXIT_OK if ok else EXIT_FAILED
 
 
