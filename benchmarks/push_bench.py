@@ -81,11 +81,11 @@ def run(conn, command, stdin=None, timeout=300):
             trace.append(["run", aliases.get(id(conn), conn.host), kind(command), t,
                           time.monotonic()])
 
-def connect(mesh, target, accept_new=False, timeout=None):
+def connect(mesh, target, accept_new=False, timeout=None, **kwargs):
     t = time.monotonic()
     conn = None
     try:
-        conn = _connect(mesh, target, accept_new, timeout)
+        conn = _connect(mesh, target, accept_new, timeout, **kwargs)
         return conn
     finally:
         with lock:

@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     _inventory_arg(p)
     _templates_arg(p)
     _json_arg(p)
-    _ssh_args(p)
+    ssh_args(p)
     p.add_argument("-y", "--yes", action="store_true", help="apply without asking")
     p.add_argument("--no-verify", action="store_true", help="skip the checks after applying")
     g = p.add_argument_group("rollouts (see docs/ci.md)")
@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     _inventory_arg(p)
     _templates_arg(p)
     _json_arg(p)
-    _ssh_args(p)
+    ssh_args(p)
     p.add_argument("hosts", nargs="*", metavar="HOST", help="hosts to rotate (default: all)")
     p.add_argument("-y", "--yes", action="store_true", help="rotate without asking")
     p.add_argument("--no-verify", action="store_true", help="skip the checks after applying")
@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     _inventory_arg(p)
     _templates_arg(p)
     _json_arg(p)
-    _ssh_args(p)
+    ssh_args(p)
     p.add_argument("-y", "--yes", action="store_true", help="do it without asking")
     p.add_argument("--purge", action="store_true", help="also delete the hosts' private keys")
 
@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _inventory_arg(p)
     _json_arg(p)
-    _ssh_args(p)
+    ssh_args(p)
     p.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS")
 
     for register in _extra_commands():
@@ -196,13 +196,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _ssh_args(p: argparse.ArgumentParser) -> None:
+def ssh_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--accept-new",
         action="store_true",
         help="trust a host key seen for the first time and add it to known_hosts "
         "(a changed key is refused even then)",
     )
+    p.add_argument(
+        "-K",
+        "--ask-become-pass",
+        action="store_true",
+        help="ask once for the sudo password of hosts whose sudo wants one (or set "
+        "MESH_PUSH_BECOME_PASSWORD_FILE; see docs/hosts.md)",
+    )
+
+
+def become_password(args: argparse.Namespace) -> str | None:
+    from . import become
+
+    try:
+        return become.password(args.ask_become_pass)
+    except become.BecomePasswordError as e:
+        raise UsageError(str(e)) from None
 
 
 def _extra_commands() -> list[
@@ -332,6 +348,7 @@ def _converge(args: argparse.Namespace, rotate: list[str] | None) -> int:
         args.accept_new,
         progress.host,
         only=targets,
+        become_password=become_password(args),
     )
     for h in mesh.hosts:
         if h.name not in targets:
@@ -373,7 +390,9 @@ def cmd_down(args: argparse.Namespace) -> int:
     if not _confirm(f"remove mesh {mesh.name} from {len(mesh.hosts)} host(s)?", args.yes):
         return EXIT_FAILED
     progress = report.Progress(enabled=not args.json)
-    session = push.connect_all(mesh, None, args.accept_new, progress.host)
+    session = push.connect_all(
+        mesh, None, args.accept_new, progress.host, become_password=become_password(args)
+    )
     try:
         push.down(session, templates, args.purge, progress.host)
     finally:
@@ -397,7 +416,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .status import run
 
     mesh = inventory.load(args.inventory)
-    return run(mesh, args.json, args.accept_new, args.watch)
+    return run(mesh, args.json, args.accept_new, args.watch, become_password(args))
 
 
 def _public_keys(mesh: Mesh) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import difflib
 import ipaddress
 import math
@@ -16,9 +17,11 @@ from typing import Any, TypeVar, cast
 import yaml
 
 from .model import (
+    Become,
     EndpointKind,
     Host,
     KeyMode,
+    LabLogin,
     LabSettings,
     Link,
     Mesh,
@@ -37,12 +40,16 @@ LAB_ROOT = Path("/run/mesh-push/lab")
 RESERVED_NAMES = {"lo", "all", "default", "br", "dev"}
 IFNAME_BAD = re.compile(r"[/:\s]")
 LAB_NAME = re.compile(r"^[a-z][a-z0-9]{0,5}$")
+DNS_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+RERESOLVE_MAX = 86_400
 VNI_MAX = 16_777_215
 # wg-quick assumes the worst case (IPv6 underlay): 80 bytes of WireGuard overhead.
 WG_OVERHEAD = 80
 VXLAN_OVERHEAD = 50
 MIN_MTU = 1280
 STANDARD_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+BECOME: tuple[Become, ...] = ("sudo", "none")
+LAB_LOGINS: tuple[LabLogin, ...] = ("root", "sudo", "sudo-password")
 MAX_NODES = 100_000  # YAML values after expanding aliases: stops a "billion laughs" file
 
 
@@ -297,6 +304,41 @@ def _ip(value: str) -> IPv4Address | IPv6Address | None:
         return None
 
 
+def dns_name_problem(name: str) -> str | None:
+    """Why `name` is not a host name by RFC 1123 (one trailing dot, the DNS root, allowed)."""
+    bare = name[:-1] if name.endswith(".") else name
+    if not bare:
+        return "it is empty"
+    if not bare.isascii():
+        return "only ASCII: write an internationalised name in its xn-- form"
+    if len(bare) > 253:
+        return f"it has {len(bare)} characters, more than a DNS name's 253"
+    labels = bare.split(".")
+    for label in labels:
+        if not label:
+            return "it has an empty label (a leading dot, or two dots in a row)"
+        if len(label) > 63:
+            return f"its label {label[:16]}... has {len(label)} characters, more than 63"
+        if bad := sorted(set(label) - DNS_LABEL_CHARS):
+            return f"its label {label!r} holds {''.join(bad)!r}: only letters, digits and '-'"
+        if label.startswith("-") or label.endswith("-"):
+            return f"its label {label!r} starts or ends with '-'"
+    if labels[-1].isdigit():
+        return f"its last label {labels[-1]!r} is all digits"
+    return None
+
+
+def endpoint_address(text: str) -> tuple[IPv4Address | IPv6Address | str | None, str | None]:
+    """An endpoint `address`: an IP address, else a DNS name (its trailing dot dropped: the
+    hosts file, which the lab relies on, does not match `name.`), else why it is neither."""
+    ip = _ip(text)
+    if ip is not None:
+        return ip, None
+    if why := dns_name_problem(text):
+        return None, f"neither an IP address nor a DNS name: {text!r} ({why})"
+    return text.removesuffix("."), None
+
+
 # --------------------------------------------------------------------------- the inventory
 
 
@@ -339,6 +381,7 @@ def parse(text: str, file: Path) -> Mesh:
     wg_if = wg.get("interface", str, "wg0")
     wg_port = wg.int_in("port", 1, 65535, 51820)
     wg_net = wg.network("network", "10.88.88.0/24")
+    reresolve = wg.int_in("reresolve", 0, RERESOLVE_MAX, 60)
     wg.done()
     br = m.sub("bridge")
     br_name = br.get("name", str, "internet")
@@ -399,6 +442,7 @@ def parse(text: str, file: Path) -> Mesh:
         state_file=state_file,
         keystore=_path(keystore, base) if keystore else data_home / "mesh-push" / name / "keys",
         lab=lab,
+        wg_reresolve=60 if reresolve is None else reresolve,
     )
 
 
@@ -466,11 +510,12 @@ def _lab(sec: Section, problems: Problems) -> LabSettings | None:
         return None
     name = sec.get("name", str, "mplab")
     net = sec.network("network", "198.18.0.0/23")
+    login: LabLogin = sec.choice("login", LAB_LOGINS, "root")
     sec.done()
     if isinstance(name, str) and not LAB_NAME.match(name):
         problems.add((*sec.path, "name"), "must be 1 to 6 lowercase letters or digits")
         return None
-    return LabSettings(name, net) if net else None
+    return LabSettings(name, net, login or "root") if net else None
 
 
 def _ssh_defaults(
@@ -479,6 +524,7 @@ def _ssh_defaults(
     user = sec.get("user", str, "root")
     port = sec.int_in("port", 1, 65535, 22)
     identity = sec.get("identity", str, None)
+    become: Become | None = sec.choice("become", BECOME, None)
     config = sec.get("config", str, None)
     known = sec.get("known_hosts", str, None)
     timeout = sec.get("connect_timeout", float, 10.0)
@@ -490,6 +536,7 @@ def _ssh_defaults(
         user=user,
         port=port,
         identity=str(_path(identity, base)) if identity else None,
+        become=become,
         config=_path(config, base) if config else (labdir / "ssh_config" if labdir else None),
         known_hosts=_path(known, base) if known else (labdir / "known_hosts" if labdir else None),
         connect_timeout=timeout or 10.0,
@@ -551,10 +598,13 @@ def _hosts(
             )
         addr = f["address"]
         if addr is not None:
-            if str(addr) in seen_addr:
-                problems.add((*sec.path, "address"), f"same address as {seen_addr[str(addr)]}")
-            seen_addr[str(addr)] = name
-        for key, ip in (("address", addr), ("ssh.address", _ip(f["ssh"].address or ""))):
+            # DNS names are case-insensitive; a name and an IP are not compared (no lookups).
+            same = addr.lower() if isinstance(addr, str) else str(addr)
+            if same in seen_addr:
+                problems.add((*sec.path, "address"), f"same address as {seen_addr[same]}")
+            seen_addr[same] = name
+        endpoint_ip = None if isinstance(addr, str) else addr
+        for key, ip in (("address", endpoint_ip), ("ssh.address", _ip(f["ssh"].address or ""))):
             for net in networks:
                 if ip is not None and ip in net:
                     problems.add((*sec.path, *key.split(".")), f"{ip} lies inside the mesh's {net}")
@@ -583,7 +633,7 @@ def _hosts(
 
 def _host_fields(sec: Section, problems: Problems) -> dict[str, Any]:
     endpoint: EndpointKind | None = sec.choice("endpoint", ("static", "dynamic", "nat"))
-    addr_raw = sec.get("address", str, None, "an IP address")
+    addr_raw = sec.get("address", str, None, "an IP address or a DNS name")
     number = sec.int_in("number", 1, 65534, None)
     key: str | None = sec.get("public_key", str, None)
     location = sec.get("location", str, None)
@@ -594,14 +644,15 @@ def _host_fields(sec: Section, problems: Problems) -> dict[str, Any]:
         port=s.int_in("port", 1, 65535, None),
         identity=s.get("identity", str, None),
         via=s.get("via", str, None),
+        become=s.choice("become", BECOME, None),
     )
     s.done()
     sec.done()
-    addr = None
+    addr: IPv4Address | IPv6Address | str | None = None
     if isinstance(addr_raw, str):
-        addr = _ip(addr_raw)
-        if addr is None:
-            problems.add((*sec.path, "address"), f"not an IP address: {addr_raw!r}")
+        addr, why = endpoint_address(addr_raw)
+        if why:
+            problems.add((*sec.path, "address"), why)
         elif endpoint in ("dynamic", "nat"):
             problems.add(
                 (*sec.path, "address"),
@@ -615,7 +666,7 @@ def _host_fields(sec: Section, problems: Problems) -> dict[str, Any]:
         key = None
     if ssh.via is not None and ssh.via == sec.path[-1]:
         problems.add((*sec.path, "ssh", "via"), "a host cannot be its own jump host")
-        ssh = SshTarget(ssh.address, ssh.user, ssh.port, ssh.identity, None)
+        ssh = dataclasses.replace(ssh, via=None)
     return {
         "endpoint": endpoint,
         "address": addr,

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .cli import become_password, ssh_args
+
 if TYPE_CHECKING:
     from .model import Mesh
     from .plan import Plan
@@ -54,11 +56,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--write", action="store_true", help="rewrite the links' latency_ms in the inventory"
     )
     p.add_argument("--json", action="store_true", help="print JSON for machines instead of tables")
-    p.add_argument(
-        "--accept-new",
-        action="store_true",
-        help="trust a host key seen for the first time and add it to known_hosts",
-    )
+    ssh_args(p)
     p.set_defaults(handler=run)
 
 
@@ -237,14 +235,16 @@ def check_rewrite(old: str, new_text: str, new: dict[frozenset[str], str]) -> No
 
 
 def measure(
-    mesh: Mesh, p: Plan, count: int, accept_new: bool
+    mesh: Mesh, p: Plan, count: int, accept_new: bool, become_password: str | None = None
 ) -> tuple[list[LinkResult], dict[str, str]]:
     from . import push, ssh
 
-    session = push.connect_all(mesh, None, accept_new, lambda _n, _m: None)
+    session = push.connect_all(
+        mesh, None, accept_new, lambda _n, _m: None, become_password=become_password
+    )
     per_host: dict[str, dict[str, End]] = {}
     errors: dict[str, str] = {
-        n: r.message for n, r in session.reports.items() if r.status == "unreachable"
+        n: r.message for n, r in session.reports.items() if n not in session.conns
     }
     try:
 
@@ -298,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"mesh-push: {e}", file=sys.stderr)
             return EXIT_USAGE
     p = plan.build(mesh, keys.public_keys(mesh))
-    results, errors = measure(mesh, p, args.count, args.accept_new)
+    results, errors = measure(mesh, p, args.count, args.accept_new, become_password(args))
     ok = all(r.measured_ms is not None for r in results)
     written: str | None = None
     if args.write:

@@ -10,6 +10,12 @@ from typing import Literal
 EndpointKind = Literal["static", "dynamic", "nat"]
 MtuPolicy = Literal["fragment", "clamp"]
 KeyMode = Literal["host", "controller"]
+# How host-side commands get root: `sudo` (as on cloud images, where the login is a sudo
+# user) or `none` (the login is root already).
+Become = Literal["sudo", "none"]
+# How the lab's hosts let the controller in: as root, or like a cloud image, as a sudo user
+# (without or with a sudo password) while root may not log in.
+LabLogin = Literal["root", "sudo", "sudo-password"]
 
 # Where mesh-push keeps its files on a host (the lab gives each host private copies).
 STATE_DIR = "/var/lib/mesh-push"
@@ -28,17 +34,24 @@ class SshTarget:
     port: int | None = None
     identity: str | None = None
     via: str | None = None
+    become: Become | None = None
 
 
 @dataclass(frozen=True)
 class Host:
     name: str
     endpoint: EndpointKind
-    address: IPv4Address | IPv6Address | None  # public endpoint, static hosts only
+    # Public endpoint, static hosts only: an IP address, or a DNS name (a str, validated,
+    # without a trailing dot) that every peer resolves itself, again and again.
+    address: IPv4Address | IPv6Address | str | None
     number: int  # host part of its overlay addresses (resolved, never None)
     ssh: SshTarget = field(default_factory=SshTarget)
     public_key: str | None = None
     location: str | None = None
+
+    @property
+    def dns_name(self) -> str | None:
+        return self.address if isinstance(self.address, str) else None
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,7 @@ class SshDefaults:
     user: str = "root"
     port: int = 22
     identity: str | None = None
+    become: Become | None = None  # None: sudo unless the login user is root
     config: Path | None = None
     known_hosts: Path | None = None
     connect_timeout: float = 10.0
@@ -91,6 +105,7 @@ class SshDefaults:
 class LabSettings:
     name: str
     network: IPv4Network
+    login: LabLogin = "root"
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,8 @@ class Mesh:
     state_file: Path
     keystore: Path
     lab: LabSettings | None = None
+    # Seconds between re-resolutions of peers' DNS names on each host; 0: only at apply.
+    wg_reresolve: int = 60
 
     def host(self, name: str) -> Host:
         for h in self.hosts:

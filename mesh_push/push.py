@@ -16,8 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from fabric import Connection
-
 from . import keys, observe, plan, render, rollout, ssh
 from .inventory import public_key_problem
 from .model import STATE_DIR, Mesh
@@ -66,10 +64,11 @@ class Session:
     """Open connections and what the hosts told us; closed once, at the end."""
 
     mesh: Mesh
-    conns: dict[str, Connection] = field(default_factory=dict)
+    conns: dict[str, ssh.Remote] = field(default_factory=dict)
     reports: dict[str, HostReport] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)  # stdout of connect_all's command
     rollout: dict[str, Any] = field(default_factory=dict)  # batches and where it stopped
+    become_password: str | None = None  # for sudo on hosts that ask; never printed
 
     @property
     def facts(self) -> dict[str, dict[str, str]]:
@@ -79,10 +78,10 @@ class Session:
         return {n: observe.parse(out, self.mesh.bridge) for n, out in self.outputs.items()}
 
     def close(self) -> None:
-        for conn in self.conns.values():
+        for remote in self.conns.values():
             # Closing a dead transport must not hide the real result.
             with contextlib.suppress(Exception):
-                ssh.close(conn)
+                ssh.close(remote)
 
 
 def facts_command(mesh: Mesh, generate_key: bool) -> str:
@@ -175,11 +174,14 @@ def connect_all(
     accept_new: bool,
     progress: Progress,
     only: Iterable[str] | None = None,
+    become_password: str | None = None,
 ) -> Session:
     """Connect to every host in parallel and run `command` once on each, in the same thread
     right after its handshake, so no host waits for the slowest connection. (A jump host's
-    own connection is reused by nobody: each host has its own chain.)"""
-    session = Session(mesh)
+    own connection is reused by nobody: each host has its own chain.) Without a command, a
+    host reached through sudo still runs `true`: sudo must have said yes before a script
+    goes to it on stdin."""
+    session = Session(mesh, become_password=become_password)
     cfg = ssh.load_config(mesh)
     names = list(only) if only is not None else [h.name for h in mesh.hosts]
 
@@ -188,14 +190,22 @@ def connect_all(
         start = time.monotonic()
         try:
             target = ssh.resolve(mesh, mesh.host(name), cfg)
-            conn = ssh.connect(mesh, target, accept_new)
-            session.conns[name] = conn
+            remote = ssh.connect(mesh, target, accept_new, become_password=become_password)
             rep.seconds["connect"] = time.monotonic() - start
-            if command is not None:
-                res = ssh.run(conn, command, timeout=READ_TIMEOUT_S)
-                rep.seconds["command"] = res.seconds
-                session.outputs[name] = res.stdout
+            try:
+                if command is not None or target.sudo:
+                    res = ssh.run(remote, command or "true", timeout=READ_TIMEOUT_S)
+                    rep.seconds["command"] = res.seconds
+                    if command is not None:
+                        session.outputs[name] = res.stdout
+            except ssh.SshError:
+                ssh.close(remote)
+                raise
+            session.conns[name] = remote
             progress(name, "connected")
+        except ssh.BecomeError as e:
+            rep.status, rep.step, rep.message = "failed", "sudo", str(e)
+            progress(name, f"failed: {e}")
         except ssh.SshError as e:
             rep.status, rep.step, rep.message = "unreachable", "connect", str(e)
             progress(name, f"unreachable: {e}")
@@ -308,8 +318,8 @@ def apply(
     wave_of = {n: i for i, wave in enumerate(prep.plan.waves) for n in wave}
     ordered = sorted(prep.to_apply, key=lambda n: (wave_of[n], prep.to_apply.index(n)))
     groups = rollout.batches(ordered, opts.serial)
-    # Hosts we could not even reach count against the budget like hosts that failed.
-    away = [n for n, r in session.reports.items() if r.status == "unreachable"]
+    # Hosts we could not even work on count against the budget like hosts that failed.
+    away = [n for n, r in session.reports.items() if r.step in ("connect", "sudo")]
     budget = opts.budget(len(ordered) + len(away))
     fallback = render.render_down(prep.plan, templates, purge=False) if templates else ""
     session.rollout = {"batches": groups, "budget": budget, "stopped_before_batch": None}
@@ -390,7 +400,12 @@ def _settle(session: Session, name: str, token: str, seconds: float, progress: P
     mesh, rep = session.mesh, session.reports[name]
     target = ssh.resolve(mesh, mesh.host(name))
     try:
-        fresh = ssh.connect(mesh, target, timeout=min(mesh.ssh.connect_timeout, 10))
+        fresh = ssh.connect(
+            mesh,
+            target,
+            timeout=min(mesh.ssh.connect_timeout, 10),
+            become_password=session.become_password,
+        )
         try:
             if ssh.run(fresh, rollout.confirm_command(token), timeout=READ_TIMEOUT_S).ok:
                 rep.message = "confirmed over a fresh connection"
@@ -403,7 +418,7 @@ def _settle(session: Session, name: str, token: str, seconds: float, progress: P
     while time.monotonic() < deadline:
         time.sleep(1)
         try:
-            back = ssh.connect(mesh, target, timeout=5)
+            back = ssh.connect(mesh, target, timeout=5, become_password=session.become_password)
             try:
                 if ssh.run(back, rollout.rolled_back_command(), timeout=10).stdout.strip():
                     rep.status, rep.step = "rolled back", "confirm"
@@ -444,6 +459,9 @@ class Verification:
     problems: list[str]
     states: dict[str, observe.HostState]
     pinged: bool = False  # pings cross the wires only after something was applied
+    # What the verdict speaks for, and the hosts of the run it cannot speak for.
+    hosts: list[str] = field(default_factory=list)
+    not_verified: list[str] = field(default_factory=list)
 
 
 def gather(session: Session, names: Iterable[str]) -> dict[str, observe.HostState]:
@@ -472,14 +490,18 @@ def convergence_bound(mesh: Mesh) -> float:
 def verify(session: Session, p: plan.Plan, progress: Progress) -> Verification:
     mesh = session.mesh
     names = [n for n in session.conns if session.reports[n].ok]
+    away = [n for n, r in session.reports.items() if n not in names and r.status != "excluded"]
     start = time.monotonic()
+    if not names:
+        problem = "no host could be verified: none was worked on"
+        return Verification(False, 0.0, [problem], {}, not_verified=away)
     if all(session.reports[n].status == "unchanged" for n in names):
         # Nothing was applied: the state gathered with the facts is current, and judging it
         # costs no further round trip.
         states = {n: st for n, st in session.states().items() if n in names}
         problems = _pending(p, states, names)
         if not problems:
-            return Verification(True, time.monotonic() - start, [], states)
+            return Verification(True, time.monotonic() - start, [], states, False, names, away)
     deadline = start + convergence_bound(mesh)
     problems = []
     states = {}
@@ -496,7 +518,7 @@ def verify(session: Session, p: plan.Plan, progress: Progress) -> Verification:
     elapsed = time.monotonic() - start
     for problem in problems:
         progress("verify", problem)
-    return Verification(not problems, elapsed, problems, states, pinged)
+    return Verification(not problems, elapsed, problems, states, pinged, names, away)
 
 
 def _pending(p: plan.Plan, states: dict[str, observe.HostState], names: list[str]) -> list[str]:

@@ -236,6 +236,8 @@ def up_json(session: Any, verification: Any, ok: bool) -> dict[str, Any]:
             "seconds": round(verification.seconds, 2),
             "problems": verification.problems,
             "pinged": verification.pinged,
+            "hosts": verification.hosts,
+            "not_verified": verification.not_verified,
         },
     }
 
@@ -268,10 +270,18 @@ def show_up(session: Any, verification: Any) -> None:
     if verification is not None:
         if verification.ok:
             pings = ", a ping crosses every wire" if verification.pinged else ""
+            scope = ""
+            if verification.not_verified:
+                scope = f" on {len(verification.hosts)} host(s) only"
             out.print(
-                f"[green]verified[/] in {verification.seconds:.1f} s: every peer has a "
+                f"[green]verified[/]{scope} in {verification.seconds:.1f} s: every peer has a "
                 f"handshake, every bridge has converged{pings}"
             )
+            if verification.not_verified:
+                out.print(
+                    "[yellow]not verified[/] (not reached or failed): "
+                    + escape(", ".join(verification.not_verified))
+                )
         else:
             out.print(f"[red]verification failed[/] after {verification.seconds:.1f} s:")
             for problem in verification.problems:
@@ -350,7 +360,8 @@ def show_status(p: Plan, j: Any, clear: bool = False) -> None:
         hosts.add_column(col)
     for h in data["hosts"]:
         if not h["reachable"]:
-            hosts.add_row(h["name"], "[red]no[/]", *[""] * 7, "[yellow]unknown[/]")
+            why = escape("; ".join(h["reasons"]))
+            hosts.add_row(h["name"], "[red]no[/]", *[""] * 7, f"[yellow]unknown[/]: {why}")
             continue
         peers = h["wireguard"]["peers"] if h["wireguard"] else []
         ages = [pe["latest_handshake_age_s"] for pe in peers]

@@ -30,7 +30,13 @@ class Judgement:
     tree_matches_plan: bool | None
 
 
-def judge(p: plan.Plan, states: dict[str, observe.HostState], reachable: set[str]) -> Judgement:
+def judge(
+    p: plan.Plan,
+    states: dict[str, observe.HostState],
+    reachable: set[str],
+    errors: dict[str, str] | None = None,
+) -> Judgement:
+    """`errors`: why a host could not be read, shown as its reason."""
     mesh = p.mesh
     mac_to_host = {hp.bridge_mac.replace(":", ""): hp.name for hp in p.hosts}
 
@@ -43,7 +49,8 @@ def judge(p: plan.Plan, states: dict[str, observe.HostState], reachable: set[str
         name = hp.name
         st = states.get(name)
         if name not in reachable or st is None:
-            verdicts[name] = HostVerdict(name, False, None, ["unreachable: state unknown"])
+            why = (errors or {}).get(name) or "state unknown"
+            verdicts[name] = HostVerdict(name, False, None, [f"unreachable: {why}"])
             continue
         v = HostVerdict(name, True, True, state=st)
         verdicts[name] = v
@@ -120,6 +127,7 @@ def _wires(
 ) -> tuple[list[dict[str, Any]], bool | None]:
     expected = p.tree.expected
     tree_ok: bool | None = True
+    unknown = False  # an end we could not read: the tree can only be said to differ
     out = []
     for lk in p.mesh.links:
         ends: dict[str, dict[str, Any] | None] = {}
@@ -128,7 +136,7 @@ def _wires(
             st = states.get(here) if verdicts[here].reachable else None
             if st is None:
                 ends[here] = None
-                tree_ok = None if tree_ok is None else tree_ok
+                unknown = True
                 continue
             key = p.host(there).public_key
             link = st.links.get(there)
@@ -164,27 +172,37 @@ def _wires(
     actual_roots = {r for r in roots.values() if r}
     if actual_roots and actual_roots != {planned_root}:
         tree_ok = False
-    return out, tree_ok
+    return out, (None if tree_ok and unknown else tree_ok)
 
 
 def collect(
-    mesh: Mesh, accept_new: bool
-) -> tuple[plan.Plan, dict[str, observe.HostState], set[str]]:
-    """One SSH round trip per host after connecting, all hosts at once."""
+    mesh: Mesh, accept_new: bool, become_password: str | None = None
+) -> tuple[plan.Plan, dict[str, observe.HostState], dict[str, str]]:
+    """One SSH round trip per host after connecting, all hosts at once. Returns the plan,
+    the states read and, for each host that could not be read, why."""
     command = observe.gather_command(mesh.wg_interface, mesh.bridge)
-    session = push.connect_all(mesh, command, accept_new, lambda _n, _m: None)
+    session = push.connect_all(
+        mesh, command, accept_new, lambda _n, _m: None, become_password=become_password
+    )
     session.close()
     states = {n: observe.parse(out, mesh.bridge) for n, out in session.outputs.items()}
     p = plan.build(mesh, keys.public_keys(mesh))
-    return p, states, set(states)
+    errors = {n: r.message for n, r in session.reports.items() if n not in states}
+    return p, states, errors
 
 
-def run(mesh: Mesh, as_json: bool, accept_new: bool, watch: float | None) -> int:
+def run(
+    mesh: Mesh,
+    as_json: bool,
+    accept_new: bool,
+    watch: float | None,
+    become_password: str | None = None,
+) -> int:
     from . import report
 
     while True:
-        p, states, reachable = collect(mesh, accept_new)
-        j = judge(p, states, reachable)
+        p, states, errors = collect(mesh, accept_new, become_password)
+        j = judge(p, states, set(states), errors)
         if as_json:
             report.print_json(report.status_json(p, j))
         else:

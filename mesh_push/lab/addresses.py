@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Literal
 
-from ..model import Mesh
+from ..inventory import LAB_LOGINS
+from ..model import LabLogin, Mesh
 from .errors import LabError
 
 Role = Literal["host", "router"]
@@ -104,6 +105,7 @@ class LabPlan:
     wan: IPv4Network
     controller: IPv4Address
     nodes: tuple[Node, ...]
+    login: LabLogin = "root"
 
     @property
     def namespaces(self) -> list[str]:
@@ -125,6 +127,7 @@ class LabPlan:
             "wan": str(self.wan),
             "controller": str(self.controller),
             "nodes": [n.to_json() for n in self.nodes],
+            "login": self.login,
         }
 
     @staticmethod
@@ -135,6 +138,7 @@ class LabPlan:
             wan=IPv4Network(d["wan"]),
             controller=IPv4Address(d["controller"]),
             nodes=tuple(Node.from_json(n) for n in d["nodes"]),
+            login=d["login"] if d.get("login") in LAB_LOGINS else "root",
         )
 
 
@@ -258,7 +262,7 @@ def plan(mesh: Mesh) -> LabPlan:
                 port=next_port(),
             )
         )
-    return LabPlan(name, network, wan, controller, tuple(nodes))
+    return LabPlan(name, network, wan, controller, tuple(nodes), mesh.lab.login)
 
 
 def overlaps(

@@ -122,12 +122,15 @@ def _name(args: argparse.Namespace) -> str:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from .. import become
+    from . import users
     from .ops import up
 
     result = up(args.inventory)
     plan, lab = result.state.plan, result.state.dir
     if args.json:
         _print_json({"seconds": round(result.seconds, 3), "dir": str(lab), **plan.to_json()})
+        # (the sudo password, where there is one, is in the lab's directory: become_password)
         return 0
     print(f"lab {plan.name} is up in {result.seconds:.1f} s ({plan.network}, controller "
           f"{plan.controller})")  # fmt: skip
@@ -135,6 +138,13 @@ def _up(args: argparse.Namespace) -> int:
         via = f" via {n.jump}" if n.jump else ""
         print(f"  {n.alias:<16} {n.kind:<8} {n.address}{via}")
     print(f"try: ssh -F {lab / 'ssh_config'} {plan.nodes[0].alias} hostname")
+    if plan.login != "root":
+        print(f"hosts log in as {users.USER} with sudo; root may not log in")
+    if plan.login == "sudo-password":
+        print(
+            f"the sudo password: {become.PASSWORD_FILE_ENV}={lab / users.PASSWORD_FILE} "
+            "mesh-push up ..."
+        )
     return 0
 
 

@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from .addresses import (
@@ -37,6 +37,7 @@ PRIVATE_DIRS = {
 }
 TMPFS_DIR = "/run/wireguard"
 SSHD_PRIVSEP_DIR = "/run/sshd"
+HOME_DIR = "/home"  # a fresh tmpfs on hosts with a login user
 
 # Runs as the keeper: it is already in the host's network namespace (ip netns exec) and in
 # fresh mount and UTS namespaces (unshare), so `hostname` and the mounts stay inside.
@@ -48,14 +49,38 @@ mount --bind "$2/etc-wireguard" /etc/wireguard
 mount --bind "$2/var-lib-mesh-push" /var/lib/mesh-push
 mount --bind "$2/systemd" /etc/systemd/system
 mount --bind "$2/root-home" /root
+mount --bind "$2/hosts" /etc/hosts
+if [ -e "$2/etc/passwd" ]; then
+  # A cloud-image-like host: its own accounts and sudo rules, and the login user's home.
+  for f in passwd group shadow sudoers; do mount --bind "$2/etc/$f" "/etc/$f"; done
+  read -r user uid gid < "$2/login"
+  mount -t tmpfs -o mode=0755,size=1m mesh-push-lab-home /home
+  mkdir -p "/home/$user/.ssh"
+  cp "$2/authorized_keys" "/home/$user/.ssh/authorized_keys"
+  chown -R "$uid:$gid" "/home/$user"
+  chmod 700 "/home/$user/.ssh"
+fi
 echo $$ > "$2/keeper.pid.tmp"
 mv "$2/keeper.pid.tmp" "$2/keeper.pid"
 exec sleep infinity
 """
 
 
+def write_hosts_file(hdir: Path, alias: str, names: Mapping[str, str] | None = None) -> None:
+    """The host's own /etc/hosts: its name (sudo and others look it up, and must not wait for
+    a DNS server the lab cannot reach) and any `names` (name → address) the lab serves.
+    Rewritten in place: the keeper's bind mount holds on to this very file."""
+    lines = ["127.0.0.1 localhost", f"127.0.1.1 {alias}", "::1 localhost ip6-localhost"]
+    lines += [f"{addr} {name}" for name, addr in sorted((names or {}).items())]
+    path = hdir / "hosts"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as f:
+        f.truncate(0)
+        f.write("\n".join(lines) + "\n")
+
+
 def ensure_mount_points() -> None:
-    for path in (*PRIVATE_DIRS, TMPFS_DIR, SSHD_PRIVSEP_DIR):
+    for path in (*PRIVATE_DIRS, TMPFS_DIR, SSHD_PRIVSEP_DIR, HOME_DIR):
         os.makedirs(path, mode=0o755, exist_ok=True)
 
 
@@ -151,6 +176,8 @@ def start_keepers(jobs: Sequence[tuple[Node, Path]], timeout: float = 20) -> dic
     for node, hdir in jobs:
         for sub in PRIVATE_DIRS.values():
             (hdir / sub).mkdir(mode=0o755, parents=True, exist_ok=True)
+        if not (hdir / "hosts").exists():
+            write_hosts_file(hdir, node.alias)
         (hdir / "keeper.pid").unlink(missing_ok=True)
         with open(hdir / "keeper.log", "wb") as log:
             procs[node.alias] = (

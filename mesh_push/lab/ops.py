@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import addresses, nat, netns, sshd
+from . import addresses, nat, netns, sshd, users
 from .addresses import IF_CONTROLLER, IF_LAN, IF_UNDERLAY, LabPlan, ifname, ns_prefix
 from .errors import EXIT_FAILED, LabError
 from .state import LabState, keeper_pid, known_labs, make_dir, node_dir, remove_dir, sshd_pid
@@ -122,7 +122,8 @@ def up(inventory: Path) -> UpResult:
                 raise LabError(f"ssh-keygen failed: {err.strip()}", EXIT_FAILED)
         (lab / sshd.CLIENT_KEY).chmod(0o600)
         for n in plan.nodes:
-            sshd.write_node_files(n, node_dirs[n.alias], lab)
+            sshd.write_node_files(n, node_dirs[n.alias], lab, plan.login)
+        users.write_files(plan.login, lab, list(node_dirs.values()))
         keepers = netns.start_keepers([(n, node_dirs[n.alias]) for n in plan.nodes])
         sshd.start(keepers, node_dirs)
         sshd.write_client_files(plan, lab, node_dirs)

@@ -8,6 +8,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..model import LabLogin
+from . import users
 from .addresses import SSH_PORT, LabPlan, Node
 from .errors import EXIT_FAILED, LabError
 from .netns import enter
@@ -46,15 +48,30 @@ def generate_keys(lab: Path, node_dirs: Mapping[str, Path]) -> None:
     (lab / CLIENT_KEY).chmod(0o600)
 
 
-def sshd_config(node: Node, ndir: Path, lab: Path) -> str:
+def login_user(login: LabLogin) -> str:
+    return "root" if login == "root" else users.USER
+
+
+def sshd_config(node: Node, ndir: Path, login: LabLogin = "root") -> str:
+    if login == "root":
+        access = [
+            f"AuthorizedKeysFile {ndir / 'authorized_keys'}",
+            "PermitRootLogin prohibit-password",
+        ]
+    else:
+        # As on cloud images: only the sudo user, with the keys in its home.
+        access = [
+            "AuthorizedKeysFile .ssh/authorized_keys",
+            "PermitRootLogin no",
+            f"AllowUsers {users.USER}",
+        ]
     return "\n".join(
         [
             f"# sshd of lab node {node.alias}, written by mesh-push lab up",
             f"ListenAddress {node.address}:{SSH_PORT}",
             f"HostKey {ndir / HOST_KEY}",
             f"PidFile {ndir / 'sshd.pid'}",
-            f"AuthorizedKeysFile {ndir / 'authorized_keys'}",
-            "PermitRootLogin prohibit-password",
+            *access,
             "PubkeyAuthentication yes",
             "PasswordAuthentication no",
             "KbdInteractiveAuthentication no",
@@ -77,10 +94,10 @@ def sshd_config(node: Node, ndir: Path, lab: Path) -> str:
     )
 
 
-def write_node_files(node: Node, ndir: Path, lab: Path) -> None:
+def write_node_files(node: Node, ndir: Path, lab: Path, login: LabLogin = "root") -> None:
     pub = (lab / f"{CLIENT_KEY}.pub").read_text()
     (ndir / "authorized_keys").write_text(pub)
-    (ndir / "sshd_config").write_text(sshd_config(node, ndir, lab))
+    (ndir / "sshd_config").write_text(sshd_config(node, ndir, login))
 
 
 def start(keepers: Mapping[str, int], node_dirs: Mapping[str, Path], timeout: float = 20) -> None:
@@ -125,7 +142,7 @@ def ssh_config(plan: LabPlan, lab: Path) -> str:
         out += [
             f"Host {n.alias}",
             f"    HostName {n.address}",
-            "    User root",
+            f"    User {login_user(plan.login)}",
             f"    Port {SSH_PORT}",
             f"    IdentityFile {lab / CLIENT_KEY}",
             "    IdentitiesOnly yes",
