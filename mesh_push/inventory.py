@@ -316,7 +316,7 @@ def dns_name_problem(name: str) -> str | None:
     labels = bare.split(".")
     for label in labels:
         if not label:
-            return "it has an empty label (a leading dot, or two dots in a row)"
+            return "it has an empty label: a leading dot, or two dots in a row"
         if len(label) > 63:
             return f"its label {label[:16]}... has {len(label)} characters, more than 63"
         if bad := sorted(set(label) - DNS_LABEL_CHARS):

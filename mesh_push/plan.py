@@ -19,6 +19,9 @@ class Peer:
     allowed_ip: IPv4Interface  # the peer's WireGuard address as a /32
     endpoint: str | None  # only static peers can be dialled
     keepalive: int | None  # set on the side of a link that has no static address
+    # The DNS name in `endpoint`, when the peer is known by name: the host resolves it at
+    # apply time and re-resolves it every `mesh.wg_reresolve` seconds.
+    endpoint_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,10 @@ class HostPlan:
     @property
     def name(self) -> str:
         return self.host.name
+
+    @property
+    def named_peers(self) -> tuple[Peer, ...]:
+        return tuple(p for p in self.peers if p.endpoint_name is not None)
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,7 @@ def build(mesh: Mesh, public_keys: dict[str, str]) -> Plan:
                     allowed_ip=IPv4Interface(f"{wg_addr[other.name]}/32"),
                     endpoint=_endpoint(other, mesh.wg_port),
                     keepalive=None if h.endpoint == "static" else KEEPALIVE_S,
+                    endpoint_name=other.dns_name if other.endpoint == "static" else None,
                 )
             )
             wires.append(
@@ -149,6 +157,8 @@ def build(mesh: Mesh, public_keys: dict[str, str]) -> Plan:
 def _endpoint(host: Host, port: int) -> str | None:
     if host.endpoint != "static" or host.address is None:
         return None
+    if isinstance(host.address, str):
+        return f"{host.address}:{port}"  # `wg set` resolves it, as WireGuard's configs allow
     if host.address.version == 6:
         return f"[{host.address}]:{port}"
     return f"{host.address}:{port}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,7 @@ def load_templates(directory: Path | None = None) -> jinja2.Environment:
     # Imported here: `status` and `--help` never render, and should not pay for Jinja.
     import jinja2
 
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(directory or builtin_templates())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -33,6 +34,9 @@ def load_templates(directory: Path | None = None) -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
+    # `{{ value | sh }}`: one shell word whatever the value holds (names come from users).
+    env.filters["sh"] = lambda value: shlex.quote(str(value))
+    return env
 
 
 def render_host(
@@ -59,6 +63,18 @@ def render_host(
         state_dir=STATE_DIR,
         key_file=plan.mesh.key_file,
         private_key=private_key,
+        reresolver=render_reresolver(plan, hp, env) if hp.named_peers else "",
+    )
+
+
+def render_reresolver(plan: Plan, hp: HostPlan, env: jinja2.Environment) -> str:
+    """The script that points `hp`'s peers known by DNS name at their current addresses: once
+    at apply time, then in a loop. The host script carries it and installs it."""
+    return env.get_template("reresolve.sh.j2").render(
+        version=__version__,
+        mesh=plan.mesh,
+        h=hp,
+        state_dir=STATE_DIR,
     )
 
 

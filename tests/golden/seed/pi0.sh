@@ -41,6 +41,14 @@ ensure_bridge_opt() {
   [ "$(cat "/sys/class/net/$BR/bridge/$1")" = "$2" ] && return 0
   ip link set dev "$BR" type bridge "$1" "$2"; did "$BR $1 $2"
 }
+# The pid of this host's re-resolver loop, if one runs. Command line and mount namespace must
+# match: a reused pid, or another lab host's loop, is not ours to stop.
+reresolver() {
+  rr_pid=$(cat "$STATE/reresolve.pid" 2>/dev/null) || return 0
+  case $rr_pid in ''|*[!0-9]*) return 0 ;; esac
+  [ "$(tr '\0' ' ' 2>/dev/null < "/proc/$rr_pid/cmdline")" = "/bin/sh $STATE/reresolve.sh loop " ] || return 0
+  [ "$(readlink "/proc/$rr_pid/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] || echo "$rr_pid"
+}
 
 step "state directory"
 mkdir -p "$STATE" "$(dirname "$KEY")"
@@ -93,6 +101,12 @@ for pub in $(wg show "$WG" peers); do
   case " R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I= " in *" $pub "*) continue ;; esac
   wg set "$WG" peer "$pub" remove; did "$WG peer $pub removed"
 done
+
+step "re-resolver"
+rr_pid=$(reresolver)
+# No peer is known by DNS name: stop a loop an earlier plan started.
+if [ -n "$rr_pid" ]; then kill "$rr_pid"; did "re-resolver stopped"; fi
+rm -f "$STATE/reresolve.sh" "$STATE/reresolve.pid" "$STATE/reresolve.log"
 
 step "bridge"
 if exists "$BR" && [ ! -d "/sys/class/net/$BR/bridge" ]; then
