@@ -247,14 +247,15 @@ def as_root(command: str, target: Target, password: str | None) -> tuple[str, st
     """The command line that runs `command` as root on `target`, and what goes on stdin
     before the command's own input. The password travels on stdin, never on a command line;
     it is read only by sudo when sudo asks for it, and swallowed by the shell when it does
-    not, so it can never reach the command's input."""
+    not, so it can never reach the command's input. The probe runs `sh` as the command does,
+    so a sudoers rule that allows only `sh` answers it the same way."""
     if not target.sudo:
         return command, ""
     inner = shlex.quote(command)
     if password is None:
         return f"LC_ALL=C exec sudo -n -- sh -c {inner}", ""
     return (
-        f"if LC_ALL=C sudo -n true 2>/dev/null; then IFS= read -r line; "
+        f"if LC_ALL=C sudo -n -- sh -c : 2>/dev/null; then IFS= read -r line; "
         f"LC_ALL=C exec sudo -n -- sh -c {inner}; "
         f"else LC_ALL=C exec sudo -S -p '' -- sh -c {inner}; fi",
         password + "\n",
