@@ -65,6 +65,7 @@ class Node:
     jump: str | None  # alias of the bastion the controller goes through
     port: str | None  # its veth peer on the wan bridge (None behind NAT)
     lan: IPv4Network | None = None  # routers and NAT hosts: their LAN
+    dns_name: str | None = None  # a static host known by name: every lab host resolves it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +80,7 @@ class Node:
             "jump": self.jump,
             "port": self.port,
             "lan": str(self.lan) if self.lan else None,
+            "dns_name": self.dns_name,
         }
 
     @staticmethod
@@ -95,6 +97,7 @@ class Node:
             jump=d.get("jump"),
             port=d.get("port"),
             lan=IPv4Network(d["lan"]) if d.get("lan") else None,
+            dns_name=d.get("dns_name"),
         )
 
 
@@ -162,7 +165,9 @@ def plan(mesh: Mesh) -> LabPlan:
 
     taken: dict[IPv4Address, str] = {controller: "the controller"}
     for h in mesh.hosts:
-        if h.endpoint != "static" or h.address is None:
+        # A DNS name gets a wan address below, like a dynamic host; the lab's hosts file
+        # serves the name.
+        if h.endpoint != "static" or h.address is None or h.dns_name is not None:
             continue
         addr = h.address
         if not isinstance(addr, IPv4Address) or addr not in wan:
@@ -243,11 +248,11 @@ def plan(mesh: Mesh) -> LabPlan:
                 )
             )
             continue
-        if h.endpoint == "static":
+        if h.endpoint == "static" and h.dns_name is None:
             assert isinstance(h.address, IPv4Address)
             addr = h.address
         else:
-            addr = wan_address(f"dynamic host {h.name}")
+            addr = wan_address(f"{h.endpoint} host {h.name}")
         nodes.append(
             Node(
                 alias=h.name,
@@ -260,6 +265,7 @@ def plan(mesh: Mesh) -> LabPlan:
                 wan_address=addr,
                 jump=None,
                 port=next_port(),
+                dns_name=h.dns_name,
             )
         )
     return LabPlan(name, network, wan, controller, tuple(nodes), mesh.lab.login)

@@ -21,6 +21,7 @@ commands:
   exec     run a command on a lab host:  mesh-push lab exec bob -- ip -br addr
   cut      drop underlay traffic between two hosts;  heal  restores it
   reboot   kill a host's processes and links, restart sshd and its boot units
+  move     give a host known by DNS name (or a dynamic one) a new wan address
 
 example:
   sudo mesh-push lab up -i inventory/lab.yaml
@@ -72,6 +73,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--timeout", type=float, default=120.0, metavar="S", help="per boot command (120)"
     )
+
+    p = _cmd(cmds, "move", "Give a host a new wan address, as a dynamic-DNS host gets.", _move)
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = MOVE_EPILOG
+    _which(p)
+    p.add_argument("host", metavar="HOST", help="a static host known by DNS name, or a dynamic one")
+    p.add_argument("address", metavar="ADDRESS", help="a free address of the lab's wan")
+    _json(p)
 
 
 def _cmd(
@@ -232,6 +241,44 @@ def _reboot(args: argparse.Namespace) -> int:
     for r in runs:
         print(f"  {r.unit}: {' '.join(r.argv)} -> exit {r.returncode}")
     return 0
+
+
+def _move(args: argparse.Namespace) -> int:
+    from .move import move
+
+    name = _name(args)
+    res = move(name, args.host, args.address)
+    old, new = res.old, res.new
+    if args.json:
+        _print_json(
+            {
+                "lab": name,
+                "host": new.alias,
+                "dns_name": new.dns_name,
+                "old": str(old.address),
+                "new": str(new.address),
+                "changed": res.changed,
+            }
+        )
+        return 0
+    if not res.changed:
+        print(f"lab {name}: {new.alias} is at {new.address} already")
+        return 0
+    print(f"lab {name}: moved {new.alias} from {old.address} to {new.address}")
+    if new.dns_name:
+        print(f"  every lab host now resolves {new.dns_name} to {new.address}")
+    return 0
+
+
+MOVE_EPILOG = """\
+Nothing tells the mesh: peers of a host known by DNS name find it again by re-resolving the
+name (mesh.wireguard.reresolve), those of a dynamic host when it sends to them. Its underlay
+address, its sshd, the lab's ssh_config and known_hosts, the cut list and every lab host's
+/etc/hosts (the lab's only DNS) follow the move.
+
+example:
+  sudo mesh-push lab move hub 198.18.0.40
+"""
 
 
 def _print_json(data: Any) -> None:

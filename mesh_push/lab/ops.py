@@ -13,6 +13,7 @@ from typing import Any
 from . import addresses, nat, netns, sshd, users
 from .addresses import IF_CONTROLLER, IF_LAN, IF_UNDERLAY, LabPlan, ifname, ns_prefix
 from .errors import EXIT_FAILED, LabError
+from .names import served_names
 from .state import LabState, keeper_pid, known_labs, make_dir, node_dir, remove_dir, sshd_pid
 from .system import ip_batch, ip_batch_argv, ip_json, netns_list, pid_alive, run, start
 
@@ -124,6 +125,9 @@ def up(inventory: Path) -> UpResult:
         for n in plan.nodes:
             sshd.write_node_files(n, node_dirs[n.alias], lab, plan.login)
         users.write_files(plan.login, lab, list(node_dirs.values()))
+        names = served_names(plan)  # static hosts known by DNS name: the lab is their DNS
+        for n in plan.nodes:
+            netns.write_hosts_file(node_dirs[n.alias], n.alias, names)
         keepers = netns.start_keepers([(n, node_dirs[n.alias]) for n in plan.nodes])
         sshd.start(keepers, node_dirs)
         sshd.write_client_files(plan, lab, node_dirs)
