@@ -16,7 +16,12 @@ def _examples() -> list[str]:
 
 
 def test_the_documented_examples_load(tmp_path: Path) -> None:
-    full, smallest = _examples()
+    named, full, smallest = _examples()
+    path = tmp_path / "names.yaml"
+    path.write_text(named)
+    mesh = inventory.load(path)
+    assert mesh.wg_reresolve == 30
+    assert [h.dns_name for h in mesh.hosts] == ["vps1.example.net", "home.dyndns.example", None]
     path = tmp_path / "home.yaml"
     path.write_text(full)
     mesh = inventory.load(path)
