@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import shlex
 import statistics
 import sys
 from dataclasses import dataclass, field
@@ -114,14 +113,9 @@ def _round(v: float | None) -> float | None:
 def ping_command(targets: list[tuple[str, str]], count: int) -> str:
     """All pings at once (each into its own file), then their outputs one after the other,
     each under a marker line naming the peer."""
-    lines = ["d=$(mktemp -d) || exit 1", "trap 'rm -rf \"$d\"' EXIT"]
-    for i, (_peer, addr) in enumerate(targets):
-        ping = f"ping -n -c {count} -i 0.2 -W 2 {shlex.quote(addr)}"
-        lines.append(f'{ping} > "$d/{i}" 2>&1 &')
-    lines.append("wait")
-    for i, (peer, _addr) in enumerate(targets):
-        lines.append(f'echo {shlex.quote(MARK + peer)}; cat "$d/{i}"')
-    return "\n".join(lines) + "\n"
+    from . import hostcmd
+
+    return hostcmd.measure(targets, count, MARK)
 
 
 def parse_pings(text: str) -> dict[str, End]:

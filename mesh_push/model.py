@@ -20,6 +20,10 @@ LabLogin = Literal["root", "sudo", "sudo-password"]
 # Where mesh-push keeps its files on a host (the lab gives each host private copies).
 STATE_DIR = "/var/lib/mesh-push"
 KEY_DIR = "/etc/wireguard"
+# The boot unit (re-runs the last applied script at boot) and the link that enables it:
+# installed by the apply command, removed by the down script.
+BOOT_UNIT = "/etc/systemd/system/mesh-push.service"
+BOOT_WANTS = "/etc/systemd/system/multi-user.target.wants/mesh-push.service"
 
 # Push order: hosts others dial first, so their peers find them listening.
 ENDPOINT_RANK: dict[EndpointKind, int] = {"static": 0, "dynamic": 1, "nat": 2}

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 from . import __version__
 from .fsutil import atomic_write, private_dir
-from .model import STATE_DIR
+from .model import BOOT_UNIT, BOOT_WANTS, STATE_DIR
 from .plan import HostPlan, Plan
 
 
@@ -23,7 +23,7 @@ def builtin_templates() -> Path:
 
 
 def load_templates(directory: Path | None = None) -> jinja2.Environment:
-    # Imported here: `status` and `--help` never render, and should not pay for Jinja.
+    # Imported here: `--help` never renders, and should not pay for Jinja.
     import jinja2
 
     env = jinja2.Environment(
@@ -85,6 +85,8 @@ def render_down(plan: Plan, env: jinja2.Environment, purge: bool) -> str:
         state_dir=STATE_DIR,
         key_file=plan.mesh.key_file,
         purge=purge,
+        boot_unit=BOOT_UNIT,
+        boot_wants=BOOT_WANTS,
     )
 
 

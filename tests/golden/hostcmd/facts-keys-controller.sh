@@ -1,0 +1,23 @@
+echo '=== facts'
+umask 077
+k=/etc/wireguard/wg0.key
+echo "public_key=$(wg pubkey < "$k" 2>/dev/null)"
+echo "kernel_wireguard=$([ -d /sys/module/wireguard ] && echo yes || echo no)"
+echo "wireguard_go=$(command -v wireguard-go || true)"
+echo "wg=$(command -v wg || true)"
+echo "brctl=$(command -v brctl || true)"
+echo "systemd=$([ -d /run/systemd/system ] && echo yes || echo no)"
+echo "applied=$(cat /var/lib/mesh-push/applied.sha256 2>/dev/null)"
+WG=wg0
+BR=internet
+echo '=== hostname'; uname -n
+echo '=== now'; date +%s
+for what in public-key listen-port latest-handshakes endpoints transfer allowed-ips; do
+  echo "=== wg-$what"; wg show "$WG" "$what" 2>/dev/null
+done
+echo '=== brctl'; command -v brctl >/dev/null && brctl showstp "$BR" 2>/dev/null
+echo '=== ip-link'; ip -j -d link show
+echo '=== bridge-root'; cat "/sys/class/net/$BR/bridge/root_id" 2>/dev/null
+echo '=== bridge-id'; cat "/sys/class/net/$BR/bridge/bridge_id" 2>/dev/null
+echo '=== end'
+true

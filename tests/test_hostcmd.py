@@ -1,0 +1,163 @@
+"""The programs mesh-push runs on hosts besides the host script (facts, apply, the rollback
+timer, gather, pings, ...): rendered for the seed inventory with fixed inputs and pinned by
+tests/golden/hostcmd/. UPDATE_GOLDEN=1 rewrites them (then read the diff)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mesh_push import hostcmd, measure, observe, render, ssh
+from mesh_push.lab import ops
+from mesh_push.model import BOOT_UNIT, BOOT_WANTS, STATE_DIR
+
+from .test_render import seed_plan
+from .test_ssh import fake_sudo
+
+GOLDEN = Path(__file__).parent / "golden" / "hostcmd"
+DIGEST = "0123456789abcdef" * 4
+TOKEN = "fedcba9876543210"
+SECONDS = 60.0
+
+
+def _down(purge: bool) -> str:
+    return render.render_down(seed_plan(), render.load_templates(), purge)
+
+
+def _wire_pings(host: str) -> list[tuple[str, str]]:
+    """As push._ping_wires asks: each wire's far end, at its bridge address."""
+    p = seed_plan()
+    return [(w.name, str(p.host(w.name).bridge_address.ip)) for w in p.host(host).wires]
+
+
+def _tunnel_pings(host: str) -> list[tuple[str, str]]:
+    """As measure.measure asks: each peer, at its WireGuard address."""
+    return [(pe.name, str(pe.allowed_ip.ip)) for pe in seed_plan().host(host).peers]
+
+
+def _programs() -> dict[str, Callable[[], str]]:
+    mesh = seed_plan().mesh
+    return {
+        "facts.sh": lambda: hostcmd.facts(mesh, True),
+        "facts-keys-controller.sh": lambda: hostcmd.facts(mesh, False),
+        "gather.sh": lambda: hostcmd.gather(mesh.wg_interface, mesh.bridge),
+        "apply.sh": lambda: hostcmd.apply(DIGEST),
+        "apply-armed.sh": lambda: hostcmd.apply(DIGEST, hostcmd.arm(TOKEN, SECONDS, _down(False))),
+        "boot-unit.service": hostcmd.boot_unit,
+        "arm.sh": lambda: hostcmd.arm(TOKEN, SECONDS, _down(False)),
+        "armed.sh": lambda: hostcmd.armed(TOKEN, SECONDS),
+        "armed-fraction.sh": lambda: hostcmd.armed(TOKEN, 2.5),
+        "confirm.sh": lambda: hostcmd.confirm(TOKEN),
+        "rolled-back.sh": hostcmd.rolled_back,
+        "rotate-key.sh": lambda: hostcmd.rotate_key(mesh.key_file),
+        "ping-rho.sh": lambda: hostcmd.ping(_wire_pings("rho")),
+        "measure-rho.sh": lambda: measure.ping_command(_tunnel_pings("rho"), 10),
+        "down-stdin.sh": hostcmd.down,
+        "down.sh": lambda: _down(False),
+        "down-purge.sh": lambda: _down(True),
+    }
+
+
+PROGRAMS = sorted(_programs())
+SHELL = [n for n in PROGRAMS if n.endswith(".sh")]
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_golden_host_commands(name: str) -> None:
+    text = _programs()[name]()
+    golden = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.mkdir(exist_ok=True)
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
+def test_no_stray_golden_files() -> None:
+    assert sorted(p.name for p in GOLDEN.iterdir()) == PROGRAMS
+
+
+def _detached(apply: str) -> str:
+    """The program the apply command runs in its own session (`setsid sh -c '...'`)."""
+    m = re.search(r"^setsid sh -c ('.*?') </dev/null", apply, re.S | re.M)
+    assert m, apply
+    (word,) = shlex.split(m.group(1))
+    return word
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+@pytest.mark.parametrize("name", SHELL)
+def test_programs_parse(name: str, shell: str) -> None:
+    if shutil.which(shell) is None:
+        pytest.skip(f"no {shell}")
+    text = _programs()[name]()
+    texts = [text, _detached(text)] if name.startswith("apply") else [text]
+    for t in texts:
+        subprocess.run([shell, "-n"], input=t.encode(), check=True)
+
+
+def test_arm_carries_the_timer_and_the_fallback() -> None:
+    import base64
+
+    text = hostcmd.arm(TOKEN, SECONDS, _down(False))
+    coded = re.findall(r"^ *echo (\S+) \| base64 -d", text, re.M)
+    assert [base64.b64decode(c).decode() for c in coded] == [
+        _down(False),
+        hostcmd.armed(TOKEN, SECONDS),
+    ]
+
+
+def test_boot_unit_installed_and_removed_at_the_same_paths() -> None:
+    apply, down = _detached(hostcmd.apply(DIGEST)), _down(False)
+    for path in (BOOT_UNIT, BOOT_WANTS):
+        assert f"={shlex.quote(path)}\n" in apply and f"={shlex.quote(path)}\n" in down
+    # What the lab's boot (and systemd) runs: the last applied script.
+    assert ops.parse_unit(hostcmd.boot_unit()) == [(["/bin/sh", f"{STATE_DIR}/apply.sh"], False)]
+
+
+def test_gather_runs_as_one_command_string(tmp_path: Path) -> None:
+    """Multi-line, as the login shell (sh or bash -c) or `sudo sh -c` gets it: every section
+    comes out, and a value is one word whatever it holds."""
+    evil = f"x'$(touch {tmp_path}/pwned)\"`touch {tmp_path}/pwned`"
+    cmd = hostcmd.gather(evil, evil)
+    want = ["hostname", "now", "wg-public-key", "wg-listen-port", "wg-latest-handshakes",
+            "wg-endpoints", "wg-transfer", "wg-allowed-ips", "brctl", "ip-link", "bridge-root",
+            "bridge-id", "end"]  # fmt: skip
+    target = ssh.Target("h", "h", 22, "debian", (), None, sudo=True)
+    line, _ = ssh.as_root(cmd, target, None)
+    env = fake_sudo(tmp_path, None)
+    for argv in (["sh", "-c", cmd], ["bash", "-c", cmd], ["sh", "-c", line]):
+        res = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30)
+        assert res.returncode == 0, res.stderr
+        assert list(observe.sections(res.stdout)) == want
+        assert res.stdout.splitlines()[1] == os.uname().nodename
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_values_are_one_word_each(tmp_path: Path) -> None:
+    evil = "a b'$(touch pwned)\"`touch pwned`"  # run in tmp_path
+    key = tmp_path / evil / "wg0.key"
+    key.parent.mkdir()
+    if shutil.which("wg"):
+        cmd = hostcmd.rotate_key(str(key))
+        res = subprocess.run(["sh", "-c", cmd], capture_output=True, cwd=tmp_path)
+        assert res.returncode == 0 and len(res.stdout.strip()) == 44
+        assert (key.parent / "wg0.key.next").stat().st_mode & 0o777 == 0o600
+    cmd = hostcmd.ping([(evil, evil)])
+    res = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, cwd=tmp_path)
+    assert res.stdout == evil + "\n"  # no ping answered: the peer named back, as it is
+    assert not (tmp_path / "pwned").exists()
+    for text in (hostcmd.confirm(evil), hostcmd.armed(evil, 1), _detached(hostcmd.apply(evil))):
+        assert f"{shlex.quote(evil)}" in text and evil not in text.replace(shlex.quote(evil), "")
+
+
+def test_docs_name_every_program() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "host-files.md").read_text()
+    for template in render.builtin_templates().glob("*.j2"):
+        assert f"| `{template.name}`" in doc, template.name
