@@ -42,13 +42,15 @@ def facts(mesh: Mesh, generate_key: bool) -> str:
         generate_key=generate_key,
         wg=mesh.wg_interface,
         bridge=mesh.bridge,
+        unit=BOOT_UNIT,
+        wants=BOOT_WANTS,
     )
 
 
 def gather(wg: str, bridge: str) -> str:
     """What `observe.parse` reads: sections of `wg show` (never a field that holds a private
     key), STP and links."""
-    return _render("gather.sh.j2", wg=wg, bridge=bridge)
+    return _render("gather.sh.j2", wg=wg, bridge=bridge, unit=BOOT_UNIT, wants=BOOT_WANTS)
 
 
 def boot_unit() -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,22 +19,10 @@ STP_STATES = {
 
 
 def gather_command(wg: str, bridge: str) -> str:
-    w, b = shlex.quote(wg), shlex.quote(bridge)
-    parts = [
-        "echo '=== hostname'; uname -n",
-        "echo '=== now'; date +%s",
-    ]
-    for what in ("public-key", "listen-port", "latest-handshakes", "endpoints", "transfer",
-                 "allowed-ips"):  # fmt: skip
-        parts.append(f"echo '=== wg-{what}'; wg show {w} {what} 2>/dev/null")
-    parts += [
-        f"echo '=== brctl'; command -v brctl >/dev/null && brctl showstp {b} 2>/dev/null",
-        "echo '=== ip-link'; ip -j -d link show",
-        f"echo '=== bridge-root'; cat /sys/class/net/{b}/bridge/root_id 2>/dev/null",
-        f"echo '=== bridge-id'; cat /sys/class/net/{b}/bridge/bridge_id 2>/dev/null",
-        "echo '=== end'",
-    ]
-    return "; ".join(f"{{ {p}; }}" for p in parts) + "; true"
+    # Imported here: the parsers below need no templates.
+    from . import hostcmd
+
+    return hostcmd.gather(wg, bridge)
 
 
 def sections(text: str) -> dict[str, str]:
@@ -167,6 +154,14 @@ class Link:
     kind: str
     vni: int | None = None
     master: str | None = None
+    mac: str = ""
+    addresses: list[str] = field(default_factory=list)  # IPv4, as address/prefix
+    remote: str | None = None  # VXLAN: the far end, this end, the UDP port
+    local: str | None = None
+    port: int | None = None
+    priority: int | None = None  # bridges: priority and STP on or off
+    stp_on: bool | None = None
+    cost: int | None = None  # bridge ports: STP path cost
 
 
 @dataclass
@@ -182,6 +177,8 @@ class HostState:
     links: dict[str, Link]
     stp: StpBridge | None
     root_id: str  # from sysfs: iproute2 can print the bridge's own id as the root
+    keepalives: dict[str, str] = field(default_factory=dict)  # public key → "25" or "off"
+    boot_unit: bool | None = None  # the boot unit and its wants link are both there
 
     def handshake_age(self, public_key: str) -> float | None:
         ts = self.handshakes.get(public_key, 0)
@@ -196,16 +193,11 @@ def parse(text: str, bridge: str) -> HostState:
         links_json = []
     links = {}
     for x in links_json:
-        info = x.get("linkinfo", {})
-        data = info.get("info_data", {})
-        links[x["ifname"]] = Link(
-            x["ifname"],
-            "UP" in x.get("flags", []),
-            int(x.get("mtu", 0)),
-            str(info.get("info_kind", "")),
-            data.get("id") if info.get("info_kind") == "vxlan" else None,
-            x.get("master"),
-        )
+        try:
+            link = _link(x)
+        except (KeyError, TypeError, ValueError):
+            continue  # one odd interface must not hide the others
+        links[link.name] = link
     stp = parse_brctl_showstp(s.get("brctl", "")) or stp_from_ip_json(links_json, bridge)
     transfer = {}
     for k, v in parse_wg_pairs(s.get("wg-transfer", "")).items():
@@ -227,4 +219,36 @@ def parse(text: str, bridge: str) -> HostState:
         links=links,
         stp=stp,
         root_id=normalise_bridge_id(s.get("bridge-root", "")),
+        keepalives=parse_wg_pairs(s.get("wg-persistent-keepalive", "")),
+        boot_unit={"yes": True, "no": False}.get(s.get("boot", "").strip()),
+    )
+
+
+def _link(x: dict[str, Any]) -> Link:
+    """One entry of `ip -j -d addr show` (or `link show`, which has no addresses)."""
+    info = x.get("linkinfo") or {}
+    kind = str(info.get("info_kind", ""))
+    data = info.get("info_data") or {}
+    slave = info.get("info_slave_data") or {}
+    vxlan = kind == "vxlan"
+    bridge = kind == "bridge"
+    return Link(
+        str(x["ifname"]),
+        "UP" in x.get("flags", []),
+        int(x.get("mtu", 0)),
+        kind,
+        int(data["id"]) if vxlan and "id" in data else None,
+        x.get("master"),
+        mac=str(x.get("address", "")),
+        addresses=[
+            f"{a['local']}/{a['prefixlen']}"
+            for a in x.get("addr_info") or []
+            if a.get("family") == "inet" and "local" in a
+        ],
+        remote=str(data["remote"]) if vxlan and "remote" in data else None,
+        local=str(data["local"]) if vxlan and "local" in data else None,
+        port=int(data["port"]) if vxlan and "port" in data else None,
+        priority=int(data["priority"]) if bridge and "priority" in data else None,
+        stp_on=bool(data["stp_state"]) if bridge and "stp_state" in data else None,
+        cost=int(slave["cost"]) if "cost" in slave else None,
     )

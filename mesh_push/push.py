@@ -9,19 +9,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
-import shlex
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import keys, observe, plan, render, rollout, ssh
+from . import hostcmd, judge, keys, observe, plan, render, rollout, ssh
 from .inventory import public_key_problem
-from .model import STATE_DIR, Mesh
-
-UNIT = "/etc/systemd/system/mesh-push.service"
-WANTS = "/etc/systemd/system/multi-user.target.wants/mesh-push.service"
+from .model import Mesh
 
 Progress = Callable[[str, str], None]
 
@@ -37,6 +33,7 @@ class HostReport:
     step: str = ""
     message: str = ""
     changes: list[str] = field(default_factory=list)
+    drift: list[str] = field(default_factory=list)  # what was found wrong, then repaired
     exit_code: int | None = None
     stderr_tail: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
@@ -53,6 +50,7 @@ class HostReport:
             "step": self.step or None,
             "message": self.message or None,
             "changes": self.changes,
+            "drift": self.drift,
             "exit_code": self.exit_code,
             "stderr_tail": self.stderr_tail or None,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
@@ -87,28 +85,7 @@ class Session:
 def facts_command(mesh: Mesh, generate_key: bool) -> str:
     """Facts and the observed state in one round trip: a host with nothing to change needs
     no other."""
-    key = mesh.key_file
-    lines = [
-        "echo '=== facts'",
-        "umask 077",
-        f"k={shlex.quote(key)}",
-    ]
-    if generate_key:
-        # keys: host. The private key is made on the host and never leaves it.
-        lines.append(
-            'if [ ! -s "$k" ]; then mkdir -p "${k%/*}" && chmod 700 "${k%/*}" && '
-            'wg genkey > "$k.new" && mv "$k.new" "$k"; fi'
-        )
-    lines += [
-        'echo "public_key=$(wg pubkey < "$k" 2>/dev/null)"',
-        'echo "kernel_wireguard=$([ -d /sys/module/wireguard ] && echo yes || echo no)"',
-        'echo "wireguard_go=$(command -v wireguard-go || true)"',
-        'echo "wg=$(command -v wg || true)"',
-        'echo "brctl=$(command -v brctl || true)"',
-        'echo "systemd=$([ -d /run/systemd/system ] && echo yes || echo no)"',
-        f'echo "applied=$(cat {STATE_DIR}/applied.sha256 2>/dev/null)"',
-    ]
-    return "; ".join(lines) + "; " + observe.gather_command(mesh.wg_interface, mesh.bridge)
+    return hostcmd.facts(mesh, generate_key)
 
 
 def parse_facts(text: str) -> dict[str, str]:
@@ -124,36 +101,7 @@ def apply_command(digest: str, arm: str = "") -> str:
     """Store the script (temp file, rename), run it detached from this SSH session so a
     dropped connection cannot stop it half way, wait, and hand back its log and status.
     `arm` (a rollback timer) runs first, while the old script is still in place."""
-    d = STATE_DIR
-    detached = (
-        f"sh {d}/apply.sh > {d}/apply.log 2>&1; rc=$?; "
-        f'if [ "$rc" = 0 ]; then echo {digest} > {d}/applied.sha256.new && '
-        f"mv {d}/applied.sha256.new {d}/applied.sha256; {_boot_hook()}; fi; "
-        f"echo $rc > {d}/apply.rc.new; mv {d}/apply.rc.new {d}/apply.rc"
-    )
-    return (
-        f"set -e; umask 077; mkdir -p {d}; chmod 700 {d}; {arm}"
-        f"cat > {d}/apply.sh.new; mv {d}/apply.sh.new {d}/apply.sh; rm -f {d}/apply.rc; "
-        f"setsid sh -c {shlex.quote(detached)} </dev/null >/dev/null 2>&1 & "
-        f"while [ ! -e {d}/apply.rc ]; do sleep 0.02; done; "
-        f"cat {d}/apply.log; exit $(cat {d}/apply.rc)"
-    )
-
-
-def _boot_hook() -> str:
-    unit = (
-        "[Unit]\\nDescription=mesh-push: bring the mesh back at boot\\n"
-        "After=network-online.target\\nWants=network-online.target\\n\\n"
-        "[Service]\\nType=oneshot\\nRemainAfterExit=yes\\n"
-        f"ExecStart=/bin/sh {STATE_DIR}/apply.sh\\n\\n"
-        "[Install]\\nWantedBy=multi-user.target\\n"
-    )
-    # Written even without systemd: the wants link is what a boot (or the lab's) runs.
-    return (
-        f"mkdir -p {WANTS.rsplit('/', 1)[0]} && printf '{unit}' > {UNIT}.new && "
-        f"mv {UNIT}.new {UNIT} && ln -sf {UNIT} {WANTS} && "
-        "{ [ ! -d /run/systemd/system ] || systemctl daemon-reload; }"
-    )
+    return hostcmd.apply(digest, arm)
 
 
 def digest(script: str) -> str:
@@ -234,6 +182,8 @@ class Prepared:
     to_apply: list[str]
     unchanged: list[str]
     missing_keys: dict[str, list[str]]
+    # Hosts whose script is what they last applied but whose state has drifted from it.
+    drift: dict[str, list[str]] = field(default_factory=dict)
 
 
 def prepare(session: Session, templates: Any, next_keys: dict[str, str] | None = None) -> Prepared:
@@ -254,6 +204,9 @@ def prepare(session: Session, templates: Any, next_keys: dict[str, str] | None =
     private = keys.private_key_files(mesh) if mesh.keys == "controller" else {}
     scripts, digests, to_apply, unchanged = {}, {}, [], []
     missing: dict[str, list[str]] = {}
+    # The one judge, on the state gathered with the facts: no further round trip.
+    seen = judge.judge(p, session.states(), scope=list(session.conns))
+    drift: dict[str, list[str]] = {}
     for hp in p.hosts:
         name = hp.name
         if name not in session.conns:
@@ -264,11 +217,15 @@ def prepare(session: Session, templates: Any, next_keys: dict[str, str] | None =
         secret = private[name].read_text().strip() if name in private else None
         script = render.render_host(p, hp, templates, secret, allow_missing_peers=True)
         scripts[name], digests[name] = script, digest(script)
-        if facts.get(name, {}).get("applied") == digests[name] and name not in (next_keys or {}):
+        same = facts.get(name, {}).get("applied") == digests[name]
+        verdict = seen.hosts.get(name)
+        if same and verdict is not None and verdict.drift:
+            drift[name] = verdict.drift
+        if same and name not in drift and name not in (next_keys or {}):
             unchanged.append(name)
         else:
             to_apply.append(name)
-    return Prepared(p, scripts, digests, to_apply, unchanged, missing)
+    return Prepared(p, scripts, digests, to_apply, unchanged, missing, drift)
 
 
 def stage_rotation(session: Session, names: list[str], progress: Progress) -> dict[str, str]:
@@ -278,11 +235,7 @@ def stage_rotation(session: Session, names: list[str], progress: Progress) -> di
     mesh = session.mesh
     if mesh.keys == "controller":
         return keys.rotate_controller_keys(mesh, names)
-    key = mesh.key_file
-    cmd = (
-        f'umask 077; k={shlex.quote(key)}; wg genkey > "$k.next.new" && '
-        'mv "$k.next.new" "$k.next" && wg pubkey < "$k.next"'
-    )
+    cmd = hostcmd.rotate_key(mesh.key_file)
     out: dict[str, str] = {}
 
     def one(name: str) -> None:
@@ -389,6 +342,9 @@ def _apply_one(
         progress(name, rep.message)
         return
     rep.status = "changed" if rep.changes else "unchanged"
+    if name in prep.drift:
+        rep.drift = prep.drift[name]
+        rep.message = "repaired: " + "; ".join(rep.drift)
     progress(name, f"applied: {len(rep.changes)} change(s)")
     if token:
         _settle(session, name, token, opts.confirm_timeout or 0, progress)
@@ -488,6 +444,8 @@ def convergence_bound(mesh: Mesh) -> float:
 
 
 def verify(session: Session, p: plan.Plan, progress: Progress) -> Verification:
+    """The judge `status` uses, on the hosts worked on, until it is satisfied or STP has had
+    time to converge; then one ping over every wire."""
     mesh = session.mesh
     names = [n for n in session.conns if session.reports[n].ok]
     away = [n for n, r in session.reports.items() if n not in names and r.status != "excluded"]
@@ -499,19 +457,18 @@ def verify(session: Session, p: plan.Plan, progress: Progress) -> Verification:
         # Nothing was applied: the state gathered with the facts is current, and judging it
         # costs no further round trip.
         states = {n: st for n, st in session.states().items() if n in names}
-        problems = _pending(p, states, names)
-        if not problems:
+        if judge.judge(p, states, scope=names).healthy:
             return Verification(True, time.monotonic() - start, [], states, False, names, away)
     deadline = start + convergence_bound(mesh)
-    problems = []
-    states = {}
     while True:
         states = gather(session, names)
-        problems = _pending(p, states, names)
-        if not problems or time.monotonic() > deadline:
+        verdict = judge.judge(p, states, scope=names)
+        if verdict.healthy or time.monotonic() > deadline:
             break
         # Each poll is a session per host; STP moves no faster than its hello time.
         time.sleep(max(0.5, mesh.stp.hello))
+    problems = [f"{n}: {r}" for n, v in verdict.hosts.items() for r in v.reasons]
+    problems += verdict.reasons
     pinged = not problems
     if pinged:
         problems = _ping_wires(session, p, names)
@@ -519,34 +476,6 @@ def verify(session: Session, p: plan.Plan, progress: Progress) -> Verification:
     for problem in problems:
         progress("verify", problem)
     return Verification(not problems, elapsed, problems, states, pinged, names, away)
-
-
-def _pending(p: plan.Plan, states: dict[str, observe.HostState], names: list[str]) -> list[str]:
-    out = []
-    healthy = set(names)
-    for name in names:
-        st = states.get(name)
-        if st is None:
-            out.append(f"{name}: no state")
-            continue
-        hp = p.host(name)
-        for peer in hp.peers:
-            if peer.name not in healthy or peer.public_key is None:
-                continue
-            if st.handshake_age(peer.public_key) is None:
-                out.append(f"{name}: no handshake with {peer.name}")
-        if st.stp is None:
-            out.append(f"{name}: no bridge {p.mesh.bridge}")
-            continue
-        for wire in hp.wires:
-            port = st.stp.ports.get(wire.name)
-            if wire.name not in healthy:
-                continue
-            if port is None:
-                out.append(f"{name}: wire {wire.name} is not a bridge port")
-            elif port.state in ("listening", "learning", "disabled", ""):
-                out.append(f"{name}: wire {wire.name} still {port.state or 'down'}")
-    return out
 
 
 def _ping_wires(session: Session, p: plan.Plan, names: list[str]) -> list[str]:
@@ -561,11 +490,9 @@ def _ping_wires(session: Session, p: plan.Plan, names: list[str]) -> list[str]:
         ]
         if not peers:
             return
-        cmd = "; ".join(
-            f"ping -c 1 -W 2 -q {addr} >/dev/null 2>&1 || echo {peer}" for peer, addr in peers
-        )
+        cmd = hostcmd.ping(peers)
         try:
-            res = ssh.run(session.conns[name], cmd + "; true", timeout=READ_TIMEOUT_S)
+            res = ssh.run(session.conns[name], cmd, timeout=READ_TIMEOUT_S)
         except ssh.SshError as e:
             problems.append(f"{name}: {e}")
             return
@@ -583,7 +510,7 @@ def down(session: Session, templates: Any, purge: bool, progress: Progress) -> N
     def one(name: str) -> None:
         rep = session.reports[name]
         try:
-            res = ssh.run(session.conns[name], "sh -s", script)
+            res = ssh.run(session.conns[name], hostcmd.down(), script)
         except ssh.SshError as e:
             rep.status, rep.step, rep.message = "failed", "down", str(e)
             return

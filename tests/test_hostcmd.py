@@ -127,8 +127,8 @@ def test_gather_runs_as_one_command_string(tmp_path: Path) -> None:
     evil = f"x'$(touch {tmp_path}/pwned)\"`touch {tmp_path}/pwned`"
     cmd = hostcmd.gather(evil, evil)
     want = ["hostname", "now", "wg-public-key", "wg-listen-port", "wg-latest-handshakes",
-            "wg-endpoints", "wg-transfer", "wg-allowed-ips", "brctl", "ip-link", "bridge-root",
-            "bridge-id", "end"]  # fmt: skip
+            "wg-endpoints", "wg-transfer", "wg-allowed-ips", "wg-persistent-keepalive", "brctl",
+            "ip-link", "bridge-root", "bridge-id", "boot", "end"]  # fmt: skip
     target = ssh.Target("h", "h", 22, "debian", (), None, sudo=True)
     line, _ = ssh.as_root(cmd, target, None)
     env = fake_sudo(tmp_path, None)

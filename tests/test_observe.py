@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mesh_push import inventory, observe, plan, status
+from mesh_push import inventory, judge, observe, plan
 
 DATA = Path(__file__).parent / "data" / "observe"
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +40,11 @@ def test_hand_checked_facts() -> None:
         "epsilon": "forwarding",
         "rho": "blocking",
     }
-    assert vorke.stp.ports["bob"].path_cost == 206
+    assert vorke.stp.ports["bob"].path_cost == 931
+    assert vorke.links["internet"].addresses == ["10.99.99.3/24"]
+    assert vorke.links["epsilon"].remote == "10.88.88.4" and vorke.links["epsilon"].port == 4789
+    assert vorke.links["epsilon"].cost == 18 and vorke.links["internet"].priority == 32768
+    assert vorke.boot_unit is True and set(vorke.keepalives.values()) == {"25"}
     assert len(vorke.handshakes) == 3 and all(ts > 0 for ts in vorke.handshakes.values())
     assert vorke.links["epsilon"].vni == 1 and vorke.links["epsilon"].master == "internet"
     assert vorke.links["wg0"].mtu == 1550 and vorke.links["internet"].mtu == 1500
@@ -85,7 +89,7 @@ def lab_plan() -> plan.Plan:
 
 def test_judge_healthy_on_the_captured_mesh() -> None:
     states = {h: state(h) for h in HOSTS}
-    j = status.judge(lab_plan(), states, set(HOSTS))
+    j = judge.judge(lab_plan(), states)
     assert j.healthy and j.tree_matches_plan, (
         j.reasons,
         {h: v.reasons for h, v in j.hosts.items()},
@@ -94,7 +98,7 @@ def test_judge_healthy_on_the_captured_mesh() -> None:
 
 def test_judge_unreachable_host_is_unknown_not_healthy() -> None:
     states = {h: state(h) for h in HOSTS if h != "pi0"}
-    j = status.judge(lab_plan(), states, set(states))
+    j = judge.judge(lab_plan(), states)
     assert not j.healthy
     assert j.hosts["pi0"].healthy is None and not j.hosts["pi0"].reachable
     assert all(j.hosts[h].healthy for h in HOSTS if h != "pi0")
@@ -109,7 +113,7 @@ def test_judge_flags_a_tree_that_differs_and_a_stale_handshake() -> None:
     key = lab_plan().host("pi0").public_key
     assert key is not None
     states["rho"].handshakes[key] = states["rho"].now - 400
-    j = status.judge(lab_plan(), states, set(HOSTS))
+    j = judge.judge(lab_plan(), states)
     assert not j.healthy and j.tree_matches_plan is False
     assert any("differs from the plan" in r for r in j.reasons)
     assert any("pi0" in r and "400 s old" in r for r in j.hosts["rho"].reasons)
