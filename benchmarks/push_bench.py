@@ -66,7 +66,8 @@ trace, aliases, lock = [], {}, threading.Lock()
 _run, _connect = ssh.run, ssh.connect
 
 def kind(cmd):
-    for key, name in (("public_key=", "facts"), ("apply.sh", "apply"), ("=== hostname", "gather"),
+    # up's first command makes a missing key (keys: host); status and verify's polls do not.
+    for key, name in (("wg genkey", "facts"), ("apply.sh", "apply"), ("=== hostname", "gather"),
                       ("ping -c", "ping"), ("sh -s", "down")):
         if key in cmd:
             return name
@@ -368,10 +369,11 @@ def bench_lab(size: int, runs: int, inner: int, tmp: Path, stp: dict[str, int]) 
             "floor_down",
         )
     }
-    from mesh_push import inventory, observe
+    from mesh_push import hostcmd, inventory
 
     mesh = inventory.load(inv)
-    gather = observe.gather_command(mesh.wg_interface, mesh.bridge)
+    # What `status` runs on each host: the facts, then the state.
+    gather = hostcmd.facts(mesh, False)
     links = len(data["links"])
     print(
         f"  lab {name}: {size} hosts, {links} links on {net}, lab up {lab_up_s:.2f} s, stp {stp}",

@@ -8,13 +8,16 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .problems import InventoryError
 
 if TYPE_CHECKING:
-    from . import push, rollout
+    from . import rollout
+    from .changes import Changes
+    from .commands import Run
+    from .connect import Access
     from .model import Mesh
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -37,7 +40,8 @@ def _templates_arg(p: argparse.ArgumentParser) -> None:
         "--templates",
         type=Path,
         metavar="DIR",
-        help="render with the templates in DIR instead of the built-in ones",
+        help="render the host and down scripts (host.sh.j2, reresolve.sh.j2, down.sh.j2) from "
+        "the templates in DIR instead of the built-in ones",
     )
 
 
@@ -320,95 +324,62 @@ def _rollout_options(args: argparse.Namespace, mesh: Mesh) -> rollout.Options:
         rollout.batches(names, opts.serial)
     except rollout.RolloutError as e:
         raise UsageError(str(e)) from None
-    if opts.confirm_timeout is not None and opts.confirm_timeout <= 0:
+    t = opts.confirm_timeout
+    # `not t < inf` also refuses nan, which every comparison answers False.
+    if t is not None and (t <= 0 or not t < float("inf")):
         raise UsageError("--confirm-timeout takes a number of seconds above 0")
     return opts
 
 
-def _targets(mesh: Mesh, opts: rollout.Options) -> list[str]:
-    if opts.limit is None:
-        return [h.name for h in mesh.hosts]
-    chosen = set(opts.limit)
-    if opts.with_peers:
-        chosen |= {lk.other(n) for n in opts.limit for lk in mesh.links_of(n)}
-    return [h.name for h in mesh.hosts if h.name in chosen]
+def _access(args: argparse.Namespace) -> Access:
+    from .connect import Access
+
+    return Access(args.accept_new, become_password(args))
 
 
 def _converge(args: argparse.Namespace, rotate: list[str] | None) -> int:
-    from . import inventory, keys, push, render, report
+    from . import commands, inventory, render, report
 
     mesh = inventory.load(args.inventory)
     opts = _rollout_options(args, mesh)
     templates = render.load_templates(args.templates)
+    if rotate is not None and not _confirm(
+        f"make new key pairs for {', '.join(rotate)}?", args.yes
+    ):
+        return EXIT_FAILED
+    access = _access(args)
     progress = report.Progress(enabled=not args.json)
-    targets = _targets(mesh, opts)
-    session = push.connect_all(
-        mesh,
-        push.facts_command(mesh, mesh.keys == "host"),
-        args.accept_new,
-        progress.host,
-        only=targets,
-        become_password=become_password(args),
+
+    def ask(todo: Changes, _reports: object) -> bool:
+        if not args.json:
+            report.show_changes(todo)
+        return _confirm(f"apply to {len(todo.to_apply)} host(s)?", args.yes)
+
+    run = commands.up(
+        mesh, access, templates, opts, progress.host, ask, rotate, check=not args.no_verify
     )
-    for h in mesh.hosts:
-        if h.name not in targets:
-            session.reports[h.name] = push.HostReport(
-                h.name, "excluded", message="outside --limit: not touched"
-            )
-    session.reports = {h.name: session.reports[h.name] for h in mesh.hosts}
-    try:
-        if rotate is not None and not _confirm(
-            f"make new key pairs for {', '.join(rotate)}?", args.yes
-        ):
-            return EXIT_FAILED
-        next_keys = push.stage_rotation(session, rotate, progress.host) if rotate else None
-        prep = push.prepare(session, templates, next_keys)
-        report.show_changes(prep, session, quiet=args.json)
-        if (
-            rotate is None
-            and prep.to_apply
-            and not _confirm(f"apply to {len(prep.to_apply)} host(s)?", args.yes)
-        ):
-            return EXIT_FAILED
-        push.apply(session, prep, progress.host, opts, templates)
-        if next_keys and mesh.keys == "host":
-            done = {n: k for n, k in next_keys.items() if session.reports[n].ok}
-            keys.save_public_keys(mesh, done)
-        verification = None
-        if not args.no_verify:
-            verification = push.verify(session, prep.plan, progress.host)
-    finally:
-        session.close()
-    return _finish(args, session, verification)
+    return _finish(args, run)
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from . import inventory, push, render, report
+    from . import commands, inventory, render, report
 
     mesh = inventory.load(args.inventory)
     templates = render.load_templates(args.templates)
     if not _confirm(f"remove mesh {mesh.name} from {len(mesh.hosts)} host(s)?", args.yes):
         return EXIT_FAILED
     progress = report.Progress(enabled=not args.json)
-    session = push.connect_all(
-        mesh, None, args.accept_new, progress.host, become_password=become_password(args)
-    )
-    try:
-        push.down(session, templates, args.purge, progress.host)
-    finally:
-        session.close()
-    return _finish(args, session, None)
+    return _finish(args, commands.down(mesh, _access(args), templates, args.purge, progress.host))
 
 
-def _finish(args: argparse.Namespace, session: push.Session, verification: Any) -> int:
+def _finish(args: argparse.Namespace, run: Run) -> int:
     from . import report
 
-    ok = all(r.ok for r in session.reports.values()) and (verification is None or verification.ok)
     if args.json:
-        report.print_json(report.up_json(session, verification, ok))
+        report.print_json(report.run_json(run))
     else:
-        report.show_up(session, verification)
-    return EXIT_OK if ok else EXIT_FAILED
+        report.show_run(run)
+    return EXIT_OK if run.ok else EXIT_FAILED
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -416,7 +387,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .status import run
 
     mesh = inventory.load(args.inventory)
-    return run(mesh, args.json, args.accept_new, args.watch, become_password(args))
+    return run(mesh, _access(args), args.json, args.watch)
 
 
 def _public_keys(mesh: Mesh) -> dict[str, str]:

@@ -58,7 +58,7 @@ def boot_unit() -> str:
     return _render("boot-unit.service.j2")
 
 
-def apply(digest: str, arm: str = "") -> str:
+def apply(digest: str, arm: str = "", reload: str = "") -> str:
     """Store the script that comes on stdin (temp file, rename), run it detached from this SSH
     session so a dropped connection cannot stop it half way, wait, and hand back its log and
     exit code. On success: its digest, and the boot unit. `arm` (a rollback timer, shell code
@@ -70,6 +70,7 @@ def apply(digest: str, arm: str = "") -> str:
         unit=BOOT_UNIT,
         wants=BOOT_WANTS,
         unit_text=boot_unit(),
+        reload=reload,
     )
 
 

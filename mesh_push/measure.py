@@ -231,14 +231,13 @@ def check_rewrite(old: str, new_text: str, new: dict[frozenset[str], str]) -> No
 def measure(
     mesh: Mesh, p: Plan, count: int, accept_new: bool, become_password: str | None = None
 ) -> tuple[list[LinkResult], dict[str, str]]:
-    from . import push, ssh
+    from . import ssh
+    from .connect import Access, open_all, parallel
 
-    session = push.connect_all(
-        mesh, None, accept_new, lambda _n, _m: None, become_password=become_password
-    )
+    session = open_all(mesh, Access(accept_new, become_password), None)
     per_host: dict[str, dict[str, End]] = {}
     errors: dict[str, str] = {
-        n: r.message for n, r in session.reports.items() if n not in session.conns
+        n: r.details for n, r in session.reports.items() if n not in session.conns
     }
     try:
 
@@ -248,13 +247,13 @@ def measure(
             if not targets:
                 return
             try:
-                res = ssh.run(session.conns[name], ping_command(targets, count), timeout=60)
+                res = session.run(name, ping_command(targets, count), timeout=60)
             except ssh.SshError as e:
                 errors[name] = str(e)
                 return
             per_host[name] = parse_pings(res.stdout)
 
-        push._parallel(list(session.conns), one)
+        parallel(list(session.conns), one)
     finally:
         session.close()
     results = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,13 +17,6 @@ STP_STATES = {
     "3": "forwarding",
     "4": "blocking",
 }
-
-
-def gather_command(wg: str, bridge: str) -> str:
-    # Imported here: the parsers below need no templates.
-    from . import hostcmd
-
-    return hostcmd.gather(wg, bridge)
 
 
 def sections(text: str) -> dict[str, str]:
@@ -185,7 +179,12 @@ class HostState:
         return None if ts == 0 else max(0, self.now - ts)
 
 
-def parse(text: str, bridge: str) -> HostState:
+StpRead = Callable[[dict[str, str], list[dict[str, Any]], str], "StpBridge | None"]
+
+
+def parse(text: str, bridge: str, read_stp: StpRead | None = None) -> HostState:
+    """`read_stp`: where STP state comes from (backends.StpReader.read); by default brctl's
+    section where it has one, else iproute2's."""
     s = sections(text)
     try:
         links_json: list[dict[str, Any]] = json.loads(s.get("ip-link") or "[]")
@@ -198,7 +197,10 @@ def parse(text: str, bridge: str) -> HostState:
         except (KeyError, TypeError, ValueError):
             continue  # one odd interface must not hide the others
         links[link.name] = link
-    stp = parse_brctl_showstp(s.get("brctl", "")) or stp_from_ip_json(links_json, bridge)
+    if read_stp is not None:
+        stp = read_stp(s, links_json, bridge)
+    else:
+        stp = parse_brctl_showstp(s.get("brctl", "")) or stp_from_ip_json(links_json, bridge)
     transfer = {}
     for k, v in parse_wg_pairs(s.get("wg-transfer", "")).items():
         rx, _, tx = v.partition("\t")

@@ -45,7 +45,10 @@ def render_host(
     env: jinja2.Environment,
     private_key: str | None = None,
     allow_missing_peers: bool = False,
+    wireguard: str = "auto",
 ) -> str:
+    """`wireguard`: how the interface is made, as the host's facts chose (backends.py);
+    "auto" (no facts, as for `mesh-push render`) tries the kernel, then wireguard-go."""
     missing = {p.name for p in hp.peers if p.public_key is None}
     if missing and not allow_missing_peers:
         raise ValueError(f"{hp.name}: public keys of {', '.join(sorted(missing))} are unknown")
@@ -63,6 +66,7 @@ def render_host(
         state_dir=STATE_DIR,
         key_file=plan.mesh.key_file,
         private_key=private_key,
+        wireguard=wireguard,
         reresolver=render_reresolver(plan, hp, env) if hp.named_peers else "",
     )
 

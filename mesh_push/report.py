@@ -1,5 +1,5 @@
 """What the user sees: rich tables on a terminal, JSON for machines. The only module
-(with the live progress of `push`) that imports rich."""
+(with the live progress of the commands) that imports rich."""
 
 from __future__ import annotations
 
@@ -7,14 +7,19 @@ import json
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from . import stp
+from .outcome import Outcome
 from .plan import Plan
+
+if TYPE_CHECKING:
+    from .changes import Changes
+    from .commands import Run
 
 
 def console(stderr: bool = False) -> Console:
@@ -212,61 +217,65 @@ class Progress:
             self.out.print(f"[dim]{elapsed:6.2f}s[/] [bold]{name:<12}[/] {escape(message)}")
 
 
-def show_changes(prep: Any, session: Any, quiet: bool) -> None:
-    if quiet:
-        return
+def show_changes(todo: Changes) -> None:
     out = console(stderr=True)
-    for name, peers in prep.missing_keys.items():
-        out.print(f"[yellow]{name}: no public key yet for {', '.join(peers)}: left out[/]")
-    if prep.to_apply:
-        out.print(f"will apply to: {', '.join(prep.to_apply)}")
-    if prep.unchanged:
-        out.print(f"no changes: {', '.join(prep.unchanged)}")
+    for name, peers in todo.missing_keys.items():
+        out.print(
+            f"[yellow]{escape(name)}: no public key yet for {escape(', '.join(peers))}: left out[/]"
+        )
+    for name, found in todo.drift.items():
+        out.print(f"[yellow]{escape(name)} drifted: {escape('; '.join(found))}[/]")
+    if todo.to_apply:
+        out.print(f"will apply to: {escape(', '.join(todo.to_apply))}")
+    if todo.unchanged:
+        out.print(f"no changes: {escape(', '.join(todo.unchanged))}")
 
 
-def up_json(session: Any, verification: Any, ok: bool) -> dict[str, Any]:
+def run_json(run: Run) -> dict[str, Any]:
+    v = run.verification
     return {
-        "ok": ok,
-        "hosts": [r.as_json() for r in session.reports.values()],
-        "rollout": session.rollout or None,
+        "ok": run.ok,
+        "cancelled": run.cancelled,
+        "hosts": [r.as_json() for r in run.reports.values()],
+        "rollout": run.rollout.as_json() if run.rollout else None,
         "verify": None
-        if verification is None
+        if v is None
         else {
-            "ok": verification.ok,
-            "seconds": round(verification.seconds, 2),
-            "problems": verification.problems,
-            "pinged": verification.pinged,
-            "hosts": verification.hosts,
-            "not_verified": verification.not_verified,
+            "ok": v.ok,
+            "seconds": round(v.seconds, 2),
+            "problems": v.problems,
+            "pinged": v.pinged,
+            "hosts": v.hosts,
+            "not_verified": v.not_verified,
         },
     }
 
 
 STATUS_STYLE = {
-    "changed": "green",
-    "unchanged": "green",
-    "failed": "red",
-    "unreachable": "red",
-    "skipped": "yellow",
-    "not attempted": "yellow",
-    "rolled back": "yellow",
-    "excluded": "dim",
+    Outcome.CHANGED: "green",
+    Outcome.UNCHANGED: "green",
+    Outcome.FAILED: "red",
+    Outcome.UNREACHABLE: "red",
+    Outcome.SKIPPED: "yellow",
+    Outcome.NOT_ATTEMPTED: "yellow",
+    Outcome.ROLLED_BACK: "yellow",
+    Outcome.EXCLUDED: "dim",
 }
 
 
-def show_up(session: Any, verification: Any) -> None:
+def show_run(run: Run) -> None:
     out = console()
     table = Table(title="Result", title_justify="left")
     for col in ("host", "result", "changes", "details"):
         table.add_column(col)
-    for r in session.reports.values():
-        style = STATUS_STYLE.get(r.status, "default")
-        details = r.message
-        if r.stderr_tail:
-            details += "\n" + r.stderr_tail
+    for r in run.reports.values():
+        style = STATUS_STYLE.get(r.outcome, "default")
         changes = "no changes" if r.ok and not r.changes else str(len(r.changes) or "")
-        table.add_row(r.name, f"[{style}]{r.status}[/]", changes, escape(details))
+        table.add_row(escape(r.name), f"[{style}]{r.outcome.value}[/]", changes, escape(r.details))
     out.print(table)
+    verification = run.verification
+    if run.cancelled:
+        out.print("[yellow]cancelled[/]: nothing was applied")
     if verification is not None:
         if verification.ok:
             pings = ", a ping crosses every wire" if verification.pinged else ""

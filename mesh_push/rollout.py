@@ -8,8 +8,6 @@ import math
 import re
 from dataclasses import dataclass
 
-from . import hostcmd
-
 
 class RolloutError(ValueError):
     """A bad --limit / --serial / --max-fail: a usage error."""
@@ -51,18 +49,3 @@ def batches(ordered: list[str], serial: int | None) -> list[list[str]]:
     if serial < 1:
         raise RolloutError("--serial takes a whole number of hosts, at least 1")
     return [ordered[i : i + serial] for i in range(0, len(ordered), serial)]
-
-
-def arm_command(token: str, seconds: float, fallback: str) -> str:
-    """Shell run before the new script replaces the old: keep the old script as the rollback
-    (or `fallback`, the down script, on a host that had none), then start the timer."""
-    return hostcmd.arm(token, seconds, fallback)
-
-
-def confirm_command(token: str) -> str:
-    # Fails if the timer already fired: the host is back in its old state.
-    return hostcmd.confirm(token)
-
-
-def rolled_back_command() -> str:
-    return hostcmd.rolled_back()

@@ -1,5 +1,5 @@
 """Parsers as data: real `wg show`, `brctl showstp` and `ip -j -d link` output captured from the
-lab (tests/data/observe/HOST.txt, the exact text `observe.gather_command` prints), each beside
+lab (tests/data/observe/HOST.txt, the exact text `hostcmd.gather` prints), each beside
 the state it must parse to (HOST.json); then the verdict judged from those real states."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mesh_push import inventory, judge, observe, plan
+from mesh_push import hostcmd, inventory, judge, observe, plan
 
 DATA = Path(__file__).parent / "data" / "observe"
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +78,7 @@ def test_bridge_id_forms() -> None:
 
 
 def test_gather_never_asks_for_secrets() -> None:
-    cmd = observe.gather_command("wg0", "internet")
+    cmd = hostcmd.gather("wg0", "internet")
     assert "dump" not in cmd and "showconf" not in cmd and "private" not in cmd
 
 

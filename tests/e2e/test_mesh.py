@@ -326,7 +326,7 @@ def test_failed_host_reports_step_exit_code_and_output(lab: Lab, tmp_path: Path)
     hosts = {h["name"]: h for h in json.loads(res.stdout)["hosts"]}
     vorke = hosts["vorke"]
     assert vorke["status"] == "failed" and vorke["step"] == "boom" and vorke["exit_code"] == 3
-    assert "it went wrong" in vorke["stderr_tail"]
+    assert "it went wrong" in vorke["output_tail"]
     assert all(hosts[h]["ok"] for h in HOSTS if h != "vorke")
     res = lab.run("up", "--yes", "--json")  # the built-in templates converge vorke again
     assert res.returncode == 0, res.stdout + res.stderr

@@ -38,8 +38,7 @@ ExecStart=/bin/sh /var/lib/mesh-push/apply.sh
 [Install]
 WantedBy=multi-user.target
 '"'"' > "$UNIT.new" \
-    && mv "$UNIT.new" "$UNIT" && ln -sf "$UNIT" "$WANTS" \
-    && { [ ! -d /run/systemd/system ] || systemctl daemon-reload; }
+    && mv "$UNIT.new" "$UNIT" && ln -sf "$UNIT" "$WANTS"
 fi
 echo $rc > "$STATE/apply.rc.new"
 mv "$STATE/apply.rc.new" "$STATE/apply.rc"

@@ -2,7 +2,8 @@ echo '=== facts'
 umask 077
 k=/etc/wireguard/wg0.key
 echo "public_key=$(wg pubkey < "$k" 2>/dev/null)"
-echo "kernel_wireguard=$([ -d /sys/module/wireguard ] && echo yes || echo no)"
+# Loaded, built in, or loadable: `ip link add ... type wireguard` then loads it by itself.
+echo "kernel_wireguard=$({ [ -d /sys/module/wireguard ] || modprobe -nq wireguard 2>/dev/null; } && echo yes || echo no)"
 echo "wireguard_go=$(command -v wireguard-go || true)"
 echo "wg=$(command -v wg || true)"
 echo "brctl=$(command -v brctl || true)"

@@ -3,7 +3,8 @@ umask 077
 k=/etc/wireguard/wg0.key
 if [ ! -s "$k" ]; then mkdir -p "${k%/*}" && chmod 700 "${k%/*}" && wg genkey > "$k.new" && mv "$k.new" "$k"; fi
 echo "public_key=$(wg pubkey < "$k" 2>/dev/null)"
-echo "kernel_wireguard=$([ -d /sys/module/wireguard ] && echo yes || echo no)"
+# Loaded, built in, or loadable: `ip link add ... type wireguard` then loads it by itself.
+echo "kernel_wireguard=$({ [ -d /sys/module/wireguard ] || modprobe -nq wireguard 2>/dev/null; } && echo yes || echo no)"
 echo "wireguard_go=$(command -v wireguard-go || true)"
 echo "wg=$(command -v wg || true)"
 echo "brctl=$(command -v brctl || true)"

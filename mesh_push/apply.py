@@ -1,0 +1,236 @@
+"""Stage Apply: the rendered scripts onto the hosts, batch by batch (the first a canary), wave
+by wave inside a batch (static hosts first, jump hosts before the hosts behind them), the hosts
+of a wave in parallel; with a confirmation window, each host arms its own rollback. Also the
+two other things that change hosts: staging new keys (rotate-keys) and the down script."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from . import hostcmd, keys, plan, rollout, ssh
+from .backends import Backends
+from .changes import Changes
+from .connect import READ_TIMEOUT_S, Progress, Session, parallel
+from .inventory import public_key_problem
+from .model import Mesh
+from .outcome import Outcome, tail
+
+
+@dataclass(frozen=True)
+class Rollout:
+    batches: list[list[str]]
+    budget: int
+    stopped_before_batch: int | None = None
+    failed: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "batches": self.batches,
+            "budget": self.budget,
+            "stopped_before_batch": self.stopped_before_batch,
+        }
+        if self.stopped_before_batch is not None:
+            out["failed"] = list(self.failed)
+        return out
+
+
+def depends_on(mesh: Mesh, name: str) -> list[str]:
+    """The jump hosts a host is reached through, nearest first."""
+    chain = []
+    via = mesh.host(name).ssh.via
+    while via is not None:
+        chain.append(via)
+        via = mesh.host(via).ssh.via
+    return chain
+
+
+def apply(
+    session: Session,
+    p: plan.Plan,
+    changes: Changes,
+    backends: dict[str, Backends],
+    progress: Progress,
+    opts: rollout.Options,
+    fallback: str,
+) -> Rollout:
+    """`fallback`: what a host rolls back to when it had no script before (the down script)."""
+    mesh = session.mesh
+    for name in changes.unchanged:
+        session.reports[name].outcome = Outcome.UNCHANGED
+    wave_of = {n: i for i, wave in enumerate(p.waves) for n in wave}
+    ordered = sorted(changes.to_apply, key=lambda n: (wave_of[n], changes.to_apply.index(n)))
+    groups = rollout.batches(ordered, opts.serial)
+    # Hosts we could not even work on count against the budget like hosts that failed.
+    away = [n for n, r in session.reports.items() if not r.reached]
+    budget = opts.budget(len(ordered) + len(away))
+    for number, batch in enumerate(groups, 1):
+        failed = away + [
+            n
+            for n in ordered
+            if session.reports[n].outcome in (Outcome.FAILED, Outcome.ROLLED_BACK)
+        ]
+        if len(failed) > budget:
+            why = (
+                f"rollout stopped before batch {number} of {len(groups)}: "
+                f"{len(failed)} host(s) failed or unreachable, the budget is {budget}"
+            )
+            for name in (n for g in groups[number - 1 :] for n in g):
+                session.reports[name].fail(Outcome.NOT_ATTEMPTED, "rollout", why)
+            progress("rollout", f"stopped before batch {number}: {', '.join(failed)} failed")
+            return Rollout(groups, budget, number, tuple(failed))
+        for wave in sorted({wave_of[n] for n in batch}):
+            ready = []
+            for name in (n for n in batch if wave_of[n] == wave):
+                blocked = [j for j in depends_on(mesh, name) if not session.reports[j].ok]
+                if blocked:
+                    why = f"not touched: it is reached through {blocked[0]}, which failed"
+                    session.reports[name].fail(Outcome.SKIPPED, "apply", why)
+                    progress(name, why)
+                    continue
+                ready.append(name)
+            parallel(
+                ready,
+                lambda n: _apply_one(session, changes, backends[n], n, progress, opts, fallback),
+            )
+    return Rollout(groups, budget)
+
+
+def _apply_one(
+    session: Session,
+    changes: Changes,
+    backend: Backends,
+    name: str,
+    progress: Progress,
+    opts: rollout.Options,
+    fallback: str,
+) -> None:
+    rep = session.reports[name]
+    progress(name, "applying")
+    token = secrets.token_hex(8) if opts.confirm_timeout else ""
+    arm = hostcmd.arm(token, opts.confirm_timeout or 0, fallback) if token else ""
+    try:
+        # Past the confirmation window the host has rolled back anyway: stop listening.
+        res = session.run(
+            name,
+            hostcmd.apply(changes.digests[name], arm, backend.boot.reload),
+            changes.scripts[name],
+            timeout=opts.confirm_timeout or 300,
+        )
+    except ssh.SshError as e:
+        rep.fail(Outcome.FAILED, "apply", str(e))
+        progress(name, f"failed: {e}")
+        if token:
+            _settle(session, name, token, opts.confirm_timeout or 0, progress)
+        return
+    rep.seconds["apply"] = res.seconds
+    rep.changes = changed_lines(res.stdout)
+    if not res.ok:
+        step = _failed_step(res.stdout) or "apply"
+        rep.fail(Outcome.FAILED, step, "the host script failed", res.exit_code, res.stdout)
+        progress(name, f"failed at step {step!r} with exit code {res.exit_code}")
+        return
+    rep.outcome = Outcome.CHANGED if rep.changes else Outcome.UNCHANGED
+    if name in changes.drift:
+        rep.drift = changes.drift[name]
+        rep.message = "repaired: " + "; ".join(rep.drift)
+    progress(name, f"applied: {len(rep.changes)} change(s)")
+    if token:
+        _settle(session, name, token, opts.confirm_timeout or 0, progress)
+
+
+def _settle(session: Session, name: str, token: str, seconds: float, progress: Progress) -> None:
+    """Confirm over a fresh connection: proof that the new state still lets us in. Without
+    it the host rolls back by itself; wait for that and say so."""
+    rep = session.reports[name]
+    try:
+        fresh = session.reconnect(name, min(session.mesh.ssh.connect_timeout, 10))
+        try:
+            if ssh.run(fresh, hostcmd.confirm(token), timeout=READ_TIMEOUT_S).ok:
+                rep.message = "confirmed over a fresh connection"
+                return
+        finally:
+            ssh.close(fresh)
+    except ssh.SshError as e:
+        progress(name, f"no confirmation ({e}): it rolls back by itself")
+    deadline = time.monotonic() + seconds + 15
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        try:
+            back = session.reconnect(name, 5)
+            try:
+                if ssh.run(back, hostcmd.rolled_back(), timeout=10).stdout.strip():
+                    why = (
+                        f"no confirmation within {seconds:g} s: the host went back to its "
+                        "previous state by itself"
+                    )
+                    rep.fail(Outcome.ROLLED_BACK, "confirm", why)
+                    progress(name, why)
+                    return
+            finally:
+                ssh.close(back)
+        except ssh.SshError:
+            continue
+    why = "no confirmation, and the host did not come back after its rollback"
+    rep.fail(Outcome.FAILED, "confirm", why)
+    progress(name, why)
+
+
+def changed_lines(log: str) -> list[str]:
+    """The scripts print one `changed: ...` line per thing they did."""
+    return [ln.removeprefix("changed: ") for ln in log.splitlines() if ln.startswith("changed: ")]
+
+
+def _failed_step(log: str) -> str | None:
+    for line in reversed(log.splitlines()):
+        if line.startswith('mesh-push: step "'):
+            return line.split('"')[1]
+    return None
+
+
+def stage_next_keys(session: Session, names: list[str], progress: Progress) -> dict[str, str]:
+    """New key pairs for `names` (rotate-keys); returns their public keys. With `keys: host`
+    each host makes its next private key beside the current one (the apply moves it into
+    place), so no private key ever leaves a host."""
+    mesh = session.mesh
+    if mesh.keys == "controller":
+        return keys.rotate_controller_keys(mesh, names)
+    cmd = hostcmd.rotate_key(mesh.key_file)
+    out: dict[str, str] = {}
+
+    def one(name: str) -> None:
+        try:
+            res = session.run(name, cmd)
+            pub, why = res.stdout.strip(), tail(res.stderr) or "could not make a new key pair"
+        except ssh.SshError as e:
+            pub, why = "", str(e)
+        if public_key_problem(pub):
+            session.reports[name].fail(Outcome.FAILED, "rotate-keys", why)
+            progress(name, why)
+        else:
+            out[name] = pub
+
+    parallel([n for n in names if n in session.conns], one)
+    return out
+
+
+def down(session: Session, script: str, progress: Progress) -> None:
+    """The down script on every connected host, all at once."""
+
+    def one(name: str) -> None:
+        rep = session.reports[name]
+        try:
+            res = session.run(name, hostcmd.down(), script)
+        except ssh.SshError as e:
+            rep.fail(Outcome.FAILED, "down", str(e))
+            return
+        rep.changes = changed_lines(res.stdout)
+        if res.ok:
+            rep.outcome = Outcome.CHANGED if rep.changes else Outcome.UNCHANGED
+        else:
+            why = f"down failed with exit code {res.exit_code}"
+            rep.fail(Outcome.FAILED, "down", why, res.exit_code, res.stdout + res.stderr)
+        progress(name, rep.outcome.value)
+
+    parallel(list(session.conns), one)

@@ -1,0 +1,179 @@
+"""The commands, each one pipeline of named stages with typed values between them:
+
+    up, rotate-keys   Connect → Gather → Plan → Render → Apply → Verify
+    down              Connect → Render → Apply
+    status            Connect → Gather → Judge
+
+cli.py parses the arguments, calls one of these and prints what it returns; nothing here
+prints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from . import apply, changes, connect, gather, judge, keys, plan, render, verify
+from .backends import Backends, NoBackend, choose
+from .connect import Access, Progress, Session
+from .inventory import public_key_problem
+from .model import Mesh
+from .outcome import HostReport, Outcome
+from .rollout import Options
+
+if TYPE_CHECKING:
+    import jinja2
+
+# Shown the changes about to be applied, says whether to go on.
+Ask = Callable[[changes.Changes, dict[str, HostReport]], bool]
+
+
+@dataclass
+class Run:
+    """What a command that changes hosts did: per host, and for the whole."""
+
+    reports: dict[str, HostReport]
+    rollout: apply.Rollout | None = None
+    verification: verify.Verification | None = None
+    changes: changes.Changes | None = None
+    cancelled: bool = False  # the user said no: nothing was applied
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.cancelled
+            and all(r.ok for r in self.reports.values())
+            and (self.verification is None or self.verification.ok)
+        )
+
+
+def targets(mesh: Mesh, opts: Options) -> list[str]:
+    """--limit's hosts, with their peers for --with-peers; every host without --limit."""
+    if opts.limit is None:
+        return [h.name for h in mesh.hosts]
+    chosen = set(opts.limit)
+    if opts.with_peers:
+        chosen |= {lk.other(n) for n in opts.limit for lk in mesh.links_of(n)}
+    return [h.name for h in mesh.hosts if h.name in chosen]
+
+
+def up(
+    mesh: Mesh,
+    access: Access,
+    templates: jinja2.Environment,
+    opts: Options,
+    progress: Progress,
+    ask: Ask,
+    rotate: list[str] | None = None,
+    check: bool = True,
+) -> Run:
+    """Build or converge the mesh (`rotate`: give those hosts new key pairs first)."""
+    chosen = targets(mesh, opts)
+    session = connect.open_all(
+        mesh, access, gather.first_command(mesh, mesh.keys == "host"), progress, chosen
+    )
+    for h in mesh.hosts:
+        if h.name not in chosen:
+            rep = session.reports[h.name] = HostReport(h.name, Outcome.EXCLUDED)
+            rep.message = "outside --limit: not touched"
+    session.reports = {h.name: session.reports[h.name] for h in mesh.hosts}
+    try:
+        gathered = gather.from_session(session)
+        backends = _backends(session, gathered, progress)
+        next_keys = apply.stage_next_keys(session, rotate, progress) if rotate else {}
+        p = _plan(mesh, gathered, next_keys)
+        scripts = _render(session, p, templates, backends)
+        todo = changes.decide(p, scripts, gathered, forced=next_keys)
+        run = Run(session.reports, changes=todo)
+        if todo.to_apply and not rotate and not ask(todo, session.reports):
+            run.cancelled = True
+            return run
+        fallback = render.render_down(p, templates, purge=False)
+        run.rollout = apply.apply(session, p, todo, backends, progress, opts, fallback)
+        if next_keys and mesh.keys == "host":
+            done = {n: k for n, k in next_keys.items() if session.reports[n].ok}
+            keys.save_public_keys(mesh, done)
+        if check:
+            run.verification = verify.verify(session, p, gathered.states, progress)
+        return run
+    finally:
+        session.close()
+
+
+def _backends(
+    session: Session, gathered: gather.Gathered, progress: Progress
+) -> dict[str, Backends]:
+    """Each host's ways, from its facts; a host that lacks what is needed fails here, before
+    anything is sent to it."""
+    out = {}
+    for name in list(session.conns):
+        try:
+            out[name] = choose(gathered.facts[name])
+        except NoBackend as e:
+            session.reports[name].fail(Outcome.FAILED, "facts", str(e))
+            progress(name, f"failed: {e}")
+            connect_close(session, name)
+    return out
+
+
+def connect_close(session: Session, name: str) -> None:
+    from . import ssh
+
+    ssh.close(session.conns.pop(name))
+
+
+def _plan(mesh: Mesh, gathered: gather.Gathered, next_keys: dict[str, str]) -> plan.Plan:
+    """Public keys as the hosts report them (cached in the state file), a rotation's next keys
+    over them."""
+    if mesh.keys == "host":
+        fresh = {
+            n: f.public_key
+            for n, f in gathered.facts.items()
+            if f.public_key and not public_key_problem(f.public_key)
+        }
+        keys.save_public_keys(mesh, fresh)
+    known = {**keys.public_keys(mesh, create=mesh.keys == "controller"), **next_keys}
+    return plan.build(mesh, known)
+
+
+def _render(
+    session: Session, p: plan.Plan, templates: jinja2.Environment, backends: dict[str, Backends]
+) -> dict[str, str]:
+    mesh = session.mesh
+    private = keys.private_key_files(mesh) if mesh.keys == "controller" else {}
+    scripts = {}
+    # In the inventory's order: rollout batches are cut from it.
+    for name in (h.name for h in mesh.hosts if h.name in session.conns):
+        secret = private[name].read_text().strip() if name in private else None
+        scripts[name] = render.render_host(
+            p,
+            p.host(name),
+            templates,
+            secret,
+            allow_missing_peers=True,
+            wireguard=backends[name].wireguard.name,
+        )
+    return scripts
+
+
+def down(
+    mesh: Mesh, access: Access, templates: jinja2.Environment, purge: bool, progress: Progress
+) -> Run:
+    """Take the mesh off every host (private keys too with `purge`)."""
+    session = connect.open_all(mesh, access, None, progress)
+    try:
+        script = render.render_down(plan.build(mesh, {}), templates, purge)
+        apply.down(session, script, progress)
+        return Run(session.reports)
+    finally:
+        session.close()
+
+
+def status(mesh: Mesh, access: Access) -> tuple[plan.Plan, judge.Judgement]:
+    """Every host's state in one round trip, judged against the plan."""
+    session = connect.open_all(mesh, access, gather.first_command(mesh))
+    session.close()
+    gathered = gather.from_session(session)
+    p = plan.build(mesh, keys.public_keys(mesh))
+    errors = {n: r.details for n, r in session.reports.items() if n not in gathered.states}
+    return p, judge.judge(p, gathered.states, errors)

@@ -1,0 +1,82 @@
+"""Stage Gather: what each host has now, its facts (tools, key, last applied script) and its
+state (interfaces, peers, STP), from the one command run at connect time or from a poll."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from . import hostcmd, observe, ssh
+from .connect import READ_TIMEOUT_S, Session, parallel
+from .model import Mesh
+
+
+@dataclass(frozen=True)
+class Facts:
+    public_key: str | None  # of the host's current private key
+    applied: str  # digest of the last script applied there ("" for none)
+    kernel_wireguard: bool
+    wireguard_go: bool
+    wg: bool
+    brctl: bool
+    systemd: bool
+
+
+def first_command(mesh: Mesh, generate_key: bool = False) -> str:
+    """Facts and state in one program (with `generate_key`, keys: host, the host makes its
+    private key if it has none; only the public key comes back)."""
+    return hostcmd.facts(mesh, generate_key)
+
+
+def parse_facts(text: str) -> Facts:
+    kv = {}
+    for line in observe.sections(text).get("facts", "").splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            kv[k.strip()] = v.strip()
+    return Facts(
+        public_key=kv.get("public_key") or None,
+        applied=kv.get("applied", ""),
+        kernel_wireguard=kv.get("kernel_wireguard") == "yes",
+        wireguard_go=bool(kv.get("wireguard_go")),
+        wg=bool(kv.get("wg")),
+        brctl=bool(kv.get("brctl")),
+        systemd=kv.get("systemd") == "yes",
+    )
+
+
+def parse_state(text: str, mesh: Mesh) -> observe.HostState:
+    from .backends import choose_stp
+
+    return observe.parse(text, mesh.bridge, choose_stp(parse_facts(text)).read)
+
+
+@dataclass
+class Gathered:
+    facts: dict[str, Facts]
+    states: dict[str, observe.HostState]
+
+
+def from_session(session: Session) -> Gathered:
+    """What the first commands printed, parsed."""
+    out = session.outputs
+    return Gathered(
+        {n: parse_facts(text) for n, text in out.items()},
+        {n: parse_state(text, session.mesh) for n, text in out.items()},
+    )
+
+
+def poll(session: Session, names: Iterable[str]) -> dict[str, observe.HostState]:
+    """A fresh state from each host (one round trip each, in parallel); a host that does not
+    answer is left out."""
+    mesh = session.mesh
+    cmd = first_command(mesh)
+    states: dict[str, observe.HostState] = {}
+
+    def one(name: str) -> None:
+        with contextlib.suppress(ssh.SshError):
+            states[name] = parse_state(session.run(name, cmd, timeout=READ_TIMEOUT_S).stdout, mesh)
+
+    parallel(names, one)
+    return states
