@@ -185,6 +185,8 @@ def _judge_host(
             v.config(f"wire {wire.name} down")
         if link.vni != wire.vni:
             v.config(f"wire {wire.name} has VNI {link.vni}, planned {wire.vni}")
+        if link.local is not None and link.local != str(wire.local):
+            v.config(f"wire {wire.name} leaves from {link.local}, planned {wire.local}")
         if link.remote is not None and link.remote != str(wire.remote):
             v.config(f"wire {wire.name} goes to {link.remote}, planned {wire.remote}")
         if link.port is not None and link.port != mesh.vxlan_port:

@@ -10,15 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SECTION = re.compile(r"^=== (\S+)$")
-STP_STATES = {
-    "0": "disabled",
-    "1": "listening",
-    "2": "learning",
-    "3": "forwarding",
-    "4": "blocking",
-}
-
-
 def sections(text: str) -> dict[str, str]:
     out: dict[str, list[str]] = {}
     current: list[str] | None = None

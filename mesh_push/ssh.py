@@ -300,9 +300,6 @@ class Result:
     def ok(self) -> bool:
         return self.exit_code == 0
 
-    def stderr_tail(self, lines: int = 8) -> str:
-        return "\n".join(self.stderr.strip().splitlines()[-lines:])
-
 
 def run(remote: Remote, command: str, stdin: str | None = None, timeout: float = 300) -> Result:
     """One remote command as root, stdin streamed then closed. Straight on the paramiko

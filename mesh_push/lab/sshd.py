@@ -43,11 +43,6 @@ def keygen_jobs(lab: Path, node_dirs: Mapping[str, Path]) -> list[tuple[Sequence
     return jobs
 
 
-def generate_keys(lab: Path, node_dirs: Mapping[str, Path]) -> None:
-    run_all(keygen_jobs(lab, node_dirs))
-    (lab / CLIENT_KEY).chmod(0o600)
-
-
 def login_user(login: LabLogin) -> str:
     return "root" if login == "root" else users.USER
 

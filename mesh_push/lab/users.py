@@ -16,8 +16,6 @@ from ..model import LabLogin
 from .errors import EXIT_FAILED, LabError
 
 USER = "debian"  # as on Debian's cloud images
-# The keeper mounts each of these files over its /etc namesake when the node has it.
-ETC_FILES = ("passwd", "group", "shadow", "sudoers")
 PASSWORD_FILE = "become_password"
 FIRST_UID = 1000
 SUDO_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
