@@ -1,0 +1,369 @@
+"""The one judge, as data: each case breaks one thing in a copy of the real captured states
+(tests/data/observe) and says what the verdict must be: healthy or not, which hosts, the finding
+and its kind (config: the host script repairs it; runtime: only time or the other hosts can).
+Then that `status` and both of `up`'s looks (before applying, and verify) ask this judge."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mesh_push import changes, connect, gather, inventory, judge, observe, plan, verify
+from mesh_push import keys as mesh_keys
+from mesh_push.outcome import HostReport, Outcome
+
+DATA = Path(__file__).parent / "data" / "observe"
+ROOT = Path(__file__).resolve().parent.parent
+HOSTS = ["bob", "rho", "vorke", "epsilon", "pi0"]
+CONFIG, RUNTIME = judge.Kind.CONFIG, judge.Kind.RUNTIME
+States = dict[str, observe.HostState]
+
+
+@functools.cache
+def captured() -> States:
+    return {h: observe.parse((DATA / f"{h}.txt").read_text(), "internet") for h in HOSTS}
+
+
+def keys() -> dict[str, str]:
+    return {h: st.public_key or "" for h, st in captured().items()}
+
+
+@functools.cache
+def lab_plan() -> plan.Plan:
+    return plan.build(inventory.load(ROOT / "inventory/lab.yaml"), keys())
+
+
+def states() -> States:
+    """A fresh deep copy of the healthy captured mesh, for one case to break."""
+    return copy.deepcopy(captured())
+
+
+# What to break. Each takes the states (and may remove a host's state).
+
+
+def link(host: str, name: str, **changed: Any) -> Callable[[States], None]:
+    def mutate(s: States) -> None:
+        for attr, value in changed.items():
+            assert hasattr(s[host].links[name], attr)
+            setattr(s[host].links[name], attr, value)
+
+    return mutate
+
+
+def port(host: str, name: str, state: str) -> Callable[[States], None]:
+    def mutate(s: States) -> None:
+        stp = s[host].stp
+        assert stp is not None
+        stp.ports[name].state = state
+
+    return mutate
+
+
+def both(*fns: Callable[[States], None]) -> Callable[[States], None]:
+    def mutate(s: States) -> None:
+        for fn in fns:
+            fn(s)
+
+    return mutate
+
+
+def handshake(host: str, peer: str, age: int | None) -> Callable[[States], None]:
+    """bob's last handshake with `peer` `age` seconds ago (None: never)."""
+
+    def mutate(s: States) -> None:
+        st = s[host]
+        st.handshakes[keys()[peer]] = 0 if age is None else st.now - age
+
+    return mutate
+
+
+def peer_removed(host: str, peer: str) -> Callable[[States], None]:
+    def mutate(s: States) -> None:
+        del s[host].allowed_ips[keys()[peer]]
+
+    return mutate
+
+
+def wire_removed(host: str, wire: str) -> Callable[[States], None]:
+    def mutate(s: States) -> None:
+        del s[host].links[wire]
+        stp = s[host].stp
+        assert stp is not None
+        del stp.ports[wire]  # a deleted interface leaves its bridge too
+
+    return mutate
+
+
+def boot_unit_missing(s: States) -> None:
+    s["bob"].boot_unit = False
+
+
+def unreachable(s: States) -> None:
+    del s["pi0"]
+
+
+@dataclass(frozen=True)
+class Case:
+    mutate: Callable[[States], None] | None
+    unhealthy: set[str] = field(default_factory=set)  # hosts whose verdict is not healthy
+    host: str = "bob"  # the host that must carry the finding
+    text: str = ""  # a fragment of that finding
+    kind: judge.Kind = CONFIG
+    tree_matches_plan: bool | None = True
+    errors: dict[str, str] | None = None
+
+
+CASES = {
+    "healthy": Case(None),
+    # The tree: vorke's ports to bob (planned blocking) and epsilon (forwarding) swapped.
+    "tree differs from plan": Case(
+        both(port("vorke", "bob", "forwarding"), port("vorke", "epsilon", "blocking")),
+        {"vorke", "bob", "epsilon"},
+        "vorke",
+        "wire vorke–bob: vorke end is forwarding, planned blocking",
+        RUNTIME,
+        tree_matches_plan=False,
+    ),
+    "port still learning": Case(
+        port("rho", "bob", "learning"),
+        {"rho", "bob"},
+        "rho",
+        "wire bob–rho: rho end still learning",
+        RUNTIME,
+    ),
+    "wg0 down": Case(link("bob", "wg0", up=False), {"bob"}, text="wg0 down"),
+    "bridge down": Case(link("bob", "internet", up=False), {"bob"}, text="bridge internet down"),
+    "wire down": Case(link("bob", "rho", up=False), {"bob"}, text="wire rho down"),
+    "peer missing": Case(peer_removed("bob", "rho"), {"bob"}, text="peer rho not configured"),
+    # A stale or absent handshake is the wire's problem too, so both its ends are unhealthy.
+    "handshake stale": Case(
+        handshake("bob", "rho", 400),
+        {"bob", "rho"},
+        text="handshake with rho is 400 s old",
+        kind=RUNTIME,
+    ),
+    "handshake just fresh": Case(handshake("bob", "rho", judge.REJECT_AFTER_TIME_S)),
+    "handshake never": Case(
+        handshake("bob", "rho", None), {"bob", "rho"}, text="no handshake with rho", kind=RUNTIME
+    ),
+    "wg0 MTU": Case(link("bob", "wg0", mtu=1420), {"bob"}, text="wg0 MTU 1420, planned 1550"),
+    "bridge MTU": Case(
+        link("bob", "internet", mtu=1400), {"bob"}, text="bridge MTU 1400, planned 1500"
+    ),
+    "wire MTU": Case(link("bob", "rho", mtu=1400), {"bob"}, text="wire rho MTU 1400, planned 1500"),
+    "port cost": Case(link("bob", "rho", cost=77), {"bob"}, text="wire rho cost 77, planned 12"),
+    "wire missing": Case(wire_removed("bob", "rho"), {"bob"}, text="wire rho missing"),
+    "wire detached": Case(
+        link("bob", "rho", master=None), {"bob"}, text="wire rho not plugged into internet"
+    ),
+    "wire VNI": Case(link("bob", "rho", vni=66), {"bob"}, text="wire rho has VNI 66, planned 6"),
+    "bridge address removed": Case(
+        link("bob", "internet", addresses=[]),
+        {"bob"},
+        text="bridge lacks its address 10.99.99.1/24",
+    ),
+    "wg0 address removed": Case(
+        link("bob", "wg0", addresses=[]), {"bob"}, text="wg0 lacks its address 10.88.88.1/24"
+    ),
+    "bridge priority": Case(
+        link("bob", "internet", priority=32768),
+        {"bob"},
+        text="bridge priority 32768, planned 4096",
+    ),
+    "STP off": Case(link("bob", "internet", stp_on=False), {"bob"}, text="bridge has STP off"),
+    "boot unit missing": Case(boot_unit_missing, {"bob"}, text="boot unit missing"),
+    # The tree cannot be judged without pi0: it is unknown, not wrong.
+    "host unreachable": Case(
+        unreachable,
+        {"pi0"},
+        "pi0",
+        "unreachable: ssh: connection refused",
+        RUNTIME,
+        tree_matches_plan=None,
+        errors={"pi0": "ssh: connection refused"},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_judge(name: str) -> None:
+    case = CASES[name]
+    s = states()
+    if case.mutate is not None:
+        case.mutate(s)
+    j = judge.judge(lab_plan(), s, case.errors)
+
+    everything = (j.reasons, {h: v.reasons for h, v in j.hosts.items()})
+    assert j.healthy is not bool(case.unhealthy), everything
+    assert {h for h, v in j.hosts.items() if v.healthy is not True} == case.unhealthy, everything
+    assert j.tree_matches_plan is case.tree_matches_plan, everything
+    if not case.text:
+        assert not any(v.findings for v in j.hosts.values()) and not j.reasons, everything
+        return
+    verdict = j.hosts[case.host]
+    found = [f for f in verdict.findings if case.text in f.text]
+    assert found, (case.text, verdict.reasons)
+    assert {f.kind for f in found} == {case.kind}, found
+    # What `up` repairs before applying is exactly the config findings.
+    assert verdict.drift == [f.text for f in verdict.findings if f.kind is CONFIG]
+    if case.kind is RUNTIME:
+        assert not verdict.drift, verdict.findings
+
+
+def test_unreachable_host_verdict() -> None:
+    s = states()
+    unreachable(s)
+    j = judge.judge(lab_plan(), s, {"pi0": "ssh: connection refused"})
+    pi0 = j.hosts["pi0"]
+    assert (pi0.reachable, pi0.healthy, pi0.state) == (False, None, None)
+    assert any("ssh: connection refused" in r for r in pi0.reasons)
+    # rho's peer and wire towards pi0 are not held against rho: its end is fine.
+    assert j.hosts["rho"].healthy
+    assert not judge.judge(lab_plan(), s).hosts["pi0"].reachable  # no message: still a verdict
+
+
+def test_tree_differs_is_said_for_the_whole_mesh() -> None:
+    s = states()
+    port("vorke", "bob", "forwarding")(s)
+    port("vorke", "epsilon", "blocking")(s)
+    j = judge.judge(lab_plan(), s)
+    assert "the spanning tree differs from the plan" in j.reasons
+    wire = next(w for w in j.wires if set(w["hosts"]) == {"vorke", "bob"})
+    assert wire["ends"]["vorke"]["stp_state"] == "forwarding"
+    assert wire["ends"]["vorke"]["planned_stp_state"] == "blocking"
+
+
+def test_scope_leaves_out_what_lies_outside() -> None:
+    """A run on every host but pi0, with pi0 not read: rho's peer and wire towards pi0 are not
+    judged, so the run is healthy; without the scope the same states are not."""
+    s = states()
+    unreachable(s)
+    scope = [h for h in HOSTS if h != "pi0"]
+    scoped = judge.judge(lab_plan(), s, scope=scope)
+    assert scoped.healthy, (scoped.reasons, {h: v.reasons for h, v in scoped.hosts.items()})
+    assert set(scoped.hosts) == set(scope) and scoped.tree_matches_plan is None
+    unscoped = judge.judge(lab_plan(), s)
+    assert not unscoped.healthy and unscoped.hosts["pi0"].healthy is None
+
+
+def test_scope_still_judges_what_lies_inside() -> None:
+    s = states()
+    peer_removed("rho", "bob")(s)
+    unreachable(s)
+    j = judge.judge(lab_plan(), s, scope=[h for h in HOSTS if h != "pi0"])
+    assert not j.healthy and j.hosts["rho"].drift == ["peer bob not configured"]
+
+
+# One judge: `up` (before applying, and its verify) and `status` all call judge.judge.
+
+
+class Recorder:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[tuple[tuple[str, ...], list[str] | None]] = []
+        real = judge.judge
+
+        def recording(
+            p: plan.Plan,
+            states: States,
+            errors: dict[str, str] | None = None,
+            scope: Any = None,
+        ) -> judge.Judgement:
+            self.calls.append((tuple(sorted(states)), None if scope is None else list(scope)))
+            return real(p, states, errors, scope)
+
+        monkeypatch.setattr(judge, "judge", recording)
+
+
+def facts(applied: str) -> gather.Facts:
+    return gather.Facts("", applied, False, True, True, True, False)
+
+
+def test_up_decides_with_the_judge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before applying: every script is what its host last applied, but bob's wire to rho is
+    gone. Only bob is applied, with the judge's config findings as its drift."""
+    rec = Recorder(monkeypatch)
+    s = states()
+    wire_removed("bob", "rho")(s)
+    handshake("vorke", "bob", 400)(s)  # runtime only: no reason to apply vorke
+    scripts = {h: f"script of {h}" for h in HOSTS}
+    applied = {h: changes.digest(text) for h, text in scripts.items()}
+    todo = changes.decide(
+        lab_plan(), scripts, gather.Gathered({h: facts(applied[h]) for h in HOSTS}, s)
+    )
+    assert rec.calls == [(tuple(sorted(HOSTS)), HOSTS)]
+    assert todo.to_apply == ["bob"] and todo.drift == {"bob": ["wire rho missing"]}
+    assert sorted(todo.unchanged) == sorted(h for h in HOSTS if h != "bob")
+
+
+def fake_session(outcomes: dict[str, Outcome]) -> connect.Session:
+    mesh = inventory.load(ROOT / "inventory/lab.yaml")
+    session = connect.Session(mesh, connect.Access())
+    for name, outcome in outcomes.items():
+        session.reports[name] = HostReport(name, outcome)
+        if outcome.ok and outcome is not Outcome.EXCLUDED:
+            session.conns[name] = object()  # type: ignore[assignment]  # never used: no I/O
+    return session
+
+
+def test_verify_asks_the_judge_and_needs_no_round_trip_when_nothing_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rec = Recorder(monkeypatch)
+
+    def no_poll(*_args: Any) -> States:
+        raise AssertionError("nothing was applied and the states are healthy: no poll")
+
+    monkeypatch.setattr(gather, "poll", no_poll)
+    outcomes = dict.fromkeys(HOSTS, Outcome.UNCHANGED) | {"pi0": Outcome.EXCLUDED}
+    result = verify.verify(fake_session(outcomes), lab_plan(), states(), connect.quiet)
+    worked_on = [h for h in HOSTS if h != "pi0"]
+    assert result.ok and not result.problems and not result.pinged
+    assert sorted(result.hosts) == sorted(worked_on) and result.not_verified == []
+    assert rec.calls == [(tuple(sorted(worked_on)), worked_on)]
+
+
+def test_verify_judges_fresh_states_after_an_apply(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An applied host: verify polls and judges until healthy (here at once), then pings."""
+    rec = Recorder(monkeypatch)
+    monkeypatch.setattr(gather, "poll", lambda _session, names: {n: states()[n] for n in names})
+    monkeypatch.setattr(verify, "_ping_wires", lambda *_args: [])
+    outcomes = dict.fromkeys(HOSTS, Outcome.UNCHANGED) | {"bob": Outcome.CHANGED}
+    result = verify.verify(fake_session(outcomes), lab_plan(), {}, connect.quiet)
+    assert result.ok and result.pinged
+    assert rec.calls == [(tuple(sorted(HOSTS)), HOSTS)]
+
+
+def test_status_asks_the_judge(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    """`status` with the captured mesh as what the hosts print, pi0 unreachable."""
+    import json
+
+    from mesh_push import status
+
+    rec = Recorder(monkeypatch)
+
+    def open_all(mesh: Any, access: Any, first: str | None, *_args: Any) -> connect.Session:
+        assert first == gather.first_command(mesh)
+        session = fake_session(dict.fromkeys(HOSTS, Outcome.PENDING))
+        for h in HOSTS:
+            if h == "pi0":
+                session.reports[h].fail(Outcome.UNREACHABLE, "connect", "connection refused")
+            else:
+                session.outputs[h] = (DATA / f"{h}.txt").read_text()
+        return session
+
+    monkeypatch.setattr(connect, "open_all", open_all)
+    monkeypatch.setattr(mesh_keys, "public_keys", lambda _mesh, **_kw: keys())
+    mesh = inventory.load(ROOT / "inventory/lab.yaml")
+    assert status.run(mesh, connect.Access(), as_json=True, watch=None) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert rec.calls == [(tuple(sorted(h for h in HOSTS if h != "pi0")), None)]
+    verdicts = {h["name"]: h["healthy"] for h in out["hosts"]}
+    assert verdicts == dict.fromkeys(HOSTS, True) | {"pi0": None}
+    pi0 = next(h for h in out["hosts"] if h["name"] == "pi0")
+    assert pi0["reasons"] == ["unreachable: connect: connection refused"]
