@@ -132,13 +132,6 @@ DRIFTS = {
     # so no "changed:" line reports it.
     "boot unit removed": Drift((("rm", "-f", UNIT, WANTS),), ("boot unit missing",), (), True),
 }
-BOOT_UNIT_BUG = (
-    "the boot unit is reinstalled, but bob is reported 'unchanged' with 'repaired: boot unit "
-    "missing': the outcome comes from the host script's 'changed:' lines only, and the unit "
-    "is written by apply.sh.j2's wrapper, which prints none"
-)
-
-
 def wait_for_quiet_bridge(lab: Lab, seconds: float = 30) -> None:
     """During a topology change the kernel shows ageing_time as 2 × forward_delay, while
     host.sh.j2 only expects forward_delay there: an apply in that window reports a change
@@ -152,10 +145,7 @@ def wait_for_quiet_bridge(lab: Lab, seconds: float = 30) -> None:
 def params() -> list[Any]:
     out = []
     for name in DRIFTS:
-        marks = []
-        if name == "boot unit removed":
-            marks.append(pytest.mark.xfail(strict=True, reason=BOOT_UNIT_BUG))
-        out.append(pytest.param(name, marks=marks, id=name.replace(" ", "-")))
+        out.append(pytest.param(name, id=name.replace(" ", "-")))
     return out
 
 
@@ -184,7 +174,6 @@ def test_one_up_repairs(lab: Lab, name: str) -> None:
         lab.exec("test", "-f", UNIT, "-a", "-L", WANTS)
     status = lab.status()
     assert status["healthy"], (status["reasons"], [h["reasons"] for h in status["hosts"]])
-    # Last: the boot unit case fails only here (BOOT_UNIT_BUG), its repair proven above.
     assert bob["status"] == "changed", bob
 
 
