@@ -148,7 +148,8 @@ def _settle(session: Session, name: str, token: str, seconds: float, progress: P
         fresh = session.reconnect(name, min(session.mesh.ssh.connect_timeout, 10))
         try:
             if ssh.run(fresh, hostcmd.confirm(token), timeout=READ_TIMEOUT_S).ok:
-                rep.message = "confirmed over a fresh connection"
+                confirmed = "confirmed over a fresh connection"
+                rep.message = f"{rep.message}; {confirmed}" if rep.message else confirmed
                 return
         finally:
             ssh.close(fresh)
@@ -208,6 +209,7 @@ def stage_next_keys(session: Session, names: list[str], progress: Progress) -> d
         if public_key_problem(pub):
             session.reports[name].fail(Outcome.FAILED, "rotate-keys", why)
             progress(name, why)
+            session.drop(name)
         else:
             out[name] = pub
 

@@ -87,6 +87,10 @@ def up(
         run = Run(session.reports, changes=todo)
         if todo.to_apply and not rotate and not ask(todo, session.reports):
             run.cancelled = True
+            for name in todo.to_apply:
+                session.reports[name].fail(Outcome.NOT_ATTEMPTED, "confirm", "cancelled")
+            for name in todo.unchanged:
+                session.reports[name].outcome = Outcome.UNCHANGED
             return run
         fallback = render.render_down(p, templates, purge=False)
         run.rollout = apply.apply(session, p, todo, backends, progress, opts, fallback)
@@ -112,14 +116,8 @@ def _backends(
         except NoBackend as e:
             session.reports[name].fail(Outcome.FAILED, "facts", str(e))
             progress(name, f"failed: {e}")
-            connect_close(session, name)
+            session.drop(name)
     return out
-
-
-def connect_close(session: Session, name: str) -> None:
-    from . import ssh
-
-    ssh.close(session.conns.pop(name))
 
 
 def _plan(mesh: Mesh, gathered: gather.Gathered, next_keys: dict[str, str]) -> plan.Plan:

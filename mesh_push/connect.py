@@ -56,6 +56,11 @@ class Session:
         target = ssh.resolve(mesh, mesh.host(name))
         return ssh.connect(mesh, target, False, timeout, self.access.become_password)
 
+    def drop(self, name: str) -> None:
+        """Done with a host that failed: nothing more is sent to it."""
+        with contextlib.suppress(Exception):
+            ssh.close(self.conns.pop(name))
+
     def close(self) -> None:
         for remote in self.conns.values():
             # Closing a dead transport must not hide the real result.

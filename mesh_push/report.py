@@ -33,9 +33,11 @@ def console(stderr: bool = False) -> Console:
     )
 
 
-def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, sort_keys=False)
+def print_json(data: Any, lines: bool = False) -> None:
+    """One indented document; with `lines`, one document per line (JSON Lines, for --watch)."""
+    json.dump(data, sys.stdout, indent=None if lines else 2, sort_keys=False)
     sys.stdout.write("\n")
+    sys.stdout.flush()
 
 
 def plan_json(p: Plan, cut: stp.Edge | None = None) -> dict[str, Any]:

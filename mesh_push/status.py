@@ -15,7 +15,7 @@ def run(mesh: Mesh, access: Access, as_json: bool, watch: float | None) -> int:
     while True:
         p, j = status(mesh, access)
         if as_json:
-            report.print_json(report.status_json(p, j))
+            report.print_json(report.status_json(p, j), lines=watch is not None)
         else:
             report.show_status(p, j, clear=watch is not None)
         if watch is None:
