@@ -10,6 +10,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,3 +89,13 @@ def lab_up(lab: str, inventory: Path) -> Iterator[None]:
         yield
     finally:
         mesh_push("lab", "down", "--name", lab)
+
+
+def sample_cmdlines(stop: threading.Event, seen: set[str]) -> None:
+    """Every process's command line, sampled until `stop`: what `ps` would have shown."""
+    while not stop.is_set():
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                with contextlib.suppress(OSError):
+                    seen.add((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        time.sleep(0.005)

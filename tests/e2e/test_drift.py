@@ -132,6 +132,8 @@ DRIFTS = {
     # so no "changed:" line reports it.
     "boot unit removed": Drift((("rm", "-f", UNIT, WANTS),), ("boot unit missing",), (), True),
 }
+
+
 def wait_for_quiet_bridge(lab: Lab, seconds: float = 30) -> None:
     """During a topology change the kernel shows ageing_time as 2 × forward_delay, while
     host.sh.j2 only expects forward_delay there: an apply in that window reports a change

@@ -3,7 +3,6 @@ judges it, `down` leaves every host as it was. Needs root; under CI=true it must
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -27,6 +26,7 @@ from tests.e2e.labkit import (
     lab_inventory,
     lab_up,
     mesh_push,
+    sample_cmdlines,
     templates_with,
 )
 
@@ -65,15 +65,6 @@ class Lab:
         )
 
 
-def _sample_cmdlines(stop: threading.Event, seen: set[str]) -> None:
-    while not stop.is_set():
-        for proc in Path("/proc").iterdir():
-            if proc.name.isdigit():
-                with contextlib.suppress(OSError):
-                    seen.add((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
-        time.sleep(0.005)
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     require_root()
@@ -82,7 +73,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     with lab_up(LAB, inv):
         lab.links_before = {h: lab.links(h) for h in HOSTS}
         stop = threading.Event()
-        sampler = threading.Thread(target=_sample_cmdlines, args=(stop, lab.cmdlines))
+        sampler = threading.Thread(target=sample_cmdlines, args=(stop, lab.cmdlines))
         sampler.start()
         try:
             res = lab.run("up", "--yes", "--json")

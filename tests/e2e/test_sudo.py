@@ -10,13 +10,12 @@ import json
 import os
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.conftest import require_root
-from tests.e2e.labkit import ROOT, cli_argv, lab_exec, lab_up
+from tests.e2e.labkit import ROOT, cli_argv, lab_exec, lab_up, sample_cmdlines
 
 HOSTS = ["bob", "rho", "pi0"]
 
@@ -128,15 +127,6 @@ def test_passwordless_sudo(tmp_path: Path) -> None:
         whole_life(lab)
 
 
-def _sample_cmdlines(stop: threading.Event, seen: set[str]) -> None:
-    while not stop.is_set():
-        for proc in Path("/proc").iterdir():
-            if proc.name.isdigit():
-                with contextlib.suppress(OSError):
-                    seen.add((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
-        time.sleep(0.005)
-
-
 def test_sudo_with_a_password(tmp_path: Path) -> None:
     with cloud_lab(tmp_path, "mpsp", "198.18.60", "sudo-password") as lab:
         assert lab.password_file is not None
@@ -160,7 +150,7 @@ def test_sudo_with_a_password(tmp_path: Path) -> None:
 
         seen: set[str] = set()
         stop = threading.Event()
-        sampler = threading.Thread(target=_sample_cmdlines, args=(stop, seen))
+        sampler = threading.Thread(target=sample_cmdlines, args=(stop, seen))
         sampler.start()
         try:
             whole_life(lab)
