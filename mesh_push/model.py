@@ -25,8 +25,9 @@ KEY_DIR = "/etc/wireguard"
 BOOT_UNIT = "/etc/systemd/system/mesh-push.service"
 BOOT_WANTS = "/etc/systemd/system/multi-user.target.wants/mesh-push.service"
 
-# Push order: hosts others dial first, so their peers find them listening.
-ENDPOINT_RANK: dict[EndpointKind, int] = {"static": 0, "dynamic": 1, "nat": 2}
+# Push order: hosts others dial first, so their peers find them listening. Dynamic and NAT
+# hosts dial only static ones (a link needs a static end), never each other: one wave.
+ENDPOINT_RANK: dict[EndpointKind, int] = {"static": 0, "dynamic": 1, "nat": 1}
 
 
 @dataclass(frozen=True)

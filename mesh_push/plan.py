@@ -77,8 +77,8 @@ def bridge_mac(name: str) -> str:
 
 
 def waves(mesh: Mesh) -> tuple[tuple[str, ...], ...]:
-    """Static hosts first (others dial them), then dynamic, then NAT; a jump host always
-    in an earlier wave than the hosts reached through it."""
+    """Static hosts first (others dial them), then dynamic and NAT hosts together; a jump
+    host always in an earlier wave than the hosts reached through it."""
     via = {h.name: h.ssh.via for h in mesh.hosts}
     rank = {h.name: ENDPOINT_RANK[h.endpoint] for h in mesh.hosts}
     wave: dict[str, int] = {}
