@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "up",
         "Build or update the mesh: facts from every host, plan, confirm, apply in waves "
-        "(static hosts first, then dynamic and NAT; jump hosts first), verify handshakes, STP and pings.",
+        "(static hosts, then dynamic and NAT; jump hosts first), verify handshakes, STP, pings.",
         "mesh-push up -i inventory/lab.yaml --yes",
         cmd_up,
     )

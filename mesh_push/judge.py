@@ -168,6 +168,16 @@ def _judge_host(
             v.config(f"bridge lacks its address {hp.bridge_address}")
         if br.stp_on is False:
             v.config("bridge has STP off")
+        s = mesh.stp
+        planned = {
+            "hello_time": s.hello * 100,
+            "forward_delay": s.forward_delay * 100,
+            "max_age": s.max_age * 100,
+            "ageing_time": s.ageing * 100,
+        }
+        for timer, value in br.timers.items():
+            if value != planned[timer]:
+                v.config(f"bridge {timer} {value / 100:g} s, planned {planned[timer] / 100:g} s")
         if br.priority is not None and br.priority != hp.bridge_priority:
             v.config(f"bridge priority {br.priority}, planned {hp.bridge_priority}")
         if br.mac and br.mac != hp.bridge_mac:

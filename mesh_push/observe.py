@@ -146,6 +146,9 @@ class Link:
     port: int | None = None
     priority: int | None = None  # bridges: priority and STP on or off
     stp_on: bool | None = None
+    # Bridges: STP timers in centiseconds, as the host script sets them; ageing is None while
+    # a topology change shortens it (that is STP at work, not a difference).
+    timers: dict[str, int] = field(default_factory=dict)
     cost: int | None = None  # bridge ports: STP path cost
 
 
@@ -217,6 +220,13 @@ def parse(text: str, bridge: str, read_stp: StpRead | None = None) -> HostState:
     )
 
 
+def _timers(data: dict[str, Any]) -> dict[str, int]:
+    keys = ["hello_time", "forward_delay", "max_age"]
+    if data.get("topology_change") == 0:
+        keys.append("ageing_time")
+    return {k: int(data[k]) for k in keys if isinstance(data.get(k), int)}
+
+
 def _link(x: dict[str, Any]) -> Link:
     """One entry of `ip -j -d addr show` (or `link show`, which has no addresses)."""
     info = x.get("linkinfo") or {}
@@ -243,5 +253,6 @@ def _link(x: dict[str, Any]) -> Link:
         port=int(data["port"]) if vxlan and "port" in data else None,
         priority=int(data["priority"]) if bridge and "priority" in data else None,
         stp_on=bool(data["stp_state"]) if bridge and "stp_state" in data else None,
+        timers=_timers(data) if bridge else {},
         cost=int(slave["cost"]) if "cost" in slave else None,
     )
