@@ -13,9 +13,10 @@ from . import hostcmd, keys, plan, rollout, ssh
 from .backends import Backends
 from .changes import Changes
 from .connect import READ_TIMEOUT_S, Progress, Session, parallel
+from .fsutil import LocalFileError
 from .inventory import public_key_problem
 from .model import Mesh
-from .outcome import Outcome, tail
+from .outcome import Outcome, tail, unexpected
 
 
 @dataclass(frozen=True)
@@ -107,20 +108,33 @@ def _apply_one(
     fallback: str,
 ) -> None:
     rep = session.reports[name]
+    mesh = session.mesh
     progress(name, "applying")
+    # keys: controller: the private key goes first on stdin, on its own; the script after it
+    # (stored on the host as apply.sh, and as rollback.sh) never holds it.
+    key_file = mesh.key_file if mesh.keys == "controller" else None
+    try:
+        stdin = changes.scripts[name]
+        if key_file:
+            stdin = keys.read_private_key(mesh, name) + "\n" + stdin
+    except LocalFileError as e:  # keys.KeystoreError, or a key file that is not safe
+        rep.fail(Outcome.FAILED, "keys", str(e))
+        progress(name, f"failed: {e}")
+        return
     token = secrets.token_hex(8) if opts.confirm_timeout else ""
     arm = hostcmd.arm(token, opts.confirm_timeout or 0, fallback) if token else ""
     try:
         # Past the confirmation window the host has rolled back anyway: stop listening.
         res = session.run(
             name,
-            hostcmd.apply(changes.digests[name], arm, backend.boot.reload),
-            changes.scripts[name],
+            hostcmd.apply(changes.digests[name], arm, backend.boot.reload, key_file),
+            stdin,
             timeout=opts.confirm_timeout or 300,
         )
-    except ssh.SshError as e:
-        rep.fail(Outcome.FAILED, "apply", str(e))
-        progress(name, f"failed: {e}")
+    except Exception as e:
+        why = str(e) if isinstance(e, ssh.SshError) else f"{name}: {unexpected(e)}"
+        rep.fail(Outcome.FAILED, "apply", why)
+        progress(name, f"failed: {why}")
         if token:
             _settle(session, name, token, opts.confirm_timeout or 0, progress)
         return
@@ -153,8 +167,9 @@ def _settle(session: Session, name: str, token: str, seconds: float, progress: P
                 return
         finally:
             ssh.close(fresh)
-    except ssh.SshError as e:
-        progress(name, f"no confirmation ({e}): it rolls back by itself")
+    except Exception as e:
+        why = str(e) if isinstance(e, ssh.SshError) else unexpected(e)
+        progress(name, f"no confirmation ({why}): it rolls back by itself")
     deadline = time.monotonic() + seconds + 15
     while time.monotonic() < deadline:
         time.sleep(1)
@@ -171,7 +186,7 @@ def _settle(session: Session, name: str, token: str, seconds: float, progress: P
                     return
             finally:
                 ssh.close(back)
-        except ssh.SshError:
+        except Exception:  # whatever it was, the host is not back yet: ask again
             continue
     why = "no confirmation, and the host did not come back after its rollback"
     rep.fail(Outcome.FAILED, "confirm", why)
@@ -206,6 +221,8 @@ def stage_next_keys(session: Session, names: list[str], progress: Progress) -> d
             pub, why = res.stdout.strip(), tail(res.stderr) or "could not make a new key pair"
         except ssh.SshError as e:
             pub, why = "", str(e)
+        except Exception as e:
+            pub, why = "", f"{name}: {unexpected(e)}"
         if public_key_problem(pub):
             session.reports[name].fail(Outcome.FAILED, "rotate-keys", why)
             progress(name, why)
@@ -226,6 +243,9 @@ def down(session: Session, script: str, progress: Progress) -> None:
             res = session.run(name, hostcmd.down(), script)
         except ssh.SshError as e:
             rep.fail(Outcome.FAILED, "down", str(e))
+            return
+        except Exception as e:
+            rep.fail(Outcome.FAILED, "down", f"{name}: {unexpected(e)}")
             return
         rep.changes = changed_lines(res.stdout)
         if res.ok:

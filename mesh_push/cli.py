@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
+from .fsutil import LocalFileError
 from .problems import InventoryError
 
 if TYPE_CHECKING:
@@ -101,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(
         sub,
         "render",
-        "Write one idempotent shell script per host into a directory (0700, files 0600).",
+        "Write one idempotent shell script per host into a directory (made 0700 if missing; "
+        "files 0600). Reads the keystore, writes nothing else.",
         "mesh-push render -i inventory/seed.yaml -o out/",
         cmd_render,
     )
@@ -235,11 +237,12 @@ def _extra_commands() -> list[
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from . import inventory, plan, report
+    from . import inventory, keys, plan, report
 
     mesh = inventory.load(args.inventory)
-    keys = _public_keys(mesh)
-    p = plan.build(mesh, keys)
+    # Read only: `plan` makes no key, and writes nothing.
+    known = keys.public_keys(mesh)
+    p = plan.build(mesh, known)
     cut = _parse_cut(args.cut, mesh) if args.cut else None
     if args.json:
         report.print_json(report.plan_json(p, cut))
@@ -262,21 +265,26 @@ def _parse_cut(text: str, mesh: Mesh) -> tuple[str, str]:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from . import inventory, plan, render
+    from . import inventory, keys, plan, render
 
     mesh = inventory.load(args.inventory)
-    keys = _public_keys(mesh)
-    missing = [h.name for h in mesh.hosts if h.name not in keys]
+    # Read only: `render` makes no key; it writes the scripts, and nothing else.
+    known = keys.public_keys(mesh)
+    missing = [h.name for h in mesh.hosts if h.name not in known]
     if missing:
-        raise UsageError(
-            "public keys unknown for "
-            + ", ".join(missing)
-            + f": run `mesh-push up` once (keys: host), set public_key in {mesh.source}, "
-            "or use `keys: controller`"
-        )
-    p = plan.build(mesh, keys)
-    secrets = _private_keys(mesh)
-    written = render.write_all(p, args.output, render.load_templates(args.templates), secrets)
+        if mesh.keys == "controller":
+            why = (
+                f": they are made by `mesh-push up` (keys: controller), into {mesh.keystore}; "
+                f"or set public_key in {mesh.source}.{keys.legacy_hint(mesh)}"
+            )
+        else:
+            why = (
+                f": run `mesh-push up` once (keys: host), set public_key in {mesh.source}, "
+                "or use `keys: controller`"
+            )
+        raise UsageError("public keys unknown for " + ", ".join(missing) + why)
+    p = plan.build(mesh, known)
+    written = render.write_all(p, args.output, render.load_templates(args.templates))
     if args.json:
         print(json.dumps({"scripts": {path.stem: str(path) for path in written}}, indent=2))
     else:
@@ -390,18 +398,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     return run(mesh, _access(args), args.json, args.watch)
 
 
-def _public_keys(mesh: Mesh) -> dict[str, str]:
-    from . import keys
-
-    return keys.public_keys(mesh, create=mesh.keys == "controller")
-
-
-def _private_keys(mesh: Mesh) -> dict[str, Path]:
-    from . import keys
-
-    return keys.private_key_files(mesh) if mesh.keys == "controller" else {}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -412,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
-    except UsageError as e:
+    except (UsageError, LocalFileError) as e:
         print(f"mesh-push: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

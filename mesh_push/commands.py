@@ -18,7 +18,7 @@ from .backends import Backends, NoBackend, choose
 from .connect import Access, Progress, Session
 from .inventory import public_key_problem
 from .model import Mesh
-from .outcome import HostReport, Outcome
+from .outcome import HostReport, Outcome, unexpected
 from .rollout import Options
 
 if TYPE_CHECKING:
@@ -69,6 +69,9 @@ def up(
 ) -> Run:
     """Build or converge the mesh (`rotate`: give those hosts new key pairs first)."""
     chosen = targets(mesh, opts)
+    if mesh.keys == "controller":
+        # Key pairs where missing, and a keystore fit for them, before any host is touched.
+        keys.ensure_keystore(mesh)
     session = connect.open_all(
         mesh, access, gather.first_command(mesh, mesh.keys == "host"), progress, chosen
     )
@@ -138,19 +141,22 @@ def _render(
     session: Session, p: plan.Plan, templates: jinja2.Environment, backends: dict[str, Backends]
 ) -> dict[str, str]:
     mesh = session.mesh
-    private = keys.private_key_files(mesh) if mesh.keys == "controller" else {}
     scripts = {}
     # In the inventory's order: rollout batches are cut from it.
     for name in (h.name for h in mesh.hosts if h.name in session.conns):
-        secret = private[name].read_text().strip() if name in private else None
-        scripts[name] = render.render_host(
-            p,
-            p.host(name),
-            templates,
-            secret,
-            allow_missing_peers=True,
-            wireguard=backends[name].wireguard.name,
-        )
+        try:
+            scripts[name] = render.render_host(
+                p,
+                p.host(name),
+                templates,
+                allow_missing_peers=True,
+                wireguard=backends[name].wireguard.name,
+            )
+        except Exception as e:
+            # A template of --templates that fails for one host fails that host only.
+            why = f"{name}: {unexpected(e)}"
+            session.reports[name].fail(Outcome.FAILED, "render", why)
+            connect_close(session, name)
     return scripts
 
 

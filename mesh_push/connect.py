@@ -9,10 +9,14 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import ssh
 from .model import Mesh
-from .outcome import HostReport, Outcome
+from .outcome import HostReport, Outcome, unexpected
+
+if TYPE_CHECKING:
+    import paramiko
 
 Progress = Callable[[str, str], None]
 
@@ -87,35 +91,53 @@ def open_all(
     command, a host reached through sudo still runs `true`: sudo must have said yes before a
     script goes to it on stdin. (Each host has its own chain through its jump hosts.)"""
     session = Session(mesh, access)
-    cfg = ssh.load_config(mesh)
     names = list(only) if only is not None else [h.name for h in mesh.hosts]
+    cfg: paramiko.SSHConfig | ssh.SshError
+    try:
+        # One ssh_config for all: read once (an unreadable one fails every host, below).
+        cfg = ssh.load_config(mesh)
+    except ssh.SshError as e:
+        cfg = e
 
     def one(name: str) -> None:
         rep = session.reports[name]
         start = time.monotonic()
+        remote: ssh.Remote | None = None
         try:
+            if isinstance(cfg, ssh.SshError):
+                raise ssh.SshError(f"{name}: {cfg}")
             target = ssh.resolve(mesh, mesh.host(name), cfg)
             remote = ssh.connect(
                 mesh, target, access.accept_new, become_password=access.become_password
             )
             rep.seconds["connect"] = time.monotonic() - start
-            try:
-                if first is not None or target.sudo:
-                    res = ssh.run(remote, first or "true", timeout=READ_TIMEOUT_S)
-                    rep.seconds["command"] = res.seconds
-                    if first is not None:
-                        session.outputs[name] = res.stdout
-            except ssh.SshError:
-                ssh.close(remote)
-                raise
+            if first is not None or target.sudo:
+                res = ssh.run(remote, first or "true", timeout=READ_TIMEOUT_S)
+                rep.seconds["command"] = res.seconds
+                if first is not None:
+                    session.outputs[name] = res.stdout
             session.conns[name] = remote
             progress(name, "connected")
+            return
         except ssh.BecomeError as e:
             rep.fail(Outcome.FAILED, "sudo", str(e))
             progress(name, f"failed: {e}")
         except ssh.SshError as e:
             rep.fail(Outcome.UNREACHABLE, "connect", str(e))
             progress(name, f"unreachable: {e}")
+        except Exception as e:
+            # Whatever went wrong inside one host's connection (a library's bug, EOFError, a
+            # bad key file) is that host's failure, never a traceback that stops the others.
+            why = f"{name}: {unexpected(e)}"
+            if remote is None:
+                rep.fail(Outcome.UNREACHABLE, "connect", why)
+                progress(name, f"unreachable: {why}")
+            else:
+                rep.fail(Outcome.FAILED, "connect", why)
+                progress(name, f"failed: {why}")
+        if remote is not None:
+            with contextlib.suppress(Exception):
+                ssh.close(remote)
 
     for name in names:
         session.reports[name] = HostReport(name)

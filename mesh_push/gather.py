@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from . import hostcmd, observe, ssh
 from .connect import READ_TIMEOUT_S, Session, parallel
 from .model import Mesh
+from .outcome import Outcome, unexpected
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,20 @@ class Gathered:
 
 
 def from_session(session: Session) -> Gathered:
-    """What the first commands printed, parsed."""
-    out = session.outputs
-    return Gathered(
-        {n: parse_facts(text) for n, text in out.items()},
-        {n: parse_state(text, session.mesh) for n, text in out.items()},
-    )
+    """What the first commands printed, parsed. A host whose output cannot be read fails (step
+    `gather`) and is dropped from the session; the others go on."""
+    facts: dict[str, Facts] = {}
+    states: dict[str, observe.HostState] = {}
+    for n, text in list(session.outputs.items()):
+        try:
+            facts[n], states[n] = parse_facts(text), parse_state(text, session.mesh)
+        except Exception as e:
+            session.reports[n].fail(Outcome.FAILED, "gather", f"{n}: {unexpected(e)}")
+            del session.outputs[n]
+            if (remote := session.conns.pop(n, None)) is not None:
+                with contextlib.suppress(Exception):
+                    ssh.close(remote)
+    return Gathered(facts, states)
 
 
 def poll(session: Session, names: Iterable[str]) -> dict[str, observe.HostState]:
@@ -75,7 +84,8 @@ def poll(session: Session, names: Iterable[str]) -> dict[str, observe.HostState]
     states: dict[str, observe.HostState] = {}
 
     def one(name: str) -> None:
-        with contextlib.suppress(ssh.SshError):
+        # Whatever goes wrong (SshError or not) leaves this host out: the judge says so.
+        with contextlib.suppress(Exception):
             states[name] = parse_state(session.run(name, cmd, timeout=READ_TIMEOUT_S).stdout, mesh)
 
     parallel(names, one)

@@ -58,11 +58,13 @@ def boot_unit() -> str:
     return _render("boot-unit.service.j2")
 
 
-def apply(digest: str, arm: str = "", reload: str = "") -> str:
+def apply(digest: str, arm: str = "", reload: str = "", key_file: str | None = None) -> str:
     """Store the script that comes on stdin (temp file, rename), run it detached from this SSH
     session so a dropped connection cannot stop it half way, wait, and hand back its log and
     exit code. On success: its digest, and the boot unit. `arm` (a rollback timer, shell code
-    from `arm`) runs first, while the old script is still in place."""
+    from `arm`) runs first, while the old script is still in place. With `key_file` (keys:
+    controller) stdin starts with one line, the private key, written to `key_file` (0600)
+    before the script is stored: the stored script never holds it."""
     return _render(
         "apply.sh.j2",
         digest=digest,
@@ -71,6 +73,7 @@ def apply(digest: str, arm: str = "", reload: str = "") -> str:
         wants=BOOT_WANTS,
         unit_text=boot_unit(),
         reload=reload,
+        key_file=key_file,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import difflib
+import hashlib
 import ipaddress
 import math
 import os
@@ -424,6 +425,7 @@ def parse(text: str, file: Path) -> Mesh:
 
     state_file = _path(state, base) if state else base / f"{file.stem}.state.json"
     data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local/share")
+    default_keystore = data_home / "mesh-push" / inventory_id(file, name) / "keys"
     return Mesh(
         source=file,
         name=name,
@@ -440,10 +442,19 @@ def parse(text: str, file: Path) -> Mesh:
         hosts=tuple(hosts),
         links=tuple(links),
         state_file=state_file,
-        keystore=_path(keystore, base) if keystore else data_home / "mesh-push" / name / "keys",
+        keystore=_path(keystore, base) if keystore else default_keystore,
+        legacy_keystore=None if keystore else data_home / "mesh-push" / name / "keys",
         lab=lab,
         wg_reresolve=60 if reresolve is None else reresolve,
     )
+
+
+def inventory_id(file: Path, name: str) -> str:
+    """What names this inventory's own state on the controller (its default keystore): the
+    mesh name and a short hash of the inventory file's absolute path, so that
+    prod/mesh.yaml and staging/mesh.yaml, both named `mesh`, never share keys."""
+    where = os.path.realpath(file)
+    return f"{name}-{hashlib.sha256(where.encode()).hexdigest()[:12]}"
 
 
 def _path(value: str, base: Path) -> Path:

@@ -2,18 +2,22 @@
 
 `keys: host`: private keys never leave the hosts; their public keys are cached in the state file
 (public data only), so later runs and other controllers reuse them.
-`keys: controller`: X25519 pairs are made here, kept in a 0700 keystore, never printed.
+`keys: controller`: X25519 pairs are made here, kept in a 0700 keystore, never printed. Only
+`up` and `rotate-keys` make or change them; `plan`, `render` and `status` only read.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
-from .fsutil import atomic_write, private_dir
+from .fsutil import LocalFileError, PrivateDir, atomic_write, open_private_dir, private_dir
 from .inventory import public_key_problem
 from .model import Mesh
+
+
+class KeystoreError(LocalFileError):
+    """The keystore cannot be used as it is: the message says what to do."""
 
 
 def generate_keypair() -> tuple[str, str]:
@@ -45,40 +49,103 @@ def save_public_keys(mesh: Mesh, keys: dict[str, str]) -> None:
     atomic_write(mesh.state_file, body, 0o644)
 
 
-def private_key_files(mesh: Mesh) -> dict[str, Path]:
-    return {h.name: mesh.keystore / f"{h.name}.key" for h in mesh.hosts}
+def legacy_hint(mesh: Mesh) -> str:
+    """Advice when this inventory's default keystore is missing but the one earlier versions
+    used (one per mesh name, shared by every inventory of that name) exists."""
+    old = mesh.legacy_keystore
+    if old is None or mesh.keystore.exists() or not old.is_dir():
+        return ""
+    return (
+        f" Keys made by an earlier mesh-push are in {old}, which every inventory named "
+        f"{mesh.name!r} shared: if they are this inventory's, move that directory to "
+        f"{mesh.keystore} (or set mesh.keystore: {old})."
+    )
+
+
+def _open(mesh: Mesh, create: bool) -> PrivateDir | None:
+    if create and not mesh.keystore.exists() and (hint := legacy_hint(mesh)):
+        raise KeystoreError(
+            f"no keystore at {mesh.keystore}, and refusing to make new keys for every host "
+            f"meanwhile.{hint}"
+        )
+    return private_dir(mesh.keystore) if create else open_private_dir(mesh.keystore, False)
+
+
+def _read_public(store: PrivateDir, name: str) -> str | None:
+    if not store.exists(f"{name}.pub"):
+        return None
+    text = store.read(f"{name}.pub", secret=False).strip()
+    if public_key_problem(text):
+        raise KeystoreError(
+            f"{store.path / (name + '.pub')} does not hold a WireGuard public key: remove it and "
+            f"{name}.key, and run `mesh-push up` to make a new pair"
+        )
+    return text
 
 
 def _keystore_public(mesh: Mesh, create: bool) -> dict[str, str]:
+    store = _open(mesh, create)
+    if store is None:
+        return {}
     out: dict[str, str] = {}
-    for h in mesh.hosts:
-        pub = mesh.keystore / f"{h.name}.pub"
-        if not pub.exists() and create:
-            private, public = generate_keypair()
-            private_dir(mesh.keystore)
-            # Private first: a crash between the two leaves a key with no .pub, never the reverse.
-            atomic_write(mesh.keystore / f"{h.name}.key", private + "\n", 0o600)
-            atomic_write(pub, public + "\n", 0o600)
-        if pub.exists():
-            out[h.name] = pub.read_text().strip()
+    with store:
+        for h in mesh.hosts:
+            if create and not store.exists(f"{h.name}.pub"):
+                private, public = generate_keypair()
+                # Private first: a crash between the two leaves a key with no .pub, never the
+                # reverse.
+                store.write(f"{h.name}.key", private + "\n", 0o600)
+                store.write(f"{h.name}.pub", public + "\n", 0o600)
+            if (pub := _read_public(store, h.name)) is not None:
+                out[h.name] = pub
     return out
+
+
+def ensure_keystore(mesh: Mesh) -> None:
+    """`up` with `keys: controller`: a key pair for every host, made now where missing,
+    before any host is touched."""
+    _keystore_public(mesh, create=True)
+
+
+def read_private_key(mesh: Mesh, name: str) -> str:
+    """`name`'s private key from the keystore, for `up` to send (never printed): a 0600
+    regular file, no symbolic link, in a keystore nobody else can write to."""
+    try:
+        store = open_private_dir(mesh.keystore, create=False)
+        if store is None:
+            raise KeystoreError(f"no keystore at {mesh.keystore}: run `mesh-push up` to make it")
+        with store:
+            if not store.exists(f"{name}.key"):
+                raise KeystoreError(
+                    f"no private key {store.path / (name + '.key')}: remove {name}.pub beside "
+                    "it and run `mesh-push up` to make a new pair"
+                )
+            text = store.read(f"{name}.key").strip()
+    except KeystoreError:
+        raise
+    except LocalFileError as e:
+        raise KeystoreError(str(e)) from None
+    if public_key_problem(text):  # the same encoding: 44 characters of base64, 32 bytes
+        raise KeystoreError(f"{mesh.keystore / (name + '.key')} is not a WireGuard private key")
+    return text
 
 
 def rotate_controller_keys(mesh: Mesh, names: list[str]) -> dict[str, str]:
     """Replace the keystore's pairs for `names`: the old private keys are gone afterwards."""
-    private_dir(mesh.keystore)
     out = {}
-    for name in names:
-        private, public = generate_keypair()
-        atomic_write(mesh.keystore / f"{name}.key", private + "\n", 0o600)
-        atomic_write(mesh.keystore / f"{name}.pub", public + "\n", 0o600)
-        out[name] = public
+    with private_dir(mesh.keystore) as store:
+        for name in names:
+            private, public = generate_keypair()
+            store.write(f"{name}.key", private + "\n", 0o600)
+            store.write(f"{name}.pub", public + "\n", 0o600)
+            out[name] = public
     return out
 
 
 def public_keys(mesh: Mesh, create: bool = False) -> dict[str, str]:
     """Known public keys: the inventory's own public_key fields win, then the keystore or
-    the state file."""
+    the state file. Only `up` passes `create` (keys: controller: make missing pairs); every
+    other command reads and writes nothing."""
     found = _keystore_public(mesh, create) if mesh.keys == "controller" else read_state(mesh)
     for h in mesh.hosts:
         if h.public_key:

@@ -233,6 +233,7 @@ def measure(
 ) -> tuple[list[LinkResult], dict[str, str]]:
     from . import ssh
     from .connect import Access, open_all, parallel
+    from .outcome import unexpected
 
     session = open_all(mesh, Access(accept_new, become_password), None)
     per_host: dict[str, dict[str, End]] = {}
@@ -250,6 +251,9 @@ def measure(
                 res = session.run(name, ping_command(targets, count), timeout=60)
             except ssh.SshError as e:
                 errors[name] = str(e)
+                return
+            except Exception as e:
+                errors[name] = f"{name}: {unexpected(e)}"
                 return
             per_host[name] = parse_pings(res.stdout)
 

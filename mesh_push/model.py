@@ -134,6 +134,9 @@ class Mesh:
     lab: LabSettings | None = None
     # Seconds between re-resolutions of peers' DNS names on each host; 0: only at apply.
     wg_reresolve: int = 60
+    # The default keystore of mesh-push before it was per inventory (one per mesh name):
+    # named in advice only, never used. None when mesh.keystore is set.
+    legacy_keystore: Path | None = None
 
     def host(self, name: str) -> Host:
         for h in self.hosts:

@@ -39,6 +39,13 @@ class Failure:
         return f"{host}: {self.step}{code}: {self.message}{tail}"
 
 
+def unexpected(e: BaseException) -> str:
+    """An exception nobody planned for (a library's bug, a dropped socket, a bad key file), in
+    one line with its type: it fails one host, never the whole command."""
+    text = " ".join(str(e).split())
+    return f"unexpected {type(e).__name__}" + (f": {text}" if text else "")
+
+
 def tail(text: str, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 

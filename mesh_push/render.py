@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     import jinja2
 
 from . import __version__
-from .fsutil import atomic_write, private_dir
+from .fsutil import private_dir
 from .model import BOOT_UNIT, BOOT_WANTS, STATE_DIR
 from .plan import HostPlan, Plan
 
@@ -43,12 +43,20 @@ def render_host(
     plan: Plan,
     hp: HostPlan,
     env: jinja2.Environment,
-    private_key: str | None = None,
     allow_missing_peers: bool = False,
     wireguard: str = "auto",
 ) -> str:
     """`wireguard`: how the interface is made, as the host's facts chose (backends.py);
-    "auto" (no facts, as for `mesh-push render`) tries the kernel, then wireguard-go."""
+    "auto" (no facts, as for `mesh-push render`) tries the kernel, then wireguard-go.
+
+    No private key is ever in the script. With `keys: controller` the script names the host's
+    public key (so its digest changes with the key) and expects the key file in place: `up`
+    writes it just before, from the apply program's standard input (hostcmd.apply)."""
+    controller_key = None
+    if plan.mesh.keys == "controller":
+        controller_key = hp.public_key
+        if controller_key is None:
+            raise ValueError(f"{hp.name}: its public key is unknown (keys: controller)")
     missing = {p.name for p in hp.peers if p.public_key is None}
     if missing and not allow_missing_peers:
         raise ValueError(f"{hp.name}: public keys of {', '.join(sorted(missing))} are unknown")
@@ -65,7 +73,7 @@ def render_host(
         h=hp,
         state_dir=STATE_DIR,
         key_file=plan.mesh.key_file,
-        private_key=private_key,
+        controller_key=controller_key,
         wireguard=wireguard,
         reresolver=render_reresolver(plan, hp, env) if hp.named_peers else "",
     )
@@ -94,14 +102,9 @@ def render_down(plan: Plan, env: jinja2.Environment, purge: bool) -> str:
     )
 
 
-def write_all(
-    plan: Plan, out: Path, env: jinja2.Environment, private_keys: dict[str, Path]
-) -> list[Path]:
-    private_dir(out)
-    written = []
-    for hp in plan.hosts:
-        secret = private_keys[hp.name].read_text().strip() if hp.name in private_keys else None
-        path = out / f"{hp.name}.sh"
-        atomic_write(path, render_host(plan, hp, env, secret), 0o600)
-        written.append(path)
-    return written
+def write_all(plan: Plan, out: Path, env: jinja2.Environment) -> list[Path]:
+    """`mesh-push render`: one 0600 file per host in `out`, made 0700 if missing; an existing
+    directory is used as it is, if only we can write to it (fsutil.private_dir)."""
+    scripts = {hp.name: render_host(plan, hp, env) for hp in plan.hosts}
+    with private_dir(out) as d:
+        return [d.write(f"{name}.sh", text, 0o600) for name, text in scripts.items()]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from . import gather, hostcmd, judge, observe, plan, ssh
 from .connect import READ_TIMEOUT_S, Progress, Session, parallel
 from .model import Mesh
-from .outcome import Outcome
+from .outcome import Outcome, unexpected
 
 
 @dataclass
@@ -86,6 +86,9 @@ def _ping_wires(session: Session, p: plan.Plan, names: list[str]) -> list[str]:
             res = session.run(name, hostcmd.ping(peers), timeout=READ_TIMEOUT_S)
         except ssh.SshError as e:
             problems.append(f"{name}: {e}")
+            return
+        except Exception as e:
+            problems.append(f"{name}: {unexpected(e)}")
             return
         for peer in res.stdout.split():
             problems.append(f"{name}: no ping across the bridge to {peer}")

@@ -4,6 +4,7 @@ tests/golden/hostcmd/. UPDATE_GOLDEN=1 rewrites them (then read the diff)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
@@ -49,6 +50,7 @@ def _programs() -> dict[str, Callable[[], str]]:
         "facts-keys-controller.sh": lambda: hostcmd.facts(mesh, False),
         "gather.sh": lambda: hostcmd.gather(mesh.wg_interface, mesh.bridge),
         "apply.sh": lambda: hostcmd.apply(DIGEST),
+        "apply-controller-key.sh": lambda: hostcmd.apply(DIGEST, key_file=mesh.key_file),
         "apply-armed.sh": lambda: hostcmd.apply(DIGEST, hostcmd.arm(TOKEN, SECONDS, _down(False))),
         "boot-unit.service": hostcmd.boot_unit,
         "arm.sh": lambda: hostcmd.arm(TOKEN, SECONDS, _down(False)),
@@ -161,3 +163,47 @@ def test_docs_name_every_program() -> None:
     doc = (Path(__file__).resolve().parent.parent / "docs" / "host-files.md").read_text()
     for template in render.builtin_templates().glob("*.j2"):
         assert f"| `{template.name}`" in doc, template.name
+
+
+def test_apply_installs_the_key_from_stdin_and_never_stores_it(tmp_path: Path) -> None:
+    """keys: controller: the apply program reads the key's line off stdin into the key file
+    (0600), then stores and runs the script that follows, which does not hold it. Rendered
+    with every host path moved into tmp_path."""
+    state, etc = tmp_path / "state", tmp_path / "etc"
+    key_file = etc / "wireguard" / "wg0.key"
+    program = (
+        hostcmd._env()
+        .get_template("apply.sh.j2")
+        .render(
+            state_dir=str(state),
+            digest=DIGEST,
+            arm="",
+            unit=str(etc / "mesh-push.service"),
+            wants=str(etc / "wants" / "mesh-push.service"),
+            unit_text=hostcmd.boot_unit(),
+            reload="",
+            key_file=str(key_file),
+        )
+    )
+    key = "kPbhC3SPqwpHTkW6vIrVTX4oVBHSGhhcLdEy4lAi9U8="
+    digest = hashlib.sha256(f"{key}\n".encode()).hexdigest()
+    script = (
+        f'#!/bin/sh\n[ "$(sha256sum < {key_file} | cut -c1-64)" = {digest} ] '
+        '&& echo "changed: ran"\n'
+    )
+    for want in (["private key installed", "ran"], ["ran"]):  # the second time: same key
+        res = subprocess.run(
+            ["sh", "-c", program], input=f"{key}\n{script}", capture_output=True, text=True,
+            timeout=30,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert [ln.removeprefix("changed: ") for ln in res.stdout.splitlines()] == want
+        assert key_file.read_text() == key + "\n"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        assert key_file.parent.stat().st_mode & 0o777 == 0o700
+        assert (state / "apply.sh").read_text() == script
+        assert (state / "applied.sha256").read_text().strip() == DIGEST
+    for path in (state, etc):
+        for f in path.rglob("*"):
+            assert f == key_file or f.is_dir() or key not in f.read_text(), f
+    assert key not in res.stdout + res.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mesh_push import cli, inventory, plan, render
+from mesh_push import cli, inventory, keys, plan, render
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "golden"
@@ -77,16 +77,47 @@ def test_render_without_keys_is_a_usage_error(
     assert "public keys unknown" in capsys.readouterr().err
 
 
-def test_controller_keys_make_offline_rendering_possible(tmp_path: Path) -> None:
+def _controller_inventory(tmp_path: Path) -> Path:
     text = (ROOT / "inventory/seed.yaml").read_text().replace("keys: host", "keys: controller")
     text = text.replace("mesh:\n", f"mesh:\n  keystore: {tmp_path}/keys\n", 1)
     inv = tmp_path / "seed.yaml"
     inv.write_text(text)
+    return inv
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_plan_and_render_make_no_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """keys: controller: only `up` makes keys. `plan` writes nothing at all; `render` without
+    keys says to run `up`, and writes nothing either."""
+    inv = _controller_inventory(tmp_path)
+    before = _tree(tmp_path)
+    assert cli.main(["plan", "-i", str(inv)]) == 0
+    assert cli.main(["plan", "-i", str(inv), "--json"]) == 0
+    assert cli.main(["render", "-i", str(inv), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "public keys unknown" in err and "`mesh-push up`" in err
+    assert _tree(tmp_path) == before
+
+
+def test_render_in_controller_mode_holds_no_private_key(tmp_path: Path) -> None:
+    inv = _controller_inventory(tmp_path)
+    mesh = inventory.load(inv)
+    keys.ensure_keystore(mesh)  # what `up` does first
+    private = {h.name: keys.read_private_key(mesh, h.name) for h in mesh.hosts}
+    public = keys.public_keys(mesh)
     out = tmp_path / "out"
     assert cli.main(["render", "-i", str(inv), "-o", str(out)]) == 0
-    assert (tmp_path / "keys").stat().st_mode & 0o777 == 0o700
-    assert all(p.stat().st_mode & 0o777 == 0o600 for p in (tmp_path / "keys").iterdir())
+    for h in mesh.hosts:
+        text = (out / f"{h.name}.sh").read_text()
+        assert all(secret not in text for secret in private.values())
+        assert public[h.name] in text  # so that a new key is a new script (and digest)
+        assert "MESH_PUSH_KEY" not in text and "wg genkey" not in text
     first = (out / "bob.sh").read_text()
-    assert "MESH_PUSH_KEY" in first
     assert cli.main(["render", "-i", str(inv), "-o", str(out)]) == 0
     assert (out / "bob.sh").read_text() == first  # keys stay the same across runs
+    keys.rotate_controller_keys(mesh, ["bob"])
+    assert cli.main(["render", "-i", str(inv), "-o", str(out)]) == 0
+    assert (out / "bob.sh").read_text() != first

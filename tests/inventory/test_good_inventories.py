@@ -3,6 +3,7 @@ ones (docs/inventory.md)."""
 
 from __future__ import annotations
 
+import hashlib
 from ipaddress import IPv4Network, ip_address
 from pathlib import Path
 
@@ -114,7 +115,9 @@ def test_defaults(tmp_path: Path) -> None:
     assert (mesh.ssh.user, mesh.ssh.port, mesh.ssh.connect_timeout) == ("root", 22, 10.0)
     assert mesh.ssh.config is None and mesh.ssh.known_hosts is None
     assert mesh.state_file == tmp_path / "small.state.json"
-    assert mesh.keystore.parts[-3:] == ("mesh-push", "small", "keys")
+    # Per inventory file: its mesh name and a short hash of its absolute path.
+    digest = hashlib.sha256(str((tmp_path / "small.yaml").resolve()).encode()).hexdigest()[:12]
+    assert mesh.keystore.parts[-3:] == ("mesh-push", f"small-{digest}", "keys")
 
 
 def test_links_full_joins_every_pair_that_can_meet(tmp_path: Path) -> None:
