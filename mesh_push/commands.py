@@ -156,7 +156,7 @@ def _render(
             # A template of --templates that fails for one host fails that host only.
             why = f"{name}: {unexpected(e)}"
             session.reports[name].fail(Outcome.FAILED, "render", why)
-            connect_close(session, name)
+            session.drop(name)
     return scripts
 
 

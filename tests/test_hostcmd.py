@@ -191,7 +191,8 @@ def test_apply_installs_the_key_from_stdin_and_never_stores_it(tmp_path: Path) -
         f'#!/bin/sh\n[ "$(sha256sum < {key_file} | cut -c1-64)" = {digest} ] '
         '&& echo "changed: ran"\n'
     )
-    for want in (["private key installed", "ran"], ["ran"]):  # the second time: same key
+    # The second time: the same key, the same boot unit.
+    for want in (["private key installed", "ran", "boot unit installed"], ["ran"]):
         res = subprocess.run(
             ["sh", "-c", program], input=f"{key}\n{script}", capture_output=True, text=True,
             timeout=30,

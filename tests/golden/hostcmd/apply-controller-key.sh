@@ -32,8 +32,13 @@ ExecStart=/bin/sh /var/lib/mesh-push/apply.sh
 
 [Install]
 WantedBy=multi-user.target
-'"'"' > "$UNIT.new" \
-    && mv "$UNIT.new" "$UNIT" && ln -sf "$UNIT" "$WANTS"
+'"'"' > "$UNIT.new"
+  if cmp -s "$UNIT.new" "$UNIT" && [ "$(readlink "$WANTS")" = "$UNIT" ]; then
+    rm -f "$UNIT.new"
+  else
+    mv "$UNIT.new" "$UNIT" && ln -sf "$UNIT" "$WANTS"
+    echo "changed: boot unit installed" >> "$STATE/apply.log"
+  fi
 fi
 echo $rc > "$STATE/apply.rc.new"
 mv "$STATE/apply.rc.new" "$STATE/apply.rc"
