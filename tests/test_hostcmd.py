@@ -55,7 +55,7 @@ def _programs() -> dict[str, Callable[[], str]]:
         "armed.sh": lambda: hostcmd.armed(TOKEN, SECONDS),
         "armed-fraction.sh": lambda: hostcmd.armed(TOKEN, 2.5),
         "confirm.sh": lambda: hostcmd.confirm(TOKEN),
-        "rolled-back.sh": hostcmd.rolled_back,
+        "rolled-back.sh": lambda: hostcmd.rolled_back(TOKEN),
         "rotate-key.sh": lambda: hostcmd.rotate_key(mesh.key_file),
         "ping-rho.sh": lambda: hostcmd.ping(_wire_pings("rho")),
         "measure-rho.sh": lambda: measure.ping_command(_tunnel_pings("rho"), 10),
@@ -140,15 +140,19 @@ def test_gather_runs_as_one_command_string(tmp_path: Path) -> None:
     assert not (tmp_path / "pwned").exists()
 
 
-def test_values_are_one_word_each(tmp_path: Path) -> None:
+def test_values_are_one_word_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     evil = "a b'$(touch pwned)\"`touch pwned`"  # run in tmp_path
     key = tmp_path / evil / "wg0.key"
     key.parent.mkdir()
     if shutil.which("wg"):
-        cmd = hostcmd.rotate_key(str(key))
+        # The key staging takes the host lock in the state directory: never the machine's.
+        with monkeypatch.context() as m:
+            m.setattr(hostcmd, "STATE_DIR", str(tmp_path / evil / "state"))
+            cmd = hostcmd.rotate_key(str(key))
         res = subprocess.run(["sh", "-c", cmd], capture_output=True, cwd=tmp_path)
-        assert res.returncode == 0 and len(res.stdout.strip()) == 44
+        assert res.returncode == 0 and len(res.stdout.strip()) == 44, res.stderr
         assert (key.parent / "wg0.key.next").stat().st_mode & 0o777 == 0o600
+        assert (tmp_path / evil / "state" / "lock").read_text().endswith(", rotate-keys)\n")
     cmd = hostcmd.ping([(evil, evil)])
     res = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, cwd=tmp_path)
     assert res.stdout == evil + "\n"  # no ping answered: the peer named back, as it is
