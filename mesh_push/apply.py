@@ -18,6 +18,10 @@ from .inventory import public_key_problem
 from .model import Mesh
 from .outcome import Outcome, tail, unexpected
 
+# How long the controller waits for a host's apply (or down) to answer, without a
+# confirmation window, once the host lock is taken.
+APPLY_TIMEOUT_S = 300.0
+
 
 @dataclass(frozen=True)
 class Rollout:
@@ -124,12 +128,13 @@ def _apply_one(
     token = secrets.token_hex(8) if opts.confirm_timeout else ""
     arm = hostcmd.arm(token, opts.confirm_timeout or 0, fallback) if token else ""
     try:
-        # Past the confirmation window the host has rolled back anyway: stop listening.
+        # With a confirmation window, an apply that outlasts it is given up on (a host that
+        # cut us off never answers); the host's timer waits for the apply's end all the same.
         res = session.run(
             name,
             hostcmd.apply(changes.digests[name], arm, backend.boot.reload, key_file),
             stdin,
-            timeout=opts.confirm_timeout or 300,
+            timeout=hostcmd.LOCK_WAIT_S + (opts.confirm_timeout or APPLY_TIMEOUT_S),
         )
     except Exception as e:
         why = str(e) if isinstance(e, ssh.SshError) else f"{name}: {unexpected(e)}"
@@ -139,6 +144,12 @@ def _apply_one(
             _settle(session, name, token, opts.confirm_timeout or 0, progress)
         return
     rep.seconds["apply"] = res.seconds
+    if refused := host_refusal(res, hostcmd.EXIT_LOCKED, hostcmd.EXIT_BAD_DIGEST):
+        # Nothing ran: the host lock was held by another run, or the script arrived damaged.
+        step = "lock" if res.exit_code == hostcmd.EXIT_LOCKED else "upload"
+        rep.fail(Outcome.FAILED, step, refused, res.exit_code)
+        progress(name, f"failed: {refused}")
+        return
     rep.changes = changed_lines(res.stdout)
     if not res.ok:
         step = _failed_step(res.stdout) or "apply"
@@ -161,36 +172,57 @@ def _settle(session: Session, name: str, token: str, seconds: float, progress: P
     try:
         fresh = session.reconnect(name, min(session.mesh.ssh.connect_timeout, 10))
         try:
-            if ssh.run(fresh, hostcmd.confirm(token), timeout=READ_TIMEOUT_S).ok:
+            res = ssh.run(
+                fresh, hostcmd.confirm(token), timeout=hostcmd.LOCK_WAIT_S + READ_TIMEOUT_S
+            )
+            if res.ok:
                 confirmed = "confirmed over a fresh connection"
                 rep.message = f"{rep.message}; {confirmed}" if rep.message else confirmed
                 return
+            progress(name, f"not confirmed: {tail(res.stderr, 1) or res.exit_code}")
         finally:
             ssh.close(fresh)
     except Exception as e:
         why = str(e) if isinstance(e, ssh.SshError) else unexpected(e)
         progress(name, f"no confirmation ({why}): it rolls back by itself")
-    deadline = time.monotonic() + seconds + 15
+    # The timer counts from the apply's end, and waits for the host lock to roll back.
+    deadline = time.monotonic() + seconds + hostcmd.LOCK_WAIT_S + 15
     while time.monotonic() < deadline:
         time.sleep(1)
         try:
             back = session.reconnect(name, 5)
             try:
-                if ssh.run(back, hostcmd.rolled_back(), timeout=10).stdout.strip():
-                    why = (
-                        f"no confirmation within {seconds:g} s: the host went back to its "
-                        "previous state by itself"
-                    )
-                    rep.fail(Outcome.ROLLED_BACK, "confirm", why)
-                    progress(name, why)
-                    return
+                became = ssh.run(back, hostcmd.rolled_back(token), timeout=10).stdout.strip()
             finally:
                 ssh.close(back)
         except Exception:  # whatever it was, the host is not back yet: ask again
             continue
+        if became == "rolled-back":
+            why = (
+                f"no confirmation within {seconds:g} s: the host went back to its "
+                "previous state by itself"
+            )
+            rep.fail(Outcome.ROLLED_BACK, "confirm", why)
+            progress(name, why)
+            return
+        if became == "superseded":
+            why = "not confirmed, and a later mesh-push run on this host superseded its rollback"
+            rep.fail(Outcome.FAILED, "confirm", why)
+            progress(name, why)
+            return
     why = "no confirmation, and the host did not come back after its rollback"
     rep.fail(Outcome.FAILED, "confirm", why)
     progress(name, why)
+
+
+def host_refusal(res: ssh.Result, *codes: int) -> str | None:
+    """A wrapper's own refusal (lock held, script damaged): one of its exit `codes` with its
+    `mesh-push: ...` line on stderr (the host script's output comes on stdout, so a script
+    that happens to exit with the same code is not taken for one). The message, or None."""
+    if res.exit_code not in codes:
+        return None
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("mesh-push: ")]
+    return lines[-1].removeprefix("mesh-push: ") if lines else None
 
 
 def changed_lines(log: str) -> list[str]:
@@ -217,7 +249,7 @@ def stage_next_keys(session: Session, names: list[str], progress: Progress) -> d
 
     def one(name: str) -> None:
         try:
-            res = session.run(name, cmd)
+            res = session.run(name, cmd, timeout=hostcmd.LOCK_WAIT_S + READ_TIMEOUT_S)
             pub, why = res.stdout.strip(), tail(res.stderr) or "could not make a new key pair"
         except ssh.SshError as e:
             pub, why = "", str(e)
@@ -240,12 +272,16 @@ def down(session: Session, script: str, progress: Progress) -> None:
     def one(name: str) -> None:
         rep = session.reports[name]
         try:
-            res = session.run(name, hostcmd.down(), script)
+            res = session.run(name, hostcmd.down(), script, hostcmd.LOCK_WAIT_S + APPLY_TIMEOUT_S)
         except ssh.SshError as e:
             rep.fail(Outcome.FAILED, "down", str(e))
             return
         except Exception as e:
             rep.fail(Outcome.FAILED, "down", f"{name}: {unexpected(e)}")
+            return
+        if refused := host_refusal(res, hostcmd.EXIT_LOCKED):
+            rep.fail(Outcome.FAILED, "lock", refused, res.exit_code)
+            progress(name, f"failed: {refused}")
             return
         rep.changes = changed_lines(res.stdout)
         if res.ok:

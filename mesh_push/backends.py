@@ -131,6 +131,11 @@ def choose(facts: Facts) -> Backends:
     """The first supported of each, or NoBackend naming what to install."""
     if not facts.wg:
         raise NoBackend("`wg` is not installed there: apt-get install wireguard-tools")
+    if not facts.flock:
+        raise NoBackend(
+            "`flock` is not installed there (mesh-push's host lock needs it): "
+            "apt-get install util-linux"
+        )
     wireguard = next((b for b in WIREGUARD if b.supported(facts)), None)
     if wireguard is None:
         raise NoBackend(

@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
         help="each host arms a rollback to its previous state; unless the controller confirms "
-        "over a fresh SSH connection within SECONDS, the host rolls back by itself",
+        "over a fresh SSH connection within SECONDS of the apply's end, the host rolls back by "
+        "itself (5 to 86400)",
     )
 
     p = _command(
@@ -330,12 +331,9 @@ def _rollout_options(args: argparse.Namespace, mesh: Mesh) -> rollout.Options:
         )
         opts.budget(len(names))
         rollout.batches(names, opts.serial)
+        rollout.check_confirm_timeout(opts.confirm_timeout)
     except rollout.RolloutError as e:
         raise UsageError(str(e)) from None
-    t = opts.confirm_timeout
-    # `not t < inf` also refuses nan, which every comparison answers False.
-    if t is not None and (t <= 0 or not t < float("inf")):
-        raise UsageError("--confirm-timeout takes a number of seconds above 0")
     return opts
 
 

@@ -22,6 +22,7 @@ class Facts:
     wg: bool
     brctl: bool
     systemd: bool
+    flock: bool = True  # util-linux flock: the host lock (templates/lock.sh.j2) needs it
 
 
 def first_command(mesh: Mesh, generate_key: bool = False) -> str:
@@ -44,6 +45,7 @@ def parse_facts(text: str) -> Facts:
         wg=bool(kv.get("wg")),
         brctl=bool(kv.get("brctl")),
         systemd=kv.get("systemd") == "yes",
+        flock=bool(kv.get("flock")),
     )
 
 

@@ -23,13 +23,25 @@ if TYPE_CHECKING:
     import jinja2
 
 
+# The host lock (templates/lock.sh.j2): how long a program waits for another mesh-push run on
+# the same host to finish before it gives up, and the exit code it then gives up with.
+LOCK_WAIT_S = 30
+EXIT_LOCKED = 75  # EX_TEMPFAIL: try again later
+# The apply command's exit code for a script that did not arrive whole (its digest differs).
+EXIT_BAD_DIGEST = 65  # EX_DATAERR
+
+
 @functools.cache
 def _env() -> jinja2.Environment:
     return render.load_templates()
 
 
 def _render(template: str, **values: Any) -> str:
-    return _env().get_template(template).render(state_dir=STATE_DIR, **values)
+    return (
+        _env()
+        .get_template(template)
+        .render(state_dir=STATE_DIR, lock_wait=LOCK_WAIT_S, lock_exit=EXIT_LOCKED, **values)
+    )
 
 
 def facts(mesh: Mesh, generate_key: bool) -> str:
@@ -59,12 +71,16 @@ def boot_unit() -> str:
 
 
 def apply(digest: str, arm: str = "", reload: str = "", key_file: str | None = None) -> str:
-    """Store the script that comes on stdin (temp file, rename), run it detached from this SSH
-    session so a dropped connection cannot stop it half way, wait, and hand back its log and
-    exit code. On success: its digest, and the boot unit. `arm` (a rollback timer, shell code
-    from `arm`) runs first, while the old script is still in place. With `key_file` (keys:
-    controller) stdin starts with one line, the private key, written to `key_file` (0600)
-    before the script is stored: the stored script never holds it."""
+    """Holding the host lock: store the script that comes on stdin as pending.sh, refuse it
+    unless its SHA-256 is `digest` (EXIT_BAD_DIGEST: it did not arrive whole), stop an earlier
+    rollback timer, run `arm` (a rollback timer, shell code from `arm`) if given, run the
+    script detached from this SSH session so a dropped connection cannot stop it half way,
+    wait, and hand back its log and exit code. On success the script becomes apply.sh (the
+    boot script) with its digest recorded, and the boot unit is installed; a failed one is
+    kept as failed.sh, and apply.sh stays the last good script. EXIT_LOCKED when another
+    mesh-push run held the lock for LOCK_WAIT_S. With `key_file` (keys: controller) stdin
+    starts with one line, the private key, written to `key_file` (0600) before the script is
+    stored: the stored script never holds it."""
     return _render(
         "apply.sh.j2",
         digest=digest,
@@ -74,39 +90,46 @@ def apply(digest: str, arm: str = "", reload: str = "", key_file: str | None = N
         unit_text=boot_unit(),
         reload=reload,
         key_file=key_file,
+        bad_digest_exit=EXIT_BAD_DIGEST,
     )
 
 
 def armed(token: str, seconds: float) -> str:
-    """The timer, run on the host detached: unless confirmed in time, converge back to what
-    the previous script described (the scripts are convergent, so running the old one *is*
-    the rollback) and record that it happened."""
+    """The timer of the rollout `token`, run on the host detached: it waits for the apply to
+    end, gives the controller `seconds` to confirm, then, holding the host lock and only if
+    no later run superseded it, unless confirmed, converges back to what the previous script
+    described (the scripts are convergent, so running the old one *is* the rollback) and
+    records that it happened."""
     return _render("armed.sh.j2", token=token, seconds=f"{seconds:g}")
 
 
 def arm(token: str, seconds: float, fallback: str) -> str:
-    """Shell run before the new script replaces the old: keep the old script as the rollback
-    (or `fallback`, the down script, on a host that had none), then start the timer."""
+    """Shell run inside `apply`, holding the lock, before the new script runs: keep the last
+    good script as the rollback (or `fallback`, the down script, on a host that had none),
+    record `token` as the armed rollout, then start its timer."""
     return _render(
         "arm.sh.j2",
+        token=token,
         fallback_b64=base64.b64encode(fallback.encode()).decode(),
         armed_b64=base64.b64encode(armed(token, seconds).encode()).decode(),
     )
 
 
 def confirm(token: str) -> str:
-    """Fails if the timer already fired: the host is back in its old state."""
+    """Confirms the rollout `token`, holding the host lock; fails (saying why on stderr) if
+    its timer already fired, a later run superseded it, or its apply has not ended well."""
     return _render("confirm.sh.j2", token=token)
 
 
-def rolled_back() -> str:
-    """The token of the rollback that happened, or nothing."""
-    return _render("rolled-back.sh.j2")
+def rolled_back(token: str) -> str:
+    """What became of the rollout `token`'s timer: `rolled-back`, `superseded`, or nothing
+    (still waiting, or confirmed)."""
+    return _render("rolled-back.sh.j2", token=token)
 
 
 def rotate_key(key_file: str) -> str:
-    """A new private key beside the current one (the next apply moves it into place); prints
-    its public key."""
+    """Holding the host lock, a new private key beside the current one (the next apply
+    moves it into place); prints its public key."""
     return _render("rotate-key.sh.j2", key_file=key_file)
 
 
@@ -123,5 +146,6 @@ def measure(targets: Sequence[tuple[str, str]], count: int, mark: str) -> str:
 
 
 def down() -> str:
-    """Runs the down script, which comes on stdin."""
+    """Holding the host lock, stops a running rollback timer, then runs the down script,
+    which comes on stdin."""
     return _render("down-stdin.sh.j2")

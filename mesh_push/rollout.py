@@ -10,7 +10,13 @@ from dataclasses import dataclass
 
 
 class RolloutError(ValueError):
-    """A bad --limit / --serial / --max-fail: a usage error."""
+    """A bad --limit / --serial / --max-fail / --confirm-timeout: a usage error."""
+
+
+# --confirm-timeout: below the minimum a fresh SSH connection (handshake, sudo) may not make
+# it in time even on a healthy host; above the maximum it is a mistake (a day is plenty).
+CONFIRM_MIN_S = 5.0
+CONFIRM_MAX_S = 86400.0
 
 
 @dataclass(frozen=True)
@@ -49,3 +55,20 @@ def batches(ordered: list[str], serial: int | None) -> list[list[str]]:
     if serial < 1:
         raise RolloutError("--serial takes a whole number of hosts, at least 1")
     return [ordered[i : i + serial] for i in range(0, len(ordered), serial)]
+
+
+def check_confirm_timeout(seconds: float | None) -> None:
+    """A number of seconds in [CONFIRM_MIN_S, CONFIRM_MAX_S]; not 0, negative, nan or inf."""
+    if seconds is None:
+        return
+    # `not ... <= ...` also refuses nan, which every comparison answers False.
+    if not 0 < seconds <= CONFIRM_MAX_S:
+        raise RolloutError(
+            f"--confirm-timeout {seconds:g}: give a number of seconds above 0, "
+            f"at most {CONFIRM_MAX_S:g} (a day)"
+        )
+    if seconds < CONFIRM_MIN_S:
+        raise RolloutError(
+            f"--confirm-timeout {seconds:g}: too short to confirm over a fresh SSH connection "
+            f"before the host rolls back; give at least {CONFIRM_MIN_S:g} seconds"
+        )

@@ -26,10 +26,12 @@ FULL = Facts(
 def test_facts_parse_from_the_first_command_s_output() -> None:
     text = (
         "=== facts\npublic_key=abc\nkernel_wireguard=no\nwireguard_go=/usr/bin/wireguard-go\n"
-        "wg=/usr/bin/wg\nbrctl=\nsystemd=yes\napplied=d1g3st\n=== hostname\nh\n"
+        "wg=/usr/bin/wg\nbrctl=\nsystemd=yes\nflock=/usr/bin/flock\napplied=d1g3st\n"
+        "=== hostname\nh\n"
     )
     f = gather.parse_facts(text)
-    assert f == Facts("abc", "d1g3st", False, True, True, False, True)
+    assert f == Facts("abc", "d1g3st", False, True, True, False, True, True)
+    assert not gather.parse_facts(text.replace("/usr/bin/flock", "")).flock
 
 
 @pytest.mark.parametrize(
@@ -52,6 +54,7 @@ def test_the_first_supported_way_wins(
     [
         ({"wg": False}, "apt-get install wireguard-tools"),
         ({"kernel_wireguard": False, "wireguard_go": False}, "apt-get install wireguard-go"),
+        ({"flock": False}, "apt-get install util-linux"),
     ],
 )
 def test_a_host_without_what_is_needed_is_told_what_to_install(

@@ -57,7 +57,7 @@ def _programs() -> dict[str, Callable[[], str]]:
         "armed.sh": lambda: hostcmd.armed(TOKEN, SECONDS),
         "armed-fraction.sh": lambda: hostcmd.armed(TOKEN, 2.5),
         "confirm.sh": lambda: hostcmd.confirm(TOKEN),
-        "rolled-back.sh": hostcmd.rolled_back,
+        "rolled-back.sh": lambda: hostcmd.rolled_back(TOKEN),
         "rotate-key.sh": lambda: hostcmd.rotate_key(mesh.key_file),
         "ping-rho.sh": lambda: hostcmd.ping(_wire_pings("rho")),
         "measure-rho.sh": lambda: measure.ping_command(_tunnel_pings("rho"), 10),
@@ -142,15 +142,19 @@ def test_gather_runs_as_one_command_string(tmp_path: Path) -> None:
     assert not (tmp_path / "pwned").exists()
 
 
-def test_values_are_one_word_each(tmp_path: Path) -> None:
+def test_values_are_one_word_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     evil = "a b'$(touch pwned)\"`touch pwned`"  # run in tmp_path
     key = tmp_path / evil / "wg0.key"
     key.parent.mkdir()
     if shutil.which("wg"):
-        cmd = hostcmd.rotate_key(str(key))
+        # The key staging takes the host lock in the state directory: never the machine's.
+        with monkeypatch.context() as m:
+            m.setattr(hostcmd, "STATE_DIR", str(tmp_path / evil / "state"))
+            cmd = hostcmd.rotate_key(str(key))
         res = subprocess.run(["sh", "-c", cmd], capture_output=True, cwd=tmp_path)
-        assert res.returncode == 0 and len(res.stdout.strip()) == 44
+        assert res.returncode == 0 and len(res.stdout.strip()) == 44, res.stderr
         assert (key.parent / "wg0.key.next").stat().st_mode & 0o777 == 0o600
+        assert (tmp_path / evil / "state" / "lock").read_text().endswith(", rotate-keys)\n")
     cmd = hostcmd.ping([(evil, evil)])
     res = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, cwd=tmp_path)
     assert res.stdout == evil + "\n"  # no ping answered: the peer named back, as it is
@@ -165,32 +169,25 @@ def test_docs_name_every_program() -> None:
         assert f"| `{template.name}`" in doc, template.name
 
 
-def test_apply_installs_the_key_from_stdin_and_never_stores_it(tmp_path: Path) -> None:
+def test_apply_installs_the_key_from_stdin_and_never_stores_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """keys: controller: the apply program reads the key's line off stdin into the key file
     (0600), then stores and runs the script that follows, which does not hold it. Rendered
     with every host path moved into tmp_path."""
     state, etc = tmp_path / "state", tmp_path / "etc"
     key_file = etc / "wireguard" / "wg0.key"
-    program = (
-        hostcmd._env()
-        .get_template("apply.sh.j2")
-        .render(
-            state_dir=str(state),
-            digest=DIGEST,
-            arm="",
-            unit=str(etc / "mesh-push.service"),
-            wants=str(etc / "wants" / "mesh-push.service"),
-            unit_text=hostcmd.boot_unit(),
-            reload="",
-            key_file=str(key_file),
-        )
-    )
+    monkeypatch.setattr(hostcmd, "STATE_DIR", str(state))
+    monkeypatch.setattr(hostcmd, "BOOT_UNIT", str(etc / "mesh-push.service"))
+    monkeypatch.setattr(hostcmd, "BOOT_WANTS", str(etc / "wants" / "mesh-push.service"))
     key = "kPbhC3SPqwpHTkW6vIrVTX4oVBHSGhhcLdEy4lAi9U8="
     digest = hashlib.sha256(f"{key}\n".encode()).hexdigest()
     script = (
         f'#!/bin/sh\n[ "$(sha256sum < {key_file} | cut -c1-64)" = {digest} ] '
         '&& echo "changed: ran"\n'
     )
+    script_digest = hashlib.sha256(script.encode()).hexdigest()
+    program = hostcmd.apply(script_digest, "", "", str(key_file))
     # The second time: the same key, the same boot unit.
     for want in (["private key installed", "ran", "boot unit installed"], ["ran"]):
         res = subprocess.run(
@@ -203,7 +200,7 @@ def test_apply_installs_the_key_from_stdin_and_never_stores_it(tmp_path: Path) -
         assert key_file.stat().st_mode & 0o777 == 0o600
         assert key_file.parent.stat().st_mode & 0o777 == 0o700
         assert (state / "apply.sh").read_text() == script
-        assert (state / "applied.sha256").read_text().strip() == DIGEST
+        assert (state / "applied.sha256").read_text().strip() == script_digest
     for path in (state, etc):
         for f in path.rglob("*"):
             assert f == key_file or f.is_dir() or key not in f.read_text(), f

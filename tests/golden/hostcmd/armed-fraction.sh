@@ -1,12 +1,74 @@
 STATE=/var/lib/mesh-push
 TOKEN=fedcba9876543210
-sleep 2.5
-[ -e "$STATE/confirmed.$TOKEN" ] && exit 0
-sh "$STATE/rollback.sh" > "$STATE/rollback.log" 2>&1 || true
-mkdir -p "$STATE"
-if [ -e "$STATE/rollback.sha256" ]; then
-  cp "$STATE/rollback.sh" "$STATE/apply.sh" && mv "$STATE/rollback.sha256" "$STATE/applied.sha256"
-else
-  rm -f "$STATE/applied.sha256"
+LOCK="$STATE/lock"
+CHILD=
+lock_holder() { sed -n 1p "$LOCK" 2>/dev/null | grep . || echo "an unknown time (no holder recorded)"; }
+# What to do when $STATE is gone (a `down` removed it while we waited): make it again; the
+# rollback timer and the confirmation redefine this to give up instead.
+lock_gone() { mkdir -p "$STATE"; }
+# take_lock WHAT SECONDS: 0 once this program holds the lock, 1 if another still holds it.
+# The wait is a child (flock on our fd 9 locks it for us too), so a TERM trap runs at once.
+take_lock() {
+  lock_end=$(($(date +%s) + $2))
+  while :; do
+    [ -d "$STATE" ] || lock_gone
+    exec 9>>"$LOCK"
+    lock_left=$((lock_end - $(date +%s)))
+    [ "$lock_left" -ge 0 ] || lock_left=0
+    flock -w "$lock_left" 9 & CHILD=$!
+    if ! wait "$CHILD"; then CHILD=; exec 9>&-; return 1; fi
+    CHILD=
+    [ "$LOCK" -ef /proc/self/fd/9 ] && break
+    exec 9>&-
+  done
+  printf '%s (pid %s, %s)\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$$" "$1" > "$LOCK"
+}
+# lock WHAT: take it within the bounded wait, or fail clearly.
+lock() {
+  if ! command -v flock >/dev/null; then
+    echo "mesh-push: flock is missing on this host (apt-get install util-linux)" >&2
+    exit 75
+  fi
+  take_lock "$1" 30 && return 0
+  echo "mesh-push: another mesh-push run holds the lock on this host since $(lock_holder); gave up after "30" s" >&2
+  exit 75
+}
+# disarm: an earlier rollback timer (armed.sh.j2) belongs to an earlier rollout, which this
+# run supersedes: forget its token (the timer gives up when it sees that) and stop it, by its
+# pid once its command line and mount namespace say it is ours. Run holding the lock.
+disarm() {
+  rm -f "$STATE/armed.token"
+  t_pid=$(cat "$STATE/armed.pid" 2>/dev/null || true)
+  case $t_pid in ''|*[!0-9]*) t_pid= ;; esac
+  t_cmdline() { tr '\0' ' ' 2>/dev/null < "/proc/$t_pid/cmdline" || true; }
+  if [ -n "$t_pid" ] && [ "$(t_cmdline)" = "/bin/sh $STATE/armed.sh " ] \
+    && [ "$(readlink "/proc/$t_pid/ns/mnt")" = "$(readlink /proc/self/ns/mnt)" ]; then
+    kill "$t_pid" 2>/dev/null || true
+    for _ in $(seq 50); do [ -n "$(t_cmdline)" ] || break; sleep 0.1; done
+  fi
+  rm -f "$STATE/armed.pid"
+}
+lock_gone() { exit 0; }  # a `down` removed everything: nothing left to roll back
+trap 'if [ -n "$CHILD" ]; then kill "$CHILD" 2>/dev/null; fi; exit 0' TERM
+echo $$ > "$STATE/armed.pid.new" && mv "$STATE/armed.pid.new" "$STATE/armed.pid"
+ours() { [ "$(cat "$STATE/armed.token" 2>/dev/null)" = "$TOKEN" ]; }
+# Held (returns) once no other run holds the lock; exits once the token is not ours.
+hold() { until ours && take_lock "$1" 30; do ours || exit 0; done; }
+hold "rollback timer, waiting for the apply to end"
+exec 9>&-
+sleep 2.5 & CHILD=$!
+wait "$CHILD"
+CHILD=
+hold "rollback timer"
+ours || exit 0
+if [ ! -e "$STATE/confirmed.$TOKEN" ]; then
+  sh "$STATE/rollback.sh" 9>&- > "$STATE/rollback.log" 2>&1 || true
+  mkdir -p "$STATE"
+  if [ -e "$STATE/rollback.sha256" ]; then
+    cp "$STATE/rollback.sh" "$STATE/apply.sh" && mv "$STATE/rollback.sha256" "$STATE/applied.sha256"
+  else
+    rm -f "$STATE/applied.sha256"
+  fi
+  echo "$TOKEN" > "$STATE/rolled-back"
 fi
-echo "$TOKEN" > "$STATE/rolled-back"
+rm -f "$STATE/armed.pid" "$STATE/armed.token"

@@ -44,8 +44,10 @@ fi
 if [ -e /etc/wireguard/wg0.key ]; then rm -f /etc/wireguard/wg0.key; did "private key removed"; fi
 if [ -d "$STATE" ]; then
   # The directory itself may be a mount point (as in the lab): empty it, then try to remove it.
+  # Its `lock` alone is the down command's own (it holds it while this runs): nothing to say.
+  kept=$(find "$STATE" -mindepth 1 ! -path "$STATE/lock" -print | head -n 1)
   find "$STATE" -mindepth 1 -delete
   rmdir "$STATE" 2>/dev/null || true
-  did "$STATE removed"
+  [ -z "$kept" ] || did "$STATE removed"
 fi
 [ "$CHANGED" = 1 ] || echo "no changes"

@@ -9,6 +9,7 @@ echo "wireguard_go=$(command -v wireguard-go || true)"
 echo "wg=$(command -v wg || true)"
 echo "brctl=$(command -v brctl || true)"
 echo "systemd=$([ -d /run/systemd/system ] && echo yes || echo no)"
+echo "flock=$(command -v flock || true)"
 echo "applied=$(cat /var/lib/mesh-push/applied.sha256 2>/dev/null)"
 WG=wg0
 BR=internet
