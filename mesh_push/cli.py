@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -299,7 +298,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     secrets = _private_keys(mesh)
     written = render.write_all(p, args.output, render.load_templates(args.templates), secrets)
     if args.json:
-        print(json.dumps({"scripts": {path.stem: str(path) for path in written}}, indent=2))
+        from .report import print_json
+
+        print_json({"scripts": {path.stem: str(path) for path in written}})
     else:
         for path in written:
             print(path)
