@@ -65,7 +65,9 @@ STANDARD_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 BECOME: tuple[Become, ...] = ("sudo", "none")
 LAB_LOGINS: tuple[LabLogin, ...] = ("root", "sudo", "sudo-password")
 MAX_NODES = 100_000  # YAML values after expanding aliases: stops a "billion laughs" file
-# Nodes parsed (keys and values, before aliases): no more than MAX_NODES values can need.
+# Nodes parsed (keys and values, aliases not expanded): a file within MAX_NODES values has at
+# most one key per value, so this refuses (earlier) what the value count would, except a file
+# of over 100,000 duplicate or merge keys, whose values are never walked.
 MAX_PARSED = 2 * MAX_NODES + 1
 MAX_DEPTH = 32  # an inventory nests 5 deep (hosts.NAME.ssh.address); a flood of [ is refused
 MAX_BYTES = 8 * 1024 * 1024  # an inventory of 10,000 hosts is about 1 MiB
