@@ -1,6 +1,9 @@
-"""Plan + render for generated inventories (ring plus chords): wall time and peak memory.
+"""Plan + render for generated inventories (ring plus chords): wall time and peak memory;
+then the whole `mesh-push plan` command (tables, or --json) on a plain ring, whose host pairs
+made it grow as hosts³ before they were summarised (a 2,000-host ring took hours).
 
-    python benchmarks/plan_bench.py [SIZES...]     (default: 1000 10000)
+    python benchmarks/plan_bench.py [SIZES...] [--ring N,...]
+        (default: 1000 10000, --ring 2000)
 
 Prints figures; never asserts. Each size runs in a fresh process so peak memory is its own."""
 
@@ -12,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any, cast
 
 
 def inventory(n: int) -> str:
@@ -40,6 +44,56 @@ def inventory(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ring(n: int) -> str:
+    """A plain ring of static hosts, latencies 1-50 ms: its tree is the ring less one wire, so
+    two neighbours go the whole way round."""
+    lines = [
+        "mesh:",
+        "  name: ring",
+        "  wireguard: {network: 10.88.0.0/16}",
+        "  bridge: {network: 10.99.0.0/16}",
+        "hosts:",
+    ]
+    lines += [
+        f"  h{i}: {{endpoint: static, address: 198.18.{i // 250}.{i % 250 + 1}}}" for i in range(n)
+    ]
+    lines.append("links:")
+    lines += [
+        f"  - {{hosts: [h{a}, h{(a + 1) % n}], latency_ms: {1 + (a * 7) % 50}}}" for a in range(n)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+COMMAND = """
+import resource, subprocess, sys, time
+t0 = time.perf_counter()
+subprocess.run([sys.executable, "-m", "mesh_push.cli", "plan", *sys.argv[1:]],
+               stdout=subprocess.DEVNULL, check=True)
+took = time.perf_counter() - t0
+print(took, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+"""
+
+
+def plan_command(path: Path, *extra: str) -> dict[str, float]:
+    """`mesh-push plan -i path` (output to /dev/null), 3 fresh processes: seconds, peak MiB."""
+    runs = []
+    for _ in range(3):
+        out = subprocess.run(
+            [sys.executable, "-c", COMMAND, "-i", str(path), *extra],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        took, peak = map(float, out.stdout.split())
+        runs.append((took, peak))
+    return {
+        "median_s": statistics.median(t for t, _ in runs),
+        "min_s": min(t for t, _ in runs),
+        "max_s": max(t for t, _ in runs),
+        "peak_mib": max(m for _, m in runs),
+    }
+
+
 CHILD = """
 import base64, hashlib, json, resource, sys, time
 from mesh_push import inventory, plan, render
@@ -61,8 +115,14 @@ print(json.dumps({"load": t1 - t0, "plan": t2 - t1, "render": t3 - t2, "total": 
 
 
 def main() -> None:
-    sizes = [int(a) for a in sys.argv[1:]] or [1000, 10000]
-    results = {}
+    args = sys.argv[1:]
+    rings = [2000]
+    if "--ring" in args:
+        at = args.index("--ring")
+        rings = [int(x) for x in args[at + 1].split(",")]
+        del args[at : at + 2]
+    sizes = [int(a) for a in args] or [1000, 10000]
+    results: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             path = Path(tmp) / f"inv{n}.yaml"
@@ -78,7 +138,7 @@ def main() -> None:
                 runs.append(json.loads(out.stdout))
             totals = [r["total"] for r in runs]
             med = {k: statistics.median(r[k] for r in runs) for k in ("load", "plan", "render")}
-            results[n] = {
+            results[str(n)] = {
                 "median_s": statistics.median(totals),
                 "min_s": min(totals),
                 "max_s": max(totals),
@@ -86,13 +146,24 @@ def main() -> None:
                 "tree": runs[0]["tree"],
                 **{f"{k}_s": v for k, v in med.items()},
             }
-            r = results[n]
+            r = cast(dict[str, Any], results[str(n)])
             print(
                 f"{n:>6} hosts: plan+render {r['median_s']:.2f} s median "
                 f"({r['min_s']:.2f}–{r['max_s']:.2f}; load {r['load_s']:.2f}, plan "
                 f"{r['plan_s']:.2f}, render {r['render_s']:.2f}), peak {r['peak_mib']:.0f} MiB, "
                 f"tree search: {r['tree']}"
             )
+        for n in rings:
+            path = Path(tmp) / f"ring{n}.yaml"
+            path.write_text(ring(n))
+            for label, extra in (("tables", ()), ("json", ("--json",))):
+                r = plan_command(path, *extra)
+                results[f"plan_command_ring_{n}_{label}"] = r
+                print(
+                    f"`mesh-push plan{' --json' if extra else ''}` of a {n}-host ring: "
+                    f"{r['median_s']:.2f} s median ({r['min_s']:.2f}–{r['max_s']:.2f}), "
+                    f"peak {r['peak_mib']:.0f} MiB"
+                )
     Path("benchmarks/plan_bench.json").write_text(json.dumps(results, indent=2) + "\n")
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .fsutil import LocalFileError
-from .problems import InventoryError
+from .problems import InventoryError, printable
 
 if TYPE_CHECKING:
     from . import rollout
@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--cut",
         metavar="A-B",
         help="show what 802.1D converges to after losing the wire between hosts A and B",
+    )
+    p.add_argument(
+        "--all-pairs",
+        action="store_true",
+        help="list every host pair and its path over the tree (by default only up to 50 hosts; "
+        "past that a summary: n hosts make n(n-1)/2 pairs)",
     )
 
     p = _command(
@@ -196,11 +202,25 @@ def build_parser() -> argparse.ArgumentParser:
     _inventory_arg(p)
     _json_arg(p)
     ssh_args(p)
-    p.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS")
+    p.add_argument(
+        "--watch", type=positive_seconds, metavar="SECONDS", help="refresh every SECONDS"
+    )
 
     for register in _extra_commands():
         register(sub)
     return parser
+
+
+def positive_seconds(text: str) -> float:
+    """A number of seconds above 0; argparse makes anything else a usage error (exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    # `not 0 < value < inf` also refuses nan, which every comparison answers False.
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
 
 
 def ssh_args(p: argparse.ArgumentParser) -> None:
@@ -246,9 +266,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     p = plan.build(mesh, known)
     cut = _parse_cut(args.cut, mesh) if args.cut else None
     if args.json:
-        report.print_json(report.plan_json(p, cut))
+        report.print_json(report.plan_json(p, cut, args.all_pairs))
     else:
-        report.show_plan(p, cut)
+        report.show_plan(p, cut, args.all_pairs)
     return EXIT_OK
 
 
@@ -287,7 +307,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     p = plan.build(mesh, known)
     written = render.write_all(p, args.output, render.load_templates(args.templates))
     if args.json:
-        print(json.dumps({"scripts": {path.stem: str(path) for path in written}}, indent=2))
+        from .report import print_json
+
+        print_json({"scripts": {path.stem: str(path) for path in written}})
     else:
         for path in written:
             print(path)
@@ -407,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
     except (UsageError, LocalFileError) as e:
-        print(f"mesh-push: {e}", file=sys.stderr)
+        print(f"mesh-push: {printable(str(e))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("mesh-push: interrupted", file=sys.stderr)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime
 import difflib
 import hashlib
 import ipaddress
 import math
 import os
 import re
+import stat
 from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from pathlib import Path
@@ -32,14 +34,26 @@ from .model import (
     SshTarget,
     Stp,
 )
-from .problems import InventoryError, Problem, Problems, YamlPath
+from .problems import InventoryError, Problem, Problems, YamlPath, is_control
 
 T = TypeVar("T")
 MISSING: Any = object()
 
 LAB_ROOT = Path("/run/mesh-push/lab")
 RESERVED_NAMES = {"lo", "all", "default", "br", "dev"}
-IFNAME_BAD = re.compile(r"[/:\s]")
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+IFNAME_MAX = 15  # the kernel's IFNAMSIZ less the NUL
+MESH_NAME_MAX = 64
+USER_NAME = re.compile(r"[a-z_][a-z0-9_-]*\$?")
+USER_NAME_MAX = 32
+PATH_MAX = 4096
+LOCATION_MAX = 200
+LATENCY_MAX_MS = 60_000.0
+CONNECT_TIMEOUT_MAX = 3600.0
+MAX_JUMPS = 8  # jump hosts before a host: ssh.py follows no more
+THIS_NETWORK = IPv4Network("0.0.0.0/8")
+BROADCAST = IPv4Address("255.255.255.255")
 LAB_NAME = re.compile(r"^[a-z][a-z0-9]{0,5}$")
 DNS_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 RERESOLVE_MAX = 86_400
@@ -52,6 +66,12 @@ STANDARD_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 BECOME: tuple[Become, ...] = ("sudo", "none")
 LAB_LOGINS: tuple[LabLogin, ...] = ("root", "sudo", "sudo-password")
 MAX_NODES = 100_000  # YAML values after expanding aliases: stops a "billion laughs" file
+# Nodes parsed (keys and values, aliases not expanded): a file within MAX_NODES values has at
+# most one key per value, so this refuses (earlier) what the value count would, except a file
+# of over 100,000 duplicate or merge keys, whose values are never walked.
+MAX_PARSED = 2 * MAX_NODES + 1
+MAX_DEPTH = 32  # an inventory nests 5 deep (hosts.NAME.ssh.address); a flood of [ is refused
+MAX_BYTES = 8 * 1024 * 1024  # an inventory of 10,000 hosts is about 1 MiB
 
 
 def lab_dir(name: str) -> Path:
@@ -62,34 +82,134 @@ def lab_dir(name: str) -> Path:
 
 
 class _Unreadable(Exception):
-    def __init__(self, node: yaml.Node, message: str) -> None:
+    def __init__(self, line: int | None, message: str) -> None:
         super().__init__(message)
-        self.line = node.start_mark.line + 1
+        self.line = line
         self.message = message
 
 
-# libyaml's parser when PyYAML was built with it: the same nodes and marks, several times
+class _BadSyntax(InventoryError):
+    """Not valid YAML: the pure-Python parser may explain it better than libyaml."""
+
+
+# libyaml's parser when PyYAML was built with it: the same events and marks, several times
 # faster on large inventories.
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _compose(text: str, file: Path) -> tuple[Any, dict[YamlPath, int], list[Problem]]:
+def _compose(
+    text: str, file: Path
+) -> tuple[Any, dict[YamlPath, int], list[Problem], set[YamlPath]]:
     try:
         return _compose_with(_Loader, text, file)
-    except InventoryError:
+    except _BadSyntax:
         if _Loader is yaml.SafeLoader:
             raise
         # A broken file: the pure-Python parser's messages are the ones we explain well.
         return _compose_with(yaml.SafeLoader, text, file)
 
 
+def _line(mark: Any) -> int | None:
+    return mark.line + 1 if mark is not None else None
+
+
+def _nodes(loader: Any) -> yaml.Node | None:
+    """The single document's node graph, built from the parser's events without recursion:
+    at most MAX_PARSED nodes, nested at most MAX_DEPTH deep, so that no file can make the
+    loader build a huge graph or overflow a stack before it is refused."""
+    loader.get_event()  # StreamStartEvent
+    if loader.check_event(yaml.StreamEndEvent):
+        loader.get_event()
+        return None
+    start = loader.get_event()  # DocumentStartEvent
+    anchors: dict[str, yaml.Node] = {}
+    open_: list[yaml.CollectionNode] = []
+    keys: list[yaml.Node | None] = []  # per open mapping: a key waiting for its value
+    root: yaml.Node | None = None
+    parsed = 0
+    while True:
+        event: Any = loader.get_event()
+        if isinstance(event, yaml.DocumentEndEvent):
+            break
+        if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            done = open_.pop()
+            keys.pop()
+            done.end_mark = event.end_mark
+            continue
+        node: yaml.Node
+        mark: Any = event.start_mark  # libyaml's marks or PyYAML's: the same fields
+        end: Any = event.end_mark
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in anchors:
+                raise yaml.composer.ComposerError(
+                    None, None, f"found undefined alias {event.anchor!r}", mark
+                )
+            node = anchors[event.anchor]
+        else:
+            parsed += 1
+            if parsed > MAX_PARSED:
+                raise _Unreadable(_line(event.start_mark), f"more than {MAX_NODES} values")
+            tag = event.tag
+            if isinstance(event, yaml.ScalarEvent):
+                if tag is None or tag == "!":
+                    tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+                node = yaml.ScalarNode(tag, event.value, mark, end, style=event.style)
+            elif isinstance(event, yaml.SequenceStartEvent):
+                if tag is None or tag == "!":
+                    tag = loader.resolve(yaml.SequenceNode, None, event.implicit)
+                node = yaml.SequenceNode(tag, [], mark, None, event.flow_style)
+            else:
+                if tag is None or tag == "!":
+                    tag = loader.resolve(yaml.MappingNode, None, event.implicit)
+                node = yaml.MappingNode(tag, [], mark, None, event.flow_style)
+            if event.anchor is not None:
+                if event.anchor in anchors:
+                    first = _line(anchors[event.anchor].start_mark)
+                    raise _Unreadable(
+                        _line(event.start_mark),
+                        f"YAML anchor &{event.anchor} is defined twice (first on line {first})",
+                    )
+                anchors[event.anchor] = node
+        if not open_:
+            root = node
+        else:
+            parent = open_[-1]
+            if isinstance(parent, yaml.SequenceNode):
+                parent.value.append(node)
+            elif keys[-1] is None:
+                keys[-1] = node
+            else:
+                parent.value.append((keys[-1], node))
+                keys[-1] = None
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(open_) >= MAX_DEPTH:
+                raise _Unreadable(
+                    _line(event.start_mark), f"values nested more than {MAX_DEPTH} levels deep"
+                )
+            assert isinstance(node, yaml.CollectionNode)
+            open_.append(node)
+            keys.append(None)
+    if not loader.check_event(yaml.StreamEndEvent):
+        second: Any = loader.get_event()
+        raise yaml.composer.ComposerError(
+            "expected a single document in the stream",
+            start.start_mark,
+            "but found another document",
+            second.start_mark,
+        )
+    loader.get_event()
+    return root
+
+
 def _compose_with(
     loader_class: Any, text: str, file: Path
-) -> tuple[Any, dict[YamlPath, int], list[Problem]]:
+) -> tuple[Any, dict[YamlPath, int], list[Problem], set[YamlPath]]:
     """Parse YAML keeping each node's line. Syntax errors raise at once (nothing else can be
-    read); a duplicate key keeps its first value and is reported with the other problems."""
+    read); a duplicate key keeps its first value and is reported with the other problems, as
+    is a value YAML cannot make (its path is then silenced: one mistake, one problem)."""
     lines: dict[YamlPath, int] = {}
     found: list[Problem] = []
+    silenced: set[YamlPath] = set()
     try:
         # The reader already rejects control characters here, so this is inside the try.
         loader = loader_class(text)
@@ -97,28 +217,54 @@ def _compose_with(
         line = text.count("\n", 0, e.position) + 1
         why = f"not a YAML text file: control character #x{e.character:04x}"
         raise InventoryError([Problem(file, (), line, why)]) from None
+    aliased = [False]
     try:
-        root = loader.get_single_node()
+        root = _nodes(loader)
         if root is None:
-            return None, lines, found
+            return None, lines, found, silenced
 
         budget = [MAX_NODES]
         inside: set[int] = set()  # the nodes being walked: an alias to one of them is a loop
+        walked: set[int] = set()  # a node walked twice is reached through an alias
 
         def walk(node: yaml.Node, path: YamlPath) -> Any:
             budget[0] -= 1
             if budget[0] < 0:
-                raise _Unreadable(node, f"more than {MAX_NODES} values (aliases expanding?)")
+                why = f"more than {MAX_NODES} values"
+                if aliased[0]:
+                    why += " (aliases expanding?)"
+                raise _Unreadable(_line(node.start_mark), why)
             if id(node) in inside:
-                raise _Unreadable(node, "a YAML alias that contains itself")
+                raise _Unreadable(_line(node.start_mark), "a YAML alias that contains itself")
+            if id(node) in walked:
+                aliased[0] = True
+            walked.add(id(node))
+            if len(path) > MAX_DEPTH:
+                # Aliases can nest deeper than the text does.
+                raise _Unreadable(
+                    _line(node.start_mark), f"values nested more than {MAX_DEPTH} levels deep"
+                )
             lines[path] = node.start_mark.line + 1
             if isinstance(node, yaml.CollectionNode) and node.tag not in STANDARD_TAGS:
-                raise _Unreadable(node, f"YAML tag {node.tag} is not allowed")
+                raise _Unreadable(_line(node.start_mark), f"YAML tag {node.tag} is not allowed")
             inside.add(id(node))
             try:
                 return walk_node(node, path)
             finally:
                 inside.discard(id(node))
+
+        def scalar(node: yaml.Node, path: YamlPath) -> Any:
+            try:
+                return loader.construct_object(node, deep=True)
+            except (ValueError, OverflowError) as e:
+                # int() of more than 4300 digits, a date like 2024-13-45, ...
+                kind = str(node.tag).rpartition(":")[2]
+                why = f"YAML cannot read this {kind} ({' '.join(str(e).split())[:80]})"
+                if "digits" in str(e):
+                    why = f"a number of {len(str(node.value))} digits: far too long"
+                found.append(Problem(file, path, _line(node.start_mark), why))
+                silenced.add(path)
+                return None
 
         def walk_node(node: yaml.Node, path: YamlPath) -> Any:
             if isinstance(node, yaml.MappingNode):
@@ -131,13 +277,21 @@ def _compose_with(
                             Problem(file, path, kline, "YAML merge keys (<<) are not supported")
                         )
                         continue
-                    key = loader.construct_object(knode, deep=True)
+                    if not isinstance(knode, yaml.ScalarNode):
+                        # A list or mapping as a key: not walked (it could be a huge alias).
+                        text = "[...]" if isinstance(knode, yaml.SequenceNode) else "{...}"
+                        why = "keys must be plain names, not a list or a mapping"
+                        found.append(Problem(file, (*path, text), kline, why))
+                        continue
+                    kpath = (*path, str(knode.value))
+                    key = scalar(knode, kpath)
+                    if kpath in silenced:
+                        continue
                     if not isinstance(key, str | int) or isinstance(key, bool):
-                        text = knode.value if isinstance(knode, yaml.ScalarNode) else str(key)
                         why = "keys must be plain names"
                         if isinstance(key, bool) or key is None:
-                            why += f" (YAML reads {text!r} as {_kind(key)}: quote it)"
-                        found.append(Problem(file, (*path, str(text)), kline, why))
+                            why += f" (YAML reads {knode.value!r} as {_kind(key)}: quote it)"
+                        found.append(Problem(file, kpath, kline, why))
                         continue
                     if key in out:
                         first = key_line[key]
@@ -156,11 +310,16 @@ def _compose_with(
                 return out
             if isinstance(node, yaml.SequenceNode):
                 return [walk(v, (*path, i)) for i, v in enumerate(node.value)]
-            return loader.construct_object(node, deep=True)
+            return scalar(node, path)
 
         data = walk(root, ())
     except _Unreadable as e:
         raise InventoryError([Problem(file, (), e.line, e.message)]) from None
+    except RecursionError:
+        # Only the pure-Python parser recurses (the events above do not): a file nested
+        # deeper than its stack.
+        why = f"values nested more than {MAX_DEPTH} levels deep"
+        raise InventoryError([Problem(file, (), None, why)]) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         at = mark.line + 1 if mark else None
@@ -171,13 +330,13 @@ def _compose_with(
             why = f"{e.context}, {why}"
         elif e.context and e.context_mark and e.context_mark.line + 1 != at:
             why += f" ({e.context} that starts on line {e.context_mark.line + 1})"
-        raise InventoryError([Problem(file, (), at, f"not valid YAML: {why}")]) from None
+        raise _BadSyntax([Problem(file, (), at, f"not valid YAML: {why}")]) from None
     except yaml.YAMLError as e:
         why = " ".join(str(e).split())
-        raise InventoryError([Problem(file, (), None, f"not valid YAML: {why}")]) from None
+        raise _BadSyntax([Problem(file, (), None, f"not valid YAML: {why}")]) from None
     finally:
         loader.dispose()
-    return data, lines, found
+    return data, lines, found, silenced
 
 
 # --------------------------------------------------------------------------- typed field reader
@@ -270,6 +429,9 @@ def _kind(value: Any) -> str:
         str: "a string",
         list: "a list",
         dict: "a mapping",
+        bytes: "binary data",
+        datetime.date: "a date",
+        datetime.datetime: "a date and time",
     }
     return names.get(type(value), type(value).__name__)
 
@@ -280,12 +442,72 @@ def _article(t: type) -> str:
     )
 
 
-def ifname_problem(name: str) -> str | None:
-    if not 1 <= len(name.encode()) <= 15:
-        return "must be 1 to 15 bytes to be an interface name"
-    if IFNAME_BAD.search(name) or name in {".", ".."}:
-        return "cannot be an interface name (no '/', ':' or whitespace)"
+def _chars(chars: set[str] | list[str]) -> str:
+    return repr("".join(sorted(set(chars))))
+
+
+def _unsafe(name: str) -> str | None:
+    if SAFE_NAME.fullmatch(name):
+        return None
+    if bad := set(name) - NAME_CHARS:
+        return f"it holds {_chars(bad)}: only ASCII letters, digits, '-' and '_' are allowed"
+    return f"it starts with {name[0]!r}, not with a letter or a digit"
+
+
+def name_problem(name: str, most: int) -> str | None:
+    """Why `name` is not a safe name of 1 to `most` bytes: ASCII letters, digits, '-' and
+    '_', starting with a letter or a digit. Such a name can be an interface name, a file name
+    and a shell word as it is: it holds no option, path, quote, glob or control character."""
+    size = len(name.encode())
+    if not 1 <= size <= most:
+        return f"must be 1 to {most} bytes, not {size}"
+    if why := _unsafe(name):
+        return f"is not a safe name: {why}"
     return None
+
+
+def ifname_problem(name: str) -> str | None:
+    if not 1 <= len(name.encode()) <= IFNAME_MAX:
+        return f"must be 1 to {IFNAME_MAX} bytes to be an interface name"
+    if why := _unsafe(name):
+        return f"cannot be an interface name: {why}"
+    return None
+
+
+def user_problem(user: str) -> str | None:
+    if not 1 <= len(user) <= USER_NAME_MAX or not USER_NAME.fullmatch(user):
+        return (
+            f"not a user name: 1 to {USER_NAME_MAX} of a-z, 0-9, '_' and '-', starting with a "
+            "letter or '_' (and perhaps a final '$')"
+        )
+    return None
+
+
+def control_problem(text: str) -> str | None:
+    if bad := [ch for ch in text if is_control(ch)]:
+        return f"holds a control character ({_chars(bad)[1:-1]})"
+    return None
+
+
+def path_problem(value: str) -> str | None:
+    if not value:
+        return "must not be empty"
+    if len(value) > PATH_MAX:
+        return f"is {len(value)} characters long, more than a path's {PATH_MAX}"
+    if why := control_problem(value):
+        return why
+    if value.startswith("~"):
+        try:
+            Path(value).expanduser()
+        except RuntimeError:
+            return f"starts with {value.partition('/')[0]}, a user this machine does not know"
+    return None
+
+
+def text_problem(value: str, most: int) -> str | None:
+    if len(value) > most:
+        return f"is {len(value)} characters long, more than {most}"
+    return control_problem(value)
 
 
 def public_key_problem(key: str) -> str | None:
@@ -299,10 +521,33 @@ def public_key_problem(key: str) -> str | None:
 
 
 def _ip(value: str) -> IPv4Address | IPv6Address | None:
+    """An IP address; an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is the IPv4 it maps."""
     try:
-        return ipaddress.ip_address(value)
+        ip = ipaddress.ip_address(value)
     except ValueError:
         return None
+    if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def unusable_ip(ip: IPv4Address | IPv6Address, endpoint: bool) -> str | None:
+    """Why `ip` cannot be dialled: by the controller (SSH), or by every peer (`endpoint`)."""
+    if ip.is_unspecified or ip in THIS_NETWORK:
+        return f"{ip} means 'this host' (0.0.0.0/8, ::): nothing can dial it"
+    if ip.is_multicast:
+        return f"{ip} is a multicast address"
+    if ip == BROADCAST:
+        return f"{ip} is the broadcast address"
+    if not endpoint:
+        return None
+    if ip.is_loopback:
+        return f"{ip} is a loopback address: each peer would dial itself"
+    if ip.is_link_local:
+        return f"{ip} is a link-local address: it is not routed, so peers elsewhere cannot reach it"
+    if isinstance(ip, IPv6Address) and ip.scope_id:
+        return f"{ip} has a zone (%{ip.scope_id}), which means nothing to the peers"
+    return None
 
 
 def dns_name_problem(name: str) -> str | None:
@@ -330,14 +575,31 @@ def dns_name_problem(name: str) -> str | None:
 
 
 def endpoint_address(text: str) -> tuple[IPv4Address | IPv6Address | str | None, str | None]:
-    """An endpoint `address`: an IP address, else a DNS name (its trailing dot dropped: the
-    hosts file, which the lab relies on, does not match `name.`), else why it is neither."""
+    """An endpoint `address`: an IP address (a mapped IPv4 one as that IPv4), else a DNS
+    name (its trailing dot dropped: the hosts file, which the lab relies on, does not match
+    `name.`), else why it is neither or cannot be dialled."""
     ip = _ip(text)
     if ip is not None:
+        if why := unusable_ip(ip, endpoint=True):
+            return None, why
         return ip, None
     if why := dns_name_problem(text):
-        return None, f"neither an IP address nor a DNS name: {text!r} ({why})"
+        return None, f"neither an IP address nor a DNS name: {_short(text)} ({why})"
     return text.removesuffix("."), None
+
+
+def ssh_address_problem(text: str) -> str | None:
+    ip = _ip(text)
+    if ip is not None:
+        return unusable_ip(ip, endpoint=False)
+    if why := dns_name_problem(text):
+        return f"neither an IP address nor a DNS name: {_short(text)} ({why})"
+    return None
+
+
+def _short(text: str, most: int = 260) -> str:
+    """`text` quoted for a message, cut when long: a message never repeats a huge value."""
+    return repr(text) if len(text) <= most else repr(text[:most]) + f"… ({len(text)} characters)"
 
 
 # --------------------------------------------------------------------------- the inventory
@@ -345,25 +607,74 @@ def endpoint_address(text: str) -> tuple[IPv4Address | IPv6Address | str | None,
 
 def load(path: str | os.PathLike[str]) -> Mesh:
     file = Path(path)
+    return parse(read_text(file), file)
+
+
+FILE_KINDS = (
+    (stat.S_ISDIR, "is a directory, not a file"),
+    (stat.S_ISFIFO, "is a FIFO (named pipe), not a regular file"),
+    (stat.S_ISCHR, "is a character device, not a regular file"),
+    (stat.S_ISBLK, "is a block device, not a regular file"),
+    (stat.S_ISSOCK, "is a socket, not a regular file"),
+)
+
+
+def read_text(file: Path) -> str:
+    """The inventory's text: a regular file of at most MAX_BYTES, refused before parsing
+    otherwise. Never blocks (a FIFO is refused, not read) and never reads more than
+    MAX_BYTES + 1 bytes, whatever the file claims its size is."""
+
+    def fail(why: str) -> InventoryError:
+        return InventoryError([Problem(file, (), None, why)])
+
+    def kind_problem(mode: int) -> str | None:
+        for test, why in FILE_KINDS:
+            if test(mode):
+                return why
+        return None if stat.S_ISREG(mode) else "is not a regular file"
+
+    too_big = (
+        f"is more than {MAX_BYTES // (1024 * 1024)} MiB ({MAX_BYTES} bytes), the most an "
+        "inventory may be"
+    )
     try:
-        text = file.read_text(encoding="utf-8")
+        # stat first: opening a FIFO or a device can block or act on it.
+        if why := kind_problem(os.stat(file).st_mode):
+            raise fail(why)
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise InventoryError([Problem(file, (), None, "no such file")]) from None
-    except IsADirectoryError:
-        raise InventoryError([Problem(file, (), None, "is a directory, not a file")]) from None
-    except UnicodeDecodeError as e:
-        raise InventoryError(
-            [Problem(file, (), None, f"not a YAML text file (not UTF-8 at byte {e.start})")]
-        ) from None
+        raise fail("no such file") from None
     except OSError as e:
-        raise InventoryError([Problem(file, (), None, f"cannot read: {e.strerror or e}")]) from None
-    return parse(text, file)
+        raise fail(f"cannot read: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)  # what was opened, should it have changed since the stat
+        if why := kind_problem(st.st_mode):
+            raise fail(why)
+        if st.st_size > MAX_BYTES:
+            raise fail(f"{too_big}: it has {st.st_size} bytes")
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
+            data = f.read(MAX_BYTES + 1)
+    except OSError as e:
+        raise fail(f"cannot read: {e.strerror or e}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(data) > MAX_BYTES:
+        raise fail(too_big)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise fail(f"not a YAML text file (not UTF-8 at byte {e.start})") from None
 
 
 def parse(text: str, file: Path) -> Mesh:
-    data, lines, early = _compose(text, file)
+    if len(text) > MAX_BYTES:
+        raise InventoryError([Problem(file, (), None, f"is more than {MAX_BYTES} bytes")])
+    data, lines, early, silenced = _compose(text, file)
     problems = Problems(file, lines)
     problems.items.extend(early)
+    problems.silenced |= silenced
     if data is None:
         problems.add((), "the inventory is empty: it needs at least `hosts:` and `links:`")
         problems.raise_if_any()
@@ -377,7 +688,7 @@ def parse(text: str, file: Path) -> Mesh:
     base = file.parent
 
     m = top.sub("mesh")
-    name = m.get("name", str, file.stem)
+    name = m.get("name", str, None)
     wg = m.sub("wireguard")
     wg_if = wg.get("interface", str, "wg0")
     wg_port = wg.int_in("port", 1, 65535, 51820)
@@ -393,8 +704,8 @@ def parse(text: str, file: Path) -> Mesh:
     stp_sec = m.sub("stp")
     stp = _stp(stp_sec, problems)
     keys: KeyMode = m.choice("keys", ("host", "controller"), "host")
-    state = m.get("state", str, None)
-    keystore = m.get("keystore", str, None)
+    state = _path_field(m, "state")
+    keystore = _path_field(m, "keystore")
     m.done()
 
     for p, value in (((*wg.path, "interface"), wg_if), ((*br.path, "name"), br_name)):
@@ -405,8 +716,17 @@ def parse(text: str, file: Path) -> Mesh:
     if wg_net and br_net and wg_net.overlaps(br_net):
         problems.add((*br.path, "network"), f"overlaps the WireGuard network {wg_net}")
 
-    if isinstance(name, str) and (not name.strip() or "/" in name or name in {".", ".."}):
-        problems.add((*m.path, "name"), "must be a plain name without '/' (it names a directory)")
+    if isinstance(name, str):
+        if why := name_problem(name, MESH_NAME_MAX):
+            problems.add((*m.path, "name"), f"{why} (it names the keystore directory)")
+    elif "name" not in m.data or m.data["name"] is None:
+        name = file.stem
+        if why := name_problem(name, MESH_NAME_MAX):
+            problems.add(
+                (*m.path, "name"),
+                f"not set, and the file's name {_short(name)} cannot stand in for it ({why}): "
+                "set mesh.name",
+            )
     lab = _lab(top.sub("lab"), problems)
     if lab:
         for p, net in (((*wg.path, "network"), wg_net), ((*br.path, "network"), br_net)):
@@ -458,8 +778,27 @@ def inventory_id(file: Path, name: str) -> str:
 
 
 def _path(value: str, base: Path) -> Path:
-    p = Path(value).expanduser()
+    try:
+        p = Path(value).expanduser()
+    except RuntimeError:  # ~user of no known user: path_problem reported it
+        p = Path(value)
     return p if p.is_absolute() else base / p
+
+
+def _path_field(sec: Section, key: str) -> str | None:
+    value = sec.get(key, str, None, "a path")
+    if isinstance(value, str) and (why := path_problem(value)):
+        sec.problems.add((*sec.path, key), why)
+        return None
+    return value
+
+
+def _user_field(sec: Section, key: str) -> str | None:
+    value = sec.get(key, str, None, "a user name")
+    if isinstance(value, str) and (why := user_problem(value)):
+        sec.problems.add((*sec.path, key), f"{why}, not {_short(value)}")
+        return None
+    return value
 
 
 def _mtu(m: Section, problems: Problems) -> Mtu | None:
@@ -532,16 +871,20 @@ def _lab(sec: Section, problems: Problems) -> LabSettings | None:
 def _ssh_defaults(
     sec: Section, base: Path, lab: LabSettings | None, problems: Problems
 ) -> SshDefaults:
-    user = sec.get("user", str, "root")
+    user = _user_field(sec, "user") or "root"
     port = sec.int_in("port", 1, 65535, 22)
-    identity = sec.get("identity", str, None)
+    identity = _path_field(sec, "identity")
     become: Become | None = sec.choice("become", BECOME, None)
-    config = sec.get("config", str, None)
-    known = sec.get("known_hosts", str, None)
+    config = _path_field(sec, "config")
+    known = _path_field(sec, "known_hosts")
     timeout = sec.get("connect_timeout", float, 10.0)
     sec.done()
     if isinstance(timeout, float) and timeout <= 0:
         problems.add((*sec.path, "connect_timeout"), "must be more than 0 seconds")
+    elif isinstance(timeout, float) and timeout > CONNECT_TIMEOUT_MAX:
+        problems.add(
+            (*sec.path, "connect_timeout"), f"must be at most {CONNECT_TIMEOUT_MAX:g} seconds"
+        )
     labdir = lab_dir(lab.name) if lab else None
     return SshDefaults(
         user=user,
@@ -615,7 +958,8 @@ def _hosts(
                 problems.add((*sec.path, "address"), f"same address as {seen_addr[same]}")
             seen_addr[same] = name
         endpoint_ip = None if isinstance(addr, str) else addr
-        for key, ip in (("address", endpoint_ip), ("ssh.address", _ip(f["ssh"].address or ""))):
+        ssh_ip = _ip(f["ssh"].address or "")
+        for key, ip in (("address", endpoint_ip), ("ssh.address", ssh_ip)):
             for net in networks:
                 if ip is not None and ip in net:
                     problems.add((*sec.path, *key.split(".")), f"{ip} lies inside the mesh's {net}")
@@ -635,10 +979,23 @@ def _hosts(
     for h in hosts:
         if h.ssh.via is not None and h.ssh.via not in names:
             problems.add(("hosts", h.name, "ssh", "via"), f"unknown host {h.ssh.via!r}")
-    for cycle in _via_cycles({h.name: h.ssh.via for h in hosts}):
+    via = {h.name: h.ssh.via for h in hosts}
+    for cycle in _via_cycles(via):
         problems.add(
             ("hosts", cycle[0], "ssh", "via"), "jump hosts form a cycle: " + " → ".join(cycle)
         )
+    for h in hosts:
+        chain = [h.name]
+        nxt = via.get(h.name)
+        while nxt is not None and nxt in via and nxt not in chain and len(chain) <= MAX_JUMPS:
+            chain.append(nxt)
+            nxt = via.get(nxt)
+        if len(chain) > MAX_JUMPS and nxt is not None and nxt in via and nxt not in chain:
+            problems.add(
+                ("hosts", h.name, "ssh", "via"),
+                f"{h.name} is more than {MAX_JUMPS} jump hosts away "
+                f"({' → '.join(chain)} → {nxt} …): at most {MAX_JUMPS}",
+            )
     return hosts
 
 
@@ -647,13 +1004,20 @@ def _host_fields(sec: Section, problems: Problems) -> dict[str, Any]:
     addr_raw = sec.get("address", str, None, "an IP address or a DNS name")
     number = sec.int_in("number", 1, 65534, None)
     key: str | None = sec.get("public_key", str, None)
-    location = sec.get("location", str, None)
+    location: str | None = sec.get("location", str, None)
+    if isinstance(location, str) and (why := text_problem(location, LOCATION_MAX)):
+        problems.add((*sec.path, "location"), why)
+        location = None
     s = sec.sub("ssh")
+    ssh_address: str | None = s.get("address", str, None, "an IP address or a DNS name")
+    if isinstance(ssh_address, str) and (why := ssh_address_problem(ssh_address)):
+        problems.add((*s.path, "address"), why)
+        ssh_address = None
     ssh = SshTarget(
-        address=s.get("address", str, None),
-        user=s.get("user", str, None),
+        address=ssh_address,
+        user=_user_field(s, "user"),
         port=s.int_in("port", 1, 65535, None),
-        identity=s.get("identity", str, None),
+        identity=_path_field(s, "identity"),
         via=s.get("via", str, None),
         become=s.choice("become", BECOME, None),
     )
@@ -787,8 +1151,9 @@ def _link_entry(
         lat = sec.get("latency_ms", float, None, "a number of milliseconds")
         cost = sec.int_in("cost", 1, 65535, None)
         sec.done()
-        if lat is not None and lat < 0:
-            problems.add((*p, "latency_ms"), "must not be negative")
+        if lat is not None and not 0 <= lat <= LATENCY_MAX_MS:
+            why = "must not be negative" if lat < 0 else f"must be at most {LATENCY_MAX_MS:g} ms"
+            problems.add((*p, "latency_ms"), why)
             lat = None
         if pair is None:
             if "hosts" not in item:

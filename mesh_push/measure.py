@@ -347,10 +347,9 @@ def _write(path: Path, text: str, new: dict[frozenset[str], str]) -> str | None:
 
 
 def _show(results: list[LinkResult], errors: dict[str, str], written: str | None) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
-    from .report import console
+    from .report import console, safe_text
 
     out = console()
     table = Table(title="Round trips over WireGuard (median per end)", title_justify="left")
@@ -358,7 +357,7 @@ def _show(results: list[LinkResult], errors: dict[str, str], written: str | None
         table.add_column(col)
     for r in results:
         ends = " / ".join(
-            f"{e.host}: " + ("-" if e.median_ms is None else f"{e.median_ms:.3f}")
+            f"{safe_text(e.host)}: " + ("-" if e.median_ms is None else f"{e.median_ms:.3f}")
             for e in r.ends.values()
         )
         problems = "; ".join(
@@ -367,15 +366,15 @@ def _show(results: list[LinkResult], errors: dict[str, str], written: str | None
             if e.error
         )
         table.add_row(
-            f"{r.a} – {r.b}",
+            f"{safe_text(r.a)} – {safe_text(r.b)}",
             str(r.vni),
             "" if r.inventory_ms is None else f"{r.inventory_ms:g}",
             "[red]not measured[/]" if r.measured_ms is None else format_ms(r.measured_ms),
             ends,
-            escape(problems),
+            safe_text(problems),
         )
     out.print(table)
     for host, err in sorted(errors.items()):
-        out.print(f"[red]{escape(host)}[/]: {escape(err)}")
+        out.print(f"[red]{safe_text(host)}[/]: {safe_text(err)}")
     if written:
-        out.print(f"latency_ms written to {escape(written)}")
+        out.print(f"latency_ms written to {safe_text(written)}")

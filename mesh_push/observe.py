@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SECTION = re.compile(r"^=== (\S+)$")
+
+
 def sections(text: str) -> dict[str, str]:
     out: dict[str, list[str]] = {}
     current: list[str] | None = None

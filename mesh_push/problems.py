@@ -7,6 +7,40 @@ from pathlib import Path
 
 YamlPath = tuple[str | int, ...]
 
+# Characters that reorder the text shown around them (bidirectional overrides and isolates):
+# a name holding one could make a terminal line read differently from what it is.
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+PART_MAX = 64  # characters of one YAML path part shown in a problem
+MESSAGE_MAX = 400  # characters of a problem's message shown
+
+
+def is_control(ch: str) -> bool:
+    """C0 and C1 control characters, DEL, and the bidirectional controls."""
+    o = ord(ch)
+    return o < 0x20 or 0x7F <= o <= 0x9F or ch in BIDI_CONTROLS
+
+
+def printable(text: str, keep: str = "") -> str:
+    """`text` with every control character (but those in `keep`) shown as an escape, so that
+    nothing read from an inventory or a host acts on the terminal: ESC becomes `\\x1b`."""
+    if not any(is_control(ch) and ch not in keep for ch in text):
+        return text
+    out = []
+    for ch in text:
+        if ch in keep or not is_control(ch):
+            out.append(ch)
+        elif ord(ch) <= 0xFF:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(f"\\u{ord(ch):04x}")
+    return "".join(out)
+
+
+def shorten(text: str, most: int) -> str:
+    return text if len(text) <= most else f"{text[:most]}… ({len(text)} characters)"
+
 
 def format_path(path: YamlPath) -> str:
     out = ""
@@ -14,7 +48,8 @@ def format_path(path: YamlPath) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else part
+            text = shorten(printable(part), PART_MAX)
+            out += f".{text}" if out else text
     return out or "(top level)"
 
 
@@ -26,8 +61,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else str(self.file)
-        return f"{where}: {format_path(self.path)}: {self.message}"
+        where = printable(str(self.file)) + (f":{self.line}" if self.line else "")
+        return f"{where}: {format_path(self.path)}: {shorten(printable(self.message), MESSAGE_MAX)}"
 
 
 class InventoryError(Exception):
@@ -43,8 +78,12 @@ class Problems:
         self.file = file
         self.lines = lines or {}
         self.items: list[Problem] = []
+        # Values the YAML reader could not read, already reported: nothing more is said there.
+        self.silenced: set[YamlPath] = set()
 
     def add(self, path: YamlPath, message: str) -> None:
+        if path in self.silenced:
+            return
         line = None
         # The nearest enclosing node with a known line is the best pointer we have.
         for cut in range(len(path), -1, -1):

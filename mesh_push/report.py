@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -16,10 +18,17 @@ from rich.table import Table
 from . import stp
 from .outcome import Outcome
 from .plan import Plan
+from .problems import printable
 
 if TYPE_CHECKING:
     from .changes import Changes
     from .commands import Run
+
+
+PAIR_TABLE_HOSTS = 50  # past this many hosts `plan` summarises the host pairs (--all-pairs)
+WORST_PAIRS = 10
+PATH_SHOWN = 8  # hosts of a long path shown in the summary's tables
+PLAIN_TABLE_ROWS = 200  # longer tables are printed as plain aligned text (see _table)
 
 
 def console(stderr: bool = False) -> Console:
@@ -30,17 +39,50 @@ def console(stderr: bool = False) -> Console:
         no_color="NO_COLOR" in os.environ or None,
         # Tables piped to a file or a CI log would otherwise be cut at 80 columns.
         width=None if stream.isatty() else 160,
+        emoji=False,  # ":warning:" in a host's output stays that text
     )
+
+
+def safe_text(value: object, multiline: bool = True) -> str:
+    """Any value that came from an inventory or a host, ready for rich: its control
+    characters shown as escapes (ESC as \\x1b: no ANSI sequence reaches the terminal; newline
+    and tab kept when `multiline`) and its rich markup escaped (`[red]` stays that text).
+    Every such value printed through rich goes through here."""
+    return escape(printable(str(value), "\n\t" if multiline else ""))
+
+
+def _name(value: object) -> str:
+    return safe_text(value, multiline=False)
+
+
+def _strict(data: Any) -> Any:
+    """JSON has no Infinity or NaN: a non-finite number is null (unknown)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _strict(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_strict(v) for v in data]
+    return data
 
 
 def print_json(data: Any, lines: bool = False) -> None:
     """One indented document; with `lines`, one document per line (JSON Lines, for --watch)."""
-    json.dump(data, sys.stdout, indent=None if lines else 2, sort_keys=False)
+    json.dump(
+        _strict(data), sys.stdout, indent=None if lines else 2, sort_keys=False, allow_nan=False
+    )
     sys.stdout.write("\n")
     sys.stdout.flush()
 
 
-def plan_json(p: Plan, cut: stp.Edge | None = None) -> dict[str, Any]:
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def plan_json(p: Plan, cut: stp.Edge | None = None, all_pairs: bool = False) -> dict[str, Any]:
+    """The plan for machines. Every host pair with its path is listed in tree.pairs up to
+    PAIR_TABLE_HOSTS hosts or with `all_pairs` (null otherwise: n hosts have n(n-1)/2 pairs,
+    each with a path of up to n hosts); tree.pair_summary always."""
     m = p.mesh
     names = [h.name for h in m.hosts]
     outcome = stp.after_cut(p.tree, names, cut) if cut else p.tree.expected
@@ -92,25 +134,24 @@ def plan_json(p: Plan, cut: stp.Edge | None = None) -> dict[str, Any]:
             }
             for lk in m.links
         ],
-        "tree": _tree_json(p, outcome, names, cut),
+        "tree": _tree_json(p, outcome, names, cut, all_pairs or len(names) <= PAIR_TABLE_HOSTS),
     }
 
 
 def _tree_json(
-    p: Plan, outcome: stp.Outcome, names: list[str], cut: stp.Edge | None
+    p: Plan, outcome: stp.Outcome, names: list[str], cut: stp.Edge | None, all_pairs: bool
 ) -> dict[str, Any]:
-    pairs = []
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            path = stp.tree_path(outcome, names, a, b)
-            pairs.append(
-                {
-                    "hosts": [a, b],
-                    "path": path,
-                    "latency_ms": stp.path_latency(path, p.tree.weights) if path else None,
-                }
-            )
-    lats = [x["latency_ms"] for x in pairs]
+    summary = stp.pair_summary(outcome, names, p.tree.weights, WORST_PAIRS)
+    pairs = None
+    if all_pairs:
+        pairs = [
+            {
+                "hosts": [a, b],
+                "path": path,
+                "latency_ms": _finite(stp.path_latency(path, p.tree.weights)) if path else None,
+            }
+            for a, b, path in stp.tree_paths(outcome, names)
+        ]
     return {
         "method": p.tree.method,
         "cut": list(cut) if cut else None,
@@ -119,86 +160,240 @@ def _tree_json(
         "root_ports": outcome.root_port,
         "blocking": sorted([h, w] for h, w in outcome.blocking),
         # the tree shown: after a cut, what 802.1D converges to (None if a pair is cut off)
-        "routing_cost_ms": None if None in lats else sum(lats),
-        "planned_routing_cost_ms": p.tree.routing_cost_ms,
+        "routing_cost_ms": None if summary.cut_off else _finite(summary.total_ms),
+        "planned_routing_cost_ms": _finite(p.tree.routing_cost_ms),
         "failover": [
             {"cut": list(e), "replacement": list(f)} for e, f in sorted(p.tree.replacement.items())
         ],
         "pairs": pairs,
+        "pair_summary": _summary_json(summary),
     }
 
 
-def show_plan(p: Plan, cut: stp.Edge | None = None) -> None:
-    out = console()
-    data = plan_json(p, cut)
+def _summary_json(s: stp.PairSummary) -> dict[str, Any]:
+    limits: list[float | None] = [*stp.DETOUR_LIMITS, None]
+    return {
+        "pairs": s.pairs,
+        "cut_off": s.cut_off,
+        "total_latency_ms": _finite(s.total_ms),
+        "mean_latency_ms": _finite(s.mean_ms),
+        "longest": None
+        if s.longest is None
+        else {
+            "hosts": [s.longest[0], s.longest[1]],
+            "latency_ms": _finite(s.longest[2]),
+            "path": s.longest[3],
+        },
+        "linked": {
+            "pairs": s.linked,
+            "cut_off": s.linked_cut_off,
+            "by_detour": [
+                {"at_most": lim, "pairs": n} for lim, n in zip(limits, s.by_detour, strict=True)
+            ],
+            "worst": [
+                {
+                    "hosts": [d.a, d.b],
+                    "wire_ms": _finite(d.wire_ms),
+                    "tree_ms": _finite(d.tree_ms),
+                    "detour": None if d.ratio is None else _finite(d.ratio),
+                    "path": d.path,
+                }
+                for d in s.worst
+            ],
+        },
+    }
+
+
+def _path_text(path: list[str], most: int | None = PATH_SHOWN) -> str:
+    if not path:
+        return "unreachable"
+    if most is not None and len(path) > most:
+        path = [*path[:3], f"… {len(path) - 6} more …", *path[-3:]]
+    return " → ".join(path)
+
+
+def _ms(x: float | None) -> str:
+    return "" if x is None else f"{x:g}"
+
+
+def _table(out: Console, title: str, columns: tuple[str, ...], rows: list[list[str]]) -> None:
+    """A table of plain values (anything from an inventory or a host: made safe here). Past
+    PLAIN_TABLE_ROWS rows it is printed as aligned text: rich's tables cost about 2 ms a row,
+    which made `plan` of 2,000 hosts take 8 s in its host and link tables alone."""
+    if len(rows) <= PLAIN_TABLE_ROWS:
+        table = Table(title=safe_text(title), title_justify="left")
+        for col in columns:
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*(safe_text(cell) for cell in row))
+        out.print(table)
+        return
+    cells = [list(columns), *([printable(c) for c in row] for row in rows)]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = [printable(title)]
+    for i, r in enumerate(cells):
+        lines.append("  ".join(c.ljust(wd) for c, wd in zip(r, widths, strict=True)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * wd for wd in widths))
+    out.out("\n".join(lines), highlight=False)
+
+
+def show_plan(
+    p: Plan, cut: stp.Edge | None = None, all_pairs: bool = False, out: Console | None = None
+) -> None:
+    out = out or console()
+    data = plan_json(p, cut)  # the pairs, when listed, are streamed below
     m = p.mesh
     out.print(
-        f"[bold]mesh {m.name}[/]: {len(m.hosts)} hosts, {len(m.links)} links; "
-        f"WireGuard {m.wg_interface} {m.wg_network} port {m.wg_port}; "
-        f"bridge {m.bridge} {m.bridge_network}; VXLAN port {m.vxlan_port}; "
+        f"[bold]mesh {_name(m.name)}[/]: {len(m.hosts)} hosts, {len(m.links)} links; "
+        f"WireGuard {_name(m.wg_interface)} {m.wg_network} port {m.wg_port}; "
+        f"bridge {_name(m.bridge)} {m.bridge_network}; VXLAN port {m.vxlan_port}; "
         f"MTU {m.mtu.policy}: wg {m.mtu.wireguard}, wires and bridge {m.mtu.bridge}"
     )
-    hosts = Table(title="Hosts", title_justify="left")
-    for col in ("host", "endpoint", "wave", "wg address", "bridge address", "priority", "peers"):
-        hosts.add_column(col)
-    for h in data["hosts"]:
-        endpoint = h["endpoint"] + (f" {h['address']}" if h["address"] else "")
-        hosts.add_row(
-            h["name"],
-            endpoint,
-            str(h["wave"] + 1),
-            h["wg_address"],
-            h["bridge_address"],
-            str(h["bridge_priority"]),
-            ", ".join(pe["name"] for pe in h["peers"]),
-        )
-    out.print(hosts)
-    blocking = {(a, b) for a, b in data["tree"]["blocking"]}
-    links = Table(
-        title="Links (one WireGuard peer pair and one VXLAN wire each)", title_justify="left"
+    _table(
+        out,
+        "Hosts",
+        ("host", "endpoint", "wave", "wg address", "bridge address", "priority", "peers"),
+        [
+            [
+                h["name"],
+                h["endpoint"] + (f" {h['address']}" if h["address"] else ""),
+                str(h["wave"] + 1),
+                h["wg_address"],
+                h["bridge_address"],
+                str(h["bridge_priority"]),
+                ", ".join(pe["name"] for pe in h["peers"]),
+            ]
+            for h in data["hosts"]
+        ],
     )
-    for col in ("link", "VNI", "latency ms", "cost", "tree", "takes over when cut"):
-        links.add_column(col)
+    blocking = {(a, b) for a, b in data["tree"]["blocking"]}
+    forwarding = _forwarding(data)
     takes_over: dict[stp.Edge, list[str]] = {}
     for e, f in p.tree.replacement.items():
         takes_over.setdefault(f, []).append("–".join(e))
+    rows = []
     for lk in m.links:
         blocked = [f"blocked at {a}" for a, b in ((lk.a, lk.b), (lk.b, lk.a)) if (a, b) in blocking]
-        state = "forwarding" if stp.edge(lk.a, lk.b) in _forwarding(data) else ", ".join(blocked)
+        state = "forwarding" if stp.edge(lk.a, lk.b) in forwarding else ", ".join(blocked)
         if cut and stp.edge(lk.a, lk.b) == cut:
             state = "cut"
-        links.add_row(
-            f"{lk.a} – {lk.b}",
-            str(lk.vni),
-            "" if lk.latency_ms is None else f"{lk.latency_ms:g}",
-            str(p.tree.port_cost[(lk.a, lk.b)]),
-            state,
-            ", ".join(sorted(takes_over.get(stp.edge(lk.a, lk.b), []))),
+        rows.append(
+            [
+                f"{lk.a} – {lk.b}",
+                str(lk.vni),
+                "" if lk.latency_ms is None else f"{lk.latency_ms:g}",
+                str(p.tree.port_cost[(lk.a, lk.b)]),
+                state,
+                ", ".join(sorted(takes_over.get(stp.edge(lk.a, lk.b), []))),
+            ]
         )
-    out.print(links)
+    _table(
+        out,
+        "Links (one WireGuard peer pair and one VXLAN wire each)",
+        ("link", "VNI", "latency ms", "cost", "tree", "takes over when cut"),
+        rows,
+    )
     tree = data["tree"]
-    after = ", after cutting " + "–".join(cut) if cut else ""
+    after = ", after cutting " + "–".join(_name(x) for x in cut) if cut else ""
     total = tree["routing_cost_ms"]
-    planned = "" if not cut else f" (planned tree: {p.tree.routing_cost_ms:g} ms)"
+    planned = ""
+    if cut:
+        planned = f" (planned tree: {_ms(tree['planned_routing_cost_ms'])} ms)"
     out.print(
         f"Spanning tree ({tree['method']} search{after})"
-        f": root [bold]{tree['root']}[/], backup root {tree['backup_root']}, "
+        f": root [bold]{_name(tree['root'])}[/], backup root {_name(tree['backup_root'])}, "
         "total pair latency "
         + ("n/a: some pairs are cut off" if total is None else f"{total:g} ms")
         + planned
     )
-    paths = Table(title="Host pairs over the tree", title_justify="left")
-    for col in ("pair", "path", "latency ms"):
-        paths.add_column(col)
-    for pair in tree["pairs"]:
-        lat = pair["latency_ms"]
-        paths.add_row(
-            " ↔ ".join(pair["hosts"]),
-            " → ".join(pair["path"]) or "unreachable",
-            "" if lat is None else f"{lat:g}",
+    if all_pairs or len(m.hosts) <= PAIR_TABLE_HOSTS:
+        names = [h.name for h in m.hosts]
+        outcome = stp.after_cut(p.tree, names, cut) if cut else p.tree.expected
+        _show_pairs(out, p, stp.tree_paths(outcome, names), len(names) * (len(names) - 1) // 2)
+    else:
+        _show_pair_summary(out, tree["pair_summary"])
+    if len(m.hosts) <= PLAIN_TABLE_ROWS:
+        waves = "  then  ".join(", ".join(_name(x) for x in w) for w in p.waves)
+    else:
+        waves = "  then  ".join(f"{len(w):,} hosts" for w in p.waves) + " (the column wave above)"
+    out.print("Push waves: " + waves)
+
+
+def _show_pairs(
+    out: Console, p: Plan, pairs: Iterator[tuple[str, str, list[str]]], count: int
+) -> None:
+    """Every pair and its path: a rich table when short, else streamed as plain lines (their
+    text grows as hosts³: --all-pairs on a 400-host ring prints 240 MB)."""
+    title = "Host pairs over the tree"
+    columns = ("pair", "latency ms", "path")
+
+    def row(a: str, b: str, path: list[str]) -> list[str]:
+        lat = _finite(stp.path_latency(path, p.tree.weights)) if path else None
+        return [f"{a} ↔ {b}", _ms(lat), _path_text(path, None)]
+
+    if count <= PLAIN_TABLE_ROWS:
+        _table(out, title, columns, [row(*pair) for pair in pairs])
+        return
+    width = 3 + 2 * max((len(printable(h.name)) for h in p.mesh.hosts), default=1)
+    out.out(f"{title}\n{'pair':<{width}}  {'latency ms':>12}  path", highlight=False)
+    chunk: list[str] = []
+    for pair in pairs:
+        cells = [printable(c) for c in row(*pair)]
+        chunk.append(f"{cells[0]:<{width}}  {cells[1]:>12}  {cells[2]}")
+        if len(chunk) >= 1000:
+            out.out("\n".join(chunk), highlight=False)
+            chunk = []
+    if chunk:
+        out.out("\n".join(chunk), highlight=False)
+
+
+def _show_pair_summary(out: Console, s: dict[str, Any]) -> None:
+    longest = s["longest"]
+    far = ""
+    if longest is not None:
+        a, b = longest["hosts"]
+        far = (
+            f"; the farthest apart: {_name(a)} ↔ {_name(b)}, {_ms(longest['latency_ms'])} ms "
+            f"over {len(longest['path']) - 1} wires"
         )
-    out.print(paths)
-    out.print("Push waves: " + "  then  ".join(", ".join(w) for w in p.waves))
+    mean = s["mean_latency_ms"]
+    out.print(
+        f"Host pairs over the tree: {s['pairs']:,}"
+        + (f", {s['cut_off']:,} cut off" if s["cut_off"] else "")
+        + ("" if mean is None else f"; {mean:,.1f} ms on average")
+        + far
+        + " (too many to list: `plan --all-pairs` lists every pair)"
+    )
+    linked = s["linked"]
+    labels = ["1× (over their wire)", "up to 1.5×", "up to 2×", "up to 4×", "more than 4×"]
+    rows = [[lab, f"{r['pairs']:,}"] for lab, r in zip(labels, linked["by_detour"], strict=True)]
+    if linked["cut_off"]:
+        rows.append(["cut off", f"{linked['cut_off']:,}"])
+    _table(
+        out,
+        "Linked pairs by detour (tree path ÷ their wire)",
+        ("detour", "pairs"),
+        rows,
+    )
+    if linked["worst"]:
+        _table(
+            out,
+            "The worst detour"
+            if len(linked["worst"]) == 1
+            else f"The {len(linked['worst'])} worst detours",
+            ("pair", "wire ms", "tree ms", "detour", "path"),
+            [
+                [
+                    " ↔ ".join(d["hosts"]),
+                    _ms(d["wire_ms"]),
+                    _ms(d["tree_ms"]),
+                    "∞" if d["detour"] is None else f"{d['detour']:.2f}×",
+                    _path_text(d["path"]),
+                ]
+                for d in linked["worst"]
+            ],
+        )
 
 
 def _forwarding(data: dict[str, Any]) -> set[stp.Edge]:
@@ -216,21 +411,23 @@ class Progress:
     def host(self, name: str, message: str) -> None:
         if self.enabled:
             elapsed = time.monotonic() - self.start
-            self.out.print(f"[dim]{elapsed:6.2f}s[/] [bold]{name:<12}[/] {escape(message)}")
+            self.out.print(
+                f"[dim]{elapsed:6.2f}s[/] [bold]{_name(name):<12}[/] {safe_text(message)}"
+            )
 
 
 def show_changes(todo: Changes) -> None:
     out = console(stderr=True)
     for name, peers in todo.missing_keys.items():
         out.print(
-            f"[yellow]{escape(name)}: no public key yet for {escape(', '.join(peers))}: left out[/]"
+            f"[yellow]{_name(name)}: no public key yet for {_name(', '.join(peers))}: left out[/]"
         )
     for name, found in todo.drift.items():
-        out.print(f"[yellow]{escape(name)} drifted: {escape('; '.join(found))}[/]")
+        out.print(f"[yellow]{_name(name)} drifted: {safe_text('; '.join(found))}[/]")
     if todo.to_apply:
-        out.print(f"will apply to: {escape(', '.join(todo.to_apply))}")
+        out.print(f"will apply to: {safe_text(', '.join(todo.to_apply))}")
     if todo.unchanged:
-        out.print(f"no changes: {escape(', '.join(todo.unchanged))}")
+        out.print(f"no changes: {safe_text(', '.join(todo.unchanged))}")
 
 
 def run_json(run: Run) -> dict[str, Any]:
@@ -265,15 +462,17 @@ STATUS_STYLE = {
 }
 
 
-def show_run(run: Run) -> None:
-    out = console()
+def show_run(run: Run, out: Console | None = None) -> None:
+    out = out or console()
     table = Table(title="Result", title_justify="left")
     for col in ("host", "result", "changes", "details"):
         table.add_column(col)
     for r in run.reports.values():
         style = STATUS_STYLE.get(r.outcome, "default")
         changes = "no changes" if r.ok and not r.changes else str(len(r.changes) or "")
-        table.add_row(escape(r.name), f"[{style}]{r.outcome.value}[/]", changes, escape(r.details))
+        table.add_row(
+            _name(r.name), f"[{style}]{r.outcome.value}[/]", changes, safe_text(r.details)
+        )
     out.print(table)
     verification = run.verification
     if run.cancelled:
@@ -291,12 +490,12 @@ def show_run(run: Run) -> None:
             if verification.not_verified:
                 out.print(
                     "[yellow]not verified[/] (not reached or failed): "
-                    + escape(", ".join(verification.not_verified))
+                    + safe_text(", ".join(verification.not_verified))
                 )
         else:
             out.print(f"[red]verification failed[/] after {verification.seconds:.1f} s:")
             for problem in verification.problems:
-                out.print(f"  {escape(problem)}")
+                out.print(f"  {safe_text(problem)}")
 
 
 def _age(age: float | None) -> str:
@@ -360,19 +559,19 @@ def status_json(p: Plan, j: Any) -> dict[str, Any]:
     }
 
 
-def show_status(p: Plan, j: Any, clear: bool = False) -> None:
-    out = console()
+def show_status(p: Plan, j: Any, clear: bool = False, out: Console | None = None) -> None:
+    out = out or console()
     if clear:
         out.clear()
     data = status_json(p, j)
-    hosts = Table(title=f"mesh {p.mesh.name}: hosts", title_justify="left")
+    hosts = Table(title=f"mesh {_name(p.mesh.name)}: hosts", title_justify="left")
     for col in ("host", "reachable", "peers up", "oldest handshake", "bridge id", "root",
                 "root port", "cost", "fwd/blk", "verdict"):  # fmt: skip
         hosts.add_column(col)
     for h in data["hosts"]:
         if not h["reachable"]:
-            why = escape("; ".join(h["reasons"]))
-            hosts.add_row(h["name"], "[red]no[/]", *[""] * 7, f"[yellow]unknown[/]: {why}")
+            why = safe_text("; ".join(h["reasons"]))
+            hosts.add_row(_name(h["name"]), "[red]no[/]", *[""] * 7, f"[yellow]unknown[/]: {why}")
             continue
         peers = h["wireguard"]["peers"] if h["wireguard"] else []
         ages = [pe["latest_handshake_age_s"] for pe in peers]
@@ -385,17 +584,18 @@ def show_status(p: Plan, j: Any, clear: bool = False) -> None:
         verdict = (
             "[green]healthy[/]"
             if h["healthy"]
-            else "[red]unhealthy[/]: " + escape("; ".join(h["reasons"]))
+            else "[red]unhealthy[/]: " + safe_text("; ".join(h["reasons"]))
         )
+        # Everything under "bridge" was read from the host: printed as text only.
         hosts.add_row(
-            h["name"],
+            _name(h["name"]),
             "yes",
             f"{len(up)}/{len(peers)}",
             oldest,
-            br.get("bridge_id", ""),
-            br.get("root_host") or br.get("root_id", ""),
-            str(br.get("root_port", "")),
-            str(br.get("path_cost", "")),
+            _name(br.get("bridge_id", "")),
+            _name(br.get("root_host") or br.get("root_id", "")),
+            _name(br.get("root_port", "")),
+            _name(br.get("path_cost", "")),
             f"{fwd}/{blk}",
             verdict,
         )
@@ -408,21 +608,22 @@ def show_status(p: Plan, j: Any, clear: bool = False) -> None:
         ea, eb = w["ends"].get(a), w["ends"].get(b)
 
         def both(key: str, fmt: Any = str, ea: Any = ea, eb: Any = eb) -> str:
-            return " / ".join("?" if e is None else fmt(e[key]) for e in (ea, eb))
+            return " / ".join("?" if e is None else _name(fmt(e[key])) for e in (ea, eb))
 
         wires.add_row(
-            f"{a} – {b}",
+            f"{_name(a)} – {_name(b)}",
             str(w["vni"]),
             both("handshake_age_s", _age),
             both("vxlan_up", lambda x: "yes" if x else "no"),
             both("stp_state", lambda x: x or "-"),
             both("mtu"),
-            escape("; ".join(w["problems"])),
+            safe_text("; ".join(w["problems"])),
         )
     out.print(wires)
     tree = {True: "matches the plan", False: "DIFFERS from the plan", None: "unknown"}
     out.print(
-        f"spanning tree: {tree[data['tree_matches_plan']]} (planned root {data['planned_root']})"
+        f"spanning tree: {tree[data['tree_matches_plan']]} "
+        f"(planned root {_name(data['planned_root'])})"
     )
     verdict = "[green]HEALTHY[/]" if data["healthy"] else "[red]UNHEALTHY[/]"
-    out.print(f"verdict: {verdict}" + "".join(f"\n  {escape(r)}" for r in data["reasons"]))
+    out.print(f"verdict: {verdict}" + "".join(f"\n  {safe_text(r)}" for r in data["reasons"]))

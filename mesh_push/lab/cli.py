@@ -4,7 +4,6 @@ modules load when a lab command runs, so `mesh-push --help` stays fast."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -282,4 +281,6 @@ example:
 
 
 def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2))
+    from ..report import print_json
+
+    print_json(data)  # strict JSON, as every --json

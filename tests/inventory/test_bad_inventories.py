@@ -57,7 +57,7 @@ def _cli(path: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_corpus_is_big_enough_and_fully_described() -> None:
-    assert len(CORPUS) >= 35
+    assert len(CORPUS) >= 140
     assert sorted(EXPECTED) == CORPUS, "every bad file needs an entry in expected.yaml"
     assert all(EXPECTED[name] for name in CORPUS), "every entry needs at least one error"
 
@@ -144,13 +144,27 @@ def test_one_mistake_one_problem(name: str, count: int) -> None:
     assert len(problems) == count, "\n".join(str(p) for p in problems)
 
 
+def _fifo(d: Path) -> Path:
+    os.mkfifo(d / "pipe.yaml")  # nobody writes to it: reading would block for ever
+    return d / "pipe.yaml"
+
+
+def _too_big(d: Path) -> Path:
+    with (d / "big.yaml").open("wb") as f:
+        f.truncate(10 * 1024 * 1024)  # sparse, 10 MiB: refused on its size, never read
+    return d / "big.yaml"
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (lambda d: d / "nowhere.yaml", "no such file"),
         (lambda d: d, "is a directory"),
+        (_fifo, "is a FIFO (named pipe), not a regular file"),
+        (lambda d: Path("/dev/zero"), "is a character device, not a regular file"),
+        (_too_big, "is more than 8 MiB (8388608 bytes), the most an inventory may be"),
     ],
-    ids=["missing-file", "directory"],
+    ids=["missing-file", "directory", "fifo", "dev-zero", "over-8-MiB"],
 )
 def test_unreadable_paths(tmp_path: Path, make: Any, message: str) -> None:
     path = make(tmp_path)
