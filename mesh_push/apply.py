@@ -68,7 +68,12 @@ def apply(
     ordered = sorted(changes.to_apply, key=lambda n: (wave_of[n], changes.to_apply.index(n)))
     groups = rollout.batches(ordered, opts.serial)
     # Hosts we could not even work on count against the budget like hosts that failed.
-    away = [n for n, r in session.reports.items() if not r.reached]
+    # (Not connected: unreachable, refused by sudo, or lacking what the host needs.)
+    away = [
+        n
+        for n, r in session.reports.items()
+        if n not in session.conns and r.outcome is not Outcome.EXCLUDED
+    ]
     budget = opts.budget(len(ordered) + len(away))
     for number, batch in enumerate(groups, 1):
         failed = away + [

@@ -64,13 +64,6 @@ class HostReport:
     def ok(self) -> bool:
         return self.outcome.ok
 
-    @property
-    def reached(self) -> bool:
-        """Worked on at all: connected, and sudo said yes."""
-        return self.outcome is not Outcome.UNREACHABLE and not (
-            self.failure is not None and self.failure.step in ("connect", "sudo")
-        )
-
     def fail(
         self,
         outcome: Outcome,

@@ -430,7 +430,7 @@ def test_odd_exception_in_the_first_command_fails_that_host(
     session = connect.open_all(m, connect.Access(), "facts")
     bob = session.reports["bob"]
     assert bob.outcome is Outcome.FAILED and bob.failure is not None
-    assert bob.failure.step == "connect" and not bob.reached
+    assert bob.failure.step == "connect" and "bob" not in session.conns
     assert bob.failure.message == "bob: unexpected EOFError"
     assert closed == ["bob"] and sorted(session.conns) == ["pi0", "rho"]
 
