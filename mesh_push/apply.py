@@ -131,13 +131,16 @@ def _apply_one(
         progress(name, f"failed: {e}")
         return
     token = secrets.token_hex(8) if opts.confirm_timeout else ""
-    arm = hostcmd.arm(token, opts.confirm_timeout or 0, fallback) if token else ""
+    mesh = session.mesh
+    arm = hostcmd.arm(mesh, token, opts.confirm_timeout or 0, fallback) if token else ""
     try:
         # With a confirmation window, an apply that outlasts it is given up on (a host that
         # cut us off never answers); the host's timer waits for the apply's end all the same.
         res = session.run(
             name,
-            hostcmd.apply(changes.digests[name], arm, backend.boot.reload, key_file),
+            hostcmd.apply(
+                mesh, changes.digests[name], arm, backend.boot.reload, key_file is not None
+            ),
             stdin,
             timeout=hostcmd.LOCK_WAIT_S + (opts.confirm_timeout or APPLY_TIMEOUT_S),
         )
@@ -158,7 +161,8 @@ def _apply_one(
     rep.changes = changed_lines(res.stdout)
     if not res.ok:
         step = _failed_step(res.stdout) or "apply"
-        rep.fail(Outcome.FAILED, step, "the host script failed", res.exit_code, res.stdout)
+        why = "; ".join(_refusals(res.stdout)) or "the host script failed"
+        rep.fail(Outcome.FAILED, step, why, res.exit_code, res.stdout)
         progress(name, f"failed at step {step!r} with exit code {res.exit_code}")
         return
     rep.outcome = Outcome.CHANGED if rep.changes else Outcome.UNCHANGED
@@ -178,7 +182,9 @@ def _settle(session: Session, name: str, token: str, seconds: float, progress: P
         fresh = session.reconnect(name, min(session.mesh.ssh.connect_timeout, 10))
         try:
             res = ssh.run(
-                fresh, hostcmd.confirm(token), timeout=hostcmd.LOCK_WAIT_S + READ_TIMEOUT_S
+                fresh,
+                hostcmd.confirm(session.mesh, token),
+                timeout=hostcmd.LOCK_WAIT_S + READ_TIMEOUT_S,
             )
             if res.ok:
                 confirmed = "confirmed over a fresh connection"
@@ -197,7 +203,9 @@ def _settle(session: Session, name: str, token: str, seconds: float, progress: P
         try:
             back = session.reconnect(name, 5)
             try:
-                became = ssh.run(back, hostcmd.rolled_back(token), timeout=10).stdout.strip()
+                became = ssh.run(
+                    back, hostcmd.rolled_back(session.mesh, token), timeout=10
+                ).stdout.strip()
             finally:
                 ssh.close(back)
         except Exception:  # whatever it was, the host is not back yet: ask again
@@ -235,6 +243,16 @@ def changed_lines(log: str) -> list[str]:
     return [ln.removeprefix("changed: ") for ln in log.splitlines() if ln.startswith("changed: ")]
 
 
+def _refusals(log: str) -> list[str]:
+    """What the host script refused to touch (its first step: an interface, a port or a
+    VXLAN id that another mesh, or someone else, has), as it said it."""
+    return [
+        ln.removeprefix("mesh-push: ")
+        for ln in log.splitlines()
+        if ln.startswith("mesh-push: ") and ": refusing to touch it; " in ln
+    ]
+
+
 def _failed_step(log: str) -> str | None:
     for line in reversed(log.splitlines()):
         if line.startswith('mesh-push: step "'):
@@ -249,7 +267,7 @@ def stage_next_keys(session: Session, names: list[str], progress: Progress) -> d
     mesh = session.mesh
     if mesh.keys == "controller":
         return keys.rotate_controller_keys(mesh, names)
-    cmd = hostcmd.rotate_key(mesh.key_file)
+    cmd = hostcmd.rotate_key(mesh)
     out: dict[str, str] = {}
 
     def one(name: str) -> None:
@@ -277,7 +295,9 @@ def down(session: Session, script: str, progress: Progress) -> None:
     def one(name: str) -> None:
         rep = session.reports[name]
         try:
-            res = session.run(name, hostcmd.down(), script, hostcmd.LOCK_WAIT_S + APPLY_TIMEOUT_S)
+            res = session.run(
+                name, hostcmd.down(session.mesh), script, hostcmd.LOCK_WAIT_S + APPLY_TIMEOUT_S
+            )
         except ssh.SshError as e:
             rep.fail(Outcome.FAILED, "down", str(e))
             return

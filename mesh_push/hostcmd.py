@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import render
-from .model import BOOT_UNIT, BOOT_WANTS, STATE_DIR, Mesh
+from .model import Mesh
 
 if TYPE_CHECKING:
     import jinja2
@@ -36,41 +36,46 @@ def _env() -> jinja2.Environment:
     return render.load_templates()
 
 
-def _render(template: str, **values: Any) -> str:
+def _render(template: str, mesh: Mesh, **values: Any) -> str:
+    """Every program works on one mesh's things only: its state directory, key, boot unit
+    (render.host_paths), under that mesh's host lock."""
     return (
         _env()
         .get_template(template)
-        .render(state_dir=STATE_DIR, lock_wait=LOCK_WAIT_S, lock_exit=EXIT_LOCKED, **values)
+        .render(
+            mesh_name=mesh.name,
+            wg=mesh.wg_interface,
+            bridge=mesh.bridge,
+            lock_wait=LOCK_WAIT_S,
+            lock_exit=EXIT_LOCKED,
+            **render.host_paths(mesh),
+            **values,
+        )
     )
 
 
 def facts(mesh: Mesh, generate_key: bool) -> str:
     """Facts and the observed state in one round trip: a host with nothing to change needs
-    no other. With `generate_key` (keys: host) the host makes its private key if it has none;
-    the key never leaves it."""
-    return _render(
-        "facts.sh.j2",
-        key_file=mesh.key_file,
-        generate_key=generate_key,
-        wg=mesh.wg_interface,
-        bridge=mesh.bridge,
-        unit=BOOT_UNIT,
-        wants=BOOT_WANTS,
-    )
+    no other. With `generate_key` (keys: host) the host makes its private key if it has none
+    (or takes over the one an older mesh-push made for this mesh's interface); the key never
+    leaves it."""
+    return _render("facts.sh.j2", mesh, generate_key=generate_key)
 
 
-def gather(wg: str, bridge: str) -> str:
+def gather(mesh: Mesh) -> str:
     """What `observe.parse` reads: sections of `wg show` (never a field that holds a private
-    key), STP and links."""
-    return _render("gather.sh.j2", wg=wg, bridge=bridge, unit=BOOT_UNIT, wants=BOOT_WANTS)
+    key), STP and links, and whether this mesh's boot unit is installed."""
+    return _render("gather.sh.j2", mesh)
 
 
-def boot_unit() -> str:
-    """The systemd unit that re-runs the last applied script at boot."""
-    return _render("boot-unit.service.j2")
+def boot_unit(mesh: Mesh) -> str:
+    """The systemd unit that re-runs the mesh's last applied script at boot."""
+    return _render("boot-unit.service.j2", mesh)
 
 
-def apply(digest: str, arm: str = "", reload: str = "", key_file: str | None = None) -> str:
+def apply(
+    mesh: Mesh, digest: str, arm: str = "", reload: str = "", install_key: bool = False
+) -> str:
     """Holding the host lock: store the script that comes on stdin as pending.sh, refuse it
     unless its SHA-256 is `digest` (EXIT_BAD_DIGEST: it did not arrive whole), stop an earlier
     rollback timer, run `arm` (a rollback timer, shell code from `arm`) if given, run the
@@ -78,74 +83,74 @@ def apply(digest: str, arm: str = "", reload: str = "", key_file: str | None = N
     wait, and hand back its log and exit code. On success the script becomes apply.sh (the
     boot script) with its digest recorded, and the boot unit is installed; a failed one is
     kept as failed.sh, and apply.sh stays the last good script. EXIT_LOCKED when another
-    mesh-push run held the lock for LOCK_WAIT_S. With `key_file` (keys: controller) stdin
-    starts with one line, the private key, written to `key_file` (0600) before the script is
-    stored: the stored script never holds it."""
+    mesh-push run held the lock for LOCK_WAIT_S. With `install_key` (keys: controller) stdin
+    starts with one line, the private key, written to the mesh's key file (0600) before the
+    script is stored: the stored script never holds it."""
     return _render(
         "apply.sh.j2",
+        mesh,
         digest=digest,
         arm=arm,
-        unit=BOOT_UNIT,
-        wants=BOOT_WANTS,
-        unit_text=boot_unit(),
+        unit_text=boot_unit(mesh),
         reload=reload,
-        key_file=key_file,
+        install_key=install_key,
         bad_digest_exit=EXIT_BAD_DIGEST,
     )
 
 
-def armed(token: str, seconds: float) -> str:
+def armed(mesh: Mesh, token: str, seconds: float) -> str:
     """The timer of the rollout `token`, run on the host detached: it waits for the apply to
     end, gives the controller `seconds` to confirm, then, holding the host lock and only if
     no later run superseded it, unless confirmed, converges back to what the previous script
     described (the scripts are convergent, so running the old one *is* the rollback) and
     records that it happened."""
-    return _render("armed.sh.j2", token=token, seconds=f"{seconds:g}")
+    return _render("armed.sh.j2", mesh, token=token, seconds=f"{seconds:g}")
 
 
-def arm(token: str, seconds: float, fallback: str) -> str:
+def arm(mesh: Mesh, token: str, seconds: float, fallback: str) -> str:
     """Shell run inside `apply`, holding the lock, before the new script runs: keep the last
     good script as the rollback (or `fallback`, the down script, on a host that had none),
     record `token` as the armed rollout, then start its timer."""
     return _render(
         "arm.sh.j2",
+        mesh,
         token=token,
         fallback_b64=base64.b64encode(fallback.encode()).decode(),
-        armed_b64=base64.b64encode(armed(token, seconds).encode()).decode(),
+        armed_b64=base64.b64encode(armed(mesh, token, seconds).encode()).decode(),
     )
 
 
-def confirm(token: str) -> str:
+def confirm(mesh: Mesh, token: str) -> str:
     """Confirms the rollout `token`, holding the host lock; fails (saying why on stderr) if
     its timer already fired, a later run superseded it, or its apply has not ended well."""
-    return _render("confirm.sh.j2", token=token)
+    return _render("confirm.sh.j2", mesh, token=token)
 
 
-def rolled_back(token: str) -> str:
+def rolled_back(mesh: Mesh, token: str) -> str:
     """What became of the rollout `token`'s timer: `rolled-back`, `superseded`, or nothing
     (still waiting, or confirmed)."""
-    return _render("rolled-back.sh.j2", token=token)
+    return _render("rolled-back.sh.j2", mesh, token=token)
 
 
-def rotate_key(key_file: str) -> str:
-    """Holding the host lock, a new private key beside the current one (the next apply
-    moves it into place); prints its public key."""
-    return _render("rotate-key.sh.j2", key_file=key_file)
+def rotate_key(mesh: Mesh) -> str:
+    """Holding the host lock, a new private key beside the mesh's current one (the next
+    apply moves it into place); prints its public key."""
+    return _render("rotate-key.sh.j2", mesh)
 
 
 def ping(peers: Sequence[tuple[str, str]]) -> str:
     """One ping to each (peer, address) across the bridge; prints the peers that did not
     answer."""
-    return _render("ping.sh.j2", peers=peers)
+    return _env().get_template("ping.sh.j2").render(peers=peers)
 
 
 def measure(targets: Sequence[tuple[str, str]], count: int, mark: str) -> str:
     """All pings at once (each into its own file), then their outputs one after the other,
     each under a line `mark` + the peer's name."""
-    return _render("measure.sh.j2", targets=targets, count=count, mark=mark)
+    return _env().get_template("measure.sh.j2").render(targets=targets, count=count, mark=mark)
 
 
-def down() -> str:
+def down(mesh: Mesh) -> str:
     """Holding the host lock, stops a running rollback timer, then runs the down script,
     which comes on stdin."""
-    return _render("down-stdin.sh.j2")
+    return _render("down-stdin.sh.j2", mesh)

@@ -15,7 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import observe, plan
+from . import model, observe, plan
 
 REJECT_AFTER_TIME_S = 180  # WireGuard: a session older than this is dead
 
@@ -119,6 +119,19 @@ def _judge_host(
 ) -> str | None:
     """Findings of one host; returns the root it sees (a host name where known)."""
     mesh = p.mesh
+    # An interface of a planned name that this mesh did not make: the host script refuses to
+    # touch it (and so to go on), and what it holds says nothing about this mesh.
+    foreign = [
+        name
+        for name in (mesh.wg_interface, mesh.bridge, *(w.name for w in hp.wires))
+        if (link := st.links.get(name)) is not None
+        and link.alias is not None
+        and link.alias not in (mesh.mark, model.LEGACY_MARK)
+    ]
+    for name in foreign:
+        v.config(f"{name} exists and was not made by mesh {mesh.name}")
+    if foreign:
+        return None
     wg = st.links.get(mesh.wg_interface)
     if wg is None:
         v.config(f"{mesh.wg_interface} missing")

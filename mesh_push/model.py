@@ -17,13 +17,22 @@ Become = Literal["sudo", "none"]
 # (without or with a sudo password) while root may not log in.
 LabLogin = Literal["root", "sudo", "sudo-password"]
 
-# Where mesh-push keeps its files on a host (the lab gives each host private copies).
-STATE_DIR = "/var/lib/mesh-push"
+# Where mesh-push keeps its files on a host (the lab gives each host private copies). Each
+# mesh owns only what is named after it: `Mesh.mark`, `.state_dir`, `.boot_unit`,
+# `.boot_wants`, `.key_file` (docs/host-files.md).
+STATE_ROOT = "/var/lib/mesh-push"
 KEY_DIR = "/etc/wireguard"
-# The boot unit (re-runs the last applied script at boot) and the link that enables it:
-# installed by the apply command, removed by the down script.
-BOOT_UNIT = "/etc/systemd/system/mesh-push.service"
-BOOT_WANTS = "/etc/systemd/system/multi-user.target.wants/mesh-push.service"
+UNIT_DIR = "/etc/systemd/system"
+WANTS_DIR = f"{UNIT_DIR}/multi-user.target.wants"
+MARK_PREFIX = "mesh-push"
+# Before meshes had names, every mesh used these: what an older mesh-push left on a host.
+# An interface with the legacy mark and a name this mesh plans is still this mesh's (it is
+# re-marked); the legacy script, unit and key are taken over when the script says it was
+# this mesh's (host.sh.j2, facts.sh.j2, down.sh.j2).
+LEGACY_MARK = MARK_PREFIX
+LEGACY_STATE_DIR = STATE_ROOT
+LEGACY_BOOT_UNIT = f"{UNIT_DIR}/mesh-push.service"
+LEGACY_BOOT_WANTS = f"{WANTS_DIR}/mesh-push.service"
 
 # Push order: hosts others dial first, so their peers find them listening. Dynamic and NAT
 # hosts dial only static ones (a link needs a static end), never each other: one wave.
@@ -145,8 +154,42 @@ class Mesh:
         raise KeyError(name)
 
     @property
+    def _file_name(self) -> str:
+        """The mesh's name as one component of a host path. The inventory allows no other
+        (its checks); this refuses to build a path out of anything else, whatever made it."""
+        if self.name in ("", ".", "..") or "/" in self.name or "\0" in self.name:
+            raise ValueError(f"mesh name {self.name!r} cannot name a file on a host")
+        return self.name
+
+    @property
+    def mark(self) -> str:
+        """The alias (ifalias) of every interface this mesh made: no other is ever changed."""
+        return f"{MARK_PREFIX}:{self.name}"
+
+    @property
+    def state_dir(self) -> str:
+        """The host's copy of this mesh's last applied script, its digest, logs, rollback."""
+        return f"{STATE_ROOT}/{self._file_name}"
+
+    @property
+    def boot_unit(self) -> str:
+        """The systemd unit that re-runs the last applied script at boot."""
+        return f"{UNIT_DIR}/mesh-push-{self._file_name}.service"
+
+    @property
+    def boot_wants(self) -> str:
+        """The link that enables the boot unit."""
+        return f"{WANTS_DIR}/mesh-push-{self._file_name}.service"
+
+    @property
     def key_file(self) -> str:
         """The host's WireGuard private key: made there (or delivered), read only by `wg`."""
+        return f"{KEY_DIR}/mesh-push-{self._file_name}.key"
+
+    @property
+    def legacy_key_file(self) -> str:
+        """Where an older mesh-push kept the key: taken over by `up` (facts.sh.j2) when the
+        interface that uses it carries the legacy mark."""
         return f"{KEY_DIR}/{self.wg_interface}.key"
 
     def links_of(self, name: str) -> tuple[Link, ...]:

@@ -152,6 +152,8 @@ class Link:
     # a topology change shortens it (that is STP at work, not a difference).
     timers: dict[str, int] = field(default_factory=dict)
     cost: int | None = None  # bridge ports: STP path cost
+    # Its ifalias, where mesh-push keeps its mark ("" for none); None: not read.
+    alias: str | None = None
 
 
 @dataclass
@@ -257,4 +259,5 @@ def _link(x: dict[str, Any]) -> Link:
         stp_on=bool(data["stp_state"]) if bridge and "stp_state" in data else None,
         timers=_timers(data) if bridge else {},
         cost=int(slave["cost"]) if "cost" in slave else None,
+        alias=str(x.get("ifalias", "")),
     )

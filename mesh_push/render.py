@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import jinja2
 
-from . import __version__
+from . import __version__, model
 from .fsutil import private_dir
-from .model import BOOT_UNIT, BOOT_WANTS, STATE_DIR
+from .model import Mesh
 from .plan import HostPlan, Plan
 
 
@@ -36,7 +36,35 @@ def load_templates(directory: Path | None = None) -> jinja2.Environment:
     )
     # `{{ value | sh }}`: one shell word whatever the value holds (names come from users).
     env.filters["sh"] = lambda value: shlex.quote(str(value))
+    # `# ... {{ value | comment }}`: text in a comment stays on its line (a newline in a value
+    # would end the comment and start a command).
+    env.filters["comment"] = comment
     return env
+
+
+def comment(value: object) -> str:
+    """`value` as text that stays inside a shell comment: every character that is not
+    printable (newlines, other controls, line separators) becomes `?`."""
+    return "".join(c if c.isprintable() else "?" for c in str(value))
+
+
+def host_paths(mesh: Mesh) -> dict[str, Any]:
+    """What a mesh owns on a host, and what an older mesh-push left there: every template
+    that touches them gets them from here (model.Mesh names them)."""
+    return {
+        "state_dir": mesh.state_dir,
+        "key_file": mesh.key_file,
+        "mark": mesh.mark,
+        "boot_unit": mesh.boot_unit,
+        "boot_wants": mesh.boot_wants,
+        "legacy": {
+            "mark": model.LEGACY_MARK,
+            "state_dir": model.LEGACY_STATE_DIR,
+            "boot_unit": model.LEGACY_BOOT_UNIT,
+            "boot_wants": model.LEGACY_BOOT_WANTS,
+            "key_file": mesh.legacy_key_file,
+        },
+    }
 
 
 def render_host(
@@ -71,8 +99,7 @@ def render_host(
         version=__version__,
         mesh=plan.mesh,
         h=hp,
-        state_dir=STATE_DIR,
-        key_file=plan.mesh.key_file,
+        **host_paths(plan.mesh),
         controller_key=controller_key,
         wireguard=wireguard,
         reresolver=render_reresolver(plan, hp, env) if hp.named_peers else "",
@@ -86,7 +113,7 @@ def render_reresolver(plan: Plan, hp: HostPlan, env: jinja2.Environment) -> str:
         version=__version__,
         mesh=plan.mesh,
         h=hp,
-        state_dir=STATE_DIR,
+        **host_paths(plan.mesh),
     )
 
 
@@ -94,11 +121,11 @@ def render_down(plan: Plan, env: jinja2.Environment, purge: bool) -> str:
     return env.get_template("down.sh.j2").render(
         version=__version__,
         mesh=plan.mesh,
-        state_dir=STATE_DIR,
-        key_file=plan.mesh.key_file,
+        # Interfaces with the legacy mark are this mesh's only under a name it plans
+        # somewhere: its WireGuard interface, its bridge, a wire (named after a host).
+        names=[plan.mesh.wg_interface, plan.mesh.bridge, *(h.name for h in plan.mesh.hosts)],
+        **host_paths(plan.mesh),
         purge=purge,
-        boot_unit=BOOT_UNIT,
-        boot_wants=BOOT_WANTS,
     )
 
 

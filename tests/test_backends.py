@@ -78,8 +78,9 @@ def test_the_script_makes_the_interface_the_chosen_way() -> None:
 
 
 def test_systemd_is_told_only_where_it_runs() -> None:
-    assert "systemctl daemon-reload" in hostcmd.apply("d", "", backends.SystemdBoot.reload)
-    assert "systemctl" not in hostcmd.apply("d", "", backends.PlainBoot.reload)
+    mesh = inventory.load(ROOT / "inventory/seed.yaml")
+    assert "systemctl daemon-reload" in hostcmd.apply(mesh, "d", "", backends.SystemdBoot.reload)
+    assert "systemctl" not in hostcmd.apply(mesh, "d", "", backends.PlainBoot.reload)
 
 
 def test_both_stp_readers_agree_on_a_real_capture() -> None:

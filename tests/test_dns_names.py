@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import shutil
 import subprocess
 from ipaddress import IPv4Address, ip_address
@@ -160,20 +161,22 @@ def test_plan_json_shows_the_name(tmp_path: Path) -> None:
 def test_a_host_with_a_named_peer_carries_and_starts_the_re_resolver(tmp_path: Path) -> None:
     p = build(tmp_path, ", reresolve: 7")
     text = script(p, "pi")
-    assert "<<'MESH_PUSH_RERESOLVE'" in text
-    assert f"check {KEYS['hub']} hub Hub.Example.NET 56560 || rc=1" in text
+    # Carried as one shell word (a heredoc would end at a line of a value that matched its
+    # delimiter).
+    carried = render.render_reresolver(p, p.host("pi"), render.load_templates())
+    assert f"printf '%s' {shlex.quote(carried)} > \"$STATE/reresolve.sh.new\"\n" in text
+    assert f"check {KEYS['hub']} hub Hub.Example.NET 56560 || rc=1" in carried
+    assert "sleep 7 &" in carried
     assert 'setsid /bin/sh "$STATE/reresolve.sh" loop' in text
-    assert 'did "re-resolver every 7 s"' in text
-    assert "sleep 7 &" in text
+    assert 'did "re-resolver every "7" s"' in text
     # The endpoint is the re-resolver's business: `wg show` never shows a name.
     assert "endpoint Hub.Example.NET" not in text
-    assert text.count("MESH_PUSH_RERESOLVE") == 2
     subprocess.run(["sh", "-n"], input=text.encode(), check=True)
 
 
 def test_a_host_without_named_peers_only_stops_a_left_over_loop(tmp_path: Path) -> None:
     text = script(build(tmp_path), "hub")
-    assert "MESH_PUSH_RERESOLVE" not in text and "setsid" not in text
+    assert "reresolve.sh.new" not in text and "setsid" not in text
     assert 'if [ -n "$rr_pid" ]; then kill "$rr_pid"; did "re-resolver stopped"; fi' in text
     assert 'rm -f "$STATE/reresolve.sh"' in text
     assert "endpoint 192.0.2.11:56560" in text
@@ -223,9 +226,9 @@ case "$1" in
 esac
 """
 FAKE_GETENT = """#!/bin/sh
-# getent ahosts NAME: what $FAKE/dns says NAME resolves to, as glibc prints it
-[ "$1" = ahosts ] || exit 2
-awk -v n="$2" '$1 == n {print $2 "\\tSTREAM " n; print $2 "\\tDGRAM"; print $2 "\\tRAW"; f = 1}
+# getent ahosts -- NAME: what $FAKE/dns says NAME resolves to, as glibc prints it
+[ "$1" = ahosts ] && [ "$2" = -- ] || exit 2
+awk -v n="$3" '$1 == n {print $2 "\\tSTREAM " n; print $2 "\\tDGRAM"; print $2 "\\tRAW"; f = 1}
   END {exit !f}' "$FAKE/dns"
 """
 

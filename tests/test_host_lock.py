@@ -24,6 +24,7 @@ from tests.test_render import seed_plan
 
 TOKEN = "0123456789abcdef"
 LATER = "fedcba9876543210"
+MESH = seed_plan().mesh
 
 
 def sha(text: str) -> str:
@@ -49,7 +50,7 @@ class Host:
     def apply(
         self, script: str, arm: str = "", digest: str | None = None, send: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        cmd = hostcmd.apply(digest or sha(script), arm)
+        cmd = hostcmd.apply(MESH, digest or sha(script), arm)
         return subprocess.run(
             ["sh", "-c", cmd], input=script if send is None else send,
             capture_output=True, text=True, timeout=120,
@@ -57,7 +58,7 @@ class Host:
 
     def start_apply(self, script: str, arm: str = "") -> subprocess.Popen[str]:
         proc = subprocess.Popen(
-            ["sh", "-c", hostcmd.apply(sha(script), arm)], stdin=subprocess.PIPE,
+            ["sh", "-c", hostcmd.apply(MESH, sha(script), arm)], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert proc.stdin is not None
@@ -67,7 +68,7 @@ class Host:
         return proc
 
     def arm(self, token: str, seconds: float, fallback: str = "echo fallback\n") -> str:
-        return hostcmd.arm(token, seconds, fallback)
+        return hostcmd.arm(MESH, token, seconds, fallback)
 
     def run(self, cmd: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -92,9 +93,25 @@ class Host:
 @pytest.fixture
 def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
     h = Host(tmp_path)
-    monkeypatch.setattr(hostcmd, "STATE_DIR", str(h.state))
-    monkeypatch.setattr(hostcmd, "BOOT_UNIT", str(tmp_path / "etc/mesh-push.service"))
-    monkeypatch.setattr(hostcmd, "BOOT_WANTS", str(tmp_path / "etc/wants/mesh-push.service"))
+    real = render.host_paths
+
+    def paths(mesh: object) -> dict[str, object]:
+        # Every host path of the mesh inside tmp_path: never the machine's.
+        out = real(MESH)
+        out.update(
+            state_dir=str(h.state),
+            key_file=str(tmp_path / "wg0.key"),
+            boot_unit=str(tmp_path / "etc/mesh-push.service"),
+            boot_wants=str(tmp_path / "etc/wants/mesh-push.service"),
+        )
+        legacy = dict(out["legacy"])  # type: ignore[call-overload]
+        legacy.update(state_dir=str(tmp_path / "legacy"), key_file=str(tmp_path / "old.key"),
+                      boot_unit=str(tmp_path / "etc/old.service"),
+                      boot_wants=str(tmp_path / "etc/wants/old.service"))  # fmt: skip
+        out["legacy"] = legacy
+        return out
+
+    monkeypatch.setattr(render, "host_paths", paths)
     monkeypatch.setattr(hostcmd, "LOCK_WAIT_S", 2)
     yield h
     # No timer of ours may outlive the test.
@@ -233,7 +250,7 @@ def test_a_waiter_takes_the_new_lock_file_after_down_removed_the_old(host: Host)
     new file, not the removed one, or two runs would hold "the" lock at once."""
     assert host.apply(host.script("A")).returncode == 0
     down = subprocess.Popen(
-        ["sh", "-c", hostcmd.down()], stdin=subprocess.PIPE, text=True,
+        ["sh", "-c", hostcmd.down(MESH)], stdin=subprocess.PIPE, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     assert down.stdin is not None
@@ -254,7 +271,7 @@ def test_a_waiter_takes_the_new_lock_file_after_down_removed_the_old(host: Host)
 def test_rotate_keys_staging_takes_the_lock(host: Host, tmp_path: Path) -> None:
     first = host.start_apply(host.script("A", "sleep 4"))
     eventually(lambda: host.file("pending.sh") is not None)
-    res = host.run(hostcmd.rotate_key(str(tmp_path / "wg0.key")))
+    res = host.run(hostcmd.rotate_key(MESH))
     assert res.returncode == hostcmd.EXIT_LOCKED
     assert "(pid " in res.stderr and ", apply); gave up after 2 s" in res.stderr
     assert not (tmp_path / "wg0.key.next").exists()
@@ -277,8 +294,8 @@ def test_an_unconfirmed_rollout_rolls_back_after_the_apply(host: Host) -> None:
     assert host.current() == "A"
     assert host.file("apply.sh") == a and host.file("applied.sha256") == sha(a) + "\n"
     assert host.file("armed.token") is None and host.file("armed.pid") is None
-    assert host.run(hostcmd.rolled_back(TOKEN)).stdout == "rolled-back\n"
-    late = host.run(hostcmd.confirm(TOKEN))
+    assert host.run(hostcmd.rolled_back(MESH, TOKEN)).stdout == "rolled-back\n"
+    late = host.run(hostcmd.confirm(MESH, TOKEN))
     assert late.returncode == 1 and "rolled back already" in late.stderr
 
 
@@ -286,21 +303,21 @@ def test_a_confirmed_rollout_stays(host: Host) -> None:
     assert host.apply(host.script("A")).returncode == 0
     assert host.apply(host.script("B"), arm=host.arm(TOKEN, 1)).returncode == 0
     pid = host.timer_pid()
-    res = host.run(hostcmd.confirm(TOKEN))
+    res = host.run(hostcmd.confirm(MESH, TOKEN))
     assert res.returncode == 0, res.stderr
     confirmed = host.state / f"confirmed.{TOKEN}"
     assert confirmed.stat().st_mode & 0o777 == 0o600
     eventually(lambda: not alive(pid))
     assert host.current() == "B" and host.file("rolled-back") is None
     assert host.file("armed.token") is None and host.file("armed.pid") is None
-    assert host.run(hostcmd.rolled_back(TOKEN)).stdout == ""
+    assert host.run(hostcmd.rolled_back(MESH, TOKEN)).stdout == ""
 
 
 def test_confirm_refuses_a_failed_apply(host: Host) -> None:
     assert host.apply(host.script("A")).returncode == 0
     res = host.apply(host.script("B", "exit 4"), arm=host.arm(TOKEN, 30))
     assert res.returncode == 4
-    no = host.run(hostcmd.confirm(TOKEN))
+    no = host.run(hostcmd.confirm(MESH, TOKEN))
     assert no.returncode == 1 and "has not ended well" in no.stderr
     assert not (host.state / f"confirmed.{TOKEN}").exists()
 
@@ -312,10 +329,10 @@ def test_a_later_arm_supersedes_the_earlier_timer(host: Host) -> None:
     first = host.timer_pid()
     assert host.apply(host.script("C"), arm=host.arm(LATER, 1)).returncode == 0
     assert not alive(first)  # stopped, by its pid
-    assert host.run(hostcmd.confirm(LATER)).returncode == 0
-    superseded = host.run(hostcmd.confirm(TOKEN))
+    assert host.run(hostcmd.confirm(MESH, LATER)).returncode == 0
+    superseded = host.run(hostcmd.confirm(MESH, TOKEN))
     assert superseded.returncode == 1 and "superseded" in superseded.stderr
-    assert host.run(hostcmd.rolled_back(TOKEN)).stdout == "superseded\n"
+    assert host.run(hostcmd.rolled_back(MESH, TOKEN)).stdout == "superseded\n"
     time.sleep(2.5)
     assert host.current() == "C" and host.file("rolled-back") is None
     # The rollback of rollout 2 would have been B's state: the last good one before it.
@@ -364,7 +381,7 @@ def test_down_stops_the_timer(host: Host) -> None:
     assert host.apply(host.script("A")).returncode == 0
     assert host.apply(host.script("B"), arm=host.arm(TOKEN, 1)).returncode == 0
     pid = host.timer_pid()
-    res = host.run(hostcmd.down(), f"find {host.state} -mindepth 1 -delete\n")
+    res = host.run(hostcmd.down(MESH), f"find {host.state} -mindepth 1 -delete\n")
     assert res.returncode == 0, res.stderr
     assert not alive(pid)
     time.sleep(2)
@@ -380,14 +397,11 @@ def test_the_real_down_script_says_nothing_of_its_own_lock(
     require_root()
     if Path("/run/wireguard/wg0.sock").exists():
         pytest.skip("a wg0 socket in this mount namespace: the down script would remove it")
-    monkeypatch.setattr(render, "STATE_DIR", str(host.state))
-    monkeypatch.setattr(render, "BOOT_UNIT", str(host.root / "etc/mesh-push.service"))
-    monkeypatch.setattr(render, "BOOT_WANTS", str(host.root / "etc/wants/mesh-push.service"))
     script = render.render_down(seed_plan(), render.load_templates(), purge=False)
 
     def down() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["unshare", "--net", "sh", "-c", hostcmd.down()],
+            ["unshare", "--net", "sh", "-c", hostcmd.down(MESH)],
             input=script, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
 
@@ -398,7 +412,8 @@ def test_the_real_down_script_says_nothing_of_its_own_lock(
     pid = host.timer_pid()
     res = down()
     assert res.returncode == 0, res.stderr
-    assert f"changed: {host.state} removed" in res.stdout and "boot hook removed" in res.stdout
+    assert f"changed: {host.state} removed" in res.stdout
+    assert "boot hook mesh-push.service removed" in res.stdout
     assert not alive(pid) and not host.state.exists()
 
 

@@ -4,6 +4,7 @@ tests/golden/hostcmd/. UPDATE_GOLDEN=1 rewrites them (then read the diff)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -17,7 +18,6 @@ import pytest
 
 from mesh_push import hostcmd, measure, observe, render, ssh
 from mesh_push.lab import ops
-from mesh_push.model import BOOT_UNIT, BOOT_WANTS, STATE_DIR
 
 from .test_render import seed_plan
 from .test_ssh import fake_sudo
@@ -48,20 +48,22 @@ def _programs() -> dict[str, Callable[[], str]]:
     return {
         "facts.sh": lambda: hostcmd.facts(mesh, True),
         "facts-keys-controller.sh": lambda: hostcmd.facts(mesh, False),
-        "gather.sh": lambda: hostcmd.gather(mesh.wg_interface, mesh.bridge),
-        "apply.sh": lambda: hostcmd.apply(DIGEST),
-        "apply-controller-key.sh": lambda: hostcmd.apply(DIGEST, key_file=mesh.key_file),
-        "apply-armed.sh": lambda: hostcmd.apply(DIGEST, hostcmd.arm(TOKEN, SECONDS, _down(False))),
-        "boot-unit.service": hostcmd.boot_unit,
-        "arm.sh": lambda: hostcmd.arm(TOKEN, SECONDS, _down(False)),
-        "armed.sh": lambda: hostcmd.armed(TOKEN, SECONDS),
-        "armed-fraction.sh": lambda: hostcmd.armed(TOKEN, 2.5),
-        "confirm.sh": lambda: hostcmd.confirm(TOKEN),
-        "rolled-back.sh": lambda: hostcmd.rolled_back(TOKEN),
-        "rotate-key.sh": lambda: hostcmd.rotate_key(mesh.key_file),
+        "gather.sh": lambda: hostcmd.gather(mesh),
+        "apply.sh": lambda: hostcmd.apply(mesh, DIGEST),
+        "apply-controller-key.sh": lambda: hostcmd.apply(mesh, DIGEST, install_key=True),
+        "apply-armed.sh": lambda: hostcmd.apply(
+            mesh, DIGEST, hostcmd.arm(mesh, TOKEN, SECONDS, _down(False))
+        ),
+        "boot-unit.service": lambda: hostcmd.boot_unit(mesh),
+        "arm.sh": lambda: hostcmd.arm(mesh, TOKEN, SECONDS, _down(False)),
+        "armed.sh": lambda: hostcmd.armed(mesh, TOKEN, SECONDS),
+        "armed-fraction.sh": lambda: hostcmd.armed(mesh, TOKEN, 2.5),
+        "confirm.sh": lambda: hostcmd.confirm(mesh, TOKEN),
+        "rolled-back.sh": lambda: hostcmd.rolled_back(mesh, TOKEN),
+        "rotate-key.sh": lambda: hostcmd.rotate_key(mesh),
         "ping-rho.sh": lambda: hostcmd.ping(_wire_pings("rho")),
         "measure-rho.sh": lambda: measure.ping_command(_tunnel_pings("rho"), 10),
-        "down-stdin.sh": hostcmd.down,
+        "down-stdin.sh": lambda: hostcmd.down(mesh),
         "down.sh": lambda: _down(False),
         "down-purge.sh": lambda: _down(True),
     }
@@ -107,27 +109,37 @@ def test_programs_parse(name: str, shell: str) -> None:
 def test_arm_carries_the_timer_and_the_fallback() -> None:
     import base64
 
-    text = hostcmd.arm(TOKEN, SECONDS, _down(False))
-    coded = re.findall(r"^ *echo (\S+) \| base64 -d", text, re.M)
+    mesh = seed_plan().mesh
+    text = hostcmd.arm(mesh, TOKEN, SECONDS, _down(False))
+    coded = re.findall(r"^ *printf '%s\\n' (\S+) \| base64 -d", text, re.M)
     assert [base64.b64decode(c).decode() for c in coded] == [
         _down(False),
-        hostcmd.armed(TOKEN, SECONDS),
+        hostcmd.armed(mesh, TOKEN, SECONDS),
     ]
 
 
 def test_boot_unit_installed_and_removed_at_the_same_paths() -> None:
-    apply, down = _detached(hostcmd.apply(DIGEST)), _down(False)
-    for path in (BOOT_UNIT, BOOT_WANTS):
-        assert f"={shlex.quote(path)}\n" in apply and f"={shlex.quote(path)}\n" in down
-    # What the lab's boot (and systemd) runs: the last applied script.
-    assert ops.parse_unit(hostcmd.boot_unit()) == [(["/bin/sh", f"{STATE_DIR}/apply.sh"], False)]
+    mesh = seed_plan().mesh
+    apply, down = _detached(hostcmd.apply(mesh, DIGEST)), _down(False)
+    assert f"UNIT={shlex.quote(mesh.boot_unit)}\n" in apply
+    assert f"WANTS={shlex.quote(mesh.boot_wants)}\n" in apply
+    assert f"remove_unit {shlex.quote(mesh.boot_unit)} {shlex.quote(mesh.boot_wants)}\n" in down
+    assert (mesh.boot_unit, mesh.boot_wants) == (
+        "/etc/systemd/system/mesh-push-seed.service",
+        "/etc/systemd/system/multi-user.target.wants/mesh-push-seed.service",
+    )
+    # What the lab's boot (and systemd) runs: this mesh's last applied script.
+    assert ops.parse_unit(hostcmd.boot_unit(mesh)) == [
+        (["/bin/sh", "/var/lib/mesh-push/seed/apply.sh"], False)
+    ]
 
 
 def test_gather_runs_as_one_command_string(tmp_path: Path) -> None:
     """Multi-line, as the login shell (sh or bash -c) or `sudo sh -c` gets it: every section
     comes out, and a value is one word whatever it holds."""
     evil = f"x'$(touch {tmp_path}/pwned)\"`touch {tmp_path}/pwned`"
-    cmd = hostcmd.gather(evil, evil)
+    mesh = dataclasses.replace(seed_plan().mesh, wg_interface=evil, bridge=evil)
+    cmd = hostcmd.gather(mesh)
     want = ["hostname", "now", "wg-public-key", "wg-listen-port", "wg-latest-handshakes",
             "wg-endpoints", "wg-transfer", "wg-allowed-ips", "wg-persistent-keepalive", "brctl",
             "ip-link", "bridge-root", "bridge-id", "boot", "end"]  # fmt: skip
@@ -148,9 +160,12 @@ def test_values_are_one_word_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     key.parent.mkdir()
     if shutil.which("wg"):
         # The key staging takes the host lock in the state directory: never the machine's.
-        with monkeypatch.context() as m:
-            m.setattr(hostcmd, "STATE_DIR", str(tmp_path / evil / "state"))
-            cmd = hostcmd.rotate_key(str(key))
+        m = seed_plan().mesh
+        cmd = (
+            hostcmd.rotate_key(m)
+            .replace(shlex.quote(m.key_file), shlex.quote(str(key)))
+            .replace(shlex.quote(m.state_dir), shlex.quote(str(tmp_path / evil / "state")))
+        )
         res = subprocess.run(["sh", "-c", cmd], capture_output=True, cwd=tmp_path)
         assert res.returncode == 0 and len(res.stdout.strip()) == 44, res.stderr
         assert (key.parent / "wg0.key.next").stat().st_mode & 0o777 == 0o600
@@ -159,7 +174,12 @@ def test_values_are_one_word_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     res = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, cwd=tmp_path)
     assert res.stdout == evil + "\n"  # no ping answered: the peer named back, as it is
     assert not (tmp_path / "pwned").exists()
-    for text in (hostcmd.confirm(evil), hostcmd.armed(evil, 1), _detached(hostcmd.apply(evil))):
+    mesh = seed_plan().mesh
+    for text in (
+        hostcmd.confirm(mesh, evil),
+        hostcmd.armed(mesh, evil, 1),
+        _detached(hostcmd.apply(mesh, evil)),
+    ):
         assert f"{shlex.quote(evil)}" in text and evil not in text.replace(shlex.quote(evil), "")
 
 
@@ -177,9 +197,20 @@ def test_apply_installs_the_key_from_stdin_and_never_stores_it(
     with every host path moved into tmp_path."""
     state, etc = tmp_path / "state", tmp_path / "etc"
     key_file = etc / "wireguard" / "wg0.key"
-    monkeypatch.setattr(hostcmd, "STATE_DIR", str(state))
-    monkeypatch.setattr(hostcmd, "BOOT_UNIT", str(etc / "mesh-push.service"))
-    monkeypatch.setattr(hostcmd, "BOOT_WANTS", str(etc / "wants" / "mesh-push.service"))
+    mesh = seed_plan().mesh
+    real = render.host_paths
+
+    def paths(m: object) -> dict[str, object]:
+        out = real(mesh)
+        out.update(
+            state_dir=str(state),
+            key_file=str(key_file),
+            boot_unit=str(etc / "mesh-push.service"),
+            boot_wants=str(etc / "wants" / "mesh-push.service"),
+        )
+        return out
+
+    monkeypatch.setattr(render, "host_paths", paths)
     key = "kPbhC3SPqwpHTkW6vIrVTX4oVBHSGhhcLdEy4lAi9U8="
     digest = hashlib.sha256(f"{key}\n".encode()).hexdigest()
     script = (
@@ -187,7 +218,7 @@ def test_apply_installs_the_key_from_stdin_and_never_stores_it(
         '&& echo "changed: ran"\n'
     )
     script_digest = hashlib.sha256(script.encode()).hexdigest()
-    program = hostcmd.apply(script_digest, "", "", str(key_file))
+    program = hostcmd.apply(mesh, script_digest, "", "", True)
     # The second time: the same key, the same boot unit.
     for want in (["private key installed", "ran", "boot unit installed"], ["ran"]):
         res = subprocess.run(

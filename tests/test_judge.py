@@ -178,6 +178,17 @@ CASES = {
     ),
     "STP off": Case(link("bob", "internet", stp_on=False), {"bob"}, text="bridge has STP off"),
     "boot unit missing": Case(boot_unit_missing, {"bob"}, text="boot unit missing"),
+    # The captures carry the mark of before meshes had names (`mesh-push`): still this mesh's
+    # ("healthy" above); its own mark is too. One it did not make is never judged as its own.
+    "marked by this mesh": Case(link("bob", "wg0", alias="mesh-push:lab")),
+    "wg0 not this mesh's": Case(
+        link("bob", "wg0", alias=""), {"bob"}, text="wg0 exists and was not made by mesh lab"
+    ),
+    "wire of another mesh": Case(
+        link("bob", "rho", alias="mesh-push:other"),
+        {"bob"},
+        text="rho exists and was not made by mesh lab",
+    ),
     # The tree cannot be judged without pi0: it is unknown, not wrong.
     "host unreachable": Case(
         unreachable,

@@ -78,7 +78,7 @@ def test_bridge_id_forms() -> None:
 
 
 def test_gather_never_asks_for_secrets() -> None:
-    cmd = hostcmd.gather("wg0", "internet")
+    cmd = hostcmd.gather(lab_plan().mesh)
     assert "dump" not in cmd and "showconf" not in cmd and "private" not in cmd
 
 

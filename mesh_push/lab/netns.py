@@ -35,6 +35,7 @@ PRIVATE_DIRS = {
     # under a lock at every SSH session) must not run on the lab's hosts.
     "/root": "root-home",
 }
+PRIVATE_0700 = {"etc-wireguard", "var-lib-mesh-push"}
 TMPFS_DIR = "/run/wireguard"
 SSHD_PRIVSEP_DIR = "/run/sshd"
 HOME_DIR = "/home"  # a fresh tmpfs on hosts with a login user
@@ -176,6 +177,9 @@ def start_keepers(jobs: Sequence[tuple[Node, Path]], timeout: float = 20) -> dic
     for node, hdir in jobs:
         for sub in PRIVATE_DIRS.values():
             (hdir / sub).mkdir(mode=0o755, parents=True, exist_ok=True)
+            # As on a fresh host: wireguard-tools makes /etc/wireguard 0700, and mesh-push
+            # makes /var/lib/mesh-push itself, under umask 077.
+            (hdir / sub).chmod(0o700 if sub in PRIVATE_0700 else 0o755)
         if not (hdir / "hosts").exists():
             write_hosts_file(hdir, node.alias)
         (hdir / "keeper.pid").unlink(missing_ok=True)

@@ -21,7 +21,7 @@ NAME = "hub.mesh.test"
 RERESOLVE_S = 2
 PORT = 51820
 HUB_WG = "10.88.88.1"  # hub is host 1
-STATE = "/var/lib/mesh-push"
+STATE = "/var/lib/mesh-push/names"  # mesh `names`
 PEERS = ("bob", "pi")  # hub's peers: they know it by name only
 INVENTORY = f"""\
 mesh:

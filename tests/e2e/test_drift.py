@@ -22,8 +22,9 @@ from tests.e2e.labkit import HOSTS, lab_exec, lab_inventory, lab_up, mesh_push
 LAB = "mpd"
 NET = "198.18.64"
 HOST = "bob"
-UNIT = "/etc/systemd/system/mesh-push.service"
-WANTS = "/etc/systemd/system/multi-user.target.wants/mesh-push.service"
+# inventory/lab.yaml is mesh `lab`: its boot unit.
+UNIT = "/etc/systemd/system/mesh-push-lab.service"
+WANTS = "/etc/systemd/system/multi-user.target.wants/mesh-push-lab.service"
 
 
 @dataclass

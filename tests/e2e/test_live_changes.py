@@ -153,7 +153,7 @@ def test_rotate_keys(mesh: Mesh) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     new = lab_exec(LAB, "rho", "wg", "show", "wg0", "public-key").stdout.strip()
     assert new != old and len(new) == 44
-    assert lab_exec(LAB, "rho", "ls", "/etc/wireguard").stdout.split() == ["wg0.key"]
+    assert lab_exec(LAB, "rho", "ls", "/etc/wireguard").stdout.split() == ["mesh-push-lab.key"]
     for peer in ("bob", "epsilon", "vorke", "pi0"):
         peers = lab_exec(LAB, peer, "wg", "show", "wg0", "peers").stdout
         assert new in peers and old not in peers

@@ -31,7 +31,7 @@ from tests.schemas import validate
 
 LAB = "mpl"
 NET = "198.18.76"
-STATE = "/var/lib/mesh-push"
+STATE = "/var/lib/mesh-push/lab"  # the mesh of inventory/lab.yaml is named lab
 # Each release's host script appends its name here when it runs (the state directory is
 # private to each lab host).
 RAN = f"{STATE}/releases-that-ran"

@@ -32,6 +32,9 @@ from tests.e2e.labkit import (
 
 LAB = "mpe"
 NET = "198.18.8"
+# inventory/lab.yaml is mesh `lab`: where its key and state live on a host.
+KEY = "/etc/wireguard/mesh-push-lab.key"
+STATE = "/var/lib/mesh-push/lab"
 
 
 @dataclass
@@ -85,7 +88,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 def private_keys(lab: Lab) -> list[str]:
-    keys = [lab.exec(h, "cat", "/etc/wireguard/wg0.key").stdout.strip() for h in HOSTS]
+    keys = [lab.exec(h, "cat", KEY).stdout.strip() for h in HOSTS]
     assert all(len(k) == 44 for k in keys)
     return keys
 
@@ -300,10 +303,10 @@ def test_no_private_key_anywhere(lab: Lab) -> None:
 
 def test_changes_need_yes_when_not_on_a_terminal(lab: Lab, tmp_path: Path) -> None:
     templates = templates_with(tmp_path, "# a harmless change\n")
-    applied = lab.exec("bob", "cat", "/var/lib/mesh-push/applied.sha256").stdout
+    applied = lab.exec("bob", "cat", f"{STATE}/applied.sha256").stdout
     res = lab.run("up", "--templates", str(templates))  # stdin is not a terminal here
     assert res.returncode == 2 and "--yes" in res.stderr
-    assert lab.exec("bob", "cat", "/var/lib/mesh-push/applied.sha256").stdout == applied
+    assert lab.exec("bob", "cat", f"{STATE}/applied.sha256").stdout == applied
 
 
 def test_failed_host_reports_step_exit_code_and_output(lab: Lab, tmp_path: Path) -> None:
@@ -362,4 +365,4 @@ def test_zz_down_restores_every_host(lab: Lab) -> None:
     for h in HOSTS:
         assert lab.links(h) == lab.links_before[h], h
         assert lab.exec(h, "test", "-e", "/run/wireguard/wg0.sock").returncode != 0
-        assert lab.exec(h, "test", "-s", "/etc/wireguard/wg0.key").returncode == 0  # kept
+        assert lab.exec(h, "test", "-s", KEY).returncode == 0  # kept

@@ -33,7 +33,7 @@ def hosts(res: subprocess.CompletedProcess[str]) -> dict[str, dict[str, Any]]:
 
 
 def applied(host: str) -> str:
-    return lab_exec(LAB, host, "cat", "/var/lib/mesh-push/applied.sha256").stdout
+    return lab_exec(LAB, host, "cat", "/var/lib/mesh-push/lab/applied.sha256").stdout
 
 
 def test_canary_failure_stops_the_rollout(inventory: Path, tmp_path: Path) -> None:

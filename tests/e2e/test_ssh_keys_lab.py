@@ -21,6 +21,9 @@ from tests.e2e.labkit import HOSTS, lab_exec, lab_inventory, lab_up, mesh_push
 LAB = "mpk"
 NET = "198.18.68"
 LAB_DIR = Path("/run/mesh-push/lab") / LAB
+# The key and state directory of inventory/lab.yaml's mesh (named lab) on each host.
+KEY = "/etc/wireguard/mesh-push-lab.key"
+STATE = "/var/lib/mesh-push/lab"
 
 pytestmark = pytest.mark.lab
 
@@ -62,7 +65,7 @@ def test_controller_keys_never_lie_in_stored_files(lab: Lab) -> None:
     private = {h: (lab.keystore / f"{h}.key").read_text().strip() for h in HOSTS}
     for host, key in private.items():
         got = lab_exec(
-            LAB, host, "sh", "-c", "stat -c %a /etc/wireguard/wg0.key; cat /etc/wireguard/wg0.key"
+            LAB, host, "sh", "-c", f"stat -c %a {KEY}; cat {KEY}"
         )
         assert got.stdout.split() == ["600", key], host
     # A second, armed apply: the previous script is kept as rollback.sh.
@@ -74,17 +77,17 @@ def test_controller_keys_never_lie_in_stored_files(lab: Lab) -> None:
     for run in (first, second):
         assert not any(key in run.stdout + run.stderr for key in private.values())
     for host in HOSTS:
-        files = lab_exec(LAB, host, "sh", "-c", "ls /var/lib/mesh-push").stdout.split()
+        files = lab_exec(LAB, host, "sh", "-c", f"ls {STATE}").stdout.split()
         assert {"apply.sh", "rollback.sh", "armed.sh", "apply.log"} <= set(files), files
         for key in private.values():
             found = lab_exec(
-                LAB, host, "grep", "-rlF", "--", key, "/var/lib/mesh-push", "/etc/systemd/system"
+                LAB, host, "grep", "-rlF", "--", key, STATE, "/etc/systemd/system"
             )
             assert found.returncode == 1 and found.stdout == "", (host, found.stdout)
         # The script names its own public key instead (a new key is a new script).
         pub = (lab.keystore / f"{host}.pub").read_text().strip()
         assert (
-            lab_exec(LAB, host, "grep", "-cF", pub, "/var/lib/mesh-push/apply.sh").stdout.strip()
+            lab_exec(LAB, host, "grep", "-cF", pub, f"{STATE}/apply.sh").stdout.strip()
             == "1"
         )
 

@@ -92,14 +92,17 @@ def root_login_refused(lab: Lab) -> None:
 
 def files_stay_roots(lab: Lab) -> None:
     for host in HOSTS:
+        state = f"/var/lib/mesh-push/{lab.name}"  # the mesh is named after its lab
+        dirs = ("/etc/wireguard", "/var/lib/mesh-push", state)
         out = lab_exec(
-            lab.name, host, "stat", "-c", "%U %a %n",
-            "/etc/wireguard", "/etc/wireguard/wg0.key", "/var/lib/mesh-push",
-            "/var/lib/mesh-push/apply.sh", "/var/lib/mesh-push/applied.sha256",
+            lab.name, host, "stat", "-c", "%U %a %n", *dirs,
+            f"/etc/wireguard/mesh-push-{lab.name}.key", f"{state}/apply.sh",
+            f"{state}/applied.sha256",
         ).stdout.split("\n")  # fmt: skip
         modes = {line.split()[2]: line.split()[:2] for line in out if line}
+        assert len(modes) == 6, out
         for path, (owner, mode) in modes.items():
-            want = "700" if path in ("/etc/wireguard", "/var/lib/mesh-push") else "600"
+            want = "700" if path in dirs else "600"
             assert (owner, mode) == ("root", want), (host, path, owner, mode)
 
 

@@ -25,7 +25,7 @@ ROOT = HERE.parents[2]
 
 def main() -> int:
     mesh = inventory.load(ROOT / "inventory/lab.yaml")
-    command = hostcmd.gather(mesh.wg_interface, mesh.bridge)
+    command = hostcmd.gather(mesh)
     for host in ("bob", "rho", "vorke", "epsilon", "pi0"):
         if "--reparse" in sys.argv:
             text = (HERE / f"{host}.txt").read_text()

@@ -1,6 +1,6 @@
 set -e
 umask 077
-STATE=/var/lib/mesh-push
+STATE=/var/lib/mesh-push/seed
 mkdir -p "$STATE"
 chmod 700 "$STATE"
 LOCK="$STATE/lock"
@@ -33,7 +33,7 @@ lock() {
     exit 75
   fi
   take_lock "$1" 30 && return 0
-  echo "mesh-push: another mesh-push run holds the lock on this host since $(lock_holder); gave up after "30" s" >&2
+  printf 'mesh-push: another mesh-push run holds the lock on this host since %s; gave up after %s s\n' "$(lock_holder)" 30 >&2
   exit 75
 }
 # disarm: an earlier rollback timer (armed.sh.j2) belongs to an earlier rollout, which this
@@ -53,7 +53,7 @@ disarm() {
 }
 lock apply
 IFS= read -r key
-k=/etc/wireguard/wg0.key
+k=/etc/wireguard/mesh-push-seed.key
 mkdir -p "${k%/*}"
 chmod 700 "${k%/*}"
 printf '%s\n' "$key" > "$k.new"
@@ -65,29 +65,29 @@ received=${received%% *}
 if [ "$received" != 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef ]; then
   size=$(wc -c < "$STATE/pending.sh")
   rm -f "$STATE/pending.sh"
-  echo "mesh-push: the script did not arrive whole ($size bytes, sha256 $received; expected sha256 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"): refused, nothing was run" >&2
+  printf 'mesh-push: the script did not arrive whole (%s bytes, sha256 %s; expected sha256 %s): refused, nothing was run\n' "$size" "$received" 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef >&2
   exit 65
 fi
 disarm
 rm -f "$STATE/apply.rc"
-setsid sh -c 'STATE=/var/lib/mesh-push
-UNIT=/etc/systemd/system/mesh-push.service
-WANTS=/etc/systemd/system/multi-user.target.wants/mesh-push.service
+setsid sh -c 'STATE=/var/lib/mesh-push/seed
+UNIT=/etc/systemd/system/mesh-push-seed.service
+WANTS=/etc/systemd/system/multi-user.target.wants/mesh-push-seed.service
 sh "$STATE/pending.sh" 9>&- > "$STATE/apply.log" 2>&1
 rc=$?
 if [ "$rc" = 0 ]; then
   mv "$STATE/pending.sh" "$STATE/apply.sh"
-  echo 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef > "$STATE/applied.sha256.new" && mv "$STATE/applied.sha256.new" "$STATE/applied.sha256"
+  printf '"'"'%s\n'"'"' 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef > "$STATE/applied.sha256.new" && mv "$STATE/applied.sha256.new" "$STATE/applied.sha256"
   rm -f "$STATE/failed.sh"
   mkdir -p "${WANTS%/*}" && printf '"'"'%s'"'"' '"'"'[Unit]
-Description=mesh-push: bring the mesh back at boot
+Description=mesh-push: bring mesh seed back at boot
 After=network-online.target
 Wants=network-online.target
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh /var/lib/mesh-push/apply.sh
+ExecStart=/bin/sh /var/lib/mesh-push/seed/apply.sh
 
 [Install]
 WantedBy=multi-user.target

@@ -1,4 +1,4 @@
-STATE=/var/lib/mesh-push
+STATE=/var/lib/mesh-push/seed
 TOKEN=fedcba9876543210
 LOCK="$STATE/lock"
 CHILD=
@@ -30,7 +30,7 @@ lock() {
     exit 75
   fi
   take_lock "$1" 30 && return 0
-  echo "mesh-push: another mesh-push run holds the lock on this host since $(lock_holder); gave up after "30" s" >&2
+  printf 'mesh-push: another mesh-push run holds the lock on this host since %s; gave up after %s s\n' "$(lock_holder)" 30 >&2
   exit 75
 }
 # disarm: an earlier rollback timer (armed.sh.j2) belongs to an earlier rollout, which this
@@ -51,7 +51,7 @@ disarm() {
 lock_gone() { exit 0; }  # a `down` removed everything: nothing left to roll back
 trap 'if [ -n "$CHILD" ]; then kill "$CHILD" 2>/dev/null; fi; exit 0' TERM
 echo $$ > "$STATE/armed.pid.new" && mv "$STATE/armed.pid.new" "$STATE/armed.pid"
-ours() { [ "$(cat "$STATE/armed.token" 2>/dev/null)" = "$TOKEN" ]; }
+ours() { [ -e "$STATE/armed.token" ] && [ "$(cat "$STATE/armed.token")" = "$TOKEN" ]; }
 # Held (returns) once no other run holds the lock; exits once the token is not ours.
 hold() { until ours && take_lock "$1" 30; do ours || exit 0; done; }
 hold "rollback timer, waiting for the apply to end"
@@ -69,6 +69,6 @@ if [ ! -e "$STATE/confirmed.$TOKEN" ]; then
   else
     rm -f "$STATE/applied.sha256"
   fi
-  echo "$TOKEN" > "$STATE/rolled-back"
+  printf '%s\n' "$TOKEN" > "$STATE/rolled-back"
 fi
 rm -f "$STATE/armed.pid" "$STATE/armed.token"

@@ -1,5 +1,5 @@
 umask 077
-STATE=/var/lib/mesh-push
+STATE=/var/lib/mesh-push/seed
 TOKEN=fedcba9876543210
 LOCK="$STATE/lock"
 CHILD=
@@ -31,7 +31,7 @@ lock() {
     exit 75
   fi
   take_lock "$1" 30 && return 0
-  echo "mesh-push: another mesh-push run holds the lock on this host since $(lock_holder); gave up after "30" s" >&2
+  printf 'mesh-push: another mesh-push run holds the lock on this host since %s; gave up after %s s\n' "$(lock_holder)" 30 >&2
   exit 75
 }
 # disarm: an earlier rollback timer (armed.sh.j2) belongs to an earlier rollout, which this
@@ -51,10 +51,10 @@ disarm() {
 }
 lock_gone() { echo "mesh-push: no state on this host: nothing to confirm" >&2; exit 1; }
 lock confirm
-if [ "$(cat "$STATE/rolled-back" 2>/dev/null)" = "$TOKEN" ]; then
+if [ -e "$STATE/rolled-back" ] && [ "$(cat "$STATE/rolled-back")" = "$TOKEN" ]; then
   echo "mesh-push: too late: the host rolled back already" >&2; exit 1
 fi
-if [ "$(cat "$STATE/armed.token" 2>/dev/null)" != "$TOKEN" ]; then
+if [ ! -e "$STATE/armed.token" ] || [ "$(cat "$STATE/armed.token")" != "$TOKEN" ]; then
   echo "mesh-push: superseded: a later mesh-push run changed this host before the confirmation" >&2; exit 1
 fi
 if [ "$(cat "$STATE/apply.rc" 2>/dev/null)" != 0 ]; then

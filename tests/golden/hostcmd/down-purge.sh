@@ -1,47 +1,82 @@
 #!/bin/sh
 # mesh-push 0.1.0: take mesh seed off this host. Generated: do not edit.
-# Removes every interface mesh-push marked, the userspace WireGuard process with its socket,
-# the boot hook and the pushed scripts. The private key stays unless purging.
+# Removes the interfaces this mesh marked, the userspace WireGuard process with its socket,
+# its boot unit and its state directory. Nothing another mesh (or anyone else) made is
+# touched. The private key stays unless purging.
 set -eu
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LC_ALL=C
 export PATH LC_ALL
-STATE=/var/lib/mesh-push
-MARK=mesh-push
+MESH=seed
+STATE=/var/lib/mesh-push/seed
+MARK=mesh-push:seed
+LEGACY_MARK=mesh-push
+LEGACY=/var/lib/mesh-push
 CHANGED=0
-did() { echo "changed: $*"; CHANGED=1; }
+did() { printf 'changed: %s\n' "$*"; CHANGED=1; }
+alias_of() { cat "/sys/class/net/$1/ifalias" 2>/dev/null || true; }
+# Names this mesh gives interfaces (its WireGuard interface, its bridge, a wire per host):
+# under one of them the mark every mesh shared before meshes had names is this mesh's too.
+named() {
+  case $1 in wg0|internet|bob|rho|vorke|epsilon|pi0|'') return 0 ;; esac
+  return 1
+}
+# An older install (before meshes had names) whose script says it was this mesh's.
+legacy_ours() {
+  [ -f "$LEGACY/apply.sh" ] \
+    && [ "$(sed -n '2s/^# mesh-push [^:]*: host .* of mesh \(.*\)\. Generated: do not edit\.$/\1/p' "$LEGACY/apply.sh")" = "$MESH" ]
+}
 
 # The re-resolver first (see the host script), stopped by its pid once that is checked to be
 # ours, and waited for: it must not outlive `down`, nor touch the interfaces as they go.
-rr_pid=$(cat "$STATE/reresolve.pid" 2>/dev/null || true)
-case $rr_pid in ''|*[!0-9]*) rr_pid= ;; esac
-rr_cmdline() { tr '\0' ' ' 2>/dev/null < "/proc/$rr_pid/cmdline" || true; }
-if [ -n "$rr_pid" ] && [ "$(rr_cmdline)" = "/bin/sh $STATE/reresolve.sh loop " ] \
-  && [ "$(readlink "/proc/$rr_pid/ns/mnt")" = "$(readlink /proc/self/ns/mnt)" ]; then
-  kill "$rr_pid"
-  for _ in $(seq 50); do [ -n "$(rr_cmdline)" ] || break; sleep 0.1; done
-  did "re-resolver stopped"
-fi
+stop_reresolver() {
+  rr_pid=$(cat "$1/reresolve.pid" 2>/dev/null || true)
+  case $rr_pid in ''|*[!0-9]*) return 0 ;; esac
+  rr_cmdline() { tr '\0' ' ' 2>/dev/null < "/proc/$rr_pid/cmdline" || true; }
+  if [ "$(rr_cmdline)" = "/bin/sh $1/reresolve.sh loop " ] \
+    && [ "$(readlink "/proc/$rr_pid/ns/mnt")" = "$(readlink /proc/self/ns/mnt)" ]; then
+    kill "$rr_pid"
+    for _ in $(seq 50); do [ -n "$(rr_cmdline)" ] || break; sleep 0.1; done
+    did "re-resolver stopped"
+  fi
+}
+stop_reresolver "$STATE"
+LEGACY_OURS=0
+if legacy_ours; then LEGACY_OURS=1; stop_reresolver "$LEGACY"; fi
 
-for dev in /sys/class/net/*; do
+for dev in /sys/class/net/* /sys/class/net/.[!.]* /sys/class/net/..?*; do
+  [ -e "$dev" ] || continue
   name=${dev##*/}
-  [ "$(cat "$dev/ifalias" 2>/dev/null)" = "$MARK" ] || continue
+  case "$(alias_of "$name")" in
+    "$MARK") ;;
+    "$LEGACY_MARK") named "$name" || continue ;;
+    *) continue ;;
+  esac
   ip link del dev "$name"; did "$name removed"
 done
-# wireguard-go exits when its interface goes; wait for it so nothing outlives `down`.
+# wireguard-go exits when its interface goes; wait for it so nothing outlives `down`. (An
+# interface of that name still there is not this mesh's: its socket is not either.)
 sock=/run/wireguard/wg0.sock
-for _ in $(seq 50); do [ -e "$sock" ] || break; sleep 0.1; done
-if [ -e "$sock" ]; then rm -f "$sock"; did "stale $sock removed"; fi
-
-# The boot unit and its wants link, as the apply command installs them (apply.sh.j2).
-unit=/etc/systemd/system/mesh-push.service
-wants=/etc/systemd/system/multi-user.target.wants/mesh-push.service
-if [ -e "$unit" ] || [ -L "$wants" ]; then
-  if [ -d /run/systemd/system ]; then systemctl disable "${unit##*/}" >/dev/null 2>&1 || true; fi
-  rm -f "$unit" "$wants"
-  did "boot hook removed"
+if [ ! -e /sys/class/net/wg0 ]; then
+  for _ in $(seq 50); do [ -e "$sock" ] || break; sleep 0.1; done
+  if [ -e "$sock" ]; then rm -f "$sock"; did "stale $sock removed"; fi
 fi
-if [ -e /etc/wireguard/wg0.key ]; then rm -f /etc/wireguard/wg0.key; did "private key removed"; fi
+
+# The boot unit and its wants link, as the apply command installs them (apply.sh.j2), and an
+# older install's, when it was this mesh's.
+remove_unit() {
+  if [ -e "$1" ] || [ -L "$2" ]; then
+    if [ -d /run/systemd/system ]; then systemctl disable "${1##*/}" >/dev/null 2>&1 || true; fi
+    rm -f "$1" "$2"
+    did "boot hook ${1##*/} removed"
+  fi
+}
+remove_unit /etc/systemd/system/mesh-push-seed.service /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service
+if [ "$LEGACY_OURS" = 1 ]; then remove_unit /etc/systemd/system/mesh-push.service /etc/systemd/system/multi-user.target.wants/mesh-push.service; fi
+if [ -e /etc/wireguard/mesh-push-seed.key ]; then rm -f /etc/wireguard/mesh-push-seed.key; did "private key removed"; fi
+if [ "$LEGACY_OURS" = 1 ] && [ -e /etc/wireguard/wg0.key ]; then
+  rm -f /etc/wireguard/wg0.key; did "older install's private key removed"
+fi
 if [ -d "$STATE" ]; then
   # The directory itself may be a mount point (as in the lab): empty it, then try to remove it.
   # Its `lock` alone is the down command's own (it holds it while this runs): nothing to say.
@@ -49,5 +84,13 @@ if [ -d "$STATE" ]; then
   find "$STATE" -mindepth 1 -delete
   rmdir "$STATE" 2>/dev/null || true
   [ -z "$kept" ] || did "$STATE removed"
+fi
+if [ "$LEGACY_OURS" = 1 ]; then
+  for f in apply.sh applied.sha256 apply.log apply.rc rollback.sh rollback.sha256 rollback.log \
+    armed.sh rolled-back reresolve.sh reresolve.pid reresolve.log; do
+    rm -f "$LEGACY/$f" "$LEGACY/$f.new"
+  done
+  find "$LEGACY" -maxdepth 1 -type f -name 'confirmed.*' -delete
+  did "older install's files in $LEGACY removed"
 fi
 [ "$CHANGED" = 1 ] || echo "no changes"

@@ -1,6 +1,6 @@
 echo '=== facts'
 umask 077
-k=/etc/wireguard/wg0.key
+k=/etc/wireguard/mesh-push-seed.key
 echo "public_key=$(wg pubkey < "$k" 2>/dev/null)"
 # Loaded, built in, or loadable: `ip link add ... type wireguard` then loads it by itself.
 echo "kernel_wireguard=$({ [ -d /sys/module/wireguard ] || modprobe -nq wireguard 2>/dev/null; } && echo yes || echo no)"
@@ -9,7 +9,7 @@ echo "wg=$(command -v wg || true)"
 echo "brctl=$(command -v brctl || true)"
 echo "systemd=$([ -d /run/systemd/system ] && echo yes || echo no)"
 echo "flock=$(command -v flock || true)"
-echo "applied=$(cat /var/lib/mesh-push/applied.sha256 2>/dev/null)"
+echo "applied=$(cat /var/lib/mesh-push/seed/applied.sha256 2>/dev/null)"
 WG=wg0
 BR=internet
 echo '=== hostname'; uname -n
@@ -22,6 +22,6 @@ echo '=== brctl'; command -v brctl >/dev/null && brctl showstp "$BR" 2>/dev/null
 echo '=== ip-link'; ip -j -d addr show
 echo '=== bridge-root'; cat "/sys/class/net/$BR/bridge/root_id" 2>/dev/null
 echo '=== bridge-id'; cat "/sys/class/net/$BR/bridge/bridge_id" 2>/dev/null
-echo '=== boot'; [ -e /etc/systemd/system/mesh-push.service ] && [ -L /etc/systemd/system/multi-user.target.wants/mesh-push.service ] && echo yes || echo no
+echo '=== boot'; [ -e /etc/systemd/system/mesh-push-seed.service ] && [ -L /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service ] && echo yes || echo no
 echo '=== end'
 true

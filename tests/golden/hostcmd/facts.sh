@@ -1,6 +1,13 @@
 echo '=== facts'
 umask 077
-k=/etc/wireguard/wg0.key
+k=/etc/wireguard/mesh-push-seed.key
+# The key an older mesh-push (before meshes had names) made for this mesh's interface is
+# kept: it moves here when that interface carries the legacy mark and uses it.
+old=/etc/wireguard/wg0.key
+if [ ! -s "$k" ] && [ -s "$old" ] && [ "$(cat /sys/class/net/wg0/ifalias 2>/dev/null)" = mesh-push ] \
+  && [ "$(wg show wg0 public-key 2>/dev/null)" = "$(wg pubkey < "$old" 2>/dev/null)" ]; then
+  mv "$old" "$k"
+fi
 if [ ! -s "$k" ]; then mkdir -p "${k%/*}" && chmod 700 "${k%/*}" && wg genkey > "$k.new" && mv "$k.new" "$k"; fi
 echo "public_key=$(wg pubkey < "$k" 2>/dev/null)"
 # Loaded, built in, or loadable: `ip link add ... type wireguard` then loads it by itself.
@@ -10,7 +17,7 @@ echo "wg=$(command -v wg || true)"
 echo "brctl=$(command -v brctl || true)"
 echo "systemd=$([ -d /run/systemd/system ] && echo yes || echo no)"
 echo "flock=$(command -v flock || true)"
-echo "applied=$(cat /var/lib/mesh-push/applied.sha256 2>/dev/null)"
+echo "applied=$(cat /var/lib/mesh-push/seed/applied.sha256 2>/dev/null)"
 WG=wg0
 BR=internet
 echo '=== hostname'; uname -n
@@ -23,6 +30,6 @@ echo '=== brctl'; command -v brctl >/dev/null && brctl showstp "$BR" 2>/dev/null
 echo '=== ip-link'; ip -j -d addr show
 echo '=== bridge-root'; cat "/sys/class/net/$BR/bridge/root_id" 2>/dev/null
 echo '=== bridge-id'; cat "/sys/class/net/$BR/bridge/bridge_id" 2>/dev/null
-echo '=== boot'; [ -e /etc/systemd/system/mesh-push.service ] && [ -L /etc/systemd/system/multi-user.target.wants/mesh-push.service ] && echo yes || echo no
+echo '=== boot'; [ -e /etc/systemd/system/mesh-push-seed.service ] && [ -L /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service ] && echo yes || echo no
 echo '=== end'
 true

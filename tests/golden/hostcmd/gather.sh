@@ -10,6 +10,6 @@ echo '=== brctl'; command -v brctl >/dev/null && brctl showstp "$BR" 2>/dev/null
 echo '=== ip-link'; ip -j -d addr show
 echo '=== bridge-root'; cat "/sys/class/net/$BR/bridge/root_id" 2>/dev/null
 echo '=== bridge-id'; cat "/sys/class/net/$BR/bridge/bridge_id" 2>/dev/null
-echo '=== boot'; [ -e /etc/systemd/system/mesh-push.service ] && [ -L /etc/systemd/system/multi-user.target.wants/mesh-push.service ] && echo yes || echo no
+echo '=== boot'; [ -e /etc/systemd/system/mesh-push-seed.service ] && [ -L /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service ] && echo yes || echo no
 echo '=== end'
 true

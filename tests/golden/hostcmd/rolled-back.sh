@@ -1,7 +1,7 @@
-STATE=/var/lib/mesh-push
+STATE=/var/lib/mesh-push/seed
 TOKEN=fedcba9876543210
-if [ "$(cat "$STATE/rolled-back" 2>/dev/null)" = "$TOKEN" ]; then
+if [ -e "$STATE/rolled-back" ] && [ "$(cat "$STATE/rolled-back")" = "$TOKEN" ]; then
   echo rolled-back
-elif [ "$(cat "$STATE/armed.token" 2>/dev/null)" != "$TOKEN" ] && [ ! -e "$STATE/confirmed.$TOKEN" ]; then
+elif { [ ! -e "$STATE/armed.token" ] || [ "$(cat "$STATE/armed.token")" != "$TOKEN" ]; } && [ ! -e "$STATE/confirmed.$TOKEN" ]; then
   echo superseded
 fi

@@ -1,5 +1,5 @@
 umask 077
-STATE=/var/lib/mesh-push
+STATE=/var/lib/mesh-push/seed
 mkdir -p "$STATE"
 LOCK="$STATE/lock"
 CHILD=
@@ -31,7 +31,7 @@ lock() {
     exit 75
   fi
   take_lock "$1" 30 && return 0
-  echo "mesh-push: another mesh-push run holds the lock on this host since $(lock_holder); gave up after "30" s" >&2
+  printf 'mesh-push: another mesh-push run holds the lock on this host since %s; gave up after %s s\n' "$(lock_holder)" 30 >&2
   exit 75
 }
 # disarm: an earlier rollback timer (armed.sh.j2) belongs to an earlier rollout, which this
@@ -50,5 +50,5 @@ disarm() {
   rm -f "$STATE/armed.pid"
 }
 lock rotate-keys
-k=/etc/wireguard/wg0.key
+k=/etc/wireguard/mesh-push-seed.key
 wg genkey > "$k.next.new" && mv "$k.next.new" "$k.next" && wg pubkey < "$k.next"

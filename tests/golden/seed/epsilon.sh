@@ -2,26 +2,43 @@
 # mesh-push 0.1.0: host epsilon of mesh seed. Generated: do not edit.
 # Converges this host from any state: creates what is missing, corrects what differs,
 # removes what is no longer planned. Running it twice changes nothing the second time.
+# It touches only what this mesh made: interfaces with its mark, its state directory, key
+# and boot unit. Any other interface in its way stops it before it changes anything.
 set -eu
 umask 077
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LC_ALL=C
 export PATH LC_ALL
 
+MESH=seed
 WG=wg0
 BR=internet
-STATE=/var/lib/mesh-push
-KEY=/etc/wireguard/wg0.key
-MARK=mesh-push
+STATE=/var/lib/mesh-push/seed
+KEY=/etc/wireguard/mesh-push-seed.key
+MARK=mesh-push:seed
+LEGACY_MARK=mesh-push
+PORT=56560
+VXLAN_PORT=4789
 STEP=start
 CHANGED=0
 MTU_CHANGED=0
+REFUSED=0
 
-trap 'rc=$?; [ "$rc" -eq 0 ] || echo "mesh-push: step \"$STEP\" failed (exit $rc)" >&2' EXIT
+trap 'rc=$?; [ "$rc" -eq 0 ] || printf "mesh-push: step \"%s\" failed (exit %s)\n" "$STEP" "$rc" >&2' EXIT
 step() { STEP=$1; }
-did() { echo "changed: $*"; CHANGED=1; }
+did() { printf 'changed: %s\n' "$*"; CHANGED=1; }
 exists() { [ -e "/sys/class/net/$1" ]; }
-mark() { [ "$(cat "/sys/class/net/$1/ifalias" 2>/dev/null)" = "$MARK" ] || ip link set dev "$1" alias "$MARK"; }
+alias_of() { cat "/sys/class/net/$1/ifalias" 2>/dev/null || true; }
+# This mesh's: its mark, or the mark every mesh shared before meshes had names (asked only
+# of names this mesh plans: such an interface is re-marked).
+ours() { case "$(alias_of "$1")" in "$MARK"|"$LEGACY_MARK") return 0 ;; esac; return 1; }
+mark() {
+  was=$(alias_of "$1")
+  [ "$was" = "$MARK" ] && return 0
+  ip link set dev "$1" alias "$MARK"
+  if [ "$was" = "$LEGACY_MARK" ]; then did "$1 marked as mesh $MESH's (was $LEGACY_MARK)"; fi
+}
+refuse() { printf 'mesh-push: %s: refusing to touch it; %s\n' "$1" "$2" >&2; REFUSED=1; }
 ensure_mtu() {
   [ "$(cat "/sys/class/net/$1/mtu")" = "$2" ] && return 0
   ip link set dev "$1" mtu "$2"; did "$1 mtu $2"; MTU_CHANGED=1
@@ -44,11 +61,86 @@ ensure_bridge_opt() {
 # The pid of this host's re-resolver loop, if one runs. Command line and mount namespace must
 # match: a reused pid, or another lab host's loop, is not ours to stop.
 reresolver() {
-  rr_pid=$(cat "$STATE/reresolve.pid" 2>/dev/null) || return 0
+  rr_pid=$(cat "$1/reresolve.pid" 2>/dev/null) || return 0
   case $rr_pid in ''|*[!0-9]*) return 0 ;; esac
-  [ "$(tr '\0' ' ' 2>/dev/null < "/proc/$rr_pid/cmdline")" = "/bin/sh $STATE/reresolve.sh loop " ] || return 0
+  [ "$(tr '\0' ' ' 2>/dev/null < "/proc/$rr_pid/cmdline")" = "/bin/sh $1/reresolve.sh loop " ] || return 0
   [ "$(readlink "/proc/$rr_pid/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] || echo "$rr_pid"
 }
+# The interfaces this host plans for the mesh.
+planned() {
+  case $1 in "$WG"|"$BR"|bob|rho|vorke) return 0 ;; esac
+  return 1
+}
+
+step "ownership"
+# Every check before any change: an interface this mesh would create, change or delete
+# that another mesh or someone else made, a VXLAN id or a WireGuard port another interface
+# holds. Nothing has been changed when this step stops the script.
+if exists "$WG" && ! ours "$WG"; then
+  refuse "$WG exists and was not made by mesh $MESH" "choose another mesh.wireguard.interface"
+fi
+if exists "$BR" && ! ours "$BR"; then
+  refuse "$BR exists and was not made by mesh $MESH" "choose another mesh.bridge.name"
+fi
+if exists bob && ! ours bob; then
+  refuse 'bob exists and was not made by mesh '"$MESH" 'it would be the wire to host bob (wires are named after hosts): rename that host, or remove the interface'
+fi
+if exists rho && ! ours rho; then
+  refuse 'rho exists and was not made by mesh '"$MESH" 'it would be the wire to host rho (wires are named after hosts): rename that host, or remove the interface'
+fi
+if exists vorke && ! ours vorke; then
+  refuse 'vorke exists and was not made by mesh '"$MESH" 'it would be the wire to host vorke (wires are named after hosts): rename that host, or remove the interface'
+fi
+# Held by interface $1 instead of $2, and $1 is not this mesh's (those not planned go first
+# thing below; a planned one is re-made).
+others() {
+  [ "$1" != "$2" ] && ! { [ "$(alias_of "$1")" = "$MARK" ] || { planned "$1" && ours "$1"; }; }
+}
+while read -r held port; do
+  if [ -n "$held" ] && [ "$port" = "$PORT" ] && others "$held" "$WG"; then
+    refuse "WireGuard interface $held listens on port $port" "choose another mesh.wireguard.port"
+  fi
+done <<MESH_PUSH_PORTS
+$(wg show all listen-port 2>/dev/null || true)
+MESH_PUSH_PORTS
+vxlans=$(ip -d -o link show type vxlan 2>/dev/null | awk '{
+  n = $2; sub(/:$/, "", n); sub(/@.*/, "", n); id = ""; port = ""
+  for (i = 2; i < NF; i++) { if ($i == "id" && $(i - 1) == "vxlan") id = $(i + 1); if ($i == "dstport") port = $(i + 1) }
+  print n, id, port
+}' || true)
+# The kernel allows one VXLAN interface per id and UDP port.
+vni_free() {
+  while read -r held id port; do
+    if [ -n "$held" ] && [ "$id" = "$1" ] && [ "$port" = "$VXLAN_PORT" ] && others "$held" "$2"; then
+      refuse "VXLAN interface $held has id $id on port $port, which wire $2 needs" "choose another mesh.vxlan_port"
+    fi
+  done <<MESH_PUSH_VXLANS
+$vxlans
+MESH_PUSH_VXLANS
+}
+vni_free 2 bob
+vni_free 4 rho
+vni_free 1 vorke
+[ "$REFUSED" = 0 ] || exit 1
+
+step "older install"
+# Before meshes had names one install used the legacy paths. If its script was this mesh's,
+# its boot unit, re-resolver and files go (its key moved already: facts.sh.j2).
+LEGACY=/var/lib/mesh-push
+if [ -f "$LEGACY/apply.sh" ] \
+  && [ "$(sed -n '2s/^# mesh-push [^:]*: host .* of mesh \(.*\)\. Generated: do not edit\.$/\1/p' "$LEGACY/apply.sh")" = "$MESH" ]; then
+  rr_pid=$(reresolver "$LEGACY")
+  if [ -n "$rr_pid" ]; then kill "$rr_pid"; fi
+  unit=/etc/systemd/system/mesh-push.service
+  if [ -d /run/systemd/system ] && [ -e "$unit" ]; then systemctl disable "${unit##*/}" >/dev/null 2>&1 || true; fi
+  rm -f "$unit" /etc/systemd/system/multi-user.target.wants/mesh-push.service
+  for f in apply.sh applied.sha256 apply.log apply.rc rollback.sh rollback.sha256 rollback.log \
+    armed.sh rolled-back reresolve.sh reresolve.pid reresolve.log; do
+    rm -f "$LEGACY/$f" "$LEGACY/$f.new"
+  done
+  find "$LEGACY" -maxdepth 1 -type f -name 'confirmed.*' -delete
+  did "older install of mesh $MESH taken over (its boot unit and files in $LEGACY removed)"
+fi
 
 step "state directory"
 mkdir -p "$STATE" "$(dirname "$KEY")"
@@ -59,6 +151,17 @@ step "private key"
 # the next one beside it, already announced to the peers.
 if [ -s "$KEY.next" ]; then mv "$KEY.next" "$KEY"; did "private key rotated"; fi
 if [ ! -s "$KEY" ]; then wg genkey > "$KEY.new"; mv "$KEY.new" "$KEY"; did "private key generated"; fi
+
+step "unplanned interfaces"
+# This mesh's interfaces that are no longer planned (a wire to a host gone, a renamed
+# WireGuard interface or bridge) go first: they may hold what the planned ones need.
+for dev in /sys/class/net/* /sys/class/net/.[!.]* /sys/class/net/..?*; do
+  [ -e "$dev" ] || continue
+  name=${dev##*/}
+  [ "$(alias_of "$name")" = "$MARK" ] || continue
+  planned "$name" && continue
+  ip link del dev "$name"; did "$name removed (no longer planned)"
+done
 
 step "wireguard interface"
 if exists "$WG" && ! wg show "$WG" public-key >/dev/null 2>&1; then
@@ -77,8 +180,8 @@ mark "$WG"
 if [ "$(wg show "$WG" public-key)" != "$(wg pubkey < "$KEY")" ]; then
   wg set "$WG" private-key "$KEY"; did "$WG private key set"
 fi
-if [ "$(wg show "$WG" listen-port)" != "56560" ]; then
-  wg set "$WG" listen-port 56560; did "$WG listen-port 56560"
+if [ "$(wg show "$WG" listen-port)" != "$PORT" ]; then
+  wg set "$WG" listen-port "$PORT"; did "$WG listen-port $PORT"
 fi
 ensure_mtu "$WG" 1550
 ensure_addr "$WG" 10.88.88.4/24
@@ -90,31 +193,31 @@ step "wireguard peers"
 allowed=$(wg show "$WG" allowed-ips)
 keepalive=$(wg show "$WG" persistent-keepalive)
 endpoints=$(wg show "$WG" endpoints)
-field() { printf '%s\n' "$1" | awk -v k="$2" '$1 == k {print $2}'; }
-if [ "$(field "$allowed" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != "10.88.88.1/32" ] \
-  || [ "$(field "$keepalive" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != "off" ] \
-  || [ "$(field "$endpoints" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != "86.188.161.69:56560" ]; then
+field() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {print $2}'; }
+if [ "$(field "$allowed" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != 10.88.88.1/32 ] \
+  || [ "$(field "$keepalive" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != off ] \
+  || [ "$(field "$endpoints" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != 86.188.161.69:56560 ]; then
   wg set "$WG" peer wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0= allowed-ips 10.88.88.1/32 endpoint 86.188.161.69:56560 persistent-keepalive off
-  did "$WG peer bob"
+  did "$WG peer "bob
 fi
-if [ "$(field "$allowed" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != "10.88.88.2/32" ] \
-  || [ "$(field "$keepalive" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != "off" ] \
-  || [ "$(field "$endpoints" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != "198.51.100.2:56560" ]; then
+if [ "$(field "$allowed" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 10.88.88.2/32 ] \
+  || [ "$(field "$keepalive" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != off ] \
+  || [ "$(field "$endpoints" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 198.51.100.2:56560 ]; then
   wg set "$WG" peer R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I= allowed-ips 10.88.88.2/32 endpoint 198.51.100.2:56560 persistent-keepalive off
-  did "$WG peer rho"
+  did "$WG peer "rho
 fi
-if [ "$(field "$allowed" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=)" != "10.88.88.3/32" ] \
-  || [ "$(field "$keepalive" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=)" != "off" ]; then
+if [ "$(field "$allowed" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=)" != 10.88.88.3/32 ] \
+  || [ "$(field "$keepalive" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=)" != off ]; then
   wg set "$WG" peer RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0= allowed-ips 10.88.88.3/32 persistent-keepalive off
-  did "$WG peer vorke"
+  did "$WG peer "vorke
 fi
 for pub in $(wg show "$WG" peers); do
-  case " wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0= R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I= RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0= " in *" $pub "*) continue ;; esac
+  case $pub in wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=|R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=|RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=|'') continue ;; esac
   wg set "$WG" peer "$pub" remove; did "$WG peer $pub removed"
 done
 
 step "re-resolver"
-rr_pid=$(reresolver)
+rr_pid=$(reresolver "$STATE")
 # No peer is known by DNS name: stop a loop an earlier plan started.
 if [ -n "$rr_pid" ]; then kill "$rr_pid"; did "re-resolver stopped"; fi
 rm -f "$STATE/reresolve.sh" "$STATE/reresolve.pid" "$STATE/reresolve.log"
@@ -137,74 +240,83 @@ if [ "$(cat "/sys/class/net/$BR/bridge/topology_change")" != 1 ]; then
   ensure_bridge_opt ageing_time 30000
 fi
 ensure_bridge_opt priority 32768
-if [ "$(cat "/sys/class/net/$BR/address")" != "02:6e:bf:3c:8d:63" ]; then
-  ip link set dev "$BR" address 02:6e:bf:3c:8d:63; did "$BR address 02:6e:bf:3c:8d:63"
+MAC=02:6e:bf:3c:8d:63
+if [ "$(cat "/sys/class/net/$BR/address")" != "$MAC" ]; then
+  ip link set dev "$BR" address "$MAC"; did "$BR address $MAC"
 fi
 ensure_mtu "$BR" 1500
 ensure_addr "$BR" 10.99.99.4/24
 
 step "wires"
-# Wires that are ours (marked) but no longer planned go first.
-for dev in /sys/class/net/*; do
-  name=${dev##*/}
-  [ "$(cat "$dev/ifalias" 2>/dev/null)" = "$MARK" ] || continue
-  case " $WG $BR bob rho vorke " in *" $name "*) continue ;; esac
-  ip link del dev "$name"; did "wire $name removed"
-done
-step "wire bob"
-case "$(ip -d -o link show dev bob 2>/dev/null)" in
-  *"vxlan id 2 remote 10.88.88.1 local 10.88.88.4 "*"dstport 4789 "*) ;;
+step "wire "bob
+W=bob
+VNI=2
+REMOTE=10.88.88.1
+LOCAL=10.88.88.4
+COST=80
+case "$(ip -d -o link show dev "$W" 2>/dev/null)" in
+  *"vxlan id $VNI remote $REMOTE local $LOCAL "*"dstport $VXLAN_PORT "*) ;;
   *)
-    if exists bob; then ip link del dev bob; fi
-    ip link add name bob type vxlan id 2 remote 10.88.88.1 local 10.88.88.4 dstport 4789
-    did "wire bob created (vni 2)"
+    if exists "$W"; then ip link del dev "$W"; fi
+    ip link add name "$W" type vxlan id "$VNI" remote "$REMOTE" local "$LOCAL" dstport "$VXLAN_PORT"
+    did "wire $W created (vni $VNI)"
     ;;
 esac
-mark bob
-ensure_mtu bob 1500
-if [ "$(readlink "/sys/class/net/bob/master" 2>/dev/null)" != "../$BR" ]; then
-  ip link set dev bob master "$BR"; did "wire bob plugged into $BR"
+mark "$W"
+ensure_mtu "$W" 1500
+if [ "$(readlink "/sys/class/net/$W/master" 2>/dev/null)" != "../$BR" ]; then
+  ip link set dev "$W" master "$BR"; did "wire $W plugged into $BR"
 fi
-if [ "$(cat /sys/class/net/bob/brport/path_cost)" != "80" ]; then
-  bridge link set dev bob cost 80; did "wire bob cost 80"
+if [ "$(cat "/sys/class/net/$W/brport/path_cost")" != "$COST" ]; then
+  bridge link set dev "$W" cost "$COST"; did "wire $W cost $COST"
 fi
-ensure_up bob
-step "wire rho"
-case "$(ip -d -o link show dev rho 2>/dev/null)" in
-  *"vxlan id 4 remote 10.88.88.2 local 10.88.88.4 "*"dstport 4789 "*) ;;
+ensure_up "$W"
+step "wire "rho
+W=rho
+VNI=4
+REMOTE=10.88.88.2
+LOCAL=10.88.88.4
+COST=716
+case "$(ip -d -o link show dev "$W" 2>/dev/null)" in
+  *"vxlan id $VNI remote $REMOTE local $LOCAL "*"dstport $VXLAN_PORT "*) ;;
   *)
-    if exists rho; then ip link del dev rho; fi
-    ip link add name rho type vxlan id 4 remote 10.88.88.2 local 10.88.88.4 dstport 4789
-    did "wire rho created (vni 4)"
+    if exists "$W"; then ip link del dev "$W"; fi
+    ip link add name "$W" type vxlan id "$VNI" remote "$REMOTE" local "$LOCAL" dstport "$VXLAN_PORT"
+    did "wire $W created (vni $VNI)"
     ;;
 esac
-mark rho
-ensure_mtu rho 1500
-if [ "$(readlink "/sys/class/net/rho/master" 2>/dev/null)" != "../$BR" ]; then
-  ip link set dev rho master "$BR"; did "wire rho plugged into $BR"
+mark "$W"
+ensure_mtu "$W" 1500
+if [ "$(readlink "/sys/class/net/$W/master" 2>/dev/null)" != "../$BR" ]; then
+  ip link set dev "$W" master "$BR"; did "wire $W plugged into $BR"
 fi
-if [ "$(cat /sys/class/net/rho/brport/path_cost)" != "716" ]; then
-  bridge link set dev rho cost 716; did "wire rho cost 716"
+if [ "$(cat "/sys/class/net/$W/brport/path_cost")" != "$COST" ]; then
+  bridge link set dev "$W" cost "$COST"; did "wire $W cost $COST"
 fi
-ensure_up rho
-step "wire vorke"
-case "$(ip -d -o link show dev vorke 2>/dev/null)" in
-  *"vxlan id 1 remote 10.88.88.3 local 10.88.88.4 "*"dstport 4789 "*) ;;
+ensure_up "$W"
+step "wire "vorke
+W=vorke
+VNI=1
+REMOTE=10.88.88.3
+LOCAL=10.88.88.4
+COST=18
+case "$(ip -d -o link show dev "$W" 2>/dev/null)" in
+  *"vxlan id $VNI remote $REMOTE local $LOCAL "*"dstport $VXLAN_PORT "*) ;;
   *)
-    if exists vorke; then ip link del dev vorke; fi
-    ip link add name vorke type vxlan id 1 remote 10.88.88.3 local 10.88.88.4 dstport 4789
-    did "wire vorke created (vni 1)"
+    if exists "$W"; then ip link del dev "$W"; fi
+    ip link add name "$W" type vxlan id "$VNI" remote "$REMOTE" local "$LOCAL" dstport "$VXLAN_PORT"
+    did "wire $W created (vni $VNI)"
     ;;
 esac
-mark vorke
-ensure_mtu vorke 1500
-if [ "$(readlink "/sys/class/net/vorke/master" 2>/dev/null)" != "../$BR" ]; then
-  ip link set dev vorke master "$BR"; did "wire vorke plugged into $BR"
+mark "$W"
+ensure_mtu "$W" 1500
+if [ "$(readlink "/sys/class/net/$W/master" 2>/dev/null)" != "../$BR" ]; then
+  ip link set dev "$W" master "$BR"; did "wire $W plugged into $BR"
 fi
-if [ "$(cat /sys/class/net/vorke/brport/path_cost)" != "18" ]; then
-  bridge link set dev vorke cost 18; did "wire vorke cost 18"
+if [ "$(cat "/sys/class/net/$W/brport/path_cost")" != "$COST" ]; then
+  bridge link set dev "$W" cost "$COST"; did "wire $W cost $COST"
 fi
-ensure_up vorke
+ensure_up "$W"
 
 step "bridge up"
 ensure_up "$BR"
