@@ -50,6 +50,7 @@ def check(
     progress: Progress,
     with_diff: bool = False,
     rotate: Collection[str] = (),
+    down: bool = False,
 ) -> None:
     """Fills each host's report: `would change` with the changes, `unchanged`, or `failed`
     (the script refused or failed, as the real run would have); with `with_diff`, the diff
@@ -58,7 +59,7 @@ def check(
     def one(name: str) -> None:
         rep = session.reports[name]
         progress(name, "checking")
-        cmd = hostcmd.check(session.mesh, with_diff, name in rotate)
+        cmd = hostcmd.check(session.mesh, with_diff, name in rotate, down)
         try:
             res = session.run(name, cmd, scripts[name], CHECK_TIMEOUT_S + READ_TIMEOUT_S)
         except Exception as e:

@@ -228,7 +228,7 @@ def down(
     try:
         script = render.render_down(plan.build(mesh, {}), templates, purge)
         if dry:
-            check.check(session, dict.fromkeys(session.conns, script), progress)
+            check.check(session, dict.fromkeys(session.conns, script), progress, down=True)
             return Run(session.reports, checked=True)
         apply.down(session, script, progress)
         return Run(session.reports)
