@@ -130,9 +130,10 @@ DRIFTS = {
         ("wire rho cost 77, planned 12",),
         ("wire rho cost 12",),
     ),
-    # The boot unit is written by the apply wrapper (apply.sh.j2), not by the host script,
-    # so no "changed:" line reports it.
-    "boot unit removed": Drift((("rm", "-f", UNIT, WANTS),), ("boot unit missing",), (), True),
+    # The boot unit is written by the apply wrapper (apply.sh.j2), after the host script.
+    "boot unit removed": Drift(
+        (("rm", "-f", UNIT, WANTS),), ("boot unit missing",), ("boot unit installed",), True
+    ),
 }
 
 
