@@ -68,7 +68,7 @@ _run, _connect = ssh.run, ssh.connect
 def kind(cmd):
     # up's first command makes a missing key (keys: host); status and verify's polls do not.
     for key, name in (("wg genkey", "facts"), ("apply.sh", "apply"), ("=== hostname", "gather"),
-                      ("ping -c", "ping"), ("sh -s", "down")):
+                      ("ping -c", "ping"), ("MESH_PUSH_CHECK=1", "check"), ("sh -s", "down")):
         if key in cmd:
             return name
     return "other"
@@ -360,12 +360,14 @@ def bench_lab(size: int, runs: int, inner: int, tmp: Path, stp: dict[str, int]) 
         for k in (
             "up",
             "noop",
+            "check",
             "status",
             "down",
             "floor_true",
             "floor_gather",
             "floor_apply",
             "floor_noop",
+            "floor_check",
             "floor_down",
         )
     }
@@ -391,6 +393,12 @@ def bench_lab(size: int, runs: int, inner: int, tmp: Path, stp: dict[str, int]) 
                     print("  warning: a no-op up changed something", flush=True)
                 res["noop"].append(noop)
             for _ in range(inner):
+                # `up --check` on the converged mesh: the facts, then the check (exit 0).
+                ck = mesh_push(["up", "-i", i, "--check", "--json"], tmp)
+                if ck["rc"] != 0:
+                    print(f"  warning: up --check exited {ck['rc']}", flush=True)
+                res["check"].append(ck)
+            for _ in range(inner):
                 st = mesh_push(["status", "-i", i, "--json"], tmp)
                 res["status"].append(st)  # exit 1 = unhealthy: still a timed status
             scripts, down_script = rendered_scripts(inv)
@@ -404,6 +412,21 @@ def bench_lab(size: int, runs: int, inner: int, tmp: Path, stp: dict[str, int]) 
             for _ in range(inner):
                 res["floor_noop"].append(
                     parallel_ssh(cfg, hosts, ["sh", "-s"], scripts.__getitem__)
+                )
+            # The check's floor: the facts on every host, then every script in its read-only
+            # mode (mesh-push needs all the facts before it can render any script). Run after
+            # floor_noop, on the mesh it converged.
+            for _ in range(inner):
+                facts = parallel_ssh(cfg, hosts, [gather], None)
+                dry = parallel_ssh(
+                    cfg, hosts, ["env", "MESH_PUSH_CHECK=1", "sh", "-s"], scripts.__getitem__
+                )
+                res["floor_check"].append(
+                    {
+                        "wall": facts["wall"] + dry["wall"],
+                        "failed": facts["failed"] + dry["failed"],
+                        "changes": dry["changes"],
+                    }
                 )
             res["floor_down"].append(
                 parallel_ssh(cfg, hosts, ["sh", "-s"], dict.fromkeys(hosts, down_script).get)
@@ -449,7 +472,7 @@ def summarise(
         return stats(j[field] for j in (json_ssh_part(r["report"]) for r in res[key]) if j)
 
     out: dict[str, Any] = {"hosts": size, "lab": name, "network": net}
-    for key in ("up", "noop", "status", "down"):
+    for key in ("up", "noop", "check", "status", "down"):
         fields = (
             "total",
             "startup_and_imports",
@@ -485,7 +508,14 @@ def summarise(
             out[key]["verify_failed"] = sum(
                 1 for r in res[key] if not ((r["report"] or {}).get("verify") or {}).get("ok")
             )
-    for key in ("floor_true", "floor_gather", "floor_apply", "floor_noop", "floor_down"):
+    for key in (
+        "floor_true",
+        "floor_gather",
+        "floor_apply",
+        "floor_noop",
+        "floor_check",
+        "floor_down",
+    ):
         out[key] = {
             "wall": stats(r["wall"] for r in res[key]),
             "failed_hosts": max(r["failed"] for r in res[key]),
@@ -679,6 +709,8 @@ def table(labs: list[dict[str, Any]]) -> None:
         ("  one gather command (median)", lambda x: fmt(x["noop"].get("each_gather_median", {}))),
         ("  one ping command (median)", lambda x: fmt(x["noop"].get("each_ping_median", {}))),
         ("floor: ssh sh -s script, no changes", lambda x: fmt(x["floor_noop"]["wall"])),
+        ("up --check: total wall", lambda x: fmt(x["check"]["total"])),
+        ("floor: ssh facts, then ssh check script", lambda x: fmt(x["floor_check"]["wall"])),
         ("status: total wall", lambda x: fmt(x["status"]["total"])),
         ("  connect + gather", lambda x: fmt(x["status"].get("connect_and_first_command", {}))),
         ("floor: ssh HOST <gather command>", lambda x: fmt(x["floor_gather"]["wall"])),
@@ -687,6 +719,7 @@ def table(labs: list[dict[str, Any]]) -> None:
         ("floor: ssh HOST true", lambda x: fmt(x["floor_true"]["wall"])),
         ("remote commands/host: up from nothing", lambda x: _calls(x["up"]["calls"])),
         ("remote commands/host: no-op up", lambda x: _calls(x["noop"]["calls"])),
+        ("remote commands/host: up --check", lambda x: _calls(x["check"]["calls"])),
         ("remote commands/host: status", lambda x: _calls(x["status"]["calls"])),
         ("remote commands/host: down", lambda x: _calls(x["down"]["calls"])),
         (
@@ -716,6 +749,7 @@ def ratios(lab: dict[str, Any]) -> dict[str, float]:
         "up SSH part / script from nothing": (lab["up"].get("ssh_part"), lab["floor_apply"]),
         "no-op up total / script no-change": (lab["noop"]["total"], lab["floor_noop"]),
         "no-op up SSH part / script no-change": (lab["noop"].get("ssh_part"), lab["floor_noop"]),
+        "up --check total / facts + check script": (lab["check"]["total"], lab["floor_check"]),
         "status total / gather": (lab["status"]["total"], lab["floor_gather"]),
         "status connect+gather / gather": (
             lab["status"].get("connect_and_first_command"),

@@ -160,8 +160,8 @@ def _apply_one(
         return
     rep.changes = changed_lines(res.stdout)
     if not res.ok:
-        step = _failed_step(res.stdout) or "apply"
-        why = "; ".join(_refusals(res.stdout)) or "the host script failed"
+        step = failed_step(res.stdout) or "apply"
+        why = "; ".join(refusals(res.stdout)) or "the host script failed"
         rep.fail(Outcome.FAILED, step, why, res.exit_code, res.stdout)
         progress(name, f"failed at step {step!r} with exit code {res.exit_code}")
         return
@@ -243,7 +243,7 @@ def changed_lines(log: str) -> list[str]:
     return [ln.removeprefix("changed: ") for ln in log.splitlines() if ln.startswith("changed: ")]
 
 
-def _refusals(log: str) -> list[str]:
+def refusals(log: str) -> list[str]:
     """What the host script refused to touch (its first step: an interface, a port or a
     VXLAN id that another mesh, or someone else, has), as it said it."""
     return [
@@ -253,7 +253,7 @@ def _refusals(log: str) -> list[str]:
     ]
 
 
-def _failed_step(log: str) -> str | None:
+def failed_step(log: str) -> str | None:
     for line in reversed(log.splitlines()):
         if line.startswith('mesh-push: step "'):
             return line.split('"')[1]

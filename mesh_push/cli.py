@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from .model import Mesh
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# --check: every host answered and some would change (as `terraform plan -detailed-exitcode`
+# says 2, which is taken here by usage errors).
+EXIT_PENDING = 3
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -44,6 +47,22 @@ def _templates_arg(p: argparse.ArgumentParser) -> None:
         help="render the host and down scripts (host.sh.j2, reresolve.sh.j2, down.sh.j2) from "
         "the templates in DIR instead of the built-in ones",
     )
+
+
+def _check_args(p: argparse.ArgumentParser, what: str, diff: bool = True) -> None:
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help=f"change nothing: connect, gather, and have each host say what {what} would "
+        "change there now, as the same 'changed:' lines (exit 0: nothing, 3: changes pending)",
+    )
+    if diff:
+        p.add_argument(
+            "--diff",
+            action="store_true",
+            help="with --check: also show how each host's script differs from the one it "
+            "last applied",
+        )
 
 
 def _json_arg(p: argparse.ArgumentParser) -> None:
@@ -78,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
             "  mesh-push plan -i inventory/seed.yaml     # what the network will be\n"
             "  mesh-push up -i inventory/seed.yaml       # build it\n"
             "  mesh-push status -i inventory/seed.yaml   # is it healthy?\n\n"
-            "exit codes: 0 ok, 1 a host failed or is unhealthy, 2 bad usage or bad inventory"
+            "exit codes: 0 ok, 1 a host failed or is unhealthy, 2 bad usage or bad inventory,\n"
+            "  3 (with --check) changes pending"
         ),
     )
     parser.add_argument("--version", action="version", version=f"mesh-push {__version__}")
@@ -132,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     ssh_args(p)
     p.add_argument("-y", "--yes", action="store_true", help="apply without asking")
     p.add_argument("--no-verify", action="store_true", help="skip the checks after applying")
+    _check_args(p, "`up`")
     g = p.add_argument_group("rollouts (see docs/ci.md)")
     g.add_argument(
         "--limit",
@@ -176,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("hosts", nargs="*", metavar="HOST", help="hosts to rotate (default: all)")
     p.add_argument("-y", "--yes", action="store_true", help="rotate without asking")
     p.add_argument("--no-verify", action="store_true", help="skip the checks after applying")
+    _check_args(p, "the rotation (new keys stood in for, none made)")
 
     p = _command(
         sub,
@@ -191,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     ssh_args(p)
     p.add_argument("-y", "--yes", action="store_true", help="do it without asking")
     p.add_argument("--purge", action="store_true", help="also delete the hosts' private keys")
+    _check_args(p, "`down`", diff=False)
 
     p = _command(
         sub,
@@ -371,12 +394,21 @@ def _converge(args: argparse.Namespace, rotate: list[str] | None) -> int:
     mesh = inventory.load(args.inventory)
     opts = _rollout_options(args, mesh)
     templates = render.load_templates(args.templates)
+    if args.diff and not args.check:
+        raise UsageError("--diff goes with --check (it shows what would change)")
+    progress = report.Progress(enabled=not args.json)
+    if args.check:
+        return _finish(
+            args,
+            commands.check_up(
+                mesh, _access(args), templates, opts, progress.host, rotate, args.diff
+            ),
+        )
     if rotate is not None and not _confirm(
         f"make new key pairs for {', '.join(rotate)}?", args.yes
     ):
         return EXIT_FAILED
     access = _access(args)
-    progress = report.Progress(enabled=not args.json)
 
     def ask(todo: Changes, _reports: object) -> bool:
         if not args.json:
@@ -384,7 +416,7 @@ def _converge(args: argparse.Namespace, rotate: list[str] | None) -> int:
         return _confirm(f"apply to {len(todo.to_apply)} host(s)?", args.yes)
 
     run = commands.up(
-        mesh, access, templates, opts, progress.host, ask, rotate, check=not args.no_verify
+        mesh, access, templates, opts, progress.host, ask, rotate, verify_after=not args.no_verify
     )
     return _finish(args, run)
 
@@ -394,20 +426,27 @@ def cmd_down(args: argparse.Namespace) -> int:
 
     mesh = inventory.load(args.inventory)
     templates = render.load_templates(args.templates)
-    if not _confirm(f"remove mesh {mesh.name} from {len(mesh.hosts)} host(s)?", args.yes):
+    if not args.check and not _confirm(
+        f"remove mesh {mesh.name} from {len(mesh.hosts)} host(s)?", args.yes
+    ):
         return EXIT_FAILED
     progress = report.Progress(enabled=not args.json)
-    return _finish(args, commands.down(mesh, _access(args), templates, args.purge, progress.host))
+    return _finish(
+        args,
+        commands.down(mesh, _access(args), templates, args.purge, progress.host, args.check),
+    )
 
 
 def _finish(args: argparse.Namespace, run: Run) -> int:
     from . import report
 
     if args.json:
-        report.print_json(report.run_json(run))
+        report.print_json(report.check_json(run) if run.checked else report.run_json(run))
     else:
         report.show_run(run)
-    return EXIT_OK if run.ok else EXIT_FAILED
+    if not run.ok:
+        return EXIT_FAILED
+    return EXIT_PENDING if run.checked and run.pending else EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:

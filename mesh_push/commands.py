@@ -2,6 +2,7 @@
 
     up, rotate-keys   Connect → Gather → Plan → Render → Apply → Verify
     down              Connect → Render → Apply
+    … --check         the same, with Check (check.py) in place of Apply: nothing changes
     status            Connect → Gather → Judge
 
 cli.py parses the arguments, calls one of these and prints what it returns; nothing here
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import apply, changes, connect, gather, judge, keys, plan, render, verify
+from . import apply, changes, check, connect, gather, judge, keys, plan, render, verify
 from .backends import Backends, NoBackend, choose
 from .connect import Access, Progress, Session
 from .inventory import public_key_problem
@@ -37,6 +38,12 @@ class Run:
     verification: verify.Verification | None = None
     changes: changes.Changes | None = None
     cancelled: bool = False  # the user said no: nothing was applied
+    checked: bool = False  # --check: nothing was applied; the changes are pending
+
+    @property
+    def pending(self) -> bool:
+        """--check: some host would change."""
+        return any(r.outcome is Outcome.WOULD_CHANGE for r in self.reports.values())
 
     @property
     def ok(self) -> bool:
@@ -65,21 +72,13 @@ def up(
     progress: Progress,
     ask: Ask,
     rotate: list[str] | None = None,
-    check: bool = True,
+    verify_after: bool = True,
 ) -> Run:
     """Build or converge the mesh (`rotate`: give those hosts new key pairs first)."""
-    chosen = targets(mesh, opts)
     if mesh.keys == "controller":
         # Key pairs where missing, and a keystore fit for them, before any host is touched.
         keys.ensure_keystore(mesh)
-    session = connect.open_all(
-        mesh, access, gather.first_command(mesh, mesh.keys == "host"), progress, chosen
-    )
-    for h in mesh.hosts:
-        if h.name not in chosen:
-            rep = session.reports[h.name] = HostReport(h.name, Outcome.EXCLUDED)
-            rep.message = "outside --limit: not touched"
-    session.reports = {h.name: session.reports[h.name] for h in mesh.hosts}
+    session = _open(mesh, access, opts, progress, generate_keys=mesh.keys == "host")
     try:
         gathered = gather.from_session(session)
         backends = _backends(session, gathered, progress)
@@ -100,11 +99,66 @@ def up(
         if next_keys and mesh.keys == "host":
             done = {n: k for n, k in next_keys.items() if session.reports[n].ok}
             keys.save_public_keys(mesh, done)
-        if check:
+        if verify_after:
             run.verification = verify.verify(session, p, gathered.states, progress)
         return run
     finally:
         session.close()
+
+
+def check_up(
+    mesh: Mesh,
+    access: Access,
+    templates: jinja2.Environment,
+    opts: Options,
+    progress: Progress,
+    rotate: list[str] | None = None,
+    with_diff: bool = False,
+) -> Run:
+    """`up --check` (`rotate-keys --check` with `rotate`): what `up` would change on each
+    host as it is now, changing nothing anywhere: no key is made, staged or stored."""
+    session = _open(mesh, access, opts, progress, generate_keys=False)
+    try:
+        gathered = gather.from_session(session)
+        backends = _backends(session, gathered, progress)
+        known = keys.public_keys(mesh)
+        if mesh.keys == "host":
+            known.update(
+                (n, f.public_key)
+                for n, f in gathered.facts.items()
+                if f.public_key and not public_key_problem(f.public_key)
+            )
+        # A key `up` would make, or `rotate-keys` would replace: one no host has.
+        stand_ins = [
+            h.name
+            for h in mesh.hosts
+            if h.name in (rotate or ())
+            or (h.name not in known and (mesh.keys == "controller" or h.name in session.conns))
+        ]
+        known.update((n, check.stand_in_key(n)) for n in stand_ins)
+        scripts = _render(session, plan.build(mesh, known), templates, backends)
+        rotating = rotate if mesh.keys == "host" else ()
+        check.check(session, scripts, progress, with_diff, rotating or ())
+        return Run(session.reports, checked=True)
+    finally:
+        session.close()
+
+
+def _open(
+    mesh: Mesh, access: Access, opts: Options, progress: Progress, generate_keys: bool
+) -> Session:
+    """Connect to --limit's hosts (all without it) with the facts and state in the first
+    command; the others are reported as excluded."""
+    chosen = targets(mesh, opts)
+    session = connect.open_all(
+        mesh, access, gather.first_command(mesh, generate_keys), progress, chosen
+    )
+    for h in mesh.hosts:
+        if h.name not in chosen:
+            rep = session.reports[h.name] = HostReport(h.name, Outcome.EXCLUDED)
+            rep.message = "outside --limit: not touched"
+    session.reports = {h.name: session.reports[h.name] for h in mesh.hosts}
+    return session
 
 
 def _backends(
@@ -161,12 +215,21 @@ def _render(
 
 
 def down(
-    mesh: Mesh, access: Access, templates: jinja2.Environment, purge: bool, progress: Progress
+    mesh: Mesh,
+    access: Access,
+    templates: jinja2.Environment,
+    purge: bool,
+    progress: Progress,
+    dry: bool = False,
 ) -> Run:
-    """Take the mesh off every host (private keys too with `purge`)."""
+    """Take the mesh off every host (private keys too with `purge`); with `dry` (`down
+    --check`) only say what that would remove."""
     session = connect.open_all(mesh, access, None, progress)
     try:
         script = render.render_down(plan.build(mesh, {}), templates, purge)
+        if dry:
+            check.check(session, dict.fromkeys(session.conns, script), progress, down=True)
+            return Run(session.reports, checked=True)
         apply.down(session, script, progress)
         return Run(session.reports)
     finally:

@@ -150,6 +150,25 @@ def measure(targets: Sequence[tuple[str, str]], count: int, mark: str) -> str:
     return _env().get_template("measure.sh.j2").render(targets=targets, count=count, mark=mark)
 
 
+# The line after which the check program prints the script the host last applied.
+APPLIED_MARKER = "=== mesh-push: the script this host last applied"
+
+
+def check(mesh: Mesh, diff: bool, rotate: bool = False, down: bool = False) -> str:
+    """Runs the host (or with `down`, the down) script that comes on stdin in its read-only
+    mode, not stored and without the host lock, and says whether the apply command would
+    install the boot unit; with `diff`, then prints APPLIED_MARKER and the script the host
+    last applied. `rotate`: the host script takes a rotation as staged (rotate-keys)."""
+    return _render(
+        "check.sh.j2",
+        mesh,
+        diff=diff,
+        rotate="1" if rotate else "0",
+        marker=APPLIED_MARKER,
+        unit_text="" if down else boot_unit(mesh),
+    )
+
+
 def down(mesh: Mesh) -> str:
     """Holding the host lock, stops a running rollback timer, then runs the down script,
     which comes on stdin."""

@@ -20,10 +20,11 @@ class Outcome(enum.Enum):
     EXCLUDED = "excluded"  # outside --limit
     CHANGED = "changed"
     UNCHANGED = "unchanged"
+    WOULD_CHANGE = "would change"  # --check: the changes listed are pending
 
     @property
     def ok(self) -> bool:
-        return self in (Outcome.CHANGED, Outcome.UNCHANGED, Outcome.EXCLUDED)
+        return self in (Outcome.CHANGED, Outcome.UNCHANGED, Outcome.EXCLUDED, Outcome.WOULD_CHANGE)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class HostReport:
     changes: list[str] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)  # found wrong before applying, repaired
     seconds: dict[str, float] = field(default_factory=dict)
+    diff: str | None = None  # --check --diff: from the script last applied to the new one
 
     @property
     def ok(self) -> bool:

@@ -450,7 +450,16 @@ def run_json(run: Run) -> dict[str, Any]:
     }
 
 
+def check_json(run: Run) -> dict[str, Any]:
+    """`up/rotate-keys/down --check --json`: per host what would change (docs/json.md#check)."""
+    out = run_json(run)
+    for entry, r in zip(out["hosts"], run.reports.values(), strict=True):
+        entry["diff"] = r.diff
+    return {**out, "check": True, "pending": run.pending}
+
+
 STATUS_STYLE = {
+    Outcome.WOULD_CHANGE: "yellow",
     Outcome.CHANGED: "green",
     Outcome.UNCHANGED: "green",
     Outcome.FAILED: "red",
@@ -464,6 +473,9 @@ STATUS_STYLE = {
 
 def show_run(run: Run, out: Console | None = None) -> None:
     out = out or console()
+    if run.checked:
+        _show_check(run, out)
+        return
     table = Table(title="Result", title_justify="left")
     for col in ("host", "result", "changes", "details"):
         table.add_column(col)
@@ -496,6 +508,36 @@ def show_run(run: Run, out: Console | None = None) -> None:
             out.print(f"[red]verification failed[/] after {verification.seconds:.1f} s:")
             for problem in verification.problems:
                 out.print(f"  {safe_text(problem)}")
+
+
+def _show_check(run: Run, out: Console) -> None:
+    """One row per change (the host named on its first), then the diffs asked for."""
+    table = Table(title="Check: nothing was changed", title_justify="left")
+    for col in ("host", "would", "change"):
+        table.add_column(col)
+    for r in run.reports.values():
+        style = STATUS_STYLE.get(r.outcome, "default")
+        lines = r.changes if r.changes else [r.details or ("" if r.ok else r.outcome.value)]
+        for i, line in enumerate(lines):
+            first = i == 0
+            table.add_row(
+                _name(r.name) if first else "",
+                f"[{style}]{r.outcome.value}[/]" if first else "",
+                safe_text(line),
+            )
+    out.print(table)
+    for r in run.reports.values():
+        if r.diff:
+            out.print(safe_text(r.diff), highlight=False)
+    if not run.ok:
+        out.print("[red]some hosts could not be checked, or their script would fail[/]")
+    elif run.pending:
+        pending = [r.name for r in run.reports.values() if r.outcome is Outcome.WOULD_CHANGE]
+        out.print(
+            f"[yellow]changes pending[/] on {len(pending)} host(s): {_name(', '.join(pending))}"
+        )
+    else:
+        out.print("[green]nothing would change[/]")
 
 
 def _age(age: float | None) -> str:

@@ -164,7 +164,7 @@ def test_a_host_with_a_named_peer_carries_and_starts_the_re_resolver(tmp_path: P
     # Carried as one shell word (a heredoc would end at a line of a value that matched its
     # delimiter).
     carried = render.render_reresolver(p, p.host("pi"), render.load_templates())
-    assert f"printf '%s' {shlex.quote(carried)} > \"$STATE/reresolve.sh.new\"\n" in text
+    assert f"RERESOLVER={shlex.quote(carried)}\n" in text
     assert f"check {KEYS['hub']} hub Hub.Example.NET 56560 || rc=1" in carried
     assert "sleep 7 &" in carried
     assert 'setsid /bin/sh "$STATE/reresolve.sh" loop' in text
@@ -177,7 +177,7 @@ def test_a_host_with_a_named_peer_carries_and_starts_the_re_resolver(tmp_path: P
 def test_a_host_without_named_peers_only_stops_a_left_over_loop(tmp_path: Path) -> None:
     text = script(build(tmp_path), "hub")
     assert "reresolve.sh.new" not in text and "setsid" not in text
-    assert 'if [ -n "$rr_pid" ]; then kill "$rr_pid"; did "re-resolver stopped"; fi' in text
+    assert 'if [ -n "$rr_pid" ]; then act kill "$rr_pid"; did "re-resolver stopped"; fi' in text
     assert 'rm -f "$STATE/reresolve.sh"' in text
     assert "endpoint 192.0.2.11:56560" in text
 

@@ -134,6 +134,9 @@ FAKE_PUBLIC = "c3R1Yi1wdWJsaWMta2V5LWZvci10aGUtc2FuZGJveD09PQ=="
 RESOLVED = "198.51.100.9"  # what the getent stub says every name is
 NOW = "203.0.113.1:1"  # where the wg stub says a named peer is now
 READS = {("wg", "show"), ("ip", "-d"), ("ip", "-o"), ("ip", "-j")}  # calls that change nothing
+# What a script in its read-only mode (MESH_PUSH_CHECK=1) may also call: a key's public half,
+# whether the kernel has WireGuard, what a name resolves to.
+CHECK_READS = {("wg", "pubkey"), ("modprobe", "-nq"), ("getent", "ahosts")}
 
 STUB = f"""#!/bin/sh
 printf '%s\\0' "$#" "${{0##*/}}" "$@" >> "$STUB_CASE/log"
@@ -867,7 +870,8 @@ def check(c: Case, d: Path) -> list[str]:
         if bad in calls:
             wrong.append(f"call {bad!r} made")
     if c.only_reads:
-        changing = [x for x in calls if tuple(x[:2]) not in READS]
+        reads = READS | CHECK_READS if c.env.get("MESH_PUSH_CHECK") == "1" else READS
+        changing = [x for x in calls if tuple(x[:2]) not in reads]
         if changing:
             wrong.append(f"refused, yet called {changing!r}")
     if c.stdout is not None and out != c.stdout:
@@ -942,3 +946,34 @@ def test_the_sandbox_sees_a_canary(tmp_path: Path) -> None:
     dirs = run_sandbox(tmp_path, [unquoted, quoted])
     assert any("CANARY made" in w for w in check(unquoted, dirs[0]))
     assert check(quoted, dirs[1]) == []
+
+
+def in_check_mode(c: Case) -> Case:
+    """The same program and host as `c`, run as `--check` runs it: it may only read, and
+    every file that was there stays as it was. Only a refusal still fails."""
+    out = Case(c.field, c.value, c.program + " --check", c.script, endpoints=c.endpoints)
+    out.env = {**c.env, "MESH_PUSH_CHECK": "1"}
+    out.root = dict(c.root)
+    out.rc = 1 if c.rc == 1 and c.only_reads else 0
+    out.only_reads = True
+    out.files = {path: v for path, v in c.root.items() if not v.startswith("->")}
+    out.exists = [path for path, v in c.root.items() if v.startswith("->")]
+    return out
+
+
+def test_check_mode_changes_nothing_whatever_the_values(tmp_path: Path) -> None:
+    """`--check` runs the host and down scripts with MESH_PUSH_CHECK=1: with hostile values in
+    every field, nothing but reads is called, no file changes, no canary."""
+    require_root()
+    values = ["$(touch CANARY)", "\ntouch CANARY\n", "'; touch CANARY; '"]
+    cases = [
+        in_check_mode(c)
+        for name in sorted(FIELDS)
+        for v in values
+        for c in FIELDS[name](v)
+        if c.program.startswith(("host.sh", "down.sh"))
+    ]
+    assert len(cases) > 30
+    dirs = run_sandbox(tmp_path, cases)
+    problems = [f"{c.label()}: {w}" for c, d in zip(cases, dirs, strict=True) for w in check(c, d)]
+    assert not problems, "\n".join(problems[:40]) + f"\n({len(problems)} problems)"

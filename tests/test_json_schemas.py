@@ -293,6 +293,9 @@ def _reports() -> dict[str, HostReport]:
     changed.message = "repaired: wire bob missing"
     changed.seconds = {"connect": 0.2, "command": 0.31, "apply": 1.5}
     add(Outcome.UNCHANGED).seconds = {"connect": 0.2, "command": 0.3}
+    pending = add(Outcome.WOULD_CHANGE)
+    pending.changes = ["wire rho created (vni 6)"]
+    pending.seconds = {"connect": 0.2, "command": 0.3, "check": 0.4}
     return out
 
 
@@ -542,3 +545,22 @@ def test_validate_names_what_is_wrong() -> None:
     with pytest.raises(ValueError, match="no schema"):
         validate({}, "push")
     assert outcome.TAIL_LINES == 8  # output_tail's "at most 8 lines" in docs/json.md
+
+
+def test_check_every_outcome_with_a_diff() -> None:
+    """`up --check --json`: the run's document, no rollout or verification, each host's diff
+    (null without --diff), `pending` when some host would change."""
+    checked = (Outcome.WOULD_CHANGE, Outcome.UNCHANGED, Outcome.FAILED, Outcome.UNREACHABLE)
+    reports = _only(_reports(), *checked, Outcome.EXCLUDED)
+    reports["would-change"].diff = "--- would-change: applied\n+++ would-change: new\n"
+    doc = report.check_json(Run(reports, checked=True))
+    validate(doc, "run")
+    assert doc["check"] is True and doc["pending"] is True and doc["ok"] is False
+    assert doc["rollout"] is None and doc["verify"] is None
+    diffs = {h["name"]: h["diff"] for h in doc["hosts"]}
+    assert (
+        diffs["would-change"].startswith("--- would-change: applied") and diffs["unchanged"] is None
+    )
+    clean = report.check_json(Run(_only(_reports(), Outcome.UNCHANGED), checked=True))
+    validate(clean, "run")
+    assert clean["ok"] is True and clean["pending"] is False

@@ -99,3 +99,50 @@ def sample_cmdlines(stop: threading.Event, seen: set[str]) -> None:
                 with contextlib.suppress(OSError):
                     seen.add((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
         time.sleep(0.005)
+
+
+# What `--check` must leave byte-identical on a host (issue 16): the links with their details,
+# every WireGuard interface and peer, the bridge ports, and the files mesh-push keeps. Left
+# out is what moves by itself: timers, counters, handshakes, what STP elects (port states,
+# roles, root and designated bridges, topology changes and the ageing they shorten; a bridge's
+# own id is its priority and address), and private keys (never printed: the file digests
+# cover them).
+SNAPSHOT = r"""
+ip -j -d link show
+echo '=== wg'
+wg show all dump | awk -F '\t' 'NF == 5 {print $1, $3, $4, $5} NF == 9 {print $1, $2, $4, $5, $9}' \
+  | sort
+echo '=== files'
+for f in $(find /var/lib/mesh-push /etc/wireguard /etc/systemd/system ! -type d | sort)
+do
+  printf '%s %s ' "$f" "$(stat -c '%a %U %s %Y' "$f")"; sha256sum < "$f"
+done
+"""
+MOVING = re.compile(
+    r"_timer$|^(state|role|topology_change\w*|ageing_time|root_id|root_port|"
+    r"root_path_cost|designated_\w+|bridge_id|config_pending|stats\w*|operstate|linkmode)$"
+)
+
+
+def _still(value: object) -> object:
+    if isinstance(value, dict):
+        return {
+            # Of the flags only UP is set by hand; the others follow the carrier.
+            k: ["UP"] if k == "flags" and "UP" in v else [] if k == "flags" else _still(v)
+            for k, v in value.items()
+            if not MOVING.search(k)
+        }
+    if isinstance(value, list):
+        return [_still(v) for v in value]
+    return value
+
+
+def snapshot(lab: str, host: str) -> str:
+    """The host's state as `--check` must leave it (SNAPSHOT), as one comparable text."""
+    import json
+
+    res = lab_exec(lab, host, "sh", "-c", SNAPSHOT)
+    assert res.returncode == 0, res.stderr
+    links, _, rest = res.stdout.partition("=== wg\n")
+    still = sorted((_still(x) for x in json.loads(links)), key=lambda x: str(x))
+    return json.dumps(still, indent=1, sort_keys=True) + "\n=== wg\n" + rest

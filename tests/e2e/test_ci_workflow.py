@@ -1,9 +1,10 @@
-"""The CI example (examples/ci/mesh-rollout.yml) run for real: its `mesh-push` steps, parsed out
-of the workflow, in the workflow's order, with bash -eo pipefail and the workflow's env, against
-a lab. Only the checkout, install and secret-restoring steps are skipped; the substitution is
-explicit: the workflow's path variables (INVENTORY, MESH_SSH_CONFIG, MESH_KNOWN_HOSTS,
-MESH_SSH_KEY, MESH_SSH_DIR, REPORT_DIR) are overridden with the lab's files. The lab test needs
-root; under CI=true it must run. The other tests check the example's shape without a lab."""
+"""The CI examples (examples/ci/mesh-rollout.yml, then mesh-drift-check.yml) run for real: their
+`mesh-push` steps, parsed out of the workflow, in the workflow's order, with bash -eo pipefail
+and the workflow's env, against a lab. Only the checkout, install and secret-restoring steps
+are skipped; the substitution is explicit: the workflow's path variables (INVENTORY,
+MESH_SSH_CONFIG, MESH_KNOWN_HOSTS, MESH_SSH_KEY, MESH_SSH_DIR, REPORT_DIR) are overridden with
+the lab's files. The lab test needs root; under CI=true it must run. The other tests check the
+examples' shape without a lab."""
 
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ from typing import Any
 import yaml
 
 from tests.conftest import require_root
-from tests.e2e.labkit import HOSTS, ROOT, lab_inventory, lab_up, mesh_push
+from tests.e2e.labkit import HOSTS, ROOT, lab_exec, lab_inventory, lab_up, mesh_push
 
 EXAMPLE = ROOT / "examples/ci"
 WORKFLOW = EXAMPLE / "mesh-rollout.yml"
+DRIFT_WORKFLOW = EXAMPLE / "mesh-drift-check.yml"
 LAB = "mpw"
 NET = "198.18.24"
 # The workflow's variables that the test replaces with the lab's files; nothing else is changed.
@@ -37,8 +39,8 @@ PATH_VARS = (
 MESH_PUSH_LINE = re.compile(r"^\s*mesh-push\s", re.M)
 
 
-def workflow() -> dict[str, Any]:
-    data = yaml.safe_load(WORKFLOW.read_text())
+def workflow(path: Path = WORKFLOW) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
     assert isinstance(data, dict)
     return data
 
@@ -106,6 +108,24 @@ def test_workflow_shape() -> None:
             if "secrets." in str(value):
                 assert "umask 077" in s["run"] and "printf '%s\\n'" in s["run"]
                 assert "set -x" not in s["run"]
+
+
+def test_drift_workflow_shape() -> None:
+    """Scheduled, never beside a rollout, the rollout's variables and secret handling, one
+    mesh-push step that changes nothing."""
+    wf, rollout = workflow(DRIFT_WORKFLOW), workflow()
+    on = wf["on"] if "on" in wf else wf[True]  # type: ignore[index]
+    assert on["schedule"][0]["cron"] and "push" not in on
+    assert wf["concurrency"] == rollout["concurrency"]
+    assert {k: v for k, v in wf["env"].items() if k != "REPORT_DIR"} == {
+        k: v for k, v in rollout["env"].items() if k != "REPORT_DIR"
+    }
+    restore = [s for s in job(wf)["steps"] if "secrets" in str(s.get("env"))]
+    assert restore == [s for s in job(rollout)["steps"] if "secrets" in str(s.get("env"))]
+    (step,) = mesh_push_steps(wf)
+    assert '--check --diff --json | tee "$REPORT_DIR/check.json"' in step["run"]
+    assert "--yes" not in step["run"] and "--accept-new" not in DRIFT_WORKFLOW.read_text()
+    assert not step.get("continue-on-error") and "if" not in step
 
 
 def test_example_inventory_names_the_files_the_workflow_writes() -> None:
@@ -222,6 +242,21 @@ def test_workflow_steps_run_against_the_lab(tmp_path: Path) -> None:
         assert status["healthy"] is True and status["tree_matches_plan"] is True
         # Non-interactive and uncoloured: no ANSI escape anywhere.
         assert not any("\x1b[" in r.stdout + r.stderr for r in outputs)
+
+        # The nightly drift check: nothing to say on the mesh just rolled out; then a wire
+        # deleted behind mesh-push's back fails the step (exit 3) and is in the report.
+        wf = workflow(DRIFT_WORKFLOW)
+        (check,) = mesh_push_steps(wf)
+        quiet = bash(check["run"], step_env(wf, check, overrides), checkout)
+        assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+        assert json.loads((reports / "check.json").read_text())["pending"] is False
+        gone = lab_exec(LAB, "bob", "ip", "link", "del", "dev", "rho")
+        assert gone.returncode == 0, gone.stderr
+        drifted = bash(check["run"], step_env(wf, check, overrides), checkout)
+        assert drifted.returncode == 3, drifted.stdout + drifted.stderr
+        found = {h["name"]: h for h in json.loads((reports / "check.json").read_text())["hosts"]}
+        assert found["bob"]["changes"] == ["wire rho created (vni 6)"], found["bob"]
+        assert found["bob"]["diff"] == "" and found["rho"]["changes"] == []
     assert not [
         n
         for n in subprocess.run(

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_root
-from tests.e2e.labkit import HOSTS, lab_exec, lab_inventory, lab_up, mesh_push
+from tests.e2e.labkit import HOSTS, lab_exec, lab_inventory, lab_up, mesh_push, snapshot
 
 LAB = "mpd"
 NET = "198.18.64"
@@ -87,7 +87,8 @@ DRIFTS = {
     "wire deleted": Drift(
         (("ip", "link", "del", "dev", "rho"),),
         ("wire rho missing",),
-        ("wire rho created (vni 6)", "wire rho plugged into internet", "wire rho cost 12"),
+        # A wire this run creates is one line: its settings are part of "created".
+        ("wire rho created (vni 6)",),
     ),
     "wire detached": Drift(
         (("ip", "link", "set", "dev", "rho", "nomaster"),),
@@ -129,9 +130,10 @@ DRIFTS = {
         ("wire rho cost 77, planned 12",),
         ("wire rho cost 12",),
     ),
-    # The boot unit is written by the apply wrapper (apply.sh.j2), not by the host script,
-    # so no "changed:" line reports it.
-    "boot unit removed": Drift((("rm", "-f", UNIT, WANTS),), ("boot unit missing",), (), True),
+    # The boot unit is written by the apply wrapper (apply.sh.j2), after the host script.
+    "boot unit removed": Drift(
+        (("rm", "-f", UNIT, WANTS),), ("boot unit missing",), ("boot unit installed",), True
+    ),
 }
 
 
@@ -160,9 +162,17 @@ def test_one_up_repairs(lab: Lab, name: str) -> None:
     for cmd in drift.commands:
         lab.exec(*(part.replace("{rho_key}", lab.rho_key) for part in cmd))
 
+    # `up --check` first (issue 16): it changes nothing, and lists what `up` then does.
+    before = {h: snapshot(LAB, h) for h in HOSTS}
+    check = mesh_push("up", "-i", str(lab.inventory), "--check", "--json")
+    assert {h: snapshot(LAB, h) for h in HOSTS} == before
+    pending = {h["name"]: h["changes"] for h in json.loads(check.stdout)["hosts"]}
+    assert check.returncode == (3 if drift.repairs else 0), check.stdout + check.stderr
+
     report = lab.up()
     hosts = {h["name"]: h for h in report["hosts"]}
     bob = hosts[HOST]
+    assert {n: h["changes"] for n, h in hosts.items()} == pending, (pending, hosts)
     found = "; ".join(bob["drift"])
     for word in drift.words:
         assert word in found, (word, bob)

@@ -2,7 +2,8 @@
 # mesh-push 0.1.0: take mesh seed off this host. Generated: do not edit.
 # Removes the interfaces this mesh marked, the userspace WireGuard process with its socket,
 # its boot unit and its state directory. Nothing another mesh (or anyone else) made is
-# touched. The private key stays unless purging.
+# touched. The private key stays unless purging. With MESH_PUSH_CHECK=1 in its environment
+# (`mesh-push down --check`) it changes nothing and says what it would remove.
 set -eu
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LC_ALL=C
@@ -12,7 +13,9 @@ STATE=/var/lib/mesh-push/seed
 MARK=mesh-push:seed
 LEGACY_MARK=mesh-push
 LEGACY=/var/lib/mesh-push
+CHECK=${MESH_PUSH_CHECK:-0}
 CHANGED=0
+act() { [ "$CHECK" = 1 ] || "$@"; }
 did() { printf 'changed: %s\n' "$*"; CHANGED=1; }
 alias_of() { cat "/sys/class/net/$1/ifalias" 2>/dev/null || true; }
 # Names this mesh gives interfaces (its WireGuard interface, its bridge, a wire per host):
@@ -35,8 +38,8 @@ stop_reresolver() {
   rr_cmdline() { tr '\0' ' ' 2>/dev/null < "/proc/$rr_pid/cmdline" || true; }
   if [ "$(rr_cmdline)" = "/bin/sh $1/reresolve.sh loop " ] \
     && [ "$(readlink "/proc/$rr_pid/ns/mnt")" = "$(readlink /proc/self/ns/mnt)" ]; then
-    kill "$rr_pid"
-    for _ in $(seq 50); do [ -n "$(rr_cmdline)" ] || break; sleep 0.1; done
+    act kill "$rr_pid"
+    [ "$CHECK" = 1 ] || for _ in $(seq 50); do [ -n "$(rr_cmdline)" ] || break; sleep 0.1; done
     did "re-resolver stopped"
   fi
 }
@@ -52,12 +55,12 @@ for dev in /sys/class/net/* /sys/class/net/.[!.]* /sys/class/net/..?*; do
     "$LEGACY_MARK") named "$name" || continue ;;
     *) continue ;;
   esac
-  ip link del dev "$name"; did "$name removed"
+  act ip link del dev "$name"; did "$name removed"
 done
 # wireguard-go exits when its interface goes; wait for it so nothing outlives `down`. (An
 # interface of that name still there is not this mesh's: its socket is not either.)
 sock=/run/wireguard/wg0.sock
-if [ ! -e /sys/class/net/wg0 ]; then
+if [ "$CHECK" = 0 ] && [ ! -e /sys/class/net/wg0 ]; then
   for _ in $(seq 50); do [ -e "$sock" ] || break; sleep 0.1; done
   if [ -e "$sock" ]; then rm -f "$sock"; did "stale $sock removed"; fi
 fi
@@ -66,31 +69,31 @@ fi
 # older install's, when it was this mesh's.
 remove_unit() {
   if [ -e "$1" ] || [ -L "$2" ]; then
-    if [ -d /run/systemd/system ]; then systemctl disable "${1##*/}" >/dev/null 2>&1 || true; fi
-    rm -f "$1" "$2"
+    if [ -d /run/systemd/system ]; then act systemctl disable "${1##*/}" >/dev/null 2>&1 || true; fi
+    act rm -f "$1" "$2"
     did "boot hook ${1##*/} removed"
   fi
 }
 remove_unit /etc/systemd/system/mesh-push-seed.service /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service
 if [ "$LEGACY_OURS" = 1 ]; then remove_unit /etc/systemd/system/mesh-push.service /etc/systemd/system/multi-user.target.wants/mesh-push.service; fi
-if [ -e /etc/wireguard/mesh-push-seed.key ]; then rm -f /etc/wireguard/mesh-push-seed.key; did "private key removed"; fi
+if [ -e /etc/wireguard/mesh-push-seed.key ]; then act rm -f /etc/wireguard/mesh-push-seed.key; did "private key removed"; fi
 if [ "$LEGACY_OURS" = 1 ] && [ -e /etc/wireguard/wg0.key ]; then
-  rm -f /etc/wireguard/wg0.key; did "older install's private key removed"
+  act rm -f /etc/wireguard/wg0.key; did "older install's private key removed"
 fi
 if [ -d "$STATE" ]; then
   # The directory itself may be a mount point (as in the lab): empty it, then try to remove it.
   # Its `lock` alone is the down command's own (it holds it while this runs): nothing to say.
   kept=$(find "$STATE" -mindepth 1 ! -path "$STATE/lock" -print | head -n 1)
-  find "$STATE" -mindepth 1 -delete
-  rmdir "$STATE" 2>/dev/null || true
+  act find "$STATE" -mindepth 1 -delete
+  act rmdir "$STATE" 2>/dev/null || true
   [ -z "$kept" ] || did "$STATE removed"
 fi
 if [ "$LEGACY_OURS" = 1 ]; then
   for f in apply.sh applied.sha256 apply.log apply.rc rollback.sh rollback.sha256 rollback.log \
     armed.sh rolled-back reresolve.sh reresolve.pid reresolve.log; do
-    rm -f "$LEGACY/$f" "$LEGACY/$f.new"
+    act rm -f "$LEGACY/$f" "$LEGACY/$f.new"
   done
-  find "$LEGACY" -maxdepth 1 -type f -name 'confirmed.*' -delete
+  act find "$LEGACY" -maxdepth 1 -type f -name 'confirmed.*' -delete
   did "older install's files in $LEGACY removed"
 fi
 [ "$CHANGED" = 1 ] || echo "no changes"

@@ -4,6 +4,10 @@
 # removes what is no longer planned. Running it twice changes nothing the second time.
 # It touches only what this mesh made: interfaces with its mark, its state directory, key
 # and boot unit. Any other interface in its way stops it before it changes anything.
+# With MESH_PUSH_CHECK=1 in its environment (`mesh-push up --check`) it changes nothing: it
+# goes through the same steps, says the same "changed:" lines, and skips every command that
+# would change the host (`act`). What it creates it describes in one line: the settings of an
+# interface this run creates are not listed one by one, whether checking or not (`fresh`).
 set -eu
 umask 077
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -19,6 +23,8 @@ MARK=mesh-push:seed
 LEGACY_MARK=mesh-push
 PORT=56560
 VXLAN_PORT=4789
+CHECK=${MESH_PUSH_CHECK:-0}
+CHECK_ROTATE=${MESH_PUSH_CHECK_ROTATE:-0}
 STEP=start
 CHANGED=0
 MTU_CHANGED=0
@@ -27,36 +33,53 @@ REFUSED=0
 trap 'rc=$?; [ "$rc" -eq 0 ] || printf "mesh-push: step \"%s\" failed (exit %s)\n" "$STEP" "$rc" >&2' EXIT
 step() { STEP=$1; }
 did() { printf 'changed: %s\n' "$*"; CHANGED=1; }
+act() { [ "$CHECK" = 1 ] || "$@"; }
+# Interfaces this run creates: `created DEV MESSAGE` says so once; `fresh DEV` then holds, and
+# `said DEV MESSAGE` reports a setting only of an interface that was there before. When
+# checking, a fresh one does not exist, so nothing about it is read.
+NEW=' '
+created() { NEW="$NEW$1 "; did "$2"; }
+fresh() { case $NEW in *" $1 "*) return 0 ;; esac; return 1; }
+said() { if fresh "$1"; then CHANGED=1; else did "$2"; fi; }
 exists() { [ -e "/sys/class/net/$1" ]; }
 alias_of() { cat "/sys/class/net/$1/ifalias" 2>/dev/null || true; }
 # This mesh's: its mark, or the mark every mesh shared before meshes had names (asked only
 # of names this mesh plans: such an interface is re-marked).
 ours() { case "$(alias_of "$1")" in "$MARK"|"$LEGACY_MARK") return 0 ;; esac; return 1; }
 mark() {
+  fresh "$1" && { act ip link set dev "$1" alias "$MARK"; return 0; }
   was=$(alias_of "$1")
   [ "$was" = "$MARK" ] && return 0
-  ip link set dev "$1" alias "$MARK"
+  act ip link set dev "$1" alias "$MARK"
   if [ "$was" = "$LEGACY_MARK" ]; then did "$1 marked as mesh $MESH's (was $LEGACY_MARK)"; fi
 }
 refuse() { printf 'mesh-push: %s: refusing to touch it; %s\n' "$1" "$2" >&2; REFUSED=1; }
 ensure_mtu() {
-  [ "$(cat "/sys/class/net/$1/mtu")" = "$2" ] && return 0
-  ip link set dev "$1" mtu "$2"; did "$1 mtu $2"; MTU_CHANGED=1
+  if ! { [ "$CHECK" = 1 ] && fresh "$1"; }; then
+    [ "$(cat "/sys/class/net/$1/mtu")" = "$2" ] && return 0
+  fi
+  act ip link set dev "$1" mtu "$2"; said "$1" "$1 mtu $2"; MTU_CHANGED=1
 }
 ensure_up() {
-  case "$(ip -o link show dev "$1")" in *"<"*UP*">"*) return 0 ;; esac
-  ip link set dev "$1" up; did "$1 up"
+  if ! { [ "$CHECK" = 1 ] && fresh "$1"; }; then
+    case "$(ip -o link show dev "$1")" in *"<"*UP*">"*) return 0 ;; esac
+  fi
+  act ip link set dev "$1" up; said "$1" "$1 up"
 }
 ensure_addr() {
   found=0
-  for have in $(ip -o -4 addr show dev "$1" | awk '{print $4}'); do
-    if [ "$have" = "$2" ]; then found=1; else ip addr del "$have" dev "$1"; did "$1 removed $have"; fi
-  done
-  [ "$found" = 1 ] || { ip addr add "$2" dev "$1"; did "$1 address $2"; }
+  if ! { [ "$CHECK" = 1 ] && fresh "$1"; }; then
+    for have in $(ip -o -4 addr show dev "$1" | awk '{print $4}'); do
+      if [ "$have" = "$2" ]; then found=1; else act ip addr del "$have" dev "$1"; said "$1" "$1 removed $have"; fi
+    done
+  fi
+  [ "$found" = 1 ] || { act ip addr add "$2" dev "$1"; said "$1" "$1 address $2"; }
 }
 ensure_bridge_opt() {
-  [ "$(cat "/sys/class/net/$BR/bridge/$1")" = "$2" ] && return 0
-  ip link set dev "$BR" type bridge "$1" "$2"; did "$BR $1 $2"
+  if ! { [ "$CHECK" = 1 ] && fresh "$BR"; }; then
+    [ "$(cat "/sys/class/net/$BR/bridge/$1")" = "$2" ] && return 0
+  fi
+  act ip link set dev "$BR" type bridge "$1" "$2"; said "$BR" "$BR $1 $2"
 }
 # The pid of this host's re-resolver loop, if one runs. Command line and mount namespace must
 # match: a reused pid, or another lab host's loop, is not ours to stop.
@@ -122,27 +145,36 @@ LEGACY=/var/lib/mesh-push
 if [ -f "$LEGACY/apply.sh" ] \
   && [ "$(sed -n '2s/^# mesh-push [^:]*: host .* of mesh \(.*\)\. Generated: do not edit\.$/\1/p' "$LEGACY/apply.sh")" = "$MESH" ]; then
   rr_pid=$(reresolver "$LEGACY")
-  if [ -n "$rr_pid" ]; then kill "$rr_pid"; fi
+  if [ -n "$rr_pid" ]; then act kill "$rr_pid"; fi
   unit=/etc/systemd/system/mesh-push.service
-  if [ -d /run/systemd/system ] && [ -e "$unit" ]; then systemctl disable "${unit##*/}" >/dev/null 2>&1 || true; fi
-  rm -f "$unit" /etc/systemd/system/multi-user.target.wants/mesh-push.service
+  if [ -d /run/systemd/system ] && [ -e "$unit" ]; then act systemctl disable "${unit##*/}" >/dev/null 2>&1 || true; fi
+  act rm -f "$unit" /etc/systemd/system/multi-user.target.wants/mesh-push.service
   for f in apply.sh applied.sha256 apply.log apply.rc rollback.sh rollback.sha256 rollback.log \
     armed.sh rolled-back reresolve.sh reresolve.pid reresolve.log; do
-    rm -f "$LEGACY/$f" "$LEGACY/$f.new"
+    act rm -f "$LEGACY/$f" "$LEGACY/$f.new"
   done
-  find "$LEGACY" -maxdepth 1 -type f -name 'confirmed.*' -delete
+  act find "$LEGACY" -maxdepth 1 -type f -name 'confirmed.*' -delete
   did "older install of mesh $MESH taken over (its boot unit and files in $LEGACY removed)"
 fi
 
 step "state directory"
-mkdir -p "$STATE" "$(dirname "$KEY")"
-chmod 0700 "$STATE" "$(dirname "$KEY")"
+act mkdir -p "$STATE" "$(dirname "$KEY")"
+act chmod 0700 "$STATE" "$(dirname "$KEY")"
 
 step "private key"
 # keys: host. The private key is made here and never leaves this host. `rotate-keys` leaves
 # the next one beside it, already announced to the peers.
-if [ -s "$KEY.next" ]; then mv "$KEY.next" "$KEY"; did "private key rotated"; fi
-if [ ! -s "$KEY" ]; then wg genkey > "$KEY.new"; mv "$KEY.new" "$KEY"; did "private key generated"; fi
+# The key that will be in place (when checking, a rotation that `rotate-keys --check` asks
+# about counts as staged; a key still to be made is none).
+KEYSRC=$KEY
+if [ -s "$KEY.next" ] || [ "$CHECK$CHECK_ROTATE" = 11 ]; then
+  act mv "$KEY.next" "$KEY"; did "private key rotated"
+  if [ "$CHECK" = 1 ]; then KEYSRC=$KEY.next; [ -s "$KEYSRC" ] || KEYSRC=; fi
+fi
+if [ -n "$KEYSRC" ] && [ ! -s "$KEYSRC" ]; then
+  act sh -c 'wg genkey > "$1.new" && mv "$1.new" "$1"' sh "$KEY"; did "private key generated"
+  [ "$CHECK" = 0 ] || KEYSRC=
+fi
 
 step "unplanned interfaces"
 # This mesh's interfaces that are no longer planned (a wire to a host gone, a renamed
@@ -152,28 +184,37 @@ for dev in /sys/class/net/* /sys/class/net/.[!.]* /sys/class/net/..?*; do
   name=${dev##*/}
   [ "$(alias_of "$name")" = "$MARK" ] || continue
   planned "$name" && continue
-  ip link del dev "$name"; did "$name removed (no longer planned)"
+  act ip link del dev "$name"; did "$name removed (no longer planned)"
 done
 
 step "wireguard interface"
+WG_GONE=0
 if exists "$WG" && ! wg show "$WG" public-key >/dev/null 2>&1; then
-  ip link del dev "$WG"; did "$WG removed (not a WireGuard interface)"
+  act ip link del dev "$WG"; did "$WG removed (not a WireGuard interface)"; WG_GONE=$CHECK
 fi
-if ! exists "$WG"; then
-  if ip link add dev "$WG" type wireguard 2>/dev/null; then
-    did "$WG created (kernel WireGuard)"
+if ! exists "$WG" || [ "$WG_GONE" = 1 ]; then
+  if [ "$CHECK" = 1 ]; then
+    # Whether the kernel can: loaded, built in or loadable (as the facts tell).
+    if [ -d /sys/module/wireguard ] || modprobe -nq wireguard 2>/dev/null; then
+      created "$WG" "$WG created (kernel WireGuard)"
+    else
+      created "$WG" "$WG created (wireguard-go)"
+    fi
+  elif ip link add dev "$WG" type wireguard 2>/dev/null; then
+    created "$WG" "$WG created (kernel WireGuard)"
   else
     # No WireGuard in this kernel: the userspace implementation, as wg-quick falls back to.
     wireguard-go "$WG" </dev/null >/dev/null 2>&1
-    did "$WG created (wireguard-go)"
+    created "$WG" "$WG created (wireguard-go)"
   fi
 fi
 mark "$WG"
-if [ "$(wg show "$WG" public-key)" != "$(wg pubkey < "$KEY")" ]; then
-  wg set "$WG" private-key "$KEY"; did "$WG private key set"
+if fresh "$WG" || [ -z "$KEYSRC" ] \
+  || [ "$(wg show "$WG" public-key)" != "$(wg pubkey < "$KEYSRC")" ]; then
+  act wg set "$WG" private-key "$KEY"; said "$WG" "$WG private key set"
 fi
-if [ "$(wg show "$WG" listen-port)" != "$PORT" ]; then
-  wg set "$WG" listen-port "$PORT"; did "$WG listen-port $PORT"
+if fresh "$WG" || [ "$(wg show "$WG" listen-port)" != "$PORT" ]; then
+  act wg set "$WG" listen-port "$PORT"; said "$WG" "$WG listen-port $PORT"
 fi
 ensure_mtu "$WG" 1550
 ensure_addr "$WG" 10.88.88.5/24
@@ -182,33 +223,38 @@ ensure_up "$WG"
 step "wireguard peers"
 # One `wg set` per peer that differs: the sessions of the others are never touched.
 # (`wg syncconf` would also reset the private key and port, as the file has neither.)
-allowed=$(wg show "$WG" allowed-ips)
-keepalive=$(wg show "$WG" persistent-keepalive)
-endpoints=$(wg show "$WG" endpoints)
+allowed= keepalive= endpoints= current=
+if ! fresh "$WG" || [ "$CHECK" = 0 ]; then
+  allowed=$(wg show "$WG" allowed-ips)
+  keepalive=$(wg show "$WG" persistent-keepalive)
+  endpoints=$(wg show "$WG" endpoints)
+  current=$(wg show "$WG" peers)
+fi
 field() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {print $2}'; }
 if [ "$(field "$allowed" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 10.88.88.2/32 ] \
   || [ "$(field "$keepalive" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 25 ] \
   || [ "$(field "$endpoints" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 198.51.100.2:56560 ]; then
-  wg set "$WG" peer R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I= allowed-ips 10.88.88.2/32 endpoint 198.51.100.2:56560 persistent-keepalive 25
+  act wg set "$WG" peer R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I= allowed-ips 10.88.88.2/32 endpoint 198.51.100.2:56560 persistent-keepalive 25
   did "$WG peer "rho
 fi
-for pub in $(wg show "$WG" peers); do
+for pub in $current; do
   case $pub in R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=|'') continue ;; esac
-  wg set "$WG" peer "$pub" remove; did "$WG peer $pub removed"
+  act wg set "$WG" peer "$pub" remove; did "$WG peer $pub removed"
 done
 
 step "re-resolver"
 rr_pid=$(reresolver "$STATE")
 # No peer is known by DNS name: stop a loop an earlier plan started.
-if [ -n "$rr_pid" ]; then kill "$rr_pid"; did "re-resolver stopped"; fi
-rm -f "$STATE/reresolve.sh" "$STATE/reresolve.pid" "$STATE/reresolve.log"
+if [ -n "$rr_pid" ]; then act kill "$rr_pid"; did "re-resolver stopped"; fi
+act rm -f "$STATE/reresolve.sh" "$STATE/reresolve.pid" "$STATE/reresolve.log"
 
 step "bridge"
+BR_GONE=0
 if exists "$BR" && [ ! -d "/sys/class/net/$BR/bridge" ]; then
-  ip link del dev "$BR"; did "$BR removed (not a bridge)"
+  act ip link del dev "$BR"; did "$BR removed (not a bridge)"; BR_GONE=$CHECK
 fi
-if ! exists "$BR"; then
-  ip link add name "$BR" type bridge stp_state 1; did "$BR created"
+if ! exists "$BR" || [ "$BR_GONE" = 1 ]; then
+  act ip link add name "$BR" type bridge stp_state 1; created "$BR" "$BR created"
 fi
 mark "$BR"
 ensure_bridge_opt stp_state 1
@@ -217,13 +263,13 @@ ensure_bridge_opt forward_delay 1500
 ensure_bridge_opt max_age 2000
 # During a topology change the kernel ages MACs faster (2 × forward_delay on Linux 6) and
 # shows that as ageing_time: that is STP working, not a difference to correct.
-if [ "$(cat "/sys/class/net/$BR/bridge/topology_change")" != 1 ]; then
+if fresh "$BR" || [ "$(cat "/sys/class/net/$BR/bridge/topology_change")" != 1 ]; then
   ensure_bridge_opt ageing_time 30000
 fi
 ensure_bridge_opt priority 32768
 MAC=02:2c:85:90:d3:39
-if [ "$(cat "/sys/class/net/$BR/address")" != "$MAC" ]; then
-  ip link set dev "$BR" address "$MAC"; did "$BR address $MAC"
+if fresh "$BR" || [ "$(cat "/sys/class/net/$BR/address")" != "$MAC" ]; then
+  act ip link set dev "$BR" address "$MAC"; said "$BR" "$BR address $MAC"
 fi
 ensure_mtu "$BR" 1500
 ensure_addr "$BR" 10.99.99.5/24
@@ -238,18 +284,18 @@ COST=5
 case "$(ip -d -o link show dev "$W" 2>/dev/null)" in
   *"vxlan id $VNI remote $REMOTE local $LOCAL "*"dstport $VXLAN_PORT "*) ;;
   *)
-    if exists "$W"; then ip link del dev "$W"; fi
-    ip link add name "$W" type vxlan id "$VNI" remote "$REMOTE" local "$LOCAL" dstport "$VXLAN_PORT"
-    did "wire $W created (vni $VNI)"
+    if exists "$W"; then act ip link del dev "$W"; fi
+    act ip link add name "$W" type vxlan id "$VNI" remote "$REMOTE" local "$LOCAL" dstport "$VXLAN_PORT"
+    created "$W" "wire $W created (vni $VNI)"
     ;;
 esac
 mark "$W"
 ensure_mtu "$W" 1500
-if [ "$(readlink "/sys/class/net/$W/master" 2>/dev/null)" != "../$BR" ]; then
-  ip link set dev "$W" master "$BR"; did "wire $W plugged into $BR"
+if fresh "$W" || [ "$(readlink "/sys/class/net/$W/master" 2>/dev/null)" != "../$BR" ]; then
+  act ip link set dev "$W" master "$BR"; said "$W" "wire $W plugged into $BR"
 fi
-if [ "$(cat "/sys/class/net/$W/brport/path_cost")" != "$COST" ]; then
-  bridge link set dev "$W" cost "$COST"; did "wire $W cost $COST"
+if { [ "$CHECK" = 1 ] && fresh "$W"; } || [ "$(cat "/sys/class/net/$W/brport/path_cost")" != "$COST" ]; then
+  act bridge link set dev "$W" cost "$COST"; said "$W" "wire $W cost $COST"
 fi
 ensure_up "$W"
 
@@ -257,7 +303,7 @@ step "bridge up"
 ensure_up "$BR"
 if [ "$MTU_CHANGED" = 1 ]; then
   # An old "frag needed" exception would otherwise outlive the MTU change.
-  ip route flush cache
+  act ip route flush cache
 fi
 
 step "done"
