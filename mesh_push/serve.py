@@ -26,6 +26,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from . import metrics
+from .fsutil import LocalFileError
 from .outcome import unexpected
 from .problems import printable
 
@@ -77,7 +78,7 @@ class Refresher:
             except Exception as e:
                 # A gather that fails as a whole (an unreadable key file, say) keeps the last
                 # figures; their timestamp and /healthz show them ageing.
-                self.last_error = unexpected(e)
+                self.last_error = str(e) if isinstance(e, LocalFileError) else unexpected(e)
                 self._log(f"gather failed: {self.last_error}")
                 return
             self._latest.set(metrics.families(snap))
