@@ -64,7 +64,9 @@ def test_controller_keys_never_lie_in_stored_files(lab: Lab) -> None:
     assert first.returncode == 0, first.stdout + first.stderr
     private = {h: (lab.keystore / f"{h}.key").read_text().strip() for h in HOSTS}
     for host, key in private.items():
-        got = lab_exec(LAB, host, "sh", "-c", f"stat -c %a {KEY}; cat {KEY}")
+        got = lab_exec(
+            LAB, host, "sh", "-c", f"stat -c %a {KEY}; cat {KEY}"
+        )
         assert got.stdout.split() == ["600", key], host
     # A second, armed apply: the previous script is kept as rollback.sh.
     changed = lab.variant("changed.yaml", replace=("ageing: 2", "ageing: 3"))
@@ -78,11 +80,16 @@ def test_controller_keys_never_lie_in_stored_files(lab: Lab) -> None:
         files = lab_exec(LAB, host, "sh", "-c", f"ls {STATE}").stdout.split()
         assert {"apply.sh", "rollback.sh", "armed.sh", "apply.log"} <= set(files), files
         for key in private.values():
-            found = lab_exec(LAB, host, "grep", "-rlF", "--", key, STATE, "/etc/systemd/system")
+            found = lab_exec(
+                LAB, host, "grep", "-rlF", "--", key, STATE, "/etc/systemd/system"
+            )
             assert found.returncode == 1 and found.stdout == "", (host, found.stdout)
         # The script names its own public key instead (a new key is a new script).
         pub = (lab.keystore / f"{host}.pub").read_text().strip()
-        assert lab_exec(LAB, host, "grep", "-cF", pub, f"{STATE}/apply.sh").stdout.strip() == "1"
+        assert (
+            lab_exec(LAB, host, "grep", "-cF", pub, f"{STATE}/apply.sh").stdout.strip()
+            == "1"
+        )
 
 
 def _status(inv: Path) -> tuple[int, dict[str, dict[str, object]], str]:
