@@ -275,3 +275,37 @@ def test_signals_stop_it_cleanly(sig: signal.Signals, code: int) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_refresh_is_status_one_round_trip_per_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The serve loop's gather is `status`'s: one open_all whose first command is the gather
+    (facts and state in one program), and not one command more."""
+    from mesh_push import connect, gather, inventory, status
+    from mesh_push import keys as mesh_keys
+    from mesh_push.outcome import Outcome
+    from tests.test_judge import DATA, HOSTS, fake_session, keys
+
+    opened: list[str | None] = []
+
+    def open_all(mesh: object, access: object, first: str | None, *_a: object) -> connect.Session:
+        opened.append(first)
+        session = fake_session(dict.fromkeys(HOSTS, Outcome.PENDING))
+        for h in HOSTS:
+            session.outputs[h] = (DATA / f"{h}.txt").read_text()
+        return session
+
+    def no_more(*_args: object, **_kw: object) -> None:
+        raise AssertionError("a second round trip")
+
+    monkeypatch.setattr(connect, "open_all", open_all)
+    monkeypatch.setattr(connect.Session, "run", no_more)
+    monkeypatch.setattr(gather, "poll", no_more)
+    monkeypatch.setattr(mesh_keys, "public_keys", lambda _mesh, **_kw: keys())
+    mesh = inventory.load(ROOT / "inventory/lab.yaml")
+    refresher = serve.Refresher(
+        lambda: status.gather(mesh, connect.Access()), metrics.Latest(), 30, print
+    )
+    refresher.refresh()
+    refresher.refresh()
+    assert opened == [gather.first_command(mesh)] * 2
+    assert refresher.health()[0] and refresher.last_error is None
