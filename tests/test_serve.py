@@ -277,10 +277,11 @@ def test_signals_stop_it_cleanly(sig: signal.Signals, code: int) -> None:
             proc.wait()
 
 
-def test_a_refresh_is_status_one_round_trip_per_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The serve loop's gather is `status`'s: one open_all whose first command is the gather
-    (facts and state in one program), and not one command more."""
-    from mesh_push import connect, gather, inventory, status
+@pytest.fixture
+def captured_hosts(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The hosts answer the first command with the captured mesh (tests/data/observe), and
+    any further command fails the test. Returns the first commands sent, one per open_all."""
+    from mesh_push import connect, gather
     from mesh_push import keys as mesh_keys
     from mesh_push.outcome import Outcome
     from tests.test_judge import DATA, HOSTS, fake_session, keys
@@ -301,11 +302,33 @@ def test_a_refresh_is_status_one_round_trip_per_host(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(connect.Session, "run", no_more)
     monkeypatch.setattr(gather, "poll", no_more)
     monkeypatch.setattr(mesh_keys, "public_keys", lambda _mesh, **_kw: keys())
+    return opened
+
+
+def test_a_refresh_is_status_one_round_trip_per_host(captured_hosts: list[str | None]) -> None:
+    """The serve loop's gather is `status`'s: one open_all whose first command is the gather
+    (facts and state in one program), and not one command more."""
+    from mesh_push import connect, gather, inventory, status
+
     mesh = inventory.load(ROOT / "inventory/lab.yaml")
     refresher = serve.Refresher(
         lambda: status.gather(mesh, connect.Access()), metrics.Latest(), 30, print
     )
     refresher.refresh()
     refresher.refresh()
-    assert opened == [gather.first_command(mesh)] * 2
+    assert captured_hosts == [gather.first_command(mesh)] * 2
     assert refresher.health()[0] and refresher.last_error is None
+
+
+def test_status_prometheus_writes_the_textfile(
+    captured_hosts: list[str | None], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "mesh.prom"
+    argv = ["status", "-i", str(ROOT / "inventory/lab.yaml"), "--json", "--prometheus", str(out)]
+    assert main(argv) == 0
+    assert '"healthy": true' in capsys.readouterr().out  # the JSON as without it
+    assert 'mesh_push_mesh_healthy{mesh="lab"} 1.0' in out.read_text()
+    assert len(captured_hosts) == 1
+    bad = ["status", "-i", str(ROOT / "inventory/lab.yaml"), "--prometheus", str(tmp_path)]
+    assert main(bad) == 2  # a directory: cannot write
+    assert f"cannot write {tmp_path}" in capsys.readouterr().err
