@@ -132,6 +132,11 @@ def handler(registry: CollectorRegistry, refresher: Refresher) -> type[BaseHTTPR
 class Server(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client never holds up the shutdown
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A scraper that hangs up mid-answer is worth a line, not socketserver's traceback.
+        why = unexpected(sys.exc_info()[1] or Exception("unknown"))
+        print(f"mesh-push: a request from {client_address} failed: {why}", file=sys.stderr)
+
 
 def bind(host: str, port: int, handler_class: type[BaseHTTPRequestHandler]) -> Server:
     try:
