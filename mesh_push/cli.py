@@ -25,6 +25,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # --check: every host answered and some would change (as `terraform plan -detailed-exitcode`
 # says 2, which is taken here by usage errors).
 EXIT_PENDING = 3
+SERVE_INTERVAL_S = 30.0  # status --serve: one gather (a round trip per host) every 30 s
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -228,6 +229,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--watch", type=positive_seconds, metavar="SECONDS", help="refresh every SECONDS"
     )
+    g = p.add_argument_group("Prometheus (metrics: docs/monitoring.md)")
+    g.add_argument(
+        "--prometheus",
+        type=Path,
+        metavar="FILE",
+        help="also write the metrics to FILE in node_exporter's textfile format, atomically "
+        "(name it *.prom in the textfile collector's directory); rewritten at every --watch",
+    )
+    g.add_argument(
+        "--serve",
+        type=listen_address,
+        metavar="ADDR:PORT",
+        help="serve /metrics and /healthz on ADDR:PORT (e.g. 127.0.0.1:9105; port 0: any free "
+        "one) until SIGINT or SIGTERM, gathering every --interval seconds in the background: "
+        "however many scrapes arrive, one gather runs at a time",
+    )
+    g.add_argument(
+        "--interval",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help=f"with --serve: seconds between gathers (default {SERVE_INTERVAL_S:g})",
+    )
 
     for register in _extra_commands():
         register(sub)
@@ -244,6 +267,15 @@ def positive_seconds(text: str) -> float:
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
     return value
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    from .serve import parse_listen
+
+    try:
+        return parse_listen(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def ssh_args(p: argparse.ArgumentParser) -> None:
@@ -453,8 +485,27 @@ def cmd_status(args: argparse.Namespace) -> int:
     from . import inventory
     from .status import run
 
+    if args.serve is None:
+        if args.interval is not None:
+            raise UsageError("--interval goes with --serve (--watch SECONDS refreshes a table)")
+        mesh = inventory.load(args.inventory)
+        return run(mesh, _access(args), args.json, args.watch, args.prometheus)
+    clash = [o for o, v in (("--watch", args.watch), ("--json", args.json),
+                            ("--prometheus", args.prometheus)) if v]  # fmt: skip
+    if clash:
+        raise UsageError(f"--serve does not go with {', '.join(clash)}")
+    return _serve(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from . import inventory, serve, status
+
     mesh = inventory.load(args.inventory)
-    return run(mesh, _access(args), args.json, args.watch)
+    access = _access(args)
+    try:
+        return status.serve(mesh, access, args.serve, args.interval or SERVE_INTERVAL_S)
+    except serve.ListenError as e:
+        raise UsageError(str(e)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

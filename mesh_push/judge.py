@@ -195,8 +195,7 @@ def _judge_host(
             v.config(f"bridge priority {br.priority}, planned {hp.bridge_priority}")
         if br.mac and br.mac != hp.bridge_mac:
             v.config(f"bridge address {br.mac}, planned {hp.bridge_mac}")
-        root_id = st.root_id or observe.normalise_bridge_id(st.stp.designated_root)
-        root = _host_of(p, root_id) or root_id
+        root = root_seen(p, st)
     for wire in hp.wires:
         if wire.name not in inside:
             continue
@@ -221,6 +220,15 @@ def _judge_host(
         elif link.cost is not None and link.cost != wire.cost:
             v.config(f"wire {wire.name} cost {link.cost}, planned {wire.cost}")
     return root
+
+
+def root_seen(p: plan.Plan, st: observe.HostState) -> str | None:
+    """The root as a host sees it: a host of the plan by name, else its bridge id as the host
+    reported it (None without a bridge)."""
+    if st.stp is None:
+        return None
+    root_id = st.root_id or observe.normalise_bridge_id(st.stp.designated_root)
+    return _host_of(p, root_id) or root_id
 
 
 def _host_of(p: plan.Plan, bridge_id: str) -> str | None:

@@ -1,19 +1,51 @@
-"""`mesh-push status`: the status command's loop (--watch) and its output."""
+"""`mesh-push status`: the status command's loops (--watch, --serve) and its outputs."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from .commands import status
 from .connect import Access
+from .fsutil import LocalFileError
+from .metrics import Snapshot
 from .model import Mesh
 
 
-def run(mesh: Mesh, access: Access, as_json: bool, watch: float | None) -> int:
+def gather(mesh: Mesh, access: Access) -> Snapshot:
+    """One gather, judged and timed: the same one round trip per host as plain `status`."""
+    start = time.monotonic()
+    p, j = status(mesh, access)
+    return Snapshot(p, j, time.monotonic() - start, time.time())
+
+
+def write_textfile(path: Path, snap: Snapshot) -> None:
+    """node_exporter's textfile format, written to a temporary file and renamed over `path`
+    (prometheus_client's write_to_textfile), so the collector never reads half a file."""
+    from prometheus_client import write_to_textfile
+
+    from . import metrics
+
+    try:
+        write_to_textfile(str(path), metrics.registry(metrics.Latest(metrics.families(snap))))
+    except OSError as e:
+        raise LocalFileError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def run(
+    mesh: Mesh,
+    access: Access,
+    as_json: bool,
+    watch: float | None,
+    prometheus: Path | None = None,
+) -> int:
     from . import report
 
     while True:
-        p, j = status(mesh, access)
+        snap = gather(mesh, access)
+        p, j = snap.plan, snap.judgement
+        if prometheus is not None:
+            write_textfile(prometheus, snap)
         if as_json:
             report.print_json(report.status_json(p, j), lines=watch is not None)
         else:
@@ -21,3 +53,9 @@ def run(mesh: Mesh, access: Access, as_json: bool, watch: float | None) -> int:
         if watch is None:
             return 0 if j.healthy else 1
         time.sleep(watch)
+
+
+def serve(mesh: Mesh, access: Access, listen: tuple[str, int], interval: float) -> int:
+    from . import serve as server
+
+    return server.serve(mesh.name, lambda: gather(mesh, access), listen, interval)

@@ -1,0 +1,80 @@
+"""examples/monitoring/: the alert rules pass `promtool check rules` and fire when they should
+(`promtool test rules`), the Grafana dashboard is JSON whose queries name only metrics that
+mesh-push exports, and the systemd unit's command line is one `mesh-push` accepts."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mesh_push import cli, metrics
+from tests.test_metrics import promtool, snapshot
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples/monitoring"
+METRIC = re.compile(r"\bmesh_push_[a-z_]+\b")
+
+
+def exported() -> set[str]:
+    """Every sample name the metrics have (a counter's carry `_total`)."""
+    return {x.name for fam in metrics.families(snapshot()) for x in fam.samples}
+
+
+def run_promtool(*args: str) -> None:
+    res = subprocess.run([promtool(), *args], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_alert_rules_pass_promtool() -> None:
+    run_promtool("check", "rules", str(EXAMPLES / "alerts.yml"))
+
+
+def test_alert_rules_fire_when_they_should() -> None:
+    run_promtool("test", "rules", "tests/data/monitoring/alerts_test.yml")
+
+
+def test_alert_rules_cover_the_issue_and_name_real_metrics() -> None:
+    rules = yaml.safe_load((EXAMPLES / "alerts.yml").read_text())["groups"][0]["rules"]
+    exprs = {r["alert"]: r["expr"] for r in rules}
+    assert "mesh_push_mesh_healthy == 0" in exprs["MeshPushMeshUnhealthy"]
+    assert "mesh_push_peer_handshake_age_seconds > 180" in exprs["MeshPushHandshakeStale"]
+    assert "mesh_push_tree_matches_plan == 0" in exprs["MeshPushTreeDiffersFromPlan"]
+    named = {m for e in exprs.values() for m in METRIC.findall(e)}
+    assert named <= exported(), named - exported()
+
+
+def _exprs(panels: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for p in panels:
+        out += [t["expr"] for t in p.get("targets", [])]
+        out += _exprs(p.get("panels", []))  # rows
+    return out
+
+
+def test_the_dashboard_is_json_and_queries_real_metrics() -> None:
+    dash = json.loads((EXAMPLES / "grafana-dashboard.json").read_text())
+    exprs = _exprs(dash["panels"])
+    assert exprs and all(METRIC.search(e) for e in exprs)
+    named = {m for e in exprs for m in METRIC.findall(e)}
+    assert named <= exported(), named - exported()
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids))
+    variable = dash["templating"]["list"][0]
+    assert variable["name"] == "mesh" and all('mesh="$mesh"' in e for e in exprs)
+
+
+def test_the_systemd_unit_runs_a_valid_serve_command() -> None:
+    text = (EXAMPLES / "mesh-push-exporter.service").read_text()
+    line = next(x for x in text.splitlines() if x.startswith("ExecStart="))
+    argv = shlex.split(line.removeprefix("ExecStart="))
+    assert argv[0].endswith("/mesh-push")
+    args = cli.build_parser().parse_args(argv[1:])
+    assert args.command == "status" and args.serve == ("127.0.0.1", 9105)
+    assert args.interval and not args.json and args.watch is None
+    assert "RestartPreventExitStatus=2" in text
