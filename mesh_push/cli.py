@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .fsutil import LocalFileError
+from .picture import PictureError
 from .problems import InventoryError, printable
 
 if TYPE_CHECKING:
@@ -44,6 +45,12 @@ def _templates_arg(p: argparse.ArgumentParser) -> None:
         help="render the host and down scripts (host.sh.j2, reresolve.sh.j2, down.sh.j2) from "
         "the templates in DIR instead of the built-in ones",
     )
+
+
+def _graph_arg(p: argparse.ArgumentParser) -> None:
+    from .picture import HELP
+
+    p.add_argument("--graph", type=Path, metavar="FILE", help=HELP)
 
 
 def _json_arg(p: argparse.ArgumentParser) -> None:
@@ -88,15 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "plan",
         "Validate the inventory and show hosts, links, addresses, VNIs, MTUs and push waves.",
-        "mesh-push plan -i inventory/seed.yaml --json",
+        "mesh-push plan -i inventory/seed.yaml --json\n"
+        "  mesh-push plan -i inventory/seed.yaml --cut bob-epsilon --graph cut.svg",
         cmd_plan,
     )
     _inventory_arg(p)
     _json_arg(p)
+    _graph_arg(p)
     p.add_argument(
         "--cut",
         metavar="A-B",
-        help="show what 802.1D converges to after losing the wire between hosts A and B",
+        help="show what 802.1D converges to after losing the wire between hosts A and B "
+        "(--graph then draws that tree)",
     )
     p.add_argument(
         "--all-pairs",
@@ -196,11 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "status",
         "Gather WireGuard and STP state from every host at once and judge the mesh.",
-        "mesh-push status -i inventory/lab.yaml --json",
+        "mesh-push status -i inventory/lab.yaml --json\n"
+        "  mesh-push status -i inventory/lab.yaml --graph status.svg",
         cmd_status,
     )
     _inventory_arg(p)
     _json_arg(p)
+    _graph_arg(p)
     ssh_args(p)
     p.add_argument(
         "--watch", type=positive_seconds, metavar="SECONDS", help="refresh every SECONDS"
@@ -258,18 +270,27 @@ def _extra_commands() -> list[
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from . import inventory, keys, plan, report
+    from . import graph, inventory, keys, picture, plan, report
 
+    if args.graph:
+        picture.check(args.graph)
     mesh = inventory.load(args.inventory)
-    # Read only: `plan` makes no key, and writes nothing.
+    # Read only: `plan` makes no key, and writes nothing but --graph.
     known = keys.public_keys(mesh)
     p = plan.build(mesh, known)
     cut = _parse_cut(args.cut, mesh) if args.cut else None
+    if args.graph:
+        _wrote(picture.write(graph.plan_graph(p, cut).source, args.graph))
     if args.json:
         report.print_json(report.plan_json(p, cut, args.all_pairs))
     else:
         report.show_plan(p, cut, args.all_pairs)
     return EXIT_OK
+
+
+def _wrote(paths: list[Path]) -> None:
+    # stderr: with --json, stdout holds the one JSON document.
+    print("mesh-push: wrote " + ", ".join(printable(str(x)) for x in paths), file=sys.stderr)
 
 
 def _parse_cut(text: str, mesh: Mesh) -> tuple[str, str]:
@@ -411,11 +432,13 @@ def _finish(args: argparse.Namespace, run: Run) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from . import inventory
+    from . import inventory, picture
     from .status import run
 
+    if args.graph:
+        picture.check(args.graph)  # before connecting to any host
     mesh = inventory.load(args.inventory)
-    return run(mesh, _access(args), args.json, args.watch)
+    return run(mesh, _access(args), args.json, args.watch, args.graph, _wrote)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -428,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
-    except (UsageError, LocalFileError) as e:
+    except (UsageError, LocalFileError, PictureError) as e:
         print(f"mesh-push: {printable(str(e))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
