@@ -170,7 +170,9 @@ def _graph(title: str) -> graphviz.Graph:
             "splines": "true",
             "sep": "+12",
             "esep": "+6",
+            # pieces (the legend, parts cut off) side by side in their order, not stacked
             "pack": "true",
+            "packmode": "array_u",
         },
         node_attr={"fontname": "Helvetica", "fontsize": "11", "margin": "0.08,0.04"},
         edge_attr={"fontname": "Helvetica", "fontsize": "9"},
