@@ -336,3 +336,17 @@ def test_committed_picture_is_current() -> None:
     assert svg.startswith("<?xml") and "mesh seed: plan" in svg
     for name in ("bob", "rho", "vorke", "epsilon", "pi0"):
         assert f"<title>{name}</title>" in svg
+
+
+def test_large_meshes_get_straight_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Routing edges around nodes takes neato minutes at 500 hosts (graph.SPLINE_HOSTS)."""
+    assert "splines=true" in graph.plan_graph(seed_plan()).source
+    monkeypatch.setattr(graph, "SPLINE_HOSTS", 4)
+    assert "splines=false" in graph.plan_graph(seed_plan()).source
+
+
+def test_readme_pictures_exist() -> None:
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (ROOT / "README.md").read_text())
+    assert "docs/seed.svg" in pictures and "docs/status-cut.svg" in pictures
+    for path in pictures:
+        assert (ROOT / path).read_text().startswith("<?xml"), path
