@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .fsutil import LocalFileError
+from .picture import PictureError
 from .problems import InventoryError, printable
 
 if TYPE_CHECKING:
@@ -66,6 +67,12 @@ def _check_args(p: argparse.ArgumentParser, what: str, diff: bool = True) -> Non
         )
 
 
+def _graph_arg(p: argparse.ArgumentParser) -> None:
+    from .picture import HELP
+
+    p.add_argument("--graph", type=Path, metavar="FILE", help=HELP)
+
+
 def _json_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON for machines instead of tables")
 
@@ -109,15 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "plan",
         "Validate the inventory and show hosts, links, addresses, VNIs, MTUs and push waves.",
-        "mesh-push plan -i inventory/seed.yaml --json",
+        "mesh-push plan -i inventory/seed.yaml --json\n"
+        "  mesh-push plan -i inventory/seed.yaml --cut bob-epsilon --graph cut.svg",
         cmd_plan,
     )
     _inventory_arg(p)
     _json_arg(p)
+    _graph_arg(p)
     p.add_argument(
         "--cut",
         metavar="A-B",
-        help="show what 802.1D converges to after losing the wire between hosts A and B",
+        help="show what 802.1D converges to after losing the wire between hosts A and B "
+        "(--graph then draws that tree)",
     )
     p.add_argument(
         "--all-pairs",
@@ -220,11 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "status",
         "Gather WireGuard and STP state from every host at once and judge the mesh.",
-        "mesh-push status -i inventory/lab.yaml --json",
+        "mesh-push status -i inventory/lab.yaml --json\n"
+        "  mesh-push status -i inventory/lab.yaml --graph status.svg",
         cmd_status,
     )
     _inventory_arg(p)
     _json_arg(p)
+    _graph_arg(p)
     ssh_args(p)
     p.add_argument(
         "--watch", type=positive_seconds, metavar="SECONDS", help="refresh every SECONDS"
@@ -313,18 +325,27 @@ def _extra_commands() -> list[
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from . import inventory, keys, plan, report
+    from . import graph, inventory, keys, picture, plan, report
 
+    if args.graph:
+        picture.check(args.graph)
     mesh = inventory.load(args.inventory)
-    # Read only: `plan` makes no key, and writes nothing.
+    # Read only: `plan` makes no key, and writes nothing but --graph.
     known = keys.public_keys(mesh)
     p = plan.build(mesh, known)
     cut = _parse_cut(args.cut, mesh) if args.cut else None
+    if args.graph:
+        _wrote(picture.write(graph.plan_graph(p, cut).source, args.graph))
     if args.json:
         report.print_json(report.plan_json(p, cut, args.all_pairs))
     else:
         report.show_plan(p, cut, args.all_pairs)
     return EXIT_OK
+
+
+def _wrote(paths: list[Path]) -> None:
+    # stderr: with --json, stdout holds the one JSON document.
+    print("mesh-push: wrote " + ", ".join(printable(str(x)) for x in paths), file=sys.stderr)
 
 
 def _parse_cut(text: str, mesh: Mesh) -> tuple[str, str]:
@@ -482,16 +503,23 @@ def _finish(args: argparse.Namespace, run: Run) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from . import inventory
+    from . import inventory, picture
     from .status import run
 
+    if args.graph:
+        picture.check(args.graph)  # before connecting to any host
     if args.serve is None:
         if args.interval is not None:
             raise UsageError("--interval goes with --serve (--watch SECONDS refreshes a table)")
         mesh = inventory.load(args.inventory)
-        return run(mesh, _access(args), args.json, args.watch, args.prometheus)
-    clash = [o for o, v in (("--watch", args.watch), ("--json", args.json),
-                            ("--prometheus", args.prometheus)) if v]  # fmt: skip
+        return run(mesh, _access(args), args.json, args.watch, args.prometheus, args.graph, _wrote)
+    others = {
+        "--watch": args.watch,
+        "--json": args.json,
+        "--prometheus": args.prometheus,
+        "--graph": args.graph,
+    }
+    clash = [option for option, value in others.items() if value]
     if clash:
         raise UsageError(f"--serve does not go with {', '.join(clash)}")
     return _serve(args)
@@ -518,7 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
-    except (UsageError, LocalFileError) as e:
+    except (UsageError, LocalFileError, PictureError) as e:
         print(f"mesh-push: {printable(str(e))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

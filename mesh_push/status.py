@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .commands import status
@@ -38,14 +39,22 @@ def run(
     as_json: bool,
     watch: float | None,
     prometheus: Path | None = None,
+    graph_file: Path | None = None,
+    wrote: Callable[[list[Path]], None] | None = None,
 ) -> int:
-    from . import report
+    """`prometheus`: also write the metrics there; `graph_file`: also draw each round there
+    (--graph); `wrote` hears which files the drawing wrote."""
+    from . import graph, picture, report
 
     while True:
         snap = gather(mesh, access)
         p, j = snap.plan, snap.judgement
         if prometheus is not None:
             write_textfile(prometheus, snap)
+        if graph_file is not None:
+            written = picture.write(graph.status_graph(p, j).source, graph_file)
+            if wrote is not None:
+                wrote(written)
         if as_json:
             report.print_json(report.status_json(p, j), lines=watch is not None)
         else:
