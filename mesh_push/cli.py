@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .fsutil import LocalFileError
-from .picture import PictureError
 from .problems import InventoryError, printable
 
 if TYPE_CHECKING:
@@ -68,9 +67,15 @@ def _check_args(p: argparse.ArgumentParser, what: str, diff: bool = True) -> Non
 
 
 def _graph_arg(p: argparse.ArgumentParser) -> None:
-    from .picture import HELP
-
-    p.add_argument("--graph", type=Path, metavar="FILE", help=HELP)
+    # The formats are picture.FORMATS; not imported here, so that --help stays fast.
+    p.add_argument(
+        "--graph",
+        type=Path,
+        metavar="FILE",
+        help="also write the mesh as a Graphviz picture: FILE.dot or FILE.gv is the DOT text; "
+        "FILE.svg or FILE.png is drawn by Graphviz's `dot` (Debian package graphviz), with the "
+        "DOT beside it as FILE.dot (docs/graph.md)",
+    )
 
 
 def _json_arg(p: argparse.ArgumentParser) -> None:
@@ -546,7 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
-    except (UsageError, LocalFileError, PictureError) as e:
+    except (UsageError, LocalFileError) as e:
         print(f"mesh-push: {printable(str(e))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .fsutil import atomic_write
+from .fsutil import LocalFileError, atomic_write
 from .problems import printable, shorten
 
 # File name ending → what `dot -T` draws (None: the DOT text itself).
@@ -15,14 +15,8 @@ FORMATS: dict[str, str | None] = {".dot": None, ".gv": None, ".svg": "svg", ".pn
 DOT_TIMEOUT_S = 120  # a 50-host mesh takes 0.4 s, a 2,000-host ring 12 s (docs/graph.md)
 ERROR_CHARS = 400
 
-HELP = (
-    "also write the mesh as a Graphviz picture: FILE.dot or FILE.gv is the DOT text; "
-    "FILE.svg or FILE.png is drawn by Graphviz's `dot` (Debian package graphviz), with the "
-    "DOT beside it as FILE.dot (docs/graph.md)"
-)
 
-
-class PictureError(Exception):
+class PictureError(LocalFileError):
     """A --graph FILE that cannot be written as asked: exit 2, without a traceback."""
 
 
