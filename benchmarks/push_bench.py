@@ -67,8 +67,9 @@ _run, _connect = ssh.run, ssh.connect
 
 def kind(cmd):
     # up's first command makes a missing key (keys: host); status and verify's polls do not.
-    for key, name in (("wg genkey", "facts"), ("apply.sh", "apply"), ("=== hostname", "gather"),
-                      ("ping -c", "ping"), ("MESH_PUSH_CHECK=1", "check"), ("sh -s", "down")):
+    for key, name in (("wg genkey", "facts"), ("MESH_PUSH_CHECK=1", "check"), ("apply.sh", "apply"),
+                      ("=== hostname", "gather"),
+                      ("ping -c", "ping"), ("sh -s", "down")):
         if key in cmd:
             return name
     return "other"
