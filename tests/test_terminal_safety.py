@@ -134,6 +134,7 @@ def test_status_shows_gathered_state_as_text() -> None:
         handshake_age=lambda key: None,
         endpoints={},
         transfer={},
+        psks={},
         stp=stp_state,
         root_id=None,
     )
