@@ -73,6 +73,20 @@ def run(lab: Lab, *args: str, inv: Path | None = None) -> tuple[int, str]:
     return res.returncode, res.stdout
 
 
+def up_watched(lab: Lab, inv: Path) -> tuple[int, str, set[str]]:
+    """`up --yes --json`, with every process's command line sampled meanwhile."""
+    seen: set[str] = set()
+    stop = threading.Event()
+    sampler = threading.Thread(target=sample_cmdlines, args=(stop, seen), daemon=True)
+    sampler.start()
+    try:
+        code, out = run(lab, "up", "--yes", "--json", inv=inv)
+    finally:
+        stop.set()
+        sampler.join()
+    return code, out, seen
+
+
 def pubkeys() -> dict[str, str]:
     return {h: lab_exec(LAB, h, "wg", "show", "wg0", "public-key").stdout.strip() for h in HOSTS}
 
@@ -99,8 +113,9 @@ def no_key_anywhere(lab: Lab, keys: set[str], cmdlines: set[str] = frozenset()) 
     for key in keys:
         assert not any(key in text for text in lab.outputs), "a key in mesh-push's output"
         assert not any(key in line for line in cmdlines), "a key on a command line"
+        # (keys: controller: the keystore is where they belong; nowhere else on the controller.)
         for path in lab.tmp.rglob("*"):
-            if path.is_file():
+            if path.is_file() and "keystore" not in path.parts:
                 assert key not in path.read_text(errors="replace"), path
     for h in HOSTS:
         for key in keys:
@@ -109,15 +124,7 @@ def no_key_anywhere(lab: Lab, keys: set[str], cmdlines: set[str] = frozenset()) 
 
 
 def test_every_link_handshakes_with_its_own_key(lab: Lab) -> None:
-    seen: set[str] = set()
-    stop = threading.Event()
-    sampler = threading.Thread(target=sample_cmdlines, args=(stop, seen), daemon=True)
-    sampler.start()
-    try:
-        code, out = run(lab, "up", "--yes", "--json")
-    finally:
-        stop.set()
-        sampler.join()
+    code, out, seen = up_watched(lab, lab.inventory)
     assert code == 0, out
     keys = psks()
     for a, b in LINKS:
@@ -209,3 +216,27 @@ def test_psk_false_removes_the_key_on_both_ends(lab: Lab) -> None:
     assert code == 0, st
     wire = next(w for w in st["wires"] if set(w["hosts"]) == {"bob", "vorke"})  # type: ignore[attr-defined]
     assert [e["preshared_key"] for e in wire["ends"].values()] == [False, False]
+
+
+def test_controller_keys_come_from_the_keystore(lab: Lab) -> None:
+    keystore = lab.tmp / "keystore"
+    inv = lab.tmp / "controller.yaml"
+    inv.write_text(
+        lab.inventory.read_text().replace(
+            "  psk: true\n", f"  psk: true\n  keys: controller\n  keystore: {keystore}\n"
+        )
+    )
+    code, out, seen = up_watched(lab, inv)
+    assert code == 0, out
+    stored = {
+        tuple(p.name.removesuffix(".psk").split("+")): p.read_text().strip()
+        for p in keystore.glob("*.psk")
+    }
+    assert set(stored) == set(LINKS)
+    assert {oct(p.stat().st_mode & 0o777) for p in keystore.glob("*.psk")} == {"0o600"}
+    keys = psks()
+    for (a, b), key in stored.items():
+        assert keys[(a, b)] == keys[(b, a)] == key
+    code, st = status(lab, inv)
+    assert code == 0, st
+    no_key_anywhere(lab, set(stored.values()), seen)

@@ -66,12 +66,12 @@ IFS= read -r psk
 f=/etc/wireguard/mesh-push-seed.psk/epsilon
 printf '%s\n' "$psk" > "$f.new"
 psk=
-if cmp -s "$f.new" "$f"; then rm -f "$f.new"; else mv "$f.new" "$f"; echo "changed: pre-shared key for "epsilon" installed"; fi
+if cmp -s "$f.new" "$f"; then rm -f "$f.new"; else mv "$f.new" "$f"; printf 'changed: pre-shared key for %s installed\n' epsilon; fi
 IFS= read -r psk
 f=/etc/wireguard/mesh-push-seed.psk/rho
 printf '%s\n' "$psk" > "$f.new"
 psk=
-if cmp -s "$f.new" "$f"; then rm -f "$f.new"; else mv "$f.new" "$f"; echo "changed: pre-shared key for "rho" installed"; fi
+if cmp -s "$f.new" "$f"; then rm -f "$f.new"; else mv "$f.new" "$f"; printf 'changed: pre-shared key for %s installed\n' rho; fi
 cat > "$STATE/pending.sh"
 received=$(sha256sum < "$STATE/pending.sh")
 received=${received%% *}
