@@ -236,6 +236,21 @@ def test_judge_says_which_peer_lacks_its_key_and_when_the_ends_differ(tmp_path: 
     assert not any("another pre-shared key" in d for d in j.hosts["rho"].drift)
 
 
+def test_metrics_say_whether_a_key_is_set_never_which(tmp_path: Path) -> None:
+    from mesh_push import metrics
+
+    mesh = load(tmp_path)
+    pub = {"bob": KEY_A, "rho": KEY_B, "vorke": KEY_NEW}
+    p = plan.build(mesh, pub)
+    fa = keys.psk_fingerprint(KEY_A)
+    states = {"bob": state(p, "bob", {KEY_B: fa, KEY_NEW: "none"})}
+    snap = metrics.Snapshot(p, judge.judge(p, states), 0.1, 1.0)
+    fam = next(f for f in metrics.families(snap) if f.name == "mesh_push_peer_preshared_key")
+    got = {(x.labels["host"], x.labels["peer"]): x.value for x in fam.samples}
+    assert got == {("bob", "rho"): 1.0, ("bob", "vorke"): 0.0}
+    assert fa not in str(metrics.families(snap))
+
+
 def test_gather_sections_parse_to_fingerprints() -> None:
     text = (
         "=== wg-preshared-keys\nPUB1\tnone\nPUB2\t0123456789abcdef\n"

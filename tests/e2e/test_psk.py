@@ -201,8 +201,15 @@ def test_psk_false_removes_the_key_on_both_ends(lab: Lab) -> None:
             "{hosts: [bob, vorke], vni: 2}", "{hosts: [bob, vorke], vni: 2, psk: false}"
         )
     )
+    before = psks()
+    code, out = run(lab, "up", "--check", "--json", inv=inv)
+    assert code == 3 and psks() == before, "--check changes nothing"
+    bob = next(h for h in json.loads(out)["hosts"] if h["name"] == "bob")
+    assert "wg0 peer vorke preshared-key removed" in bob["changes"], bob
     code, out = run(lab, "up", "--yes", "--json", inv=inv)
     assert code == 0, out
+    bob = next(h for h in json.loads(out)["hosts"] if h["name"] == "bob")
+    assert "wg0 peer vorke preshared-key removed" in bob["changes"], bob
     keys = psks()
     assert keys[("bob", "vorke")] == keys[("vorke", "bob")] == "(none)"
     assert keys[("bob", "rho")] != "(none)" and keys[("rho", "vorke")] != "(none)"
