@@ -131,6 +131,7 @@ def plan_json(p: Plan, cut: stp.Edge | None = None, all_pairs: bool = False) -> 
                 "vni": lk.vni,
                 "latency_ms": lk.latency_ms,
                 "in_tree": stp.edge(lk.a, lk.b) in outcome.forwarding_edges,
+                "psk": lk.psk,
             }
             for lk in m.links
         ],
