@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from . import hostcmd, keys, plan, rollout, ssh
@@ -59,8 +60,10 @@ def apply(
     progress: Progress,
     opts: rollout.Options,
     fallback: str,
+    psks: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Rollout:
-    """`fallback`: what a host rolls back to when it had no script before (the down script)."""
+    """`fallback`: what a host rolls back to when it had no script before (the down script).
+    `psks`: host → peer → the pre-shared key its apply installs (psk.Psks.deliveries)."""
     mesh = session.mesh
     for name in changes.unchanged:
         session.reports[name].outcome = Outcome.UNCHANGED
@@ -102,7 +105,9 @@ def apply(
                 ready.append(name)
             parallel(
                 ready,
-                lambda n: _apply_one(session, changes, backends[n], n, progress, opts, fallback),
+                lambda n: _apply_one(
+                    session, changes, backends[n], n, progress, opts, fallback, (psks or {}).get(n)
+                ),
             )
     return Rollout(groups, budget)
 
@@ -115,15 +120,18 @@ def _apply_one(
     progress: Progress,
     opts: rollout.Options,
     fallback: str,
+    psks: Mapping[str, str] | None,
 ) -> None:
     rep = session.reports[name]
     mesh = session.mesh
     progress(name, "applying")
-    # keys: controller: the private key goes first on stdin, on its own; the script after it
-    # (stored on the host as apply.sh, and as rollback.sh) never holds it.
+    # keys: controller: the private key goes first on stdin, on its own; then the pre-shared
+    # keys to install, one a line; the script after them (stored on the host as apply.sh, and
+    # as rollback.sh) never holds any.
     key_file = mesh.key_file if mesh.keys == "controller" else None
+    peers = sorted(psks or {})
     try:
-        stdin = changes.scripts[name]
+        stdin = "".join(f"{(psks or {})[peer]}\n" for peer in peers) + changes.scripts[name]
         if key_file:
             stdin = keys.read_private_key(mesh, name) + "\n" + stdin
     except LocalFileError as e:  # keys.KeystoreError, or a key file that is not safe
@@ -139,7 +147,7 @@ def _apply_one(
         res = session.run(
             name,
             hostcmd.apply(
-                mesh, changes.digests[name], arm, backend.boot.reload, key_file is not None
+                mesh, changes.digests[name], arm, backend.boot.reload, key_file is not None, peers
             ),
             stdin,
             timeout=hostcmd.LOCK_WAIT_S + (opts.confirm_timeout or APPLY_TIMEOUT_S),

@@ -202,8 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "rotate-keys",
         "Give hosts new WireGuard key pairs (made on the hosts with `keys: host`, so no private "
-        "key leaves them), update every peer, verify. All hosts unless some are named.",
-        "mesh-push rotate-keys -i inventory/lab.yaml rho pi0 --yes",
+        "key leaves them), update every peer, verify. All hosts unless some are named. With "
+        "--psk, new pre-shared keys for their links instead.",
+        "mesh-push rotate-keys -i inventory/lab.yaml rho pi0 --yes\n"
+        "  mesh-push rotate-keys -i inventory/lab.yaml --psk rho --yes",
         cmd_rotate_keys,
     )
     _inventory_arg(p)
@@ -212,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     ssh_args(p)
     p.add_argument("hosts", nargs="*", metavar="HOST", help="hosts to rotate (default: all)")
     p.add_argument("-y", "--yes", action="store_true", help="rotate without asking")
+    p.add_argument(
+        "--psk",
+        action="store_true",
+        help="replace the pre-shared keys of the hosts' links (mesh.psk), not their key pairs",
+    )
     p.add_argument("--no-verify", action="store_true", help="skip the checks after applying")
     _check_args(p, "the rotation (new keys stood in for, none made)")
 
@@ -417,6 +424,14 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
     unknown = sorted(set(names) - {h.name for h in mesh.hosts})
     if unknown:
         raise UsageError(f"not hosts of {mesh.source}: {', '.join(unknown)}")
+    if args.psk:
+        from . import psk
+
+        if not psk.links_of(mesh, names):
+            raise UsageError(
+                f"no link of {', '.join(names)} has a pre-shared key (mesh.psk, or a link's psk)"
+            )
+        return _converge(args, rotate=None, rotate_psk=names)
     return _converge(args, rotate=names)
 
 
@@ -446,7 +461,9 @@ def _access(args: argparse.Namespace) -> Access:
     return Access(args.accept_new, become_password(args))
 
 
-def _converge(args: argparse.Namespace, rotate: list[str] | None) -> int:
+def _converge(
+    args: argparse.Namespace, rotate: list[str] | None, rotate_psk: list[str] | None = None
+) -> int:
     from . import commands, inventory, render, report
 
     mesh = inventory.load(args.inventory)
@@ -459,11 +476,15 @@ def _converge(args: argparse.Namespace, rotate: list[str] | None) -> int:
         return _finish(
             args,
             commands.check_up(
-                mesh, _access(args), templates, opts, progress.host, rotate, args.diff
+                mesh, _access(args), templates, opts, progress.host, rotate, args.diff, rotate_psk
             ),
         )
     if rotate is not None and not _confirm(
         f"make new key pairs for {', '.join(rotate)}?", args.yes
+    ):
+        return EXIT_FAILED
+    if rotate_psk is not None and not _confirm(
+        f"make new pre-shared keys for the links of {', '.join(rotate_psk)}?", args.yes
     ):
         return EXIT_FAILED
     access = _access(args)
@@ -474,7 +495,15 @@ def _converge(args: argparse.Namespace, rotate: list[str] | None) -> int:
         return _confirm(f"apply to {len(todo.to_apply)} host(s)?", args.yes)
 
     run = commands.up(
-        mesh, access, templates, opts, progress.host, ask, rotate, verify_after=not args.no_verify
+        mesh,
+        access,
+        templates,
+        opts,
+        progress.host,
+        ask,
+        rotate,
+        verify_after=not args.no_verify,
+        rotate_psk=rotate_psk,
     )
     return _finish(args, run)
 

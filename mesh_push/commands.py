@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import apply, changes, check, connect, gather, judge, keys, plan, render, verify
+from . import apply, changes, check, connect, gather, judge, keys, plan, psk, render, verify
 from .backends import Backends, NoBackend, choose
 from .connect import Access, Progress, Session
 from .inventory import public_key_problem
-from .model import Mesh
+from .model import Link, Mesh
 from .outcome import HostReport, Outcome, unexpected
 from .rollout import Options
 
@@ -73,8 +73,10 @@ def up(
     ask: Ask,
     rotate: list[str] | None = None,
     verify_after: bool = True,
+    rotate_psk: list[str] | None = None,
 ) -> Run:
-    """Build or converge the mesh (`rotate`: give those hosts new key pairs first)."""
+    """Build or converge the mesh (`rotate`: give those hosts new key pairs first;
+    `rotate_psk`: new pre-shared keys for their links)."""
     if mesh.keys == "controller":
         # Key pairs where missing, and a keystore fit for them, before any host is touched.
         keys.ensure_keystore(mesh)
@@ -83,11 +85,15 @@ def up(
         gathered = gather.from_session(session)
         backends = _backends(session, gathered, progress)
         next_keys = apply.stage_next_keys(session, rotate, progress) if rotate else {}
-        p = _plan(mesh, gathered, next_keys)
+        psks = psk.for_up(session, gathered, _psk_rotation(session, rotate_psk), progress)
+        p = _plan(mesh, gathered, next_keys, psks.fingerprints)
         scripts = _render(session, p, templates, backends)
-        todo = changes.decide(p, scripts, gathered, forced=next_keys)
+        # A host that is given a pre-shared key applies, even with the same script.
+        forced = {*next_keys, *psks.deliveries}
+        todo = changes.decide(p, scripts, gathered, forced=forced)
         run = Run(session.reports, changes=todo)
-        if todo.to_apply and not rotate and not ask(todo, session.reports):
+        rotating = rotate or rotate_psk
+        if todo.to_apply and not rotating and not ask(todo, session.reports):
             run.cancelled = True
             for name in todo.to_apply:
                 session.reports[name].fail(Outcome.NOT_ATTEMPTED, "confirm", "cancelled")
@@ -95,7 +101,9 @@ def up(
                 session.reports[name].outcome = Outcome.UNCHANGED
             return run
         fallback = render.render_down(p, templates, purge=False)
-        run.rollout = apply.apply(session, p, todo, backends, progress, opts, fallback)
+        run.rollout = apply.apply(
+            session, p, todo, backends, progress, opts, fallback, psks.deliveries
+        )
         if next_keys and mesh.keys == "host":
             done = {n: k for n, k in next_keys.items() if session.reports[n].ok}
             keys.save_public_keys(mesh, done)
@@ -114,6 +122,7 @@ def check_up(
     progress: Progress,
     rotate: list[str] | None = None,
     with_diff: bool = False,
+    rotate_psk: list[str] | None = None,
 ) -> Run:
     """`up --check` (`rotate-keys --check` with `rotate`): what `up` would change on each
     host as it is now, changing nothing anywhere: no key is made, staged or stored."""
@@ -136,7 +145,8 @@ def check_up(
             or (h.name not in known and (mesh.keys == "controller" or h.name in session.conns))
         ]
         known.update((n, check.stand_in_key(n)) for n in stand_ins)
-        scripts = _render(session, plan.build(mesh, known), templates, backends)
+        fps = psk.for_check(mesh, gathered, session.conns, _psk_rotation(session, rotate_psk))
+        scripts = _render(session, plan.build(mesh, known, fps), templates, backends)
         rotating = rotate if mesh.keys == "host" else ()
         check.check(session, scripts, progress, with_diff, rotating or ())
         return Run(session.reports, checked=True)
@@ -177,9 +187,24 @@ def _backends(
     return out
 
 
-def _plan(mesh: Mesh, gathered: gather.Gathered, next_keys: dict[str, str]) -> plan.Plan:
+def _psk_rotation(session: Session, names: list[str] | None) -> list[Link]:
+    """The links whose pre-shared keys `rotate-keys --psk` replaces: those of `names` with
+    both ends reached (a key given to one end only would cut the link)."""
+    return [
+        lk
+        for lk in psk.links_of(session.mesh, names or ())
+        if all(h in session.conns for h in lk.hosts)
+    ]
+
+
+def _plan(
+    mesh: Mesh,
+    gathered: gather.Gathered,
+    next_keys: dict[str, str],
+    psk_fps: dict[Link, str | None],
+) -> plan.Plan:
     """Public keys as the hosts report them (cached in the state file), a rotation's next keys
-    over them."""
+    over them; the links' pre-shared keys by fingerprint."""
     if mesh.keys == "host":
         fresh = {
             n: f.public_key
@@ -188,7 +213,7 @@ def _plan(mesh: Mesh, gathered: gather.Gathered, next_keys: dict[str, str]) -> p
         }
         keys.save_public_keys(mesh, fresh)
     known = {**keys.public_keys(mesh, create=mesh.keys == "controller"), **next_keys}
-    return plan.build(mesh, known)
+    return plan.build(mesh, known, psk_fps)
 
 
 def _render(

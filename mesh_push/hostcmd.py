@@ -74,7 +74,12 @@ def boot_unit(mesh: Mesh) -> str:
 
 
 def apply(
-    mesh: Mesh, digest: str, arm: str = "", reload: str = "", install_key: bool = False
+    mesh: Mesh,
+    digest: str,
+    arm: str = "",
+    reload: str = "",
+    install_key: bool = False,
+    psks: Sequence[str] = (),
 ) -> str:
     """Holding the host lock: store the script that comes on stdin as pending.sh, refuse it
     unless its SHA-256 is `digest` (EXIT_BAD_DIGEST: it did not arrive whole), stop an earlier
@@ -85,7 +90,8 @@ def apply(
     kept as failed.sh, and apply.sh stays the last good script. EXIT_LOCKED when another
     mesh-push run held the lock for LOCK_WAIT_S. With `install_key` (keys: controller) stdin
     starts with one line, the private key, written to the mesh's key file (0600) before the
-    script is stored: the stored script never holds it."""
+    script is stored: the stored script never holds it. Then one line per peer in `psks`:
+    the pre-shared key shared with that peer, written the same way to its file."""
     return _render(
         "apply.sh.j2",
         mesh,
@@ -94,6 +100,7 @@ def apply(
         unit_text=boot_unit(mesh),
         reload=reload,
         install_key=install_key,
+        psks=[(peer, mesh.psk_file(peer)) for peer in psks],
         bad_digest_exit=EXIT_BAD_DIGEST,
     )
 
@@ -130,6 +137,13 @@ def rolled_back(mesh: Mesh, token: str) -> str:
     """What became of the rollout `token`'s timer: `rolled-back`, `superseded`, or nothing
     (still waiting, or confirmed)."""
     return _render("rolled-back.sh.j2", mesh, token=token)
+
+
+def psk_keys(mesh: Mesh, make: Sequence[str], read: Sequence[str]) -> str:
+    """`keys: host`, on the first end of links: prints `PEER KEY` lines, a new pre-shared key
+    (`wg genpsk`) for each peer in `make`, the one in its file for each in `read`. It writes
+    nothing: the keys go, in the controller's memory only, to the apply of both ends."""
+    return _render("psk-keys.sh.j2", mesh, make=make, read=[(p, mesh.psk_file(p)) for p in read])
 
 
 def rotate_key(mesh: Mesh) -> str:

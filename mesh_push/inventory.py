@@ -704,6 +704,7 @@ def parse(text: str, file: Path) -> Mesh:
     stp_sec = m.sub("stp")
     stp = _stp(stp_sec, problems)
     keys: KeyMode = m.choice("keys", ("host", "controller"), "host")
+    psk = m.get("psk", bool, False, "true or false")
     state = _path_field(m, "state")
     keystore = _path_field(m, "keystore")
     m.done()
@@ -739,7 +740,7 @@ def parse(text: str, file: Path) -> Mesh:
     host_names = {h.name for h in hosts}
     if stp.root is not None and stp.root not in host_names:
         problems.add((*stp_sec.path, "root"), f"unknown host {stp.root!r}")
-    links = _links(top, problems, {h.name: h for h in hosts})
+    links = _links(top, problems, {h.name: h for h in hosts}, bool(psk))
     top.done()
     problems.raise_if_any()
 
@@ -766,6 +767,7 @@ def parse(text: str, file: Path) -> Mesh:
         legacy_keystore=None if keystore else data_home / "mesh-push" / name / "keys",
         lab=lab,
         wg_reresolve=60 if reresolve is None else reresolve,
+        psk=bool(psk),
     )
 
 
@@ -1068,19 +1070,25 @@ def _via_cycles(via: dict[str, str | None]) -> Iterator[list[str]]:
                 yield [*cycle, nxt]
 
 
-def _links(top: Section, problems: Problems, hosts: dict[str, Host]) -> list[Link]:
+# One link as read: its path, hosts, vni, latency_ms, cost and psk (None: mesh.psk).
+_LinkEntry = tuple[YamlPath, str, str, int | None, float | None, int | None, bool | None]
+
+
+def _links(
+    top: Section, problems: Problems, hosts: dict[str, Host], psk_default: bool
+) -> list[Link]:
     raw = top.raw("links")
     path: YamlPath = ("links",)
     if raw is MISSING or raw is None:
         return []
-    entries: list[tuple[YamlPath, str, str, int | None, float | None, int | None]] = []
+    entries: list[_LinkEntry] = []
     if raw == "full":
         names = list(hosts)
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
                 # Two hosts without a static address can never find each other.
                 if "static" in (hosts[a].endpoint, hosts[b].endpoint):
-                    entries.append((path, a, b, None, None, None))
+                    entries.append((path, a, b, None, None, None, None))
     elif not isinstance(raw, list):
         problems.add(path, "must be a list of host pairs, or `full`")
         return []
@@ -1095,7 +1103,7 @@ def _links(top: Section, problems: Problems, hosts: dict[str, Host]) -> list[Lin
     links: list[Link] = []
     pairs: dict[frozenset[str], YamlPath] = {}
     vnis: dict[int, YamlPath] = {}
-    for p, _a, _b, vni, _lat, _cost in entries:
+    for p, _a, _b, vni, _lat, _cost, _psk in entries:
         if vni is not None:
             if vni in vnis:
                 problems.add((*p, "vni"), f"VNI {vni} is already used by links{_idx(vnis[vni])}")
@@ -1103,7 +1111,7 @@ def _links(top: Section, problems: Problems, hosts: dict[str, Host]) -> list[Lin
     free = (v for v in range(1, VNI_MAX + 1) if v not in vnis)
     # A link that was dropped would make the graph look cut: report only the first cause.
     bad = isinstance(raw, list) and len(entries) < len(raw)
-    for p, a, b, vni, lat, cost in entries:
+    for p, a, b, vni, lat, cost, psk in entries:
         unknown = [h for h in (a, b) if h not in hosts]
         for h in unknown:
             problems.add(p, f"unknown host {h!r}" + _did_you_mean(h, hosts))
@@ -1125,7 +1133,8 @@ def _links(top: Section, problems: Problems, hosts: dict[str, Host]) -> list[Lin
                 f"neither {a} ({hosts[a].endpoint}) nor {b} ({hosts[b].endpoint}) has a static "
                 "endpoint: they can never find each other",
             )
-        links.append(Link(a, b, vni if vni is not None else next(free), lat, cost))
+        psk = psk_default if psk is None else psk
+        links.append(Link(a, b, vni if vni is not None else next(free), lat, cost, psk))
     if not bad and hosts and len(hosts) > 1:
         _check_connected(hosts, links, path, problems)
     return links
@@ -1140,16 +1149,15 @@ def _did_you_mean(name: str, names: dict[str, Any]) -> str:
     return f" (did you mean {hint[0]!r}?)" if hint else ""
 
 
-def _link_entry(
-    item: Any, p: YamlPath, problems: Problems
-) -> tuple[YamlPath, str, str, int | None, float | None, int | None] | None:
-    vni = lat = cost = None
+def _link_entry(item: Any, p: YamlPath, problems: Problems) -> _LinkEntry | None:
+    vni = lat = cost = psk = None
     if isinstance(item, dict):
         sec = Section(item, p, problems)
         pair = sec.get("hosts", list, None, "a list of two host names")
         vni = sec.int_in("vni", 1, VNI_MAX, None)
         lat = sec.get("latency_ms", float, None, "a number of milliseconds")
         cost = sec.int_in("cost", 1, 65535, None)
+        psk = sec.get("psk", bool, None, "true or false")
         sec.done()
         if lat is not None and not 0 <= lat <= LATENCY_MAX_MS:
             why = "must not be negative" if lat < 0 else f"must be at most {LATENCY_MAX_MS:g} ms"
@@ -1167,7 +1175,7 @@ def _link_entry(
     if len(pair) != 2 or not all(isinstance(x, str) for x in pair):
         problems.add(p, "a link joins exactly two host names")
         return None
-    return (p, pair[0], pair[1], vni, lat, cost)
+    return (p, pair[0], pair[1], vni, lat, cost, psk)
 
 
 def _check_connected(

@@ -157,6 +157,7 @@ def _judge_host(
         keepalive = st.keepalives.get(peer.public_key)
         if keepalive is not None and keepalive != str(peer.keepalive or "off"):
             v.config(f"peer {peer.name} keepalive {keepalive}")
+        _judge_psk(peer, st.psks.get(peer.public_key), v)
         age = st.handshake_age(peer.public_key)
         if age is None:
             v.runtime(f"no handshake with {peer.name}")
@@ -222,6 +223,19 @@ def _judge_host(
     return root
 
 
+def _judge_psk(peer: plan.Peer, have: str | None, v: HostVerdict) -> None:
+    """`have`: the fingerprint of the pre-shared key `wg` uses with `peer`, "none", or None
+    (not read). The key is never known here, only whether it is the planned one."""
+    if have is None:
+        return
+    if peer.psk and have == "none":
+        v.config(f"peer {peer.name} has no pre-shared key")
+    elif peer.psk and peer.psk_fp and have != peer.psk_fp:
+        v.config(f"peer {peer.name} has another pre-shared key than the planned one")
+    elif not peer.psk and have != "none":
+        v.config(f"peer {peer.name} has a pre-shared key, none planned")
+
+
 def root_seen(p: plan.Plan, st: observe.HostState) -> str | None:
     """The root as a host sees it: a host of the plan by name, else its bridge id as the host
     reported it (None without a bridge)."""
@@ -255,6 +269,7 @@ def _wires(
             continue
         ends: dict[str, dict[str, Any] | None] = {}
         problems = []
+        psks: dict[str, str] = {}  # each end's pre-shared key, as a fingerprint or "none"
         for here, there in ((lk.a, lk.b), (lk.b, lk.a)):
             st = states.get(here) if here in verdicts and verdicts[here].reachable else None
             if st is None:
@@ -266,18 +281,29 @@ def _wires(
             port = st.stp.ports.get(there) if st.stp else None
             planned = "blocking" if (here, there) in expected.blocking else "forwarding"
             actual = port.state if port else None
+            if key and (psk := st.psks.get(key)) is not None:
+                psks[here] = psk
             ends[here] = {
                 "handshake_age_s": st.handshake_age(key) if key else None,
                 "vxlan_up": bool(link and link.up),
                 "stp_state": actual,
                 "planned_stp_state": planned,
                 "mtu": link.mtu if link else None,
+                "preshared_key": psks[here] != "none" if here in psks else None,
             }
             if actual is not None and actual in ("forwarding", "blocking") and actual != planned:
                 problems.append(f"{here} end is {actual}, planned {planned}")
                 tree_ok = False
             if actual in ("listening", "learning"):
                 problems.append(f"{here} end still {actual}")
+        # Two ends with different pre-shared keys never complete a handshake: said at once,
+        # not 180 s later when the last session is dead.
+        if len(psks) == 2 and psks[lk.a] != psks[lk.b]:
+            if "none" in psks.values():
+                only = lk.a if psks[lk.b] == "none" else lk.b
+                problems.append(f"pre-shared key at {only} only: no handshake can succeed")
+            else:
+                problems.append("the ends have different pre-shared keys: no handshake can succeed")
         # A dead wire shows fastest in STP: its far end stops hearing BPDUs and picks
         # another root, long before the 180 s of a stale handshake.
         ra, rb = roots.get(lk.a), roots.get(lk.b)

@@ -9,11 +9,14 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import secrets
+from collections.abc import Collection
 
 from .fsutil import LocalFileError, PrivateDir, atomic_write, open_private_dir, private_dir
 from .inventory import public_key_problem
-from .model import Mesh
+from .model import Link, Mesh
 
 
 class KeystoreError(LocalFileError):
@@ -151,3 +154,57 @@ def public_keys(mesh: Mesh, create: bool = False) -> dict[str, str]:
         if h.public_key:
             found[h.name] = h.public_key
     return {h.name: found[h.name] for h in mesh.hosts if h.name in found}
+
+
+# ----------------------------------------------------------------------- pre-shared keys
+
+
+def generate_psk() -> str:
+    """A WireGuard pre-shared key, as `wg genpsk` makes it: 32 random bytes in base64."""
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def psk_fingerprint(key: str) -> str:
+    """What hosts and the controller compare instead of a pre-shared key: 16 hex digits of
+    SHA-256 over `mesh-push psk KEY`, as the host programs compute it (templates: `fp_of`).
+    A key of 256 random bits cannot be found from it; it is never printed all the same."""
+    return hashlib.sha256(f"mesh-push psk {key}".encode()).hexdigest()[:16]
+
+
+def psk_name(link: Link) -> str:
+    """The keystore file of a link's pre-shared key: its hosts sorted, joined by `+` (a
+    character no host name has, so `a-b`+`c` and `a`+`b-c` never meet)."""
+    return "+".join(sorted(link.hosts)) + ".psk"
+
+
+def controller_psks(mesh: Mesh, create: bool, rotate: Collection[Link] = ()) -> dict[Link, str]:
+    """`keys: controller`: each link's pre-shared key from the keystore (0600 files), for
+    the links that have one. Only `up` passes `create` (missing keys are made) and `rotate`
+    (those links' keys are replaced); other commands read and write nothing."""
+    wanted = [lk for lk in mesh.links if lk.psk]
+    if not wanted:
+        return {}
+    try:
+        store = private_dir(mesh.keystore) if create else open_private_dir(mesh.keystore, False)
+        if store is None:
+            return {}
+        out: dict[Link, str] = {}
+        with store:
+            for lk in wanted:
+                name = psk_name(lk)
+                if create and (lk in rotate or not store.exists(name)):
+                    store.write(name, generate_psk() + "\n", 0o600)
+                if not store.exists(name):
+                    continue
+                text = store.read(name).strip()
+                if public_key_problem(text):  # the same encoding: 44 characters of base64
+                    raise KeystoreError(
+                        f"{store.path / name} is not a WireGuard pre-shared key: remove it and "
+                        "run `mesh-push up` to make a new one"
+                    )
+                out[lk] = text
+        return out
+    except KeystoreError:
+        raise
+    except LocalFileError as e:
+        raise KeystoreError(str(e)) from None

@@ -98,6 +98,12 @@ def families(s: Snapshot) -> list[Metric]:
         "seconds since the latest WireGuard handshake with the peer (+Inf: none yet)",
         peer_labels,
     )
+    psk = _gauge(
+        "peer_preshared_key",
+        "1 when the host's WireGuard has a pre-shared key for the peer, 0 when it has none "
+        "(never the key)",
+        peer_labels,
+    )
     # `_total` is added by prometheus_client to a counter's samples.
     rx = CounterMetricFamily(
         PREFIX + "peer_received_bytes",
@@ -125,6 +131,8 @@ def families(s: Snapshot) -> list[Metric]:
             key = pe.public_key or ""
             when_s = st.handshake_age(key) if key else None
             age.add_metric([*labels, pe.name], math.inf if when_s is None else when_s)
+            if (fingerprint := st.psks.get(key)) is not None:
+                psk.add_metric([*labels, pe.name], _bit(fingerprint != "none"))
             if key in st.transfer:
                 got, sent = st.transfer[key]
                 rx.add_metric([*labels, pe.name], got)
@@ -140,6 +148,7 @@ def families(s: Snapshot) -> list[Metric]:
         root,
         root_ok,
         age,
+        psk,
         rx,
         tx,
         *_wires(p, j),

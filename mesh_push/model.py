@@ -19,7 +19,7 @@ LabLogin = Literal["root", "sudo", "sudo-password"]
 
 # Where mesh-push keeps its files on a host (the lab gives each host private copies). Each
 # mesh owns only what is named after it: `Mesh.mark`, `.state_dir`, `.boot_unit`,
-# `.boot_wants`, `.key_file` (docs/host-files.md).
+# `.boot_wants`, `.key_file`, `.psk_dir` (docs/host-files.md).
 STATE_ROOT = "/var/lib/mesh-push"
 KEY_DIR = "/etc/wireguard"
 UNIT_DIR = "/etc/systemd/system"
@@ -75,6 +75,9 @@ class Link:
     vni: int
     latency_ms: float | None = None
     cost: int | None = None
+    # A WireGuard pre-shared key for this link: `mesh.psk`, unless the link says otherwise
+    # (inventory.load resolves it).
+    psk: bool = False
 
     @property
     def hosts(self) -> tuple[str, str]:
@@ -146,6 +149,8 @@ class Mesh:
     # The default keystore of mesh-push before it was per inventory (one per mesh name):
     # named in advice only, never used. None when mesh.keystore is set.
     legacy_keystore: Path | None = None
+    # `mesh.psk`: the links' default for a pre-shared key (each Link.psk is resolved).
+    psk: bool = False
 
     def host(self, name: str) -> Host:
         for h in self.hosts:
@@ -185,6 +190,18 @@ class Mesh:
     def key_file(self) -> str:
         """The host's WireGuard private key: made there (or delivered), read only by `wg`."""
         return f"{KEY_DIR}/mesh-push-{self._file_name}.key"
+
+    @property
+    def psk_dir(self) -> str:
+        """The host's pre-shared keys, one 0600 file per peer, named after the peer."""
+        return f"{KEY_DIR}/mesh-push-{self._file_name}.psk"
+
+    def psk_file(self, peer: str) -> str:
+        """The pre-shared key this host uses with `peer`. Host names are safe names (the
+        inventory's checks); this refuses a path out of anything else, whatever made it."""
+        if peer in ("", ".", "..") or "/" in peer or "\0" in peer:
+            raise ValueError(f"host name {peer!r} cannot name a file on a host")
+        return f"{self.psk_dir}/{peer}"
 
     @property
     def legacy_key_file(self) -> str:

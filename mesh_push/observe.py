@@ -1,5 +1,6 @@
 """What a host has now: one shell round trip, then pure parsers. Never reads a private key:
-only `wg show` fields that hold none (never `dump` or `showconf`)."""
+only `wg show` fields that hold none (never `dump` or `showconf`); pre-shared keys arrive as
+fingerprints, reduced on the host (templates/gather.sh.j2)."""
 
 from __future__ import annotations
 
@@ -171,6 +172,10 @@ class HostState:
     root_id: str  # from sysfs: iproute2 can print the bridge's own id as the root
     keepalives: dict[str, str] = field(default_factory=dict)  # public key → "25" or "off"
     boot_unit: bool | None = None  # the boot unit and its wants link are both there
+    # Pre-shared keys, as fingerprints (keys.psk_fingerprint): public key → the one `wg` uses
+    # with that peer, or "none"; peer name → the one in this mesh's file for that peer.
+    psks: dict[str, str] = field(default_factory=dict)
+    psk_files: dict[str, str] = field(default_factory=dict)
 
     def handshake_age(self, public_key: str) -> float | None:
         ts = self.handshakes.get(public_key, 0)
@@ -221,6 +226,8 @@ def parse(text: str, bridge: str, read_stp: StpRead | None = None) -> HostState:
         root_id=normalise_bridge_id(s.get("bridge-root", "")),
         keepalives=parse_wg_pairs(s.get("wg-persistent-keepalive", "")),
         boot_unit={"yes": True, "no": False}.get(s.get("boot", "").strip()),
+        psks=parse_wg_pairs(s.get("wg-preshared-keys", "")),
+        psk_files=parse_wg_pairs(s.get("psk-files", "")),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 
@@ -22,6 +23,14 @@ class Peer:
     # The DNS name in `endpoint`, when the peer is known by name: the host resolves it at
     # apply time and re-resolves it every `mesh.wg_reresolve` seconds.
     endpoint_name: str | None = None
+    # A pre-shared key on this link: the file the host keeps it in, and the fingerprint
+    # (keys.psk_fingerprint) of the key that belongs there, where the controller knows it.
+    psk_file: str | None = None
+    psk_fp: str | None = None
+
+    @property
+    def psk(self) -> bool:
+        return self.psk_file is not None
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,12 @@ def waves(mesh: Mesh) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(out[w]) for w in sorted(out))
 
 
-def build(mesh: Mesh, public_keys: dict[str, str]) -> Plan:
+def build(
+    mesh: Mesh, public_keys: dict[str, str], psk_fps: Mapping[Link, str | None] | None = None
+) -> Plan:
+    """`psk_fps`: the fingerprint of each link's pre-shared key (None: not known), from
+    psk.py; a link with `psk` that it leaves out has none yet (its key waits for its first
+    end). Without it, every link with `psk` has one, of an unknown fingerprint."""
     wg_net, br_net = mesh.wg_network, mesh.bridge_network
     wg_addr = {h.name: wg_net.network_address + h.number for h in mesh.hosts}
     tree = stp.plan_tree(mesh, {h.name: bridge_mac(h.name) for h in mesh.hosts})
@@ -116,6 +130,7 @@ def build(mesh: Mesh, public_keys: dict[str, str]) -> Plan:
         wires: list[Wire] = []
         for link in links_of[h.name]:
             other = by_name[link.other(h.name)]
+            has_psk = link.psk and (psk_fps is None or link in psk_fps)
             peers.append(
                 Peer(
                     name=other.name,
@@ -124,6 +139,8 @@ def build(mesh: Mesh, public_keys: dict[str, str]) -> Plan:
                     endpoint=_endpoint(other, mesh.wg_port),
                     keepalive=None if h.endpoint == "static" else KEEPALIVE_S,
                     endpoint_name=other.dns_name if other.endpoint == "static" else None,
+                    psk_file=mesh.psk_file(other.name) if has_psk else None,
+                    psk_fp=(psk_fps or {}).get(link) if has_psk else None,
                 )
             )
             wires.append(

@@ -54,6 +54,7 @@ def host_paths(mesh: Mesh) -> dict[str, Any]:
     return {
         "state_dir": mesh.state_dir,
         "key_file": mesh.key_file,
+        "psk_dir": mesh.psk_dir,
         "mark": mesh.mark,
         "boot_unit": mesh.boot_unit,
         "boot_wants": mesh.boot_wants,

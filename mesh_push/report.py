@@ -131,6 +131,7 @@ def plan_json(p: Plan, cut: stp.Edge | None = None, all_pairs: bool = False) -> 
                 "vni": lk.vni,
                 "latency_ms": lk.latency_ms,
                 "in_tree": stp.edge(lk.a, lk.b) in outcome.forwarding_edges,
+                "psk": lk.psk,
             }
             for lk in m.links
         ],
@@ -572,6 +573,10 @@ def status_json(p: Plan, j: Any) -> dict[str, Any]:
                         else None,
                         "endpoint": st.endpoints.get(pe.public_key or ""),
                         "transfer_rx_tx": st.transfer.get(pe.public_key or ""),
+                        # Whether `wg` has a pre-shared key for it (None: not read); the key
+                        # itself never reaches the controller (gather.sh.j2).
+                        "preshared_key": _psk_set(st.psks.get(pe.public_key or "")),
+                        "preshared_key_planned": pe.psk,
                     }
                     for pe in hp.peers
                 ],
@@ -599,6 +604,10 @@ def status_json(p: Plan, j: Any) -> dict[str, Any]:
         "hosts": hosts,
         "wires": j.wires,
     }
+
+
+def _psk_set(fingerprint: str | None) -> bool | None:
+    return None if fingerprint is None else fingerprint != "none"
 
 
 def show_status(p: Plan, j: Any, clear: bool = False, out: Console | None = None) -> None:
@@ -643,7 +652,7 @@ def show_status(p: Plan, j: Any, clear: bool = False, out: Console | None = None
         )
     out.print(hosts)
     wires = Table(title="wires", title_justify="left")
-    for col in ("wire", "VNI", "handshake age", "VXLAN up", "STP state", "MTU", "problems"):
+    for col in ("wire", "VNI", "handshake age", "VXLAN up", "STP state", "MTU", "PSK", "problems"):
         wires.add_column(col)
     for w in data["wires"]:
         a, b = w["hosts"]
@@ -659,6 +668,7 @@ def show_status(p: Plan, j: Any, clear: bool = False, out: Console | None = None
             both("vxlan_up", lambda x: "yes" if x else "no"),
             both("stp_state", lambda x: x or "-"),
             both("mtu"),
+            both("preshared_key", lambda x: {True: "yes", False: "no", None: "?"}[x]),
             safe_text("; ".join(w["problems"])),
         )
     out.print(wires)

@@ -51,6 +51,10 @@ def _programs() -> dict[str, Callable[[], str]]:
         "gather.sh": lambda: hostcmd.gather(mesh),
         "apply.sh": lambda: hostcmd.apply(mesh, DIGEST),
         "apply-controller-key.sh": lambda: hostcmd.apply(mesh, DIGEST, install_key=True),
+        "apply-psks.sh": lambda: hostcmd.apply(
+            mesh, DIGEST, install_key=True, psks=["epsilon", "rho"]
+        ),
+        "psk-keys.sh": lambda: hostcmd.psk_keys(mesh, ["epsilon"], ["rho"]),
         "apply-armed.sh": lambda: hostcmd.apply(
             mesh, DIGEST, hostcmd.arm(mesh, TOKEN, SECONDS, _down(False))
         ),
@@ -141,7 +145,8 @@ def test_gather_runs_as_one_command_string(tmp_path: Path) -> None:
     mesh = dataclasses.replace(seed_plan().mesh, wg_interface=evil, bridge=evil)
     cmd = hostcmd.gather(mesh)
     want = ["hostname", "now", "wg-public-key", "wg-listen-port", "wg-latest-handshakes",
-            "wg-endpoints", "wg-transfer", "wg-allowed-ips", "wg-persistent-keepalive", "brctl",
+            "wg-endpoints", "wg-transfer", "wg-allowed-ips", "wg-persistent-keepalive",
+            "wg-preshared-keys", "psk-files", "brctl",
             "ip-link", "bridge-root", "bridge-id", "boot", "end"]  # fmt: skip
     target = ssh.Target("h", "h", 22, "debian", (), None, sudo=True)
     line, _ = ssh.as_root(cmd, target, None)

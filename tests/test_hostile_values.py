@@ -131,6 +131,7 @@ STUB_NAMES = ["ip", "wg", "bridge", "brctl", "wireguard-go", "sysctl", "systemct
               "ping", "getent", "modprobe", "flock", "seq", "sleep"]  # fmt: skip
 FAKE_PRIVATE = "c3R1Yi1wcml2YXRlLWtleS1mb3ItdGhlLXNhbmRib3g9PQ=="
 FAKE_PUBLIC = "c3R1Yi1wdWJsaWMta2V5LWZvci10aGUtc2FuZGJveD09PQ=="
+FAKE_PSK = "c3R1Yi1wcmUtc2hhcmVkLWtleS1mb3ItdGhlLXNhbmRiPQ=="
 RESOLVED = "198.51.100.9"  # what the getent stub says every name is
 NOW = "203.0.113.1:1"  # where the wg stub says a named peer is now
 READS = {("wg", "show"), ("ip", "-d"), ("ip", "-o"), ("ip", "-j")}  # calls that change nothing
@@ -144,6 +145,7 @@ case ${{0##*/}} in
   wg)
     case $1 in
       genkey) echo {FAKE_PRIVATE} ;;
+      genpsk) echo {FAKE_PSK} ;;
       pubkey) cat > /dev/null; echo {FAKE_PUBLIC} ;;
       show)
         case $3 in
@@ -601,6 +603,64 @@ def apply_case(
     return c
 
 
+# --- pre-shared keys
+
+
+def psk_host_case(name: str, value: str, p: plan.Plan, peer: str, fp: str | None) -> Case:
+    """rho's script, its peer `peer` with a pre-shared key in place (file `peer` names) whose
+    fingerprint the plan says is `fp`: the stub's `wg` has none, so the script sets it from
+    the file, by its path, and keeps the file."""
+    file = p.mesh.psk_file(peer)
+    p = with_peer(p, EPS, name=peer, psk_file=file, psk_fp=fp)
+    c = host_case(name, value, p)
+    c.program += " (psk)"
+    if c.rc:
+        return c
+    c.root[file.lstrip("/")] = FAKE_PSK + "\n"
+    c.files[file.lstrip("/")] = FAKE_PSK + "\n"
+    pub = s(rho(p).peers[[pe.name for pe in rho(p).peers].index(peer)].public_key)
+    c.calls.append(["wg", "set", s(p.mesh.wg_interface), "peer", pub, "preshared-key", file])
+    c.stdout_has.append(f"changed: {s(p.mesh.wg_interface)} peer {peer} preshared-key")
+    return c
+
+
+def psk_peer_case(v: str) -> list[Case]:
+    """A peer's name names its pre-shared key's file: one path component, or refused."""
+    p = base_plan()
+    if not dir_name_ok(v):
+        with pytest.raises(ValueError, match="cannot name a file on a host"):
+            p.mesh.psk_file(v)
+        return []
+    return [psk_host_case("psk.peer", v, p, v, None)]
+
+
+def apply_psk_case(name: str, value: str, peer: str, key: str) -> Case:
+    """The apply with the pre-shared key `key` for `peer` on its stdin after the private
+    key: written to its 0600 file, said without the key."""
+    m = base_plan().mesh
+    text = hostcmd.apply(m, APPLIED_SHA256, install_key=True, psks=[peer])
+    c = Case(name, value, "apply.sh (psk)", text, stdin=f"{FAKE_PRIVATE}\n{key}\n{APPLIED}")
+    c.files[m.key_file.lstrip("/")] = FAKE_PRIVATE + "\n"
+    c.files[m.psk_file(peer).lstrip("/")] = key + "\n"
+    c.stdout_has = ["applied-ok", f"changed: pre-shared key for {peer} installed"]
+    return c
+
+
+def psk_keys_case(v: str) -> list[Case]:
+    """On a link's first end: a new key for one peer, the file's for another; both printed
+    for the controller, nothing written."""
+    if not dir_name_ok(v) or v == "bob":
+        return []
+    m = base_plan().mesh
+    c = Case("psk-keys.peer", v, "psk-keys.sh", hostcmd.psk_keys(m, [v], ["bob"]))
+    c.root[m.psk_file("bob").lstrip("/")] = "kept-key\n"
+    c.files[m.psk_file("bob").lstrip("/")] = "kept-key\n"
+    c.files[m.psk_file(v).lstrip("/")] = None
+    c.calls = [["wg", "genpsk"]]
+    c.stdout = f"{v} {FAKE_PSK}\nbob kept-key\n"
+    return [c]
+
+
 def confirm_case(name: str, value: str, p: plan.Plan, token: str) -> Case:
     """Confirms its own rollout: armed by it, its apply ended well."""
     m = p.mesh
@@ -766,6 +826,14 @@ FIELDS: dict[str, Build] = dict(
                "host", "once"),
         simple("wire.name", lambda p, v: with_wire(p, EPS, name=v)),
         ("other fields", other_fields),
+        ("psk.fingerprint", lambda v: [psk_host_case("psk.fingerprint", v, base_plan(), EPS, v)]),
+        ("psk.peer", psk_peer_case),
+        ("psk-keys.peer", psk_keys_case),
+        # One line each, as the controller sends them.
+        ("apply.psk", lambda v: [apply_psk_case("apply.psk", v, "bob", v)]
+         if "\n" not in v and "\r" not in v else []),
+        ("apply.psk-peer", lambda v: [apply_psk_case("apply.psk-peer", v, v, FAKE_PSK)]
+         if dir_name_ok(v) else []),
         ("apply.digest", lambda v: [apply_case("apply.digest", v, base_plan(), v, None)]),
         # Read by `read -r` up to its newline: one line, as the controller sends it.
         ("apply.key", lambda v: [apply_case("apply.key", v, base_plan(), None, None, key=v)]

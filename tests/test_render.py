@@ -121,3 +121,43 @@ def test_render_in_controller_mode_holds_no_private_key(tmp_path: Path) -> None:
     keys.rotate_controller_keys(mesh, ["bob"])
     assert cli.main(["render", "-i", str(inv), "-o", str(out)]) == 0
     assert (out / "bob.sh").read_text() != first
+
+
+def psk_plan() -> plan.Plan:
+    """The seed with pre-shared keys on every link but bob–epsilon; the fingerprint of
+    bob–rho's key is not known (as for `mesh-push render`)."""
+    import dataclasses
+
+    p = seed_plan()
+    no_psk = {"bob", "epsilon"}
+    links = tuple(dataclasses.replace(lk, psk=set(lk.hosts) != no_psk) for lk in p.mesh.links)
+    mesh = dataclasses.replace(p.mesh, links=links, psk=True)
+    fps: dict[object, str | None] = {
+        lk: keys.psk_fingerprint(f"key of {'+'.join(lk.hosts)}") for lk in links if lk.psk
+    }
+    fps.update({lk: None for lk in links if set(lk.hosts) == {"bob", "rho"}})
+    known = {hp.name: hp.public_key for hp in p.hosts if hp.public_key}
+    return plan.build(mesh, known, fps)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("host", ["bob", "epsilon"])
+def test_golden_scripts_with_psks(host: str) -> None:
+    p = psk_plan()
+    script = render.render_host(p, p.host(host), render.load_templates())
+    golden = GOLDEN / "seed-psk" / f"{host}.sh"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(script)
+    assert script == golden.read_text()
+    subprocess.run(["bash", "-n"], input=script.encode(), check=True)
+
+
+def test_scripts_name_psk_files_never_keys() -> None:
+    p = psk_plan()
+    for hp in p.hosts:
+        text = render.render_host(p, hp, render.load_templates())
+        for lk in p.mesh.links:
+            assert f"key of {'+'.join(lk.hosts)}" not in text
+        for peer in hp.peers:
+            if peer.psk:
+                assert 'preshared-key "$F"' in text and f"F={p.mesh.psk_file(peer.name)}" in text

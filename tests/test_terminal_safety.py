@@ -134,6 +134,7 @@ def test_status_shows_gathered_state_as_text() -> None:
         handshake_age=lambda key: None,
         endpoints={},
         transfer={},
+        psks={},
         stp=stp_state,
         root_id=None,
     )
@@ -155,6 +156,7 @@ def test_status_shows_gathered_state_as_text() -> None:
                 "vxlan_up": True,
                 "stp_state": "[red]x\x1b",
                 "mtu": "\x1b[1m1500",
+                "preshared_key": True,
             }
         },
         "problems": ["\x1b]0;t\x07"],

@@ -2,7 +2,7 @@
 # mesh-push 0.1.0: take mesh seed off this host. Generated: do not edit.
 # Removes the interfaces this mesh marked, the userspace WireGuard process with its socket,
 # its boot unit and its state directory. Nothing another mesh (or anyone else) made is
-# touched. The private key stays unless purging. With MESH_PUSH_CHECK=1 in its environment
+# touched. The keys stay unless purging. With MESH_PUSH_CHECK=1 in its environment
 # (`mesh-push down --check`) it changes nothing and says what it would remove.
 set -eu
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -77,6 +77,7 @@ remove_unit() {
 remove_unit /etc/systemd/system/mesh-push-seed.service /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service
 if [ "$LEGACY_OURS" = 1 ]; then remove_unit /etc/systemd/system/mesh-push.service /etc/systemd/system/multi-user.target.wants/mesh-push.service; fi
 if [ -e /etc/wireguard/mesh-push-seed.key ]; then act rm -f /etc/wireguard/mesh-push-seed.key; did "private key removed"; fi
+if [ -e /etc/wireguard/mesh-push-seed.psk ]; then act rm -rf /etc/wireguard/mesh-push-seed.psk; did "pre-shared keys removed"; fi
 if [ "$LEGACY_OURS" = 1 ] && [ -e /etc/wireguard/wg0.key ]; then
   act rm -f /etc/wireguard/wg0.key; did "older install's private key removed"
 fi

@@ -2,7 +2,7 @@
 # mesh-push 0.1.0: take mesh seed off this host. Generated: do not edit.
 # Removes the interfaces this mesh marked, the userspace WireGuard process with its socket,
 # its boot unit and its state directory. Nothing another mesh (or anyone else) made is
-# touched. The private key stays unless purging. With MESH_PUSH_CHECK=1 in its environment
+# touched. The keys stay unless purging. With MESH_PUSH_CHECK=1 in its environment
 # (`mesh-push down --check`) it changes nothing and says what it would remove.
 set -eu
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

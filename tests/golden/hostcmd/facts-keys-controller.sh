@@ -17,6 +17,21 @@ echo '=== now'; date +%s
 for what in public-key listen-port latest-handshakes endpoints transfer allowed-ips persistent-keepalive; do
   echo "=== wg-$what"; wg show "$WG" "$what" 2>/dev/null
 done
+# Pre-shared keys as fingerprints, reduced here (fp_of): the keys themselves never leave
+# the host. A peer without one is `none`; the files are this host's copies (by peer name).
+fp_of() { printf 'mesh-push psk %s' "$1" | sha256sum | cut -c1-16; }
+echo '=== wg-preshared-keys'
+wg show "$WG" preshared-keys 2>/dev/null | while read -r pub psk; do
+  case $psk in ''|'(none)') printf '%s\tnone\n' "$pub" ;; *) printf '%s\t%s\n' "$pub" "$(fp_of "$psk")" ;; esac
+done
+psk=
+echo '=== psk-files'
+for f in /etc/wireguard/mesh-push-seed.psk/*; do
+  [ -f "$f" ] || continue
+  k=; IFS= read -r k < "$f" || true
+  [ -z "$k" ] || printf '%s\t%s\n' "${f##*/}" "$(fp_of "$k")"
+done
+k=
 echo '=== brctl'; command -v brctl >/dev/null && brctl showstp "$BR" 2>/dev/null
 # `addr show` is `link show` with each interface's addresses.
 echo '=== ip-link'; ip -j -d addr show

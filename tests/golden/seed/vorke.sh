@@ -19,6 +19,7 @@ WG=wg0
 BR=internet
 STATE=/var/lib/mesh-push/seed
 KEY=/etc/wireguard/mesh-push-seed.key
+PSKDIR=/etc/wireguard/mesh-push-seed.psk
 MARK=mesh-push:seed
 LEGACY_MARK=mesh-push
 PORT=56560
@@ -53,6 +54,17 @@ mark() {
   act ip link set dev "$1" alias "$MARK"
   if [ "$was" = "$LEGACY_MARK" ]; then did "$1 marked as mesh $MESH's (was $LEGACY_MARK)"; fi
 }
+# Pre-shared keys are compared by fingerprint (16 hex digits of SHA-256; the controller's
+# keys.psk_fingerprint), inside the shell: a key is never an argument of a program, and never
+# printed. psk_fps turns `wg show IF preshared-keys` into `PUBKEY<TAB>fingerprint|none`.
+fp_of() { printf 'mesh-push psk %s' "$1" | sha256sum | cut -c1-16; }
+psk_fps() {
+  while read -r pub psk; do
+    case $psk in ''|'(none)') printf '%s\tnone\n' "$pub" ;; *) printf '%s\t%s\n' "$pub" "$(fp_of "$psk")" ;; esac
+  done
+  psk=
+}
+file_fp() { k=; if [ -s "$1" ]; then IFS= read -r k < "$1" || true; fi; if [ -n "$k" ]; then fp_of "$k"; fi; k=; }
 refuse() { printf 'mesh-push: %s: refusing to touch it; %s\n' "$1" "$2" >&2; REFUSED=1; }
 ensure_mtu() {
   if ! { [ "$CHECK" = 1 ] && fresh "$1"; }; then
@@ -231,9 +243,10 @@ ensure_up "$WG"
 step "wireguard peers"
 # One `wg set` per peer that differs: the sessions of the others are never touched.
 # (`wg syncconf` would also reset the private key and port, as the file has neither.)
-allowed= keepalive= endpoints= current=
+allowed= keepalive= endpoints= current= psks=
 if ! fresh "$WG" || [ "$CHECK" = 0 ]; then
   allowed=$(wg show "$WG" allowed-ips)
+  psks=$(wg show "$WG" preshared-keys | psk_fps)
   keepalive=$(wg show "$WG" persistent-keepalive)
   endpoints=$(wg show "$WG" endpoints)
   current=$(wg show "$WG" peers)
@@ -245,18 +258,38 @@ if [ "$(field "$allowed" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != 10.88
   act wg set "$WG" peer wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0= allowed-ips 10.88.88.1/32 endpoint 86.188.161.69:56560 persistent-keepalive 25
   did "$WG peer "bob
 fi
+case $(field "$psks" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=) in
+  ''|none) ;;
+  *) act wg set "$WG" peer wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0= preshared-key /dev/null; did "$WG peer "bob" preshared-key removed" ;;
+esac
 if [ "$(field "$allowed" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != 10.88.88.4/32 ] \
   || [ "$(field "$keepalive" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != 25 ] \
   || [ "$(field "$endpoints" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != 104.196.99.86:56560 ]; then
   act wg set "$WG" peer 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA= allowed-ips 10.88.88.4/32 endpoint 104.196.99.86:56560 persistent-keepalive 25
   did "$WG peer "epsilon
 fi
+case $(field "$psks" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=) in
+  ''|none) ;;
+  *) act wg set "$WG" peer 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA= preshared-key /dev/null; did "$WG peer "epsilon" preshared-key removed" ;;
+esac
 if [ "$(field "$allowed" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 10.88.88.2/32 ] \
   || [ "$(field "$keepalive" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 25 ] \
   || [ "$(field "$endpoints" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 198.51.100.2:56560 ]; then
   act wg set "$WG" peer R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I= allowed-ips 10.88.88.2/32 endpoint 198.51.100.2:56560 persistent-keepalive 25
   did "$WG peer "rho
 fi
+case $(field "$psks" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=) in
+  ''|none) ;;
+  *) act wg set "$WG" peer R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I= preshared-key /dev/null; did "$WG peer "rho" preshared-key removed" ;;
+esac
+psks=
+# Pre-shared key files of peers that have none planned (any more).
+for f in "$PSKDIR"/*; do
+  [ -e "$f" ] || continue
+  case ${f##*/} in '') continue ;; esac
+  act rm -f "$f"; did "pre-shared key file ${f##*/} removed"
+done
+if [ -d "$PSKDIR" ]; then act rmdir "$PSKDIR"; did "pre-shared key directory removed"; fi
 for pub in $current; do
   case $pub in wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=|94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=|R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=|'') continue ;; esac
   act wg set "$WG" peer "$pub" remove; did "$WG peer $pub removed"
