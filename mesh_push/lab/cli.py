@@ -208,11 +208,16 @@ def _status(args: argparse.Namespace) -> int:
             f"controller link {lab['controller_link'] or 'absent'}"
         )
         for n in lab["nodes"]:
+            if lab.get("kind") == "vm" and n["kind"] != "router":
+                # A guest: QEMU is what keeps it; its sshd is inside, alive if it answers.
+                procs = (f"qemu {_alive(n['keeper_pid'], n['keeper_alive'])}  sshd "
+                         f"{'answers' if n['sshd_alive'] else 'DOES NOT ANSWER'}")  # fmt: skip
+            else:
+                procs = (f"keeper {_alive(n['keeper_pid'], n['keeper_alive'])}  sshd "
+                         f"{_alive(n['sshd_pid'], n['sshd_alive'])}")  # fmt: skip
             print(
                 f"  {n['alias']:<16} {n['kind']:<8} {n['address']:<18} ns "
-                f"{'ok' if n['namespace_exists'] else 'MISSING'}  keeper "
-                f"{_alive(n['keeper_pid'], n['keeper_alive'])}  sshd "
-                f"{_alive(n['sshd_pid'], n['sshd_alive'])}"
+                f"{'ok' if n['namespace_exists'] else 'MISSING'}  {procs}"
             )
         for a, b in lab.get("cuts", []):
             print(f"  cut: {a} <-> {b}")
@@ -263,8 +268,8 @@ def _reboot(args: argparse.Namespace) -> int:
     name = _name(args)
     runs = reboot(name, args.host, args.timeout)
     if isinstance(runs, Reboot):
-        print(f"lab {name}: rebooted {args.host} (systemctl reboot), sshd back after "
-              f"{runs.seconds:.1f} s; its boot units ran under its own systemd")  # fmt: skip
+        print(f"lab {name}: rebooted {args.host} (systemctl reboot), its sshd answered again "
+              f"after {runs.seconds:.1f} s; its own systemd runs its boot units")  # fmt: skip
         return 0
     print(f"lab {name}: rebooted {args.host}, {len(runs)} boot command(s) run")
     for r in runs:

@@ -116,7 +116,7 @@ chroot "$r" usermod -p '*' {GUEST_USER}
 chroot "$r" systemctl enable {SEED_UNIT} systemd-networkd.service
 # Timers that would reach for the internet the guests have no route to.
 chroot "$r" systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \\
-  fstrim.timer getty@tty1.service
+  e2scrub_reap.service fstrim.timer getty@tty1.service
 sed -i 's/^MODULES=.*/MODULES=list/' "$r/etc/initramfs-tools/initramfs.conf"
 printf '%s\\n' {" ".join(INITRAMFS_MODULES)} >> "$r/etc/initramfs-tools/modules"
 chroot "$r" update-initramfs -u -k all
@@ -215,8 +215,13 @@ def _build(log: Path | None) -> Image:
         (work / "disk.img").chmod(0o444)  # only ever a backing file
         seconds = time.monotonic() - t0
         (work / "built_seconds").write_text(f"{seconds:.1f}\n")
+        work.chmod(0o755)
         shutil.rmtree(final, ignore_errors=True)
         os.rename(work, final)
+        # Images of older recipes are never used again: 700 MB each.
+        for old in CACHE.iterdir():
+            if old.is_dir() and old != final and not old.name.startswith("."):
+                shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

@@ -31,6 +31,7 @@ from .system import pid_alive, read_pid, run, run_all
 
 QEMU = "qemu-system-x86_64"
 MEMORY_MIB = 384
+TCG_CACHE_MIB = 128
 ACCEL_ENV = "MESH_PUSH_LAB_ACCEL"  # "tcg" or "kvm": skip the probe
 PID_FILE = "vm.pid"
 CONSOLE = "console.log"
@@ -151,11 +152,16 @@ def write_seed(plan: LabPlan, node: Node, ndir: Path, lab: Path) -> Path:
 # --------------------------------------------------------------------------- QEMU
 
 
+def accel_option(accel: str) -> str:
+    # TCG's translation cache defaults to 1 GiB per guest, more than the guest's own memory.
+    return f"tcg,tb-size={TCG_CACHE_MIB}" if accel == "tcg" else accel
+
+
 def qemu_argv(plan: LabPlan, node: Node, ndir: Path, img: Image, accel: str) -> list[str]:
     return [
         "ip", "netns", "exec", node.ns,
         qemu_path(), "-name", f"{plan.name}-{node.alias}",
-        "-accel", accel, "-m", str(MEMORY_MIB), "-smp", "1",
+        "-accel", accel_option(accel), "-m", str(MEMORY_MIB), "-smp", "1",
         "-nodefaults", "-no-user-config", "-display", "none",
         "-kernel", str(img.kernel), "-initrd", str(img.initrd), "-append", KERNEL_ARGS,
         "-drive", f"file={ndir / OVERLAY},if=virtio,format=qcow2",

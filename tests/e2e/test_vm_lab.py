@@ -1,0 +1,210 @@
+"""The write-up's five hosts as QEMU guests (`lab: {kind: vm}`): Debian's own kernel, systemd
+and sshd. `up` through the sudo login; kernel WireGuard, no wireguard-go; healthy; 1472-byte DF
+pings between every ordered pair; the boot unit enabled; a real reboot comes back healthy
+without `up`; `down` leaves each guest's links as they were and no unit. One lab for the
+module (guests boot in parallel); timings are printed. Needs root; fails under CI=true."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mesh_push import backends, gather
+from mesh_push.inventory import lab_dir, load
+from tests.conftest import require_root
+from tests.e2e.labkit import HOSTS, NUMBER, lab_exec, lab_inventory, mesh_push
+
+pytestmark = [pytest.mark.vm]
+
+LAB = "mpv"
+NET = "198.18.92"  # 198.18.92.0/23: this suite's own
+UNIT = "mesh-push-lab.service"  # the boot unit of mesh `lab` (inventory/lab.yaml)
+REBOOTED = "pi0"  # behind NAT: its peers find it again only through its own keepalives
+
+
+def say(config: pytest.Config, line: str) -> None:
+    """A timing for the log, shown even when pytest captures output."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"[vm lab] {line}")
+
+
+def vm_inventory(dest: Path) -> Path:
+    lab_inventory(dest, LAB, NET)
+    text = dest.read_text().replace(f"  name: {LAB}\n", f"  name: {LAB}\n  kind: vm\n", 1)
+    dest.write_text(text)
+    return dest
+
+
+def guest_links(host: str) -> list[dict[str, object]]:
+    res = lab_exec(LAB, host, "ip", "-j", "link")
+    assert res.returncode == 0, res.stderr
+    links: list[dict[str, object]] = json.loads(res.stdout)
+    return links
+
+
+class VmLab:
+    def __init__(self, inventory: Path, config: pytest.Config) -> None:
+        self.inventory = inventory
+        self.config = config
+        self.links_before: dict[str, list[dict[str, object]]] = {}
+
+    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        res = mesh_push(*args, "-i", str(self.inventory), timeout=timeout)
+        assert "Traceback" not in res.stderr, res.stderr
+        return res
+
+    def healthy_within(self, seconds: float) -> float:
+        t0 = time.monotonic()
+        while True:
+            res = self.run("status", "--json", timeout=120)
+            if res.returncode == 0 and json.loads(res.stdout)["healthy"]:
+                return time.monotonic() - t0
+            assert time.monotonic() - t0 < seconds, res.stdout[-3000:] + res.stderr
+            time.sleep(3)
+
+
+@pytest.fixture(scope="module")
+def vm_lab(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[VmLab]:
+    require_root()
+    inv = vm_inventory(tmp_path_factory.mktemp("vm") / "lab.yaml")
+    mesh_push("lab", "down", "--name", LAB)
+    t0 = time.monotonic()
+    try:
+        res = mesh_push("lab", "up", "-i", str(inv), "--json", timeout=1500)
+        assert res.returncode == 0, res.stdout + res.stderr
+        vm = json.loads(res.stdout)["vm"]
+        image = "from the cache" if vm["image_seconds"] is None else f"{vm['image_seconds']} s"
+        say(pytestconfig, f"image build: {image}; 5 guests booted ({vm['accel']}) in "
+            f"{vm['boot_seconds']} s; lab up {time.monotonic() - t0:.0f} s")  # fmt: skip
+        yield VmLab(inv, pytestconfig)
+    finally:
+        down = mesh_push("lab", "down", "--name", LAB)
+        assert down.returncode == 0, down.stderr
+    # Nothing left: no namespace, link, QEMU process, overlay or directory of the lab.
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"{LAB}-" not in left
+    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+    assert f"{LAB}-" not in links
+    assert not lab_dir(LAB).exists()
+    qemus = subprocess.run(["ps", "-eo", "stat=,args="], capture_output=True, text=True).stdout
+    assert not [ln for ln in qemus.splitlines() if str(lab_dir(LAB)) in ln and ln[0] != "Z"]
+
+
+def test_up_through_the_sudo_login(vm_lab: VmLab) -> None:
+    cfg = lab_dir(LAB) / "ssh_config"
+    as_root = subprocess.run(
+        ["ssh", "-F", str(cfg), "-l", "root", "bob", "id"], capture_output=True, text=True
+    )
+    assert as_root.returncode != 0 and "Permission denied" in as_root.stderr
+    who = subprocess.run(["ssh", "-F", str(cfg), "pi0", "id -un"], capture_output=True, text=True)
+    assert who.stdout.strip() == "debian", who.stderr
+    for host in HOSTS:
+        vm_lab.links_before[host] = guest_links(host)
+    t0 = time.monotonic()
+    res = vm_lab.run("up", "--yes", "--json")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr
+    data = json.loads(res.stdout)
+    assert data["ok"] and data["verify"]["ok"], data
+    say(vm_lab.config, f"mesh-push up: {time.monotonic() - t0:.0f} s")
+
+
+def test_facts_say_kernel_wireguard_and_hosts_use_it(vm_lab: VmLab) -> None:
+    mesh = load(vm_lab.inventory)
+    for host in HOSTS:
+        res = lab_exec(LAB, host, "sh", "-c", gather.first_command(mesh))
+        assert res.returncode == 0, res.stderr
+        facts = gather.parse_facts(res.stdout)
+        assert facts.kernel_wireguard and facts.systemd, (host, res.stdout)
+        assert backends.choose(facts).wireguard.name == "kernel"
+        link = json.loads(lab_exec(LAB, host, "ip", "-d", "-j", "link", "show", "wg0").stdout)
+        assert link[0]["linkinfo"]["info_kind"] == "wireguard"
+        procs = lab_exec(LAB, host, "ps", "-e", "-o", "comm=").stdout.split()
+        assert "wireguard-go" not in procs and "systemd" in procs, (host, procs)
+        kernel = lab_exec(LAB, host, "uname", "-r").stdout
+        assert kernel.startswith("6.1."), kernel  # Debian 12's own, not this machine's
+
+
+def test_status_is_healthy(vm_lab: VmLab) -> None:
+    res = vm_lab.run("status", "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["healthy"], res.stdout[-3000:]
+    lab = json.loads(mesh_push("lab", "status", "--name", LAB, "--json").stdout)[0]
+    assert lab["kind"] == "vm"
+    assert all(n["keeper_alive"] and n["sshd_alive"] for n in lab["nodes"]), lab
+
+
+def all_pairs_ping() -> list[str]:
+    """Each host pings the other four's bridge addresses, 1472 bytes, DF: 20 ordered pairs."""
+    procs = {}
+    for host in HOSTS:
+        script = " ; ".join(
+            f"ping -M do -s 1472 -c 1 -W 5 10.99.99.{NUMBER[o]} >/dev/null && echo {o} ok"
+            f" || echo {o} FAILED"
+            for o in HOSTS
+            if o != host
+        )
+        procs[host] = subprocess.Popen(
+            _exec_argv(host, script),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    results = []
+    for host, p in procs.items():
+        out, err = p.communicate(timeout=120)
+        results += [f"{host} -> {line}" for line in out.splitlines()]
+        assert p.returncode == 0, err
+    return results
+
+
+def _exec_argv(host: str, script: str) -> list[str]:
+    from tests.e2e.labkit import cli_argv
+
+    return cli_argv("lab", "exec", "--name", LAB, host, "--", "sh", "-c", script)
+
+
+def test_all_twenty_pairs_ping_1472_bytes_unfragmented(vm_lab: VmLab) -> None:
+    results = all_pairs_ping()
+    assert len(results) == 20, results
+    assert all(r.endswith(" ok") for r in results), results
+
+
+def test_boot_unit_enabled(vm_lab: VmLab) -> None:
+    for host in HOSTS:
+        res = lab_exec(LAB, host, "systemctl", "is-enabled", UNIT)
+        assert res.stdout.strip() == "enabled", (host, res.stdout, res.stderr)
+
+
+def test_real_reboot_comes_back_healthy_without_up(vm_lab: VmLab) -> None:
+    before = lab_exec(LAB, REBOOTED, "cat", "/proc/sys/kernel/random/boot_id").stdout
+    t0 = time.monotonic()
+    res = mesh_push("lab", "reboot", "--name", LAB, REBOOTED, "--timeout", "300")
+    assert res.returncode == 0, res.stderr
+    back = time.monotonic() - t0
+    after = lab_exec(LAB, REBOOTED, "cat", "/proc/sys/kernel/random/boot_id").stdout
+    assert after and after != before  # a new boot, not the emulation
+    healthy = back + vm_lab.healthy_within(180)
+    # Its own systemd ran the boot unit: nobody else touched the guest.
+    active = lab_exec(LAB, REBOOTED, "systemctl", "is-active", UNIT).stdout.strip()
+    assert active == "active", active
+    say(vm_lab.config, f"real reboot of {REBOOTED}: sshd back in {back:.0f} s, mesh healthy "
+        f"{healthy:.0f} s after `lab reboot`, without `up`")  # fmt: skip
+    assert len(all_pairs_ping()) == 20
+
+
+def test_down_restores_the_links_and_removes_the_unit(vm_lab: VmLab) -> None:
+    res = vm_lab.run("down", "--yes", "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["ok"], res.stdout[-3000:]
+    for host in HOSTS:
+        assert guest_links(host) == vm_lab.links_before[host], host
+        unit = lab_exec(LAB, host, "systemctl", "is-enabled", UNIT)
+        assert unit.returncode != 0, (host, unit.stdout)
+        files = lab_exec(LAB, host, "find", "/etc/systemd/system", "-name", "mesh-push*").stdout
+        assert files == "", (host, files)
