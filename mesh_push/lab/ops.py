@@ -244,6 +244,7 @@ def status(name: str) -> dict[str, Any]:
                     "keeper_alive": pid_alive(kp),
                     "sshd_pid": sp,
                     "sshd_alive": sshd_alive,
+                    "vm": n.alias in answers,
                 }
             )
     out["stray_namespaces"] = sorted(

@@ -30,7 +30,11 @@ REBOOTED = "pi0"  # behind NAT: its peers find it again only through its own kee
 def say(config: pytest.Config, line: str) -> None:
     """A timing for the log, shown even when pytest captures output."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        return
+    # Past the capture of fd 1, which would otherwise swallow even the reporter's own line.
+    with capture.global_and_fixture_disabled():
         reporter.write_line(f"[vm lab] {line}")
 
 
@@ -86,8 +90,11 @@ def vm_lab(
             f"{vm['boot_seconds']} s; lab up {time.monotonic() - t0:.0f} s")  # fmt: skip
         yield VmLab(inv, pytestconfig)
     finally:
+        t_down = time.monotonic()
         down = mesh_push("lab", "down", "--name", LAB)
         assert down.returncode == 0, down.stderr
+        say(pytestconfig, f"lab down {time.monotonic() - t_down:.1f} s; the VM suite took "
+            f"{time.monotonic() - t0:.0f} s from lab up to lab down")  # fmt: skip
     # Nothing left: no namespace, link, QEMU process, overlay or directory of the lab.
     left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert f"{LAB}-" not in left
