@@ -1,8 +1,9 @@
 """The write-up's five hosts as QEMU guests (`lab: {kind: vm}`): Debian's own kernel, systemd
 and sshd. `up` through the sudo login; kernel WireGuard, no wireguard-go; healthy; 1472-byte DF
-pings between every ordered pair; the boot unit enabled; a real reboot comes back healthy
-without `up`; `down` leaves each guest's links as they were and no unit. One lab for the
-module (guests boot in parallel); timings are printed. Needs root; fails under CI=true."""
+pings between every ordered pair; `lab cut` and `heal`; the boot unit enabled; a real reboot
+comes back healthy without `up`; `down` leaves each guest's links as they were and no unit.
+One lab for the module (guests boot in parallel); timings are printed. Needs root; fails
+under CI=true."""
 
 from __future__ import annotations
 
@@ -181,6 +182,22 @@ def test_all_twenty_pairs_ping_1472_bytes_unfragmented(vm_lab: VmLab) -> None:
     results = all_pairs_ping()
     assert len(results) == 20, results
     assert all(r.endswith(" ok") for r in results), results
+
+
+def underlay_ping(src: str, dst_address: str) -> bool:
+    return lab_exec(LAB, src, "ping", "-c", "1", "-W", "2", dst_address).returncode == 0
+
+
+def test_cut_and_heal_the_underlay_between_two_guests(vm_lab: VmLab) -> None:
+    bob, rho, epsilon = f"{NET}.11", f"{NET}.12", f"{NET}.14"  # their wan addresses
+    assert underlay_ping("bob", rho)
+    assert mesh_push("lab", "cut", "--name", LAB, "bob", "rho").returncode == 0
+    try:
+        assert not underlay_ping("bob", rho) and not underlay_ping("rho", bob)
+        assert underlay_ping("bob", epsilon)  # only that pair is cut
+    finally:
+        assert mesh_push("lab", "heal", "--name", LAB, "bob", "rho").returncode == 0
+    assert underlay_ping("bob", rho)
 
 
 def test_boot_unit_enabled(vm_lab: VmLab) -> None:
