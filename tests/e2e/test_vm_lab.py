@@ -18,7 +18,7 @@ import pytest
 from mesh_push import backends, gather
 from mesh_push.inventory import lab_dir, load
 from tests.conftest import require_root
-from tests.e2e.labkit import HOSTS, NUMBER, lab_exec, lab_inventory, mesh_push
+from tests.e2e.labkit import HOSTS, NUMBER, cli_argv, lab_exec, lab_inventory, mesh_push
 
 pytestmark = [pytest.mark.vm]
 
@@ -46,11 +46,33 @@ def vm_inventory(dest: Path) -> Path:
     return dest
 
 
-def guest_links(host: str) -> list[dict[str, object]]:
-    res = lab_exec(LAB, host, "ip", "-j", "link")
-    assert res.returncode == 0, res.stderr
-    links: list[dict[str, object]] = json.loads(res.stdout)
-    return links
+SPLIT = "\n=== lab test ===\n"
+
+
+def on_all(*scripts: str) -> dict[str, list[str]]:
+    """Each script run as root on every guest, all guests at once (one ssh each: under TCG a
+    login costs a second or two); per host, each script's output."""
+    joined = f"; printf '{SPLIT}'; ".join(f"{{ {sc}\n}}" for sc in scripts)
+    procs = {
+        h: subprocess.Popen(
+            cli_argv("lab", "exec", "--name", LAB, h, "--", "sh", "-c", joined),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for h in HOSTS
+    }
+    out = {}
+    for host, p in procs.items():
+        stdout, stderr = p.communicate(timeout=180)
+        assert p.returncode == 0, (host, stdout, stderr)
+        out[host] = stdout.split(SPLIT)
+        assert len(out[host]) == len(scripts), (host, stdout)
+    return out
+
+
+def links_of_all() -> dict[str, list[dict[str, object]]]:
+    return {h: json.loads(out[0]) for h, out in on_all("ip -j link").items()}
 
 
 class VmLab:
@@ -114,8 +136,7 @@ def test_up_through_the_sudo_login(vm_lab: VmLab) -> None:
     assert as_root.returncode != 0 and "Permission denied" in as_root.stderr
     who = subprocess.run(["ssh", "-F", str(cfg), "pi0", "id -un"], capture_output=True, text=True)
     assert who.stdout.strip() == "debian", who.stderr
-    for host in HOSTS:
-        vm_lab.links_before[host] = guest_links(host)
+    vm_lab.links_before = links_of_all()
     t0 = time.monotonic()
     res = vm_lab.run("up", "--yes", "--json")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr
@@ -126,17 +147,15 @@ def test_up_through_the_sudo_login(vm_lab: VmLab) -> None:
 
 def test_facts_say_kernel_wireguard_and_hosts_use_it(vm_lab: VmLab) -> None:
     mesh = load(vm_lab.inventory)
-    for host in HOSTS:
-        res = lab_exec(LAB, host, "sh", "-c", gather.first_command(mesh))
-        assert res.returncode == 0, res.stderr
-        facts = gather.parse_facts(res.stdout)
-        assert facts.kernel_wireguard and facts.systemd, (host, res.stdout)
+    found = on_all(
+        gather.first_command(mesh), "ip -d -j link show wg0", "ps -e -o comm=", "uname -r"
+    )
+    for host, (facts_text, link, procs, kernel) in found.items():
+        facts = gather.parse_facts(facts_text)
+        assert facts.kernel_wireguard and facts.systemd, (host, facts_text)
         assert backends.choose(facts).wireguard.name == "kernel"
-        link = json.loads(lab_exec(LAB, host, "ip", "-d", "-j", "link", "show", "wg0").stdout)
-        assert link[0]["linkinfo"]["info_kind"] == "wireguard"
-        procs = lab_exec(LAB, host, "ps", "-e", "-o", "comm=").stdout.split()
-        assert "wireguard-go" not in procs and "systemd" in procs, (host, procs)
-        kernel = lab_exec(LAB, host, "uname", "-r").stdout
+        assert json.loads(link)[0]["linkinfo"]["info_kind"] == "wireguard"
+        assert "wireguard-go" not in procs.split() and "systemd" in procs.split(), (host, procs)
         assert kernel.startswith("6.1."), kernel  # Debian 12's own, not this machine's
 
 
@@ -150,32 +169,13 @@ def test_status_is_healthy(vm_lab: VmLab) -> None:
 
 def all_pairs_ping() -> list[str]:
     """Each host pings the other four's bridge addresses, 1472 bytes, DF: 20 ordered pairs."""
-    procs = {}
-    for host in HOSTS:
-        script = " ; ".join(
-            f"ping -M do -s 1472 -c 1 -W 5 10.99.99.{NUMBER[o]} >/dev/null && echo {o} ok"
-            f" || echo {o} FAILED"
-            for o in HOSTS
-            if o != host
-        )
-        procs[host] = subprocess.Popen(
-            _exec_argv(host, script),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-    results = []
-    for host, p in procs.items():
-        out, err = p.communicate(timeout=120)
-        results += [f"{host} -> {line}" for line in out.splitlines()]
-        assert p.returncode == 0, err
-    return results
-
-
-def _exec_argv(host: str, script: str) -> list[str]:
-    from tests.e2e.labkit import cli_argv
-
-    return cli_argv("lab", "exec", "--name", LAB, host, "--", "sh", "-c", script)
+    script = " ; ".join(
+        f"if [ $(hostname) != {o} ]; then ping -M do -s 1472 -c 1 -W 5 10.99.99.{NUMBER[o]}"
+        f" >/dev/null && echo {o} ok || echo {o} FAILED; fi"
+        for o in HOSTS
+    )
+    return [f"{h} -> {line}" for h, (out,) in on_all(script).items() for line in out.split("\n")
+            if line]  # fmt: skip
 
 
 def test_all_twenty_pairs_ping_1472_bytes_unfragmented(vm_lab: VmLab) -> None:
@@ -201,9 +201,8 @@ def test_cut_and_heal_the_underlay_between_two_guests(vm_lab: VmLab) -> None:
 
 
 def test_boot_unit_enabled(vm_lab: VmLab) -> None:
-    for host in HOSTS:
-        res = lab_exec(LAB, host, "systemctl", "is-enabled", UNIT)
-        assert res.stdout.strip() == "enabled", (host, res.stdout, res.stderr)
+    for host, (state,) in on_all(f"systemctl is-enabled {UNIT}").items():
+        assert state.strip() == "enabled", (host, state)
 
 
 def test_real_reboot_comes_back_healthy_without_up(vm_lab: VmLab) -> None:
@@ -226,9 +225,12 @@ def test_real_reboot_comes_back_healthy_without_up(vm_lab: VmLab) -> None:
 def test_down_restores_the_links_and_removes_the_unit(vm_lab: VmLab) -> None:
     res = vm_lab.run("down", "--yes", "--json")
     assert res.returncode == 0 and json.loads(res.stdout)["ok"], res.stdout[-3000:]
-    for host in HOSTS:
-        assert guest_links(host) == vm_lab.links_before[host], host
-        unit = lab_exec(LAB, host, "systemctl", "is-enabled", UNIT)
-        assert unit.returncode != 0, (host, unit.stdout)
-        files = lab_exec(LAB, host, "find", "/etc/systemd/system", "-name", "mesh-push*").stdout
+    found = on_all(
+        "ip -j link",
+        f"systemctl is-enabled {UNIT} || echo gone",
+        "find /etc/systemd/system -name 'mesh-push*'",
+    )
+    for host, (links, unit, files) in found.items():
+        assert json.loads(links) == vm_lab.links_before[host], host
+        assert unit.strip().endswith("gone"), (host, unit)
         assert files == "", (host, files)
