@@ -162,6 +162,10 @@ def accel_option(accel: str) -> str:
 
 
 def qemu_argv(plan: LabPlan, node: Node, ndir: Path, img: Image, accel: str) -> list[str]:
+    for path in (ndir, img.disk):
+        # QEMU reads `-drive file=...,if=...` as a list: a comma would start a new option.
+        if "," in str(path):
+            raise LabError(f"QEMU cannot take a path with a comma: {str(path)!r}")
     return [
         "ip", "netns", "exec", node.ns,
         qemu_path(), "-name", f"{plan.name}-{node.alias}",
@@ -253,7 +257,17 @@ def probe_ssh(lab: Path, aliases: Sequence[str]) -> dict[str, bool]:
         )
         for a in aliases
     }  # fmt: skip
-    return {a: p.wait(timeout=SSH_PROBE_TIMEOUT * 3) == 0 for a, p in procs.items()}
+    deadline = time.monotonic() + SSH_PROBE_TIMEOUT * 3
+    answers = {}
+    for alias, proc in procs.items():
+        try:
+            # Connected, yet no answer: a guest shutting down, or one too busy to log in.
+            answers[alias] = proc.wait(timeout=max(0.1, deadline - time.monotonic())) == 0
+        except subprocess.TimeoutExpired:
+            proc.kill()  # the ssh this function started
+            proc.wait()
+            answers[alias] = False
+    return answers
 
 
 def wait_ssh(lab: Path, guests: Mapping[str, Path], timeout: float) -> dict[str, float]:

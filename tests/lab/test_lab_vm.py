@@ -13,6 +13,7 @@ import pytest
 from mesh_push.inventory import parse
 from mesh_push.lab import image, vm
 from mesh_push.lab.addresses import LabPlan, plan
+from mesh_push.lab.errors import LabError
 from mesh_push.lab.netns import node_lines
 from mesh_push.problems import InventoryError
 from tests.lab.test_lab_plan import LAB_YAML, lab_text
@@ -76,6 +77,8 @@ def test_qemu_command_line(tmp_path: Path) -> None:
     macs = {vm.mac("mplab", n.alias) for n in p.nodes}
     assert len(macs) == len(p.nodes)  # one wan: every guest needs its own MAC
     assert vm.accel_option("kvm") == "kvm"
+    with pytest.raises(LabError, match="comma"):
+        vm.qemu_argv(p, node, tmp_path / "a,format=raw", img, "tcg")
 
 
 def test_network_file_of_a_nat_guest_routes_through_its_router() -> None:
