@@ -24,6 +24,7 @@ from .model import (
     EndpointKind,
     Host,
     KeyMode,
+    LabKind,
     LabLogin,
     LabSettings,
     Link,
@@ -65,6 +66,7 @@ MIN_MTU = 1280
 STANDARD_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 BECOME: tuple[Become, ...] = ("sudo", "none")
 LAB_LOGINS: tuple[LabLogin, ...] = ("root", "sudo", "sudo-password")
+LAB_KINDS: tuple[LabKind, ...] = ("netns", "vm")
 MAX_NODES = 100_000  # YAML values after expanding aliases: stops a "billion laughs" file
 # Nodes parsed (keys and values, aliases not expanded): a file within MAX_NODES values has at
 # most one key per value, so this refuses (earlier) what the value count would, except a file
@@ -862,12 +864,18 @@ def _lab(sec: Section, problems: Problems) -> LabSettings | None:
         return None
     name = sec.get("name", str, "mplab")
     net = sec.network("network", "198.18.0.0/23")
-    login: LabLogin = sec.choice("login", LAB_LOGINS, "root")
+    kind: LabKind = sec.choice("kind", LAB_KINDS, "netns") or "netns"
+    # A VM guest is a cloud image: its login is the sudo user, never root.
+    login: LabLogin = sec.choice("login", LAB_LOGINS, "sudo" if kind == "vm" else "root")
     sec.done()
     if isinstance(name, str) and not LAB_NAME.match(name):
         problems.add((*sec.path, "name"), "must be 1 to 6 lowercase letters or digits")
         return None
-    return LabSettings(name, net, login or "root") if net else None
+    if kind == "vm" and login not in (None, "sudo"):
+        # `lab exec` and `lab reboot` reach a guest through its sudo rule, without a password.
+        problems.add((*sec.path, "login"), "a `kind: vm` lab logs in as a sudo user: `sudo` only")
+        return None
+    return LabSettings(name, net, login or "root", kind) if net else None
 
 
 def _ssh_defaults(

@@ -16,6 +16,9 @@ Become = Literal["sudo", "none"]
 # How the lab's hosts let the controller in: as root, or like a cloud image, as a sudo user
 # (without or with a sudo password) while root may not log in.
 LabLogin = Literal["root", "sudo", "sudo-password"]
+# What a lab host is: a network namespace on this machine's kernel, or a QEMU guest with
+# Debian's own kernel, systemd and sshd (docs/lab.md#vm).
+LabKind = Literal["netns", "vm"]
 
 # Where mesh-push keeps its files on a host (the lab gives each host private copies). Each
 # mesh owns only what is named after it: `Mesh.mark`, `.state_dir`, `.boot_unit`,
@@ -123,6 +126,7 @@ class LabSettings:
     name: str
     network: IPv4Network
     login: LabLogin = "root"
+    kind: LabKind = "netns"
 
 
 @dataclass(frozen=True)

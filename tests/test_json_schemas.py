@@ -119,6 +119,8 @@ def test_plan_and_lab_enums_follow_the_model() -> None:
     assert node["kind"]["enum"] == [*endpoint_kinds, "router"]
     assert node["role"]["enum"] == list(typing.get_args(addresses.Role))
     assert _enum("lab-up", "properties", "login") == list(inventory.LAB_LOGINS)
+    assert _enum("lab-up", "properties", "kind") == list(inventory.LAB_KINDS)
+    assert _enum("lab-status", "$defs", "lab", "properties", "kind") == list(inventory.LAB_KINDS)
     assert _enum("lab-status", "$defs", "node", "properties", "kind") == [*endpoint_kinds, "router"]
     for name, where in (
         ("lab-up", schema("lab-up")["properties"]["name"]),
@@ -472,26 +474,31 @@ def test_measure_all_links_measured(
 # --------------------------------------------------------------------------- lab
 
 
-def _lab_plan(dns_name: bool = False) -> addresses.LabPlan:
+def _lab_plan(dns_name: bool = False, kind: str = "netns") -> addresses.LabPlan:
     text = (ROOT / "inventory/lab.yaml").read_text()
     if dns_name:  # epsilon known by a name the lab serves
         text = text.replace("address: 198.18.0.14", "address: eps.mesh.test")
+    if kind == "vm":
+        text = text.replace("  name: mplab\n", "  name: mplab\n  kind: vm\n")
     return addresses.plan(inventory.parse(text, ROOT / "inventory/lab.yaml"))
 
 
-@pytest.mark.parametrize("dns_name", [False, True])
+@pytest.mark.parametrize(("dns_name", "kind"), [(False, "netns"), (True, "netns"), (True, "vm")])
 def test_lab_up(
-    dns_name: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    dns_name: bool, kind: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lab = LabState(_lab_plan(dns_name), "inventory/lab.yaml", phase="up")
-    monkeypatch.setattr(ops, "up", lambda _inventory: ops.UpResult(lab, 3.14159))
+    lab = LabState(_lab_plan(dns_name, kind), "inventory/lab.yaml", phase="up")
+    times = ops.VmTimes("tcg", None, 88.2) if kind == "vm" else None
+    monkeypatch.setattr(ops, "up", lambda _inventory, **_kw: ops.UpResult(lab, 3.14159, times))
     args = argparse.Namespace(inventory=ROOT / "inventory/lab.yaml", json=True)
     assert lab_cli._up(args) == 0
     out = capsys.readouterr().out
     validate(out, "lab-up")
-    nodes = json.loads(out)["nodes"]
+    data = json.loads(out)
+    nodes = data["nodes"]
     assert {n["role"] for n in nodes} == {"host", "router"}
     assert any(n["dns_name"] for n in nodes) is dns_name
+    assert data["kind"] == kind and ("vm" in data) is (kind == "vm")
 
 
 def test_lab_status(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -517,6 +524,35 @@ def test_lab_status(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixtu
     assert labs["mplab"]["cuts"] == [["bob", "rho"]]
     labs["old"]["network"] = "198.18.0.0/23"  # a lab without state.json has none
     assert errors(list(labs.values()), "lab-status")
+
+
+def test_lab_status_of_guests(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A vm lab: guests report their QEMU pid and whether their sshd answers (rho's not)."""
+    lab = LabState(_lab_plan(kind="vm"), "inventory/lab.yaml", phase="up")
+    monkeypatch.setattr(ops, "known_labs", lambda: ["mplab"])
+    monkeypatch.setattr(ops, "netns_list", lambda: lab.plan.namespaces)
+    monkeypatch.setattr(ops.netns, "links_with_prefix", lambda prefix: ["mplab-ctl"])
+    monkeypatch.setattr(LabState, "load", staticmethod(lambda n: lab))
+    monkeypatch.setattr(ops, "keeper_pid", lambda _n, _alias: 200)
+    monkeypatch.setattr(ops, "sshd_pid", lambda _n, _alias: 300)
+    monkeypatch.setattr(ops, "pid_alive", lambda pid: pid is not None)
+    monkeypatch.setattr(ops.vm, "probe_ssh", lambda _d, aliases: {a: a != "rho" for a in aliases})
+    monkeypatch.setattr(ops.vm, "qemu_pid", lambda _d: 400)
+    assert lab_cli._status(argparse.Namespace(inventory=None, name="mplab", json=True)) == 0
+    out = capsys.readouterr().out
+    validate(out, "lab-status")
+    nodes = {n["alias"]: n for n in json.loads(out)[0]["nodes"]}
+    assert json.loads(out)[0]["kind"] == "vm"
+    assert nodes["bob"]["vm"] and nodes["bob"]["keeper_pid"] == 400
+    assert nodes["bob"]["sshd_pid"] is None and nodes["bob"]["sshd_alive"]
+    assert not nodes["rho"]["sshd_alive"]
+    router = nodes["pi0.router"]
+    assert not router["vm"] and router["keeper_pid"] == 200 and router["sshd_pid"] == 300
+    assert lab_cli._status(argparse.Namespace(inventory=None, name="mplab", json=False)) == 1
+    text = capsys.readouterr().out
+    assert "qemu 400 up  sshd answers" in text and "sshd DOES NOT ANSWER" in text
 
 
 @pytest.mark.parametrize(("host", "address"), [("vorke", "198.18.0.40"), ("epsilon", None)])

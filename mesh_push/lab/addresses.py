@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Literal
 
-from ..inventory import LAB_LOGINS
-from ..model import LabLogin, Mesh
+from ..inventory import LAB_KINDS, LAB_LOGINS
+from ..model import LabKind, LabLogin, Mesh
 from .errors import LabError
 
 Role = Literal["host", "router"]
@@ -26,6 +26,8 @@ IF_LAN = "lan"  # a router's LAN side
 IF_BRIDGE = "br"  # the wan bridge
 IF_CONTROLLER = "ctl"  # the only thing in the root namespace
 IF_CONTROLLER_PEER = "pc"
+IF_GUEST_BRIDGE = "vbr"  # vm kind: in a host's namespace, joins its underlay veth and tap
+IF_TAP = "tap"  # vm kind: the tap QEMU opens, the guest's eth0
 MAX_PORTS = 9999  # <lab>-p9999 is 12 bytes
 LAN_PREFIX = 30
 SSH_PORT = 22
@@ -109,6 +111,11 @@ class LabPlan:
     controller: IPv4Address
     nodes: tuple[Node, ...]
     login: LabLogin = "root"
+    kind: LabKind = "netns"
+
+    def is_guest(self, node: Node) -> bool:
+        """A QEMU guest (vm kind, every inventory host); routers stay namespaces."""
+        return self.kind == "vm" and node.role == "host"
 
     @property
     def namespaces(self) -> list[str]:
@@ -131,6 +138,7 @@ class LabPlan:
             "controller": str(self.controller),
             "nodes": [n.to_json() for n in self.nodes],
             "login": self.login,
+            "kind": self.kind,
         }
 
     @staticmethod
@@ -142,6 +150,7 @@ class LabPlan:
             controller=IPv4Address(d["controller"]),
             nodes=tuple(Node.from_json(n) for n in d["nodes"]),
             login=d["login"] if d.get("login") in LAB_LOGINS else "root",
+            kind=d["kind"] if d.get("kind") in LAB_KINDS else "netns",
         )
 
 
@@ -268,7 +277,7 @@ def plan(mesh: Mesh) -> LabPlan:
                 dns_name=h.dns_name,
             )
         )
-    return LabPlan(name, network, wan, controller, tuple(nodes), mesh.lab.login)
+    return LabPlan(name, network, wan, controller, tuple(nodes), mesh.lab.login, mesh.lab.kind)
 
 
 def overlaps(

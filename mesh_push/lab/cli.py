@@ -14,12 +14,14 @@ Handler = Callable[[argparse.Namespace], int]
 
 EPILOG = """\
 commands:
-  up       build one network namespace + sshd per inventory host (NAT hosts behind a router)
+  up       build one network namespace + sshd per inventory host (NAT hosts behind a router),
+           or with `lab: {kind: vm}` one QEMU guest per host
   down     remove everything a lab made (also after a crashed `up`)
   status   what exists: namespaces, addresses, keeper and sshd processes
   exec     run a command on a lab host:  mesh-push lab exec bob -- ip -br addr
   cut      drop underlay traffic between two hosts;  heal  restores it
-  reboot   kill a host's processes and links, restart sshd and its boot units
+  reboot   kill a host's processes and links, restart sshd and its boot units (a guest:
+           a real systemctl reboot)
   move     give a host known by DNS name (or a dynamic one) a new wan address
 
 example:
@@ -66,11 +68,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.add_argument("a", metavar="HOST_A")
         p.add_argument("b", metavar="HOST_B")
 
-    p = _cmd(cmds, "reboot", "Emulate a reboot of one host, then run its boot units.", _reboot)
+    p = _cmd(
+        cmds,
+        "reboot",
+        "Reboot one host: a guest for real (systemctl reboot); a namespace host is emulated, "
+        "then its boot units run.",
+        _reboot,
+    )
     _which(p)
     p.add_argument("host", metavar="HOST")
     p.add_argument(
-        "--timeout", type=float, default=120.0, metavar="S", help="per boot command (120)"
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="per boot command; for a guest, for the whole reboot (120)",
     )
 
     p = _cmd(cmds, "move", "Give a host a new wan address, as a dynamic-DNS host gets.", _move)
@@ -134,14 +146,27 @@ def _up(args: argparse.Namespace) -> int:
     from . import users
     from .ops import up
 
-    result = up(args.inventory)
-    plan, lab = result.state.plan, result.state.dir
+    result = up(args.inventory, progress=lambda msg: print(f"mesh-push: {msg}", file=sys.stderr))
+    plan, lab, times = result.state.plan, result.state.dir, result.vm
     if args.json:
-        _print_json({"seconds": round(result.seconds, 3), "dir": str(lab), **plan.to_json()})
+        extra: dict[str, Any] = {}
+        if times:
+            extra["vm"] = {
+                "accel": times.accel,
+                "image_seconds": None if times.image_seconds is None
+                else round(times.image_seconds, 1),
+                "boot_seconds": round(times.boot_seconds, 1),
+            }  # fmt: skip
+        _print_json(
+            {"seconds": round(result.seconds, 3), "dir": str(lab), **plan.to_json(), **extra}
+        )
         # (the sudo password, where there is one, is in the lab's directory: become_password)
         return 0
     print(f"lab {plan.name} is up in {result.seconds:.1f} s ({plan.network}, controller "
           f"{plan.controller})")  # fmt: skip
+    if times:
+        built = "cached" if times.image_seconds is None else f"built in {times.image_seconds:.0f} s"
+        print(f"  QEMU guests ({times.accel}): image {built}, booted in {times.boot_seconds:.0f} s")
     for n in plan.nodes:
         via = f" via {n.jump}" if n.jump else ""
         print(f"  {n.alias:<16} {n.kind:<8} {n.address}{via}")
@@ -183,11 +208,16 @@ def _status(args: argparse.Namespace) -> int:
             f"controller link {lab['controller_link'] or 'absent'}"
         )
         for n in lab["nodes"]:
+            if lab.get("kind") == "vm" and n["kind"] != "router":
+                # A guest: QEMU is what keeps it; its sshd is inside, alive if it answers.
+                procs = (f"qemu {_alive(n['keeper_pid'], n['keeper_alive'])}  sshd "
+                         f"{'answers' if n['sshd_alive'] else 'DOES NOT ANSWER'}")  # fmt: skip
+            else:
+                procs = (f"keeper {_alive(n['keeper_pid'], n['keeper_alive'])}  sshd "
+                         f"{_alive(n['sshd_pid'], n['sshd_alive'])}")  # fmt: skip
             print(
                 f"  {n['alias']:<16} {n['kind']:<8} {n['address']:<18} ns "
-                f"{'ok' if n['namespace_exists'] else 'MISSING'}  keeper "
-                f"{_alive(n['keeper_pid'], n['keeper_alive'])}  sshd "
-                f"{_alive(n['sshd_pid'], n['sshd_alive'])}"
+                f"{'ok' if n['namespace_exists'] else 'MISSING'}  {procs}"
             )
         for a, b in lab.get("cuts", []):
             print(f"  cut: {a} <-> {b}")
@@ -233,9 +263,14 @@ def _set_cut(args: argparse.Namespace, cut: bool) -> int:
 
 def _reboot(args: argparse.Namespace) -> int:
     from .ops import reboot
+    from .vm import Reboot
 
     name = _name(args)
     runs = reboot(name, args.host, args.timeout)
+    if isinstance(runs, Reboot):
+        print(f"lab {name}: rebooted {args.host} (systemctl reboot), its sshd answered again "
+              f"after {runs.seconds:.1f} s; its own systemd runs its boot units")  # fmt: skip
+        return 0
     print(f"lab {name}: rebooted {args.host}, {len(runs)} boot command(s) run")
     for r in runs:
         print(f"  {r.unit}: {' '.join(r.argv)} -> exit {r.returncode}")

@@ -33,6 +33,8 @@ class MoveResult:
 
 def move(name: str, host: str, address: str) -> MoveResult:
     state = load_state(name)
+    if state.plan.is_guest(state.plan.node(host)):
+        raise LabError(f"lab move works on namespace hosts only; {host} is a QEMU guest")
     plan = moved(state.plan, host, address)
     old, new = state.plan.node(host), plan.node(host)
     if old.address == new.address:

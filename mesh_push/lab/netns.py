@@ -15,7 +15,9 @@ from .addresses import (
     IF_BRIDGE,
     IF_CONTROLLER,
     IF_CONTROLLER_PEER,
+    IF_GUEST_BRIDGE,
     IF_LAN,
+    IF_TAP,
     IF_UNDERLAY,
     LabPlan,
     Node,
@@ -136,6 +138,8 @@ def wan_lines(plan: LabPlan) -> list[str]:
 
 def node_lines(plan: LabPlan, node: Node) -> list[str]:
     eth = ifname(plan.name, IF_UNDERLAY)
+    if plan.is_guest(node):
+        return guest_wire_lines(plan)
     lines = [
         "link set lo up",
         f"address add {node.address}/{node.prefixlen} dev {eth}",
@@ -151,6 +155,24 @@ def node_lines(plan: LabPlan, node: Node) -> list[str]:
     if node.gateway:
         lines.append(f"route add default via {node.gateway}")
     return lines
+
+
+def guest_wire_lines(plan: LabPlan) -> list[str]:
+    """vm kind: the host's namespace is only its cable. Its underlay veth and the tap of its
+    QEMU guest are ports of one bridge, so the guest itself holds the host's underlay address
+    on the wan (or its NAT LAN), and the namespace holds no address at all."""
+    eth, tap = ifname(plan.name, IF_UNDERLAY), ifname(plan.name, IF_TAP)
+    br = ifname(plan.name, IF_GUEST_BRIDGE)
+    return [
+        "link set lo up",
+        f"link add name {br} type bridge",
+        f"tuntap add dev {tap} mode tap",
+        f"link set {eth} master {br}",
+        f"link set {tap} master {br}",
+        f"link set {eth} up",
+        f"link set {tap} up",
+        f"link set {br} up",
+    ]
 
 
 def configure(plan: LabPlan, jobs_extra: Sequence[tuple[Sequence[str], str | None]]) -> None:

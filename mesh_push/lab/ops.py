@@ -5,12 +5,12 @@ from __future__ import annotations
 import shlex
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import addresses, nat, netns, sshd, users
+from . import addresses, image, nat, netns, sshd, users, vm
 from .addresses import IF_CONTROLLER, IF_LAN, IF_UNDERLAY, LabPlan, ifname, ns_prefix
 from .errors import EXIT_FAILED, LabError
 from .names import served_names
@@ -85,18 +85,36 @@ def check_free(plan: LabPlan) -> None:
 
 
 @dataclass(frozen=True)
+class VmTimes:
+    accel: str  # tcg or kvm
+    image_seconds: float | None  # building the image; None when it came from the cache
+    boot_seconds: float  # from starting the guests until every one answered over ssh
+
+
+@dataclass(frozen=True)
 class UpResult:
     state: LabState
     seconds: float
+    vm: VmTimes | None = None
 
 
-def up(inventory: Path) -> UpResult:
+BOOT_TIMEOUT = 600.0  # five guests under TCG on two busy cores: about a minute and a half
+
+
+def up(inventory: Path, progress: Callable[[str], None] = lambda _msg: None) -> UpResult:
     from ..inventory import load
 
     t0 = time.monotonic()
     mesh = load(inventory)
     plan = addresses.plan(mesh)
     check_free(plan)
+    img = None
+    if plan.kind == "vm":
+        vm.require_tools()
+        if image.cached() is None:
+            progress(f"building the guest image once (Debian {image.SUITE}, about 1-2 min) "
+                     f"into {image.CACHE}")  # fmt: skip
+        img = image.ensure()
     netns.ensure_mount_points()
     lab = make_dir(plan.name)
     # Record what is about to exist before creating it: a crash leaves a complete list.
@@ -117,27 +135,39 @@ def up(inventory: Path) -> UpResult:
         ip_batch(netns.controller_lines(plan))
         routers = [n for n in plan.nodes if n.role == "router"]
         netns.configure(plan, [nat.wan_job(plan), *(nat.router_job(plan, r) for r in routers)])
+        # vm kind: guests carry their own sshd; only the routers are namespace nodes.
+        ns_nodes = [n for n in plan.nodes if not plan.is_guest(n)]
+        guests = {n.alias: node_dirs[n.alias] for n in plan.nodes if plan.is_guest(n)}
         for proc in keygens:
             _, err = proc.communicate(timeout=60)
             if proc.returncode:
                 raise LabError(f"ssh-keygen failed: {err.strip()}", EXIT_FAILED)
         (lab / sshd.CLIENT_KEY).chmod(0o600)
-        for n in plan.nodes:
+        for n in ns_nodes:
             sshd.write_node_files(n, node_dirs[n.alias], lab, plan.login)
-        users.write_files(plan.login, lab, list(node_dirs.values()))
+        users.write_files(plan.login, lab, [node_dirs[n.alias] for n in ns_nodes])
         names = served_names(plan)  # static hosts known by DNS name: the lab is their DNS
         for n in plan.nodes:
             netns.write_hosts_file(node_dirs[n.alias], n.alias, names)
-        keepers = netns.start_keepers([(n, node_dirs[n.alias]) for n in plan.nodes])
-        sshd.start(keepers, node_dirs)
+        times = None
+        if img is not None:
+            accel = vm.accelerator(img, lab)
+            progress(f"booting {len(guests)} guest(s) under {accel}")
+            t_boot = time.monotonic()
+            vm.start(plan, guests, lab, img, accel)
+        keepers = netns.start_keepers([(n, node_dirs[n.alias]) for n in ns_nodes])
+        sshd.start(keepers, {a: node_dirs[a] for a in keepers})
         sshd.write_client_files(plan, lab, node_dirs)
+        if img is not None:
+            vm.wait_ssh(lab, guests, BOOT_TIMEOUT)
+            times = VmTimes(accel, img.built_seconds, time.monotonic() - t_boot)
         state.phase = "up"
         state.save()
     except BaseException:
         # Leave nothing half-built behind, whatever went wrong (Ctrl-C included).
         down(plan.name)
         raise
-    return UpResult(state, time.monotonic() - t0)
+    return UpResult(state, time.monotonic() - t0, times)
 
 
 # --------------------------------------------------------------------------- down
@@ -152,6 +182,9 @@ def down(name: str) -> list[str]:
     if state:
         namespaces |= {ns for ns in state.namespaces if ns in present}
     removed: list[str] = []
+    # QEMU by the pids in its pid files first; whatever else runs in the namespaces next.
+    guests = [d for d in node_dir(name, "x").parent.glob("*") if (d / vm.PID_FILE).exists()]
+    removed += [f"QEMU pid {pid}" for pid in vm.stop(guests)]
     netns.kill_namespaces(sorted(namespaces))
     ctl = ifname(name, IF_CONTROLLER)
     links = set(state.root_links if state else []) | {ctl}
@@ -189,8 +222,15 @@ def status(name: str) -> dict[str, Any]:
         out["controller"] = str(state.plan.controller)
         out["cuts"] = [list(c) for c in state.cuts]
         planned = set(state.plan.namespaces)
+        out["kind"] = state.plan.kind
+        guests = [n.alias for n in state.plan.nodes if state.plan.is_guest(n)]
+        answers = vm.probe_ssh(state.dir, guests) if guests else {}
         for n in state.plan.nodes:
             kp, sp = keeper_pid(name, n.alias), sshd_pid(name, n.alias)
+            sshd_alive = pid_alive(sp)
+            if n.alias in answers:
+                # A guest: QEMU keeps it alive; its sshd is inside, alive if it answers.
+                kp, sp, sshd_alive = vm.qemu_pid(node_dir(name, n.alias)), None, answers[n.alias]
             out["nodes"].append(
                 {
                     "alias": n.alias,
@@ -203,7 +243,8 @@ def status(name: str) -> dict[str, Any]:
                     "keeper_pid": kp,
                     "keeper_alive": pid_alive(kp),
                     "sshd_pid": sp,
-                    "sshd_alive": pid_alive(sp),
+                    "sshd_alive": sshd_alive,
+                    "vm": n.alias in answers,
                 }
             )
     out["stray_namespaces"] = sorted(
@@ -227,6 +268,10 @@ def all_names() -> list[str]:
 def exec_argv(name: str, host: str, argv: Sequence[str]) -> list[str]:
     state = load_state(name)
     node = state.plan.node(host)
+    if state.plan.is_guest(node):
+        if vm.qemu_pid(node_dir(name, node.alias)) is None:
+            raise LabError(f"{host} of lab {name} is not running (its QEMU is gone)", EXIT_FAILED)
+        return vm.exec_argv(state.dir, node.alias, argv)
     pid = keeper_pid(name, node.alias)
     if not pid_alive(pid):
         raise LabError(f"{host} of lab {name} is not running (its keeper is gone)", EXIT_FAILED)
@@ -280,10 +325,13 @@ class BootRun:
     output: str
 
 
-def reboot(name: str, host: str, timeout: float = 120) -> list[BootRun]:
+def reboot(name: str, host: str, timeout: float = 120) -> list[BootRun] | vm.Reboot:
+    """A namespace host: emulated (below). A guest: a real `systemctl reboot`, waited for."""
     state = load_state(name)
     node = state.plan.node(host)
     ndir = node_dir(name, node.alias)
+    if state.plan.is_guest(node):
+        return vm.reboot(state.dir, node.alias, ndir, max(timeout, 30))
     netns.kill_namespaces([node.ns])
     keep = {"lo", ifname(name, IF_UNDERLAY)}
     if node.role == "router":

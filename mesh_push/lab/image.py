@@ -1,0 +1,228 @@
+"""The guest image of a `kind: vm` lab: Debian 12 built from Debian packages with mmdebstrap,
+once per recipe, cached under /var/cache/mesh-push/vm/<hash of the recipe>/.
+
+Every guest boots the cached kernel and initrd directly (no boot loader) with the cached
+ext4 image as the backing file of its own copy-on-write overlay, so the image is never
+written after it is built. Per-host settings (address, hostname, host key, login) come from
+a small seed disk that `lab-guest-seed.service` applies at every boot (see vm.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import EXIT_FAILED, LabError
+from .system import run
+
+CACHE = Path(os.environ.get("MESH_PUSH_VM_CACHE", "/var/cache/mesh-push/vm"))
+SUITE = "bookworm"
+IMAGE_SIZE = "1500M"
+GUEST_USER = "debian"  # as on Debian's cloud images (users.USER)
+SEED_UNIT = "lab-guest-seed.service"
+
+# What a real host needs for mesh-push (wg, ip, bridge, brctl, flock, setsid, timeout, ps,
+# systemd) and for the tests (ping), and nothing for wireguard-go: the kernel has WireGuard.
+PACKAGES = (
+    "linux-image-amd64",
+    "systemd-sysv",
+    "udev",
+    "kmod",
+    "openssh-server",
+    "sudo",
+    "wireguard-tools",
+    "iproute2",
+    "bridge-utils",
+    "iputils-ping",
+    "procps",
+)
+
+# Small initramfs: only what finds the root disk. The default (MODULES=most) packs every
+# storage driver, and unpacking it costs seconds under TCG.
+INITRAMFS_MODULES = ("virtio_pci", "virtio_blk", "ext4", "crc32c_generic")
+
+# Applies the seed disk (/dev/vdb, made by vm.py for each host) at every boot, before the
+# network and sshd start: the overlay keeps the guest's state, the seed its identity.
+SEED_SCRIPT = r"""#!/bin/sh
+set -eu
+mkdir -p /run/lab-seed
+mount -o ro /dev/vdb /run/lab-seed
+trap 'umount /run/lab-seed' EXIT
+cp -a /run/lab-seed/root/. /
+home=/home/{user}
+chown -R {user}:{user} "$home/.ssh"
+chmod 700 "$home/.ssh"
+chmod 600 "$home/.ssh/authorized_keys"
+if [ -s /run/lab-seed/password-hash ]; then
+  usermod -p "$(cat /run/lab-seed/password-hash)" {user}
+else
+  usermod -p '*' {user}
+fi
+hostname -F /etc/hostname
+""".replace("{user}", GUEST_USER)
+
+SEED_UNIT_TEXT = """[Unit]
+Description=Identity of this lab guest (address, hostname, host key, login) from its seed disk
+DefaultDependencies=no
+Wants=dev-vdb.device
+After=dev-vdb.device local-fs.target
+Before=sysinit.target network-pre.target systemd-networkd.service ssh.service
+Wants=network-pre.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/lab-guest-seed
+
+[Install]
+WantedBy=sysinit.target
+"""
+
+# The sshd of a cloud image: the sudo user only, by key; its host key comes from the seed.
+SSHD_CONF = f"""# lab guest: as on cloud images
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin no
+AllowUsers {GUEST_USER}
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UseDNS no
+MaxStartups 100:30:200
+MaxSessions 64
+"""
+
+# Runs on the machine with the new root file system as $1 (mmdebstrap's customize hook).
+CUSTOMIZE = f"""set -eu
+r=$1
+install -m 0755 /dev/stdin "$r/usr/local/sbin/lab-guest-seed" <<'EOF'
+{SEED_SCRIPT}EOF
+cat > "$r/etc/systemd/system/{SEED_UNIT}" <<'EOF'
+{SEED_UNIT_TEXT}EOF
+cat > "$r/etc/ssh/sshd_config.d/lab.conf" <<'EOF'
+{SSHD_CONF}EOF
+rm -f "$r"/etc/ssh/ssh_host_*
+mkdir -p "$r/etc/systemd/journald.conf.d"
+printf '[Journal]\\nStorage=volatile\\n' > "$r/etc/systemd/journald.conf.d/lab.conf"
+printf '/dev/vda / ext4 rw,errors=remount-ro 0 1\\n' > "$r/etc/fstab"
+chroot "$r" useradd --create-home --shell /bin/bash --uid 1000 --user-group {GUEST_USER}
+chroot "$r" usermod -p '*' {GUEST_USER}
+chroot "$r" systemctl enable {SEED_UNIT} systemd-networkd.service
+# Timers that would reach for the internet the guests have no route to.
+chroot "$r" systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \\
+  e2scrub_reap.service fstrim.timer getty@tty1.service
+sed -i 's/^MODULES=.*/MODULES=list/' "$r/etc/initramfs-tools/initramfs.conf"
+printf '%s\\n' {" ".join(INITRAMFS_MODULES)} >> "$r/etc/initramfs-tools/modules"
+chroot "$r" update-initramfs -u -k all
+"""
+
+
+def recipe() -> str:
+    """Everything the image is made of: its hash names the cache entry."""
+    return "\n".join(["v1", SUITE, IMAGE_SIZE, *PACKAGES, CUSTOMIZE])
+
+
+def recipe_hash() -> str:
+    return hashlib.sha256(recipe().encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Image:
+    dir: Path
+    kernel: Path
+    initrd: Path
+    disk: Path  # raw ext4, the read-only backing file of every overlay
+    built_seconds: float | None  # None: taken from the cache
+
+
+def cached() -> Image | None:
+    d = CACHE / recipe_hash()
+    img = Image(d, d / "vmlinuz", d / "initrd.img", d / "disk.img", None)
+    return img if all(p.exists() for p in (img.kernel, img.initrd, img.disk)) else None
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    # Two labs (or test runs) starting at once build the image once.
+    CACHE.mkdir(parents=True, exist_ok=True, mode=0o755)
+    with open(CACHE / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def ensure(log: Path | None = None) -> Image:
+    """The cached image, built first if there is none for this recipe."""
+    if img := cached():
+        return img
+    with _locked():
+        if img := cached():
+            return img
+        return _build(log)
+
+
+def _build(log: Path | None) -> Image:
+    for tool in ("mmdebstrap", "mke2fs"):
+        if shutil.which(tool) is None:
+            raise LabError(f"{tool} is not installed: run scripts/install (apt-get install "
+                           "mmdebstrap e2fsprogs qemu-system-x86 qemu-utils)")  # fmt: skip
+    t0 = time.monotonic()
+    final = CACHE / recipe_hash()
+    work = Path(tempfile.mkdtemp(prefix=".build-", dir=CACHE))
+    try:
+        rootfs = work / "rootfs"
+        hook = work / "customize.sh"
+        hook.write_text(CUSTOMIZE)
+        argv = [
+            "mmdebstrap",
+            "--variant=minbase",
+            "--mode=root",
+            "--aptopt=APT::Install-Recommends false",
+            # Documentation and translations: a third of the image, read by nobody in a lab.
+            "--dpkgopt=path-exclude=/usr/share/doc/*",
+            "--dpkgopt=path-exclude=/usr/share/man/*",
+            "--dpkgopt=path-exclude=/usr/share/locale/*",
+            "--dpkgopt=path-exclude=/usr/share/info/*",
+            "--include=" + ",".join(PACKAGES),
+            f'--customize-hook=sh {hook} "$1"',
+            SUITE,
+            str(rootfs),
+        ]
+        done = run(argv, check=False, timeout=1800)
+        if log is not None:
+            log.write_text(done.stdout + done.stderr)
+        if done.returncode != 0:
+            tail = "\n    ".join(done.stderr.strip().splitlines()[-8:])
+            raise LabError(f"building the guest image failed (mmdebstrap):\n    {tail}",
+                           EXIT_FAILED)  # fmt: skip
+        boot = rootfs / "boot"
+        kernels = sorted(boot.glob("vmlinuz-*"))
+        initrds = sorted(boot.glob("initrd.img-*"))
+        if not kernels or not initrds:
+            raise LabError("the guest image has no kernel or initrd in /boot", EXIT_FAILED)
+        shutil.copy2(kernels[-1], work / "vmlinuz")
+        shutil.copy2(initrds[-1], work / "initrd.img")
+        run(["mke2fs", "-q", "-t", "ext4", "-L", "lab-root", "-d", str(rootfs),
+             str(work / "disk.img"), IMAGE_SIZE], timeout=600)  # fmt: skip
+        shutil.rmtree(rootfs)
+        hook.unlink()
+        (work / "recipe.txt").write_text(recipe() + "\n")
+        (work / "disk.img").chmod(0o444)  # only ever a backing file
+        seconds = time.monotonic() - t0
+        (work / "built_seconds").write_text(f"{seconds:.1f}\n")
+        work.chmod(0o755)
+        shutil.rmtree(final, ignore_errors=True)
+        os.rename(work, final)
+        # Images of older recipes are never used again: 700 MB each.
+        for old in CACHE.iterdir():
+            if old.is_dir() and old != final and not old.name.startswith("."):
+                shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return Image(final, final / "vmlinuz", final / "initrd.img", final / "disk.img", seconds)

@@ -1,0 +1,236 @@
+"""The write-up's five hosts as QEMU guests (`lab: {kind: vm}`): Debian's own kernel, systemd
+and sshd. `up` through the sudo login; kernel WireGuard, no wireguard-go; healthy; 1472-byte DF
+pings between every ordered pair; `lab cut` and `heal`; the boot unit enabled; a real reboot
+comes back healthy without `up`; `down` leaves each guest's links as they were and no unit.
+One lab for the module (guests boot in parallel); timings are printed. Needs root; fails
+under CI=true."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mesh_push import backends, gather
+from mesh_push.inventory import lab_dir, load
+from tests.conftest import require_root
+from tests.e2e.labkit import HOSTS, NUMBER, cli_argv, lab_exec, lab_inventory, mesh_push
+
+pytestmark = [pytest.mark.vm]
+
+LAB = "mpv"
+NET = "198.18.92"  # 198.18.92.0/23: this suite's own
+UNIT = "mesh-push-lab.service"  # the boot unit of mesh `lab` (inventory/lab.yaml)
+REBOOTED = "pi0"  # behind NAT: its peers find it again only through its own keepalives
+
+
+def say(config: pytest.Config, line: str) -> None:
+    """A timing for the log, shown even when pytest captures output."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        return
+    # Past the capture of fd 1, which would otherwise swallow even the reporter's own line.
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(f"[vm lab] {line}")
+
+
+def vm_inventory(dest: Path) -> Path:
+    lab_inventory(dest, LAB, NET)
+    text = dest.read_text().replace(f"  name: {LAB}\n", f"  name: {LAB}\n  kind: vm\n", 1)
+    dest.write_text(text)
+    return dest
+
+
+SPLIT = "\n=== lab test ===\n"
+
+
+def on_all(*scripts: str) -> dict[str, list[str]]:
+    """Each script run as root on every guest, all guests at once (one ssh each: under TCG a
+    login costs a second or two); per host, each script's output."""
+    joined = f"; printf '{SPLIT}'; ".join(f"{{ {sc}\n}}" for sc in scripts)
+    procs = {
+        h: subprocess.Popen(
+            cli_argv("lab", "exec", "--name", LAB, h, "--", "sh", "-c", joined),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for h in HOSTS
+    }
+    out = {}
+    for host, p in procs.items():
+        stdout, stderr = p.communicate(timeout=180)
+        assert p.returncode == 0, (host, stdout, stderr)
+        out[host] = stdout.split(SPLIT)
+        assert len(out[host]) == len(scripts), (host, stdout)
+    return out
+
+
+def links_of_all() -> dict[str, list[dict[str, object]]]:
+    return {h: json.loads(out[0]) for h, out in on_all("ip -j link").items()}
+
+
+class VmLab:
+    def __init__(self, inventory: Path, config: pytest.Config) -> None:
+        self.inventory = inventory
+        self.config = config
+        self.links_before: dict[str, list[dict[str, object]]] = {}
+
+    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        res = mesh_push(*args, "-i", str(self.inventory), timeout=timeout)
+        assert "Traceback" not in res.stderr, res.stderr
+        return res
+
+    def healthy_within(self, seconds: float) -> float:
+        t0 = time.monotonic()
+        while True:
+            res = self.run("status", "--json", timeout=120)
+            if res.returncode == 0 and json.loads(res.stdout)["healthy"]:
+                return time.monotonic() - t0
+            assert time.monotonic() - t0 < seconds, res.stdout[-3000:] + res.stderr
+            time.sleep(3)
+
+
+@pytest.fixture(scope="module")
+def vm_lab(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[VmLab]:
+    require_root()
+    inv = vm_inventory(tmp_path_factory.mktemp("vm") / "lab.yaml")
+    mesh_push("lab", "down", "--name", LAB)
+    t0 = time.monotonic()
+    try:
+        res = mesh_push("lab", "up", "-i", str(inv), "--json", timeout=1500)
+        assert res.returncode == 0, res.stdout + res.stderr
+        vm = json.loads(res.stdout)["vm"]
+        image = "from the cache" if vm["image_seconds"] is None else f"{vm['image_seconds']} s"
+        say(pytestconfig, f"image build: {image}; 5 guests booted ({vm['accel']}) in "
+            f"{vm['boot_seconds']} s; lab up {time.monotonic() - t0:.0f} s")  # fmt: skip
+        yield VmLab(inv, pytestconfig)
+    finally:
+        t_down = time.monotonic()
+        down = mesh_push("lab", "down", "--name", LAB)
+        assert down.returncode == 0, down.stderr
+        say(pytestconfig, f"lab down {time.monotonic() - t_down:.1f} s; the VM suite took "
+            f"{time.monotonic() - t0:.0f} s from lab up to lab down")  # fmt: skip
+    # Nothing left: no namespace, link, QEMU process, overlay or directory of the lab.
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"{LAB}-" not in left
+    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+    assert f"{LAB}-" not in links
+    assert not lab_dir(LAB).exists()
+    qemus = subprocess.run(["ps", "-eo", "stat=,args="], capture_output=True, text=True).stdout
+    assert not [ln for ln in qemus.splitlines() if str(lab_dir(LAB)) in ln and ln[0] != "Z"]
+
+
+def test_up_through_the_sudo_login(vm_lab: VmLab) -> None:
+    cfg = lab_dir(LAB) / "ssh_config"
+    as_root = subprocess.run(
+        ["ssh", "-F", str(cfg), "-l", "root", "bob", "id"], capture_output=True, text=True
+    )
+    assert as_root.returncode != 0 and "Permission denied" in as_root.stderr
+    who = subprocess.run(["ssh", "-F", str(cfg), "pi0", "id -un"], capture_output=True, text=True)
+    assert who.stdout.strip() == "debian", who.stderr
+    vm_lab.links_before = links_of_all()
+    t0 = time.monotonic()
+    res = vm_lab.run("up", "--yes", "--json")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr
+    data = json.loads(res.stdout)
+    assert data["ok"] and data["verify"]["ok"], data
+    say(vm_lab.config, f"mesh-push up: {time.monotonic() - t0:.0f} s")
+
+
+def test_facts_say_kernel_wireguard_and_hosts_use_it(vm_lab: VmLab) -> None:
+    mesh = load(vm_lab.inventory)
+    found = on_all(
+        gather.first_command(mesh), "ip -d -j link show wg0", "ps -e -o comm=", "uname -r"
+    )
+    for host, (facts_text, link, procs, kernel) in found.items():
+        facts = gather.parse_facts(facts_text)
+        assert facts.kernel_wireguard and facts.systemd, (host, facts_text)
+        assert backends.choose(facts).wireguard.name == "kernel"
+        assert json.loads(link)[0]["linkinfo"]["info_kind"] == "wireguard"
+        assert "wireguard-go" not in procs.split() and "systemd" in procs.split(), (host, procs)
+        assert kernel.startswith("6.1."), kernel  # Debian 12's own, not this machine's
+
+
+def test_status_is_healthy(vm_lab: VmLab) -> None:
+    res = vm_lab.run("status", "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["healthy"], res.stdout[-3000:]
+    lab = json.loads(mesh_push("lab", "status", "--name", LAB, "--json").stdout)[0]
+    assert lab["kind"] == "vm"
+    assert all(n["keeper_alive"] and n["sshd_alive"] for n in lab["nodes"]), lab
+
+
+def all_pairs_ping() -> list[str]:
+    """Each host pings the other four's bridge addresses, 1472 bytes, DF: 20 ordered pairs."""
+    script = " ; ".join(
+        f"if [ $(hostname) != {o} ]; then ping -M do -s 1472 -c 1 -W 5 10.99.99.{NUMBER[o]}"
+        f" >/dev/null && echo {o} ok || echo {o} FAILED; fi"
+        for o in HOSTS
+    )
+    return [f"{h} -> {line}" for h, (out,) in on_all(script).items() for line in out.split("\n")
+            if line]  # fmt: skip
+
+
+def test_all_twenty_pairs_ping_1472_bytes_unfragmented(vm_lab: VmLab) -> None:
+    results = all_pairs_ping()
+    assert len(results) == 20, results
+    assert all(r.endswith(" ok") for r in results), results
+
+
+def underlay_ping(src: str, dst_address: str) -> bool:
+    return lab_exec(LAB, src, "ping", "-c", "1", "-W", "2", dst_address).returncode == 0
+
+
+def test_cut_and_heal_the_underlay_between_two_guests(vm_lab: VmLab) -> None:
+    bob, rho, epsilon = f"{NET}.11", f"{NET}.12", f"{NET}.14"  # their wan addresses
+    assert underlay_ping("bob", rho)
+    assert mesh_push("lab", "cut", "--name", LAB, "bob", "rho").returncode == 0
+    try:
+        assert not underlay_ping("bob", rho) and not underlay_ping("rho", bob)
+        assert underlay_ping("bob", epsilon)  # only that pair is cut
+    finally:
+        assert mesh_push("lab", "heal", "--name", LAB, "bob", "rho").returncode == 0
+    assert underlay_ping("bob", rho)
+
+
+def test_boot_unit_enabled(vm_lab: VmLab) -> None:
+    for host, (state,) in on_all(f"systemctl is-enabled {UNIT}").items():
+        assert state.strip() == "enabled", (host, state)
+
+
+def test_real_reboot_comes_back_healthy_without_up(vm_lab: VmLab) -> None:
+    before = lab_exec(LAB, REBOOTED, "cat", "/proc/sys/kernel/random/boot_id").stdout
+    t0 = time.monotonic()
+    res = mesh_push("lab", "reboot", "--name", LAB, REBOOTED, "--timeout", "300")
+    assert res.returncode == 0, res.stderr
+    back = time.monotonic() - t0
+    after = lab_exec(LAB, REBOOTED, "cat", "/proc/sys/kernel/random/boot_id").stdout
+    assert after and after != before  # a new boot, not the emulation
+    healthy = back + vm_lab.healthy_within(180)
+    # Its own systemd ran the boot unit: nobody else touched the guest.
+    active = lab_exec(LAB, REBOOTED, "systemctl", "is-active", UNIT).stdout.strip()
+    assert active == "active", active
+    say(vm_lab.config, f"real reboot of {REBOOTED}: sshd back in {back:.0f} s, mesh healthy "
+        f"{healthy:.0f} s after `lab reboot`, without `up`")  # fmt: skip
+    assert len(all_pairs_ping()) == 20
+
+
+def test_down_restores_the_links_and_removes_the_unit(vm_lab: VmLab) -> None:
+    res = vm_lab.run("down", "--yes", "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["ok"], res.stdout[-3000:]
+    found = on_all(
+        "ip -j link",
+        f"systemctl is-enabled {UNIT} || echo gone",
+        "find /etc/systemd/system -name 'mesh-push*'",
+    )
+    for host, (links, unit, files) in found.items():
+        assert json.loads(links) == vm_lab.links_before[host], host
+        assert unit.strip().endswith("gone"), (host, unit)
+        assert files == "", (host, files)
