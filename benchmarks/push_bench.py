@@ -329,6 +329,11 @@ def diagnose(lab: str, host: str, bridge: str) -> dict[str, str]:
     }
 
 
+# What each cycle times: mesh-push's commands, and OpenSSH doing the same remote work.
+COMMANDS = ("up", "noop", "check", "status", "down")
+FLOORS = ("floor_true", "floor_gather", "floor_apply", "floor_noop", "floor_check", "floor_down")
+
+
 def bench_lab(size: int, runs: int, inner: int, tmp: Path, stp: dict[str, int]) -> dict[str, Any]:
     name = f"mpb{size}"
     tried: set[str] = set()
@@ -356,22 +361,7 @@ def bench_lab(size: int, runs: int, inner: int, tmp: Path, stp: dict[str, int]) 
     hosts = list(data["hosts"])
     cfg = Path(f"/run/mesh-push/lab/{name}/ssh_config")
     i = str(inv)
-    res: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "up",
-            "noop",
-            "check",
-            "status",
-            "down",
-            "floor_true",
-            "floor_gather",
-            "floor_apply",
-            "floor_noop",
-            "floor_check",
-            "floor_down",
-        )
-    }
+    res: dict[str, list[Any]] = {k: [] for k in (*COMMANDS, *FLOORS)}
     from mesh_push import hostcmd, inventory
 
     mesh = inventory.load(inv)
@@ -473,7 +463,7 @@ def summarise(
         return stats(j[field] for j in (json_ssh_part(r["report"]) for r in res[key]) if j)
 
     out: dict[str, Any] = {"hosts": size, "lab": name, "network": net}
-    for key in ("up", "noop", "check", "status", "down"):
+    for key in COMMANDS:
         fields = (
             "total",
             "startup_and_imports",
@@ -509,14 +499,7 @@ def summarise(
             out[key]["verify_failed"] = sum(
                 1 for r in res[key] if not ((r["report"] or {}).get("verify") or {}).get("ok")
             )
-    for key in (
-        "floor_true",
-        "floor_gather",
-        "floor_apply",
-        "floor_noop",
-        "floor_check",
-        "floor_down",
-    ):
+    for key in FLOORS:
         out[key] = {
             "wall": stats(r["wall"] for r in res[key]),
             "failed_hosts": max(r["failed"] for r in res[key]),
