@@ -132,11 +132,7 @@ def check_up(
         backends = _backends(session, gathered, progress)
         known = keys.public_keys(mesh)
         if mesh.keys == "host":
-            known.update(
-                (n, f.public_key)
-                for n, f in gathered.facts.items()
-                if f.public_key and not public_key_problem(f.public_key)
-            )
+            known.update(_reported_keys(gathered))
         # A key `up` would make, or `rotate-keys` would replace: one no host has.
         stand_ins = [
             h.name
@@ -197,6 +193,15 @@ def _psk_rotation(session: Session, names: list[str] | None) -> list[Link]:
     ]
 
 
+def _reported_keys(gathered: gather.Gathered) -> dict[str, str]:
+    """The public keys the hosts' facts report (keys: host), the well-formed ones."""
+    return {
+        n: f.public_key
+        for n, f in gathered.facts.items()
+        if f.public_key and not public_key_problem(f.public_key)
+    }
+
+
 def _plan(
     mesh: Mesh,
     gathered: gather.Gathered,
@@ -206,12 +211,7 @@ def _plan(
     """Public keys as the hosts report them (cached in the state file), a rotation's next keys
     over them; the links' pre-shared keys by fingerprint."""
     if mesh.keys == "host":
-        fresh = {
-            n: f.public_key
-            for n, f in gathered.facts.items()
-            if f.public_key and not public_key_problem(f.public_key)
-        }
-        keys.save_public_keys(mesh, fresh)
+        keys.save_public_keys(mesh, _reported_keys(gathered))
     known = {**keys.public_keys(mesh, create=mesh.keys == "controller"), **next_keys}
     return plan.build(mesh, known, psk_fps)
 

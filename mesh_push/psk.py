@@ -60,23 +60,17 @@ def for_check(
 ) -> dict[Link, str | None]:
     """`--check`: the fingerprints `up` (or `rotate-keys --psk`) would plan, with stand-ins
     for keys it would make. Nothing is made, read from a host, or stored."""
-    out: dict[Link, str | None] = {}
-    stored = keys.controller_psks(mesh, create=False) if mesh.keys == "controller" else {}
-    for lk in (lk for lk in mesh.links if lk.psk):
-        if mesh.keys == "controller":
-            key = stored.get(lk)
-            out[lk] = stand_in(lk) if key is None or lk in rotate else keys.psk_fingerprint(key)
-            continue
-        first = owner(lk)
-        other = lk.other(first)
-        had = _files(gathered, first).get(other)
-        if first in connected and (had is None or lk in rotate):
-            out[lk] = stand_in(lk)
-        elif had is not None:
-            out[lk] = had
-        elif (theirs := _files(gathered, other).get(first)) is not None:
-            out[lk] = theirs
-    return out
+    links = [lk for lk in mesh.links if lk.psk]
+    if mesh.keys == "controller":
+        stored = keys.controller_psks(mesh, create=False)
+        return {
+            lk: stand_in(lk)
+            if (key := stored.get(lk)) is None or lk in rotate
+            else keys.psk_fingerprint(key)
+            for lk in links
+        }
+    todo = _owners(gathered, links, connected, rotate)
+    return {**todo.fps, **{lk: stand_in(lk) for made in todo.make.values() for lk in made}}
 
 
 def for_up(
@@ -103,14 +97,17 @@ def for_up(
     return Psks(fps, deliveries)
 
 
-def _from_owners(
-    session: Session,
-    gathered: Gathered,
-    links: list[Link],
-    rotate: Collection[Link],
-    progress: Progress,
-) -> tuple[dict[Link, str], dict[Link, str | None]]:
-    connected = session.conns
+@dataclass
+class _OwnersTodo:
+    fps: dict[Link, str | None]  # the key of record's fingerprint, where it stays
+    make: dict[str, list[Link]]  # owner → links whose key it makes (none yet, or rotated)
+    read: dict[str, list[Link]]  # owner → links whose key it hands over (an end differs)
+
+
+def _owners(
+    gathered: Gathered, links: list[Link], connected: Collection[str], rotate: Collection[Link]
+) -> _OwnersTodo:
+    """`keys: host`: what each link's owner must do; the one rule for `up` and `--check`."""
     fps: dict[Link, str | None] = {}
     make: dict[str, list[Link]] = {}
     read: dict[str, list[Link]] = {}
@@ -130,6 +127,18 @@ def _from_owners(
         fps[lk] = had
         if other in connected and theirs != had:
             read.setdefault(first, []).append(lk)
+    return _OwnersTodo(fps, make, read)
+
+
+def _from_owners(
+    session: Session,
+    gathered: Gathered,
+    links: list[Link],
+    rotate: Collection[Link],
+    progress: Progress,
+) -> tuple[dict[Link, str], dict[Link, str | None]]:
+    todo = _owners(gathered, links, session.conns, rotate)
+    fps, make, read = todo.fps, todo.make, todo.read
     known: dict[Link, str] = {}
 
     def one(name: str) -> None:
