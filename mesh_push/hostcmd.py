@@ -44,6 +44,7 @@ def _render(template: str, mesh: Mesh, **values: Any) -> str:
         .get_template(template)
         .render(
             mesh_name=mesh.name,
+            mode=mesh.mode,
             wg=mesh.wg_interface,
             bridge=mesh.bridge,
             lock_wait=LOCK_WAIT_S,

@@ -22,6 +22,7 @@ import yaml
 from .model import (
     Become,
     EndpointKind,
+    Evpn,
     Host,
     KeyMode,
     LabKind,
@@ -29,6 +30,7 @@ from .model import (
     LabSettings,
     Link,
     Mesh,
+    MeshMode,
     Mtu,
     MtuPolicy,
     SshDefaults,
@@ -67,6 +69,14 @@ STANDARD_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 BECOME: tuple[Become, ...] = ("sudo", "none")
 LAB_LOGINS: tuple[LabLogin, ...] = ("root", "sudo", "sudo-password")
 LAB_KINDS: tuple[LabKind, ...] = ("netns", "vm")
+MODES: tuple[MeshMode, ...] = ("stp", "evpn")
+# In evpn mode a link's VNI numbers its WireGuard interface (WG-VNI), its port (port + VNI)
+# and its /31 (169.254.0.0 + 2 × VNI): up to here the /31s stay below 169.254.169.0/24, where
+# clouds answer their metadata requests.
+EVPN_VNI_MAX = 21_000
+# WG-VNI and WG-vtep must be interface names: WG leaves room for "-vtep" and "-21000".
+EVPN_WG_NAME_MAX = IFNAME_MAX - 6
+ASN_MAX = 4_294_967_294
 MAX_NODES = 100_000  # YAML values after expanding aliases: stops a "billion laughs" file
 # Nodes parsed (keys and values, aliases not expanded): a file within MAX_NODES values has at
 # most one key per value, so this refuses (earlier) what the value count would, except a file
@@ -703,8 +713,14 @@ def parse(text: str, file: Path) -> Mesh:
     br.done()
     vxlan_port = m.int_in("vxlan_port", 1, 65535, 4789)
     mtu = _mtu(m, problems)
+    mode: MeshMode = m.choice("mode", MODES, "stp") or "stp"
     stp_sec = m.sub("stp")
     stp = _stp(stp_sec, problems)
+    evpn_sec = m.sub("evpn")
+    evpn = _evpn(evpn_sec)
+    for other, sec in (("stp", stp_sec), ("evpn", evpn_sec)):
+        if other != mode and sec.data:
+            problems.add(sec.path, f"applies to mesh.mode {other} only, and this mesh is {mode}")
     keys: KeyMode = m.choice("keys", ("host", "controller"), "host")
     psk = m.get("psk", bool, False, "true or false")
     state = _path_field(m, "state")
@@ -743,6 +759,8 @@ def parse(text: str, file: Path) -> Mesh:
     if stp.root is not None and stp.root not in host_names:
         problems.add((*stp_sec.path, "root"), f"unknown host {stp.root!r}")
     links = _links(top, problems, {h.name: h for h in hosts}, bool(psk))
+    if mode == "evpn":
+        _evpn_limits(top, wg, wg_if, wg_port, bool(psk), hosts, links, problems)
     top.done()
     problems.raise_if_any()
 
@@ -770,6 +788,8 @@ def parse(text: str, file: Path) -> Mesh:
         lab=lab,
         wg_reresolve=60 if reresolve is None else reresolve,
         psk=bool(psk),
+        mode=mode,
+        evpn=evpn,
     )
 
 
@@ -840,6 +860,56 @@ def _mtu(m: Section, problems: Problems) -> Mtu | None:
         )
         return None
     return Mtu("clamp", underlay, wg, bridge)
+
+
+def _evpn(sec: Section) -> Evpn:
+    asn = sec.int_in("asn", 1, ASN_MAX, 65000)
+    vni = sec.int_in("vni", 1, VNI_MAX, 100)
+    sec.done()
+    return Evpn(asn or 65000, vni or 100)
+
+
+def _evpn_limits(
+    top: Section,
+    wg: Section,
+    wg_if: str | None,
+    wg_port: int | None,
+    psk: bool,
+    hosts: list[Host],
+    links: list[Link],
+    problems: Problems,
+) -> None:
+    """What evpn mode needs beyond stp mode (docs/evpn.md): each link numbers an interface,
+    a port and a /31, so its VNI is bounded; some stp-mode features are not there yet."""
+    if isinstance(wg_if, str) and len(wg_if.encode()) > EVPN_WG_NAME_MAX:
+        problems.add(
+            (*wg.path, "interface"),
+            f"must be at most {EVPN_WG_NAME_MAX} bytes in evpn mode: it names the link "
+            f"interfaces ({wg_if}-VNI) and the VTEP ({wg_if}-vtep)",
+        )
+    if psk:
+        problems.add(("mesh", "psk"), "pre-shared keys are not supported in evpn mode yet")
+    for h in hosts:
+        if h.dns_name is not None:
+            problems.add(
+                ("hosts", h.name, "address"),
+                "a DNS name is not supported in evpn mode yet: give an IP address",
+            )
+    raw = top.data.get("links")
+    # Each link's own path when every entry made a link (else the others are reported already).
+    own = isinstance(raw, list) and len(raw) == len(links)
+    for i, lk in enumerate(links):
+        p: YamlPath = ("links", i) if own else ("links",)
+        if lk.vni > EVPN_VNI_MAX:
+            problems.add((*p, "vni"), f"must be at most {EVPN_VNI_MAX} in evpn mode, not {lk.vni}")
+        elif wg_port is not None and wg_port + lk.vni > 65535:
+            problems.add(
+                (*p, "vni"),
+                f"mesh.wireguard.port + vni must be a port (at most 65535) in evpn mode: "
+                f"{wg_port} + {lk.vni}",
+            )
+        if lk.psk and not psk:
+            problems.add(p, "pre-shared keys are not supported in evpn mode yet")
 
 
 def _stp(sec: Section, problems: Problems) -> Stp:

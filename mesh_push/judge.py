@@ -73,6 +73,10 @@ def judge(
     """`states`: what could be read; `errors`: why a host could not be. `scope`: the hosts to
     judge (all by default); peers and wires towards hosts outside it are not judged, so a
     run on some hosts is not failed by the others."""
+    if p.mesh.mode == "evpn":
+        from . import evpn_judge  # it builds on this module's types
+
+        return evpn_judge.judge(p, states, errors, scope)
     names = [hp.name for hp in p.hosts if scope is None or hp.name in scope]
     inside = set(names)
     verdicts: dict[str, HostVerdict] = {}

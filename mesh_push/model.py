@@ -19,6 +19,9 @@ LabLogin = Literal["root", "sudo", "sudo-password"]
 # What a lab host is: a network namespace on this machine's kernel, or a QEMU guest with
 # Debian's own kernel, systemd and sshd (docs/lab.md#vm).
 LabKind = Literal["netns", "vm"]
+# How the hosts' bridges are joined: one VXLAN wire per link under 802.1D spanning tree, or
+# one WireGuard interface per link routed by FRR with BGP EVPN on top (docs/evpn.md).
+MeshMode = Literal["stp", "evpn"]
 
 # Where mesh-push keeps its files on a host (the lab gives each host private copies). Each
 # mesh owns only what is named after it: `Mesh.mark`, `.state_dir`, `.boot_unit`,
@@ -103,6 +106,12 @@ class Stp:
 
 
 @dataclass(frozen=True)
+class Evpn:
+    asn: int = 65000
+    vni: int = 100  # the segment's VXLAN id (links' VNIs only number the links)
+
+
+@dataclass(frozen=True)
 class Mtu:
     policy: MtuPolicy
     underlay: int
@@ -155,6 +164,8 @@ class Mesh:
     legacy_keystore: Path | None = None
     # `mesh.psk`: the links' default for a pre-shared key (each Link.psk is resolved).
     psk: bool = False
+    mode: MeshMode = "stp"
+    evpn: Evpn = field(default_factory=Evpn)
 
     def host(self, name: str) -> Host:
         for h in self.hosts:
@@ -206,6 +217,11 @@ class Mesh:
         if peer in ("", ".", "..") or "/" in peer or "\0" in peer:
             raise ValueError(f"host name {peer!r} cannot name a file on a host")
         return f"{self.psk_dir}/{peer}"
+
+    @property
+    def frr_pathspace(self) -> str:
+        """The mesh's own FRR instance (evpn mode): /etc/frr/NAME, /run/frr/NAME, `vtysh -N`."""
+        return f"mesh-push-{self._file_name}"
 
     @property
     def legacy_key_file(self) -> str:

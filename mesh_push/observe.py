@@ -176,6 +176,9 @@ class HostState:
     # with that peer, or "none"; peer name → the one in this mesh's file for that peer.
     psks: dict[str, str] = field(default_factory=dict)
     psk_files: dict[str, str] = field(default_factory=dict)
+    # evpn mode: each WireGuard interface (one per link), and the mesh's FRR instance.
+    wg_ifs: dict[str, WgIf] = field(default_factory=dict)
+    frr: FrrState | None = None
 
     def handshake_age(self, public_key: str) -> float | None:
         ts = self.handshakes.get(public_key, 0)
@@ -228,6 +231,8 @@ def parse(text: str, bridge: str, read_stp: StpRead | None = None) -> HostState:
         boot_unit={"yes": True, "no": False}.get(s.get("boot", "").strip()),
         psks=parse_wg_pairs(s.get("wg-preshared-keys", "")),
         psk_files=parse_wg_pairs(s.get("psk-files", "")),
+        wg_ifs=parse_wg_all(s),
+        frr=parse_frr(s),
     )
 
 
@@ -268,3 +273,132 @@ def _link(x: dict[str, Any]) -> Link:
         cost=int(slave["cost"]) if "cost" in slave else None,
         alias=str(x.get("ifalias", "")),
     )
+
+
+# --------------------------------------------------------------------------- evpn mode
+
+
+@dataclass
+class WgIf:
+    """One WireGuard interface as `wg show all` tells it (evpn mode: one per link)."""
+
+    public_key: str = ""
+    listen_port: int | None = None
+    handshakes: dict[str, int] = field(default_factory=dict)
+    endpoints: dict[str, str] = field(default_factory=dict)
+    transfer: dict[str, tuple[int, int]] = field(default_factory=dict)
+    allowed_ips: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class FrrState:
+    """The mesh's FRR instance: which daemons run, and what they say (FRR's own JSON)."""
+
+    daemons: set[str]
+    bgp: dict[str, str]  # BGP neighbour address → session state ("Established", ...)
+    bgp_prefixes: dict[str, int]  # neighbour → EVPN routes received from it
+    bfd: dict[str, str]  # BFD peer address → "up", "down", "init"
+    ospf: dict[str, str]  # OSPF neighbour router id → state ("Full", ...)
+    remote_vteps: dict[int, set[str]]  # VNI → the remote VTEPs EVPN installed
+    macs: dict[int, int]  # VNI → MACs known
+
+
+def parse_wg_all(s: dict[str, str]) -> dict[str, WgIf]:
+    """`wg show all FIELD`: `IF<TAB>value` (public-key, listen-port) or
+    `IF<TAB>PUBKEY<TAB>value...` per peer."""
+    out: dict[str, WgIf] = {}
+    for what in (
+        "public-key",
+        "listen-port",
+        "latest-handshakes",
+        "endpoints",
+        "transfer",
+        "allowed-ips",
+    ):
+        for line in s.get(f"wg-all-{what}", "").splitlines():
+            cells = line.rstrip("\n").split("\t")
+            if len(cells) < 2 or not cells[0]:
+                continue
+            w = out.setdefault(cells[0], WgIf())
+            if what == "public-key":
+                w.public_key = cells[1].strip()
+            elif what == "listen-port":
+                w.listen_port = int(cells[1]) if cells[1].strip().isdigit() else None
+            elif len(cells) >= 3:
+                key, value = cells[1], "\t".join(cells[2:]).strip()
+                if what == "latest-handshakes":
+                    w.handshakes[key] = int(value) if value.isdigit() else 0
+                elif what == "endpoints":
+                    w.endpoints[key] = value
+                elif what == "allowed-ips":
+                    w.allowed_ips[key] = value
+                else:
+                    rx, _, tx = value.partition("\t")
+                    w.transfer[key] = (
+                        int(rx) if rx.isdigit() else 0,
+                        int(tx.strip()) if tx.strip().isdigit() else 0,
+                    )
+    return out
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text) if text.strip() else None
+    except ValueError:
+        return None
+
+
+def parse_frr(s: dict[str, str]) -> FrrState | None:
+    """None when the host has no FRR section at all (not evpn, or an older gather)."""
+    if "frr-daemons" not in s:
+        return None
+    st = FrrState({d for d in s["frr-daemons"].split() if d}, {}, {}, {}, {}, {}, {})
+    bgp = _json(s.get("frr-bgp", ""))
+    if isinstance(bgp, dict):
+        # `show bgp l2vpn evpn summary json` nests the peers one level down in some releases.
+        peers = bgp.get("peers")
+        if not isinstance(peers, dict):
+            inner = next((v for v in bgp.values() if isinstance(v, dict) and "peers" in v), {})
+            peers = inner.get("peers", {})
+        for addr, info in peers.items() if isinstance(peers, dict) else ():
+            if isinstance(info, dict):
+                st.bgp[str(addr)] = str(info.get("state", ""))
+                rcd = info.get("pfxRcd", info.get("prefixReceivedCount"))
+                if isinstance(rcd, int):
+                    st.bgp_prefixes[str(addr)] = rcd
+    bfd = _json(s.get("frr-bfd", ""))
+    for peer in bfd if isinstance(bfd, list) else ():
+        if isinstance(peer, dict) and "peer" in peer:
+            st.bfd[str(peer["peer"])] = str(peer.get("status", ""))
+    ospf = _json(s.get("frr-ospf", ""))
+    neighbors = ospf.get("neighbors") if isinstance(ospf, dict) else None
+    for rid, entries in neighbors.items() if isinstance(neighbors, dict) else ():
+        for e in entries if isinstance(entries, list) else [entries]:
+            if isinstance(e, dict):
+                state = str(e.get("nbrState") or e.get("state") or "")
+                st.ospf[str(rid)] = state.partition("/")[0]
+    vnis = _json(s.get("frr-vni", ""))
+    for v in _vni_entries(vnis):
+        try:
+            vni = int(v["vni"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        remotes = v.get("remoteVteps") or v.get("numRemoteVteps")
+        st.remote_vteps[vni] = {
+            str(r.get("ip", r)) if isinstance(r, dict) else str(r)
+            for r in (remotes if isinstance(remotes, list) else [])
+        }
+        if isinstance(v.get("numMacs"), int):
+            st.macs[vni] = v["numMacs"]
+    return st
+
+
+def _vni_entries(data: Any) -> list[dict[str, Any]]:
+    """`show evpn vni detail json`: a list, or a mapping by VNI, of one object per VNI."""
+    if isinstance(data, list):
+        return [v for v in data if isinstance(v, dict)]
+    if isinstance(data, dict):
+        if "vni" in data:
+            return [data]
+        return [v for v in data.values() if isinstance(v, dict)]
+    return []

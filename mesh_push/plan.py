@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 
-from . import stp
+from . import evpn, stp
 from .model import ENDPOINT_RANK, Host, Link, Mesh
 
 KEEPALIVE_S = 25
@@ -52,8 +52,9 @@ class HostPlan:
     bridge_address: IPv4Interface
     bridge_mac: str
     bridge_priority: int
-    peers: tuple[Peer, ...]
-    wires: tuple[Wire, ...]
+    peers: tuple[Peer, ...]  # stp mode: wg0's peers
+    wires: tuple[Wire, ...]  # stp mode: one VXLAN wire per link
+    evpn: evpn.EvpnHost | None = None  # evpn mode: the host's links, VTEP, BGP sessions
 
     @property
     def name(self) -> str:
@@ -70,6 +71,7 @@ class Plan:
     hosts: tuple[HostPlan, ...]
     waves: tuple[tuple[str, ...], ...]
     tree: stp.TreePlan
+    underlay: evpn.Underlay | None = None  # evpn mode
 
     def host(self, name: str) -> HostPlan:
         for hp in self.hosts:
@@ -124,8 +126,27 @@ def build(
         links_of[link.a].append(link)
         links_of[link.b].append(link)
 
+    under = evpn.underlay(mesh) if mesh.mode == "evpn" else None
     plans: list[HostPlan] = []
     for h in mesh.hosts:
+        if under is not None:
+            plans.append(
+                HostPlan(
+                    host=h,
+                    wave=wave_of[h.name],
+                    public_key=public_keys.get(h.name),
+                    wg_address=IPv4Interface(f"{wg_addr[h.name]}/32"),
+                    bridge_address=IPv4Interface(
+                        f"{br_net.network_address + h.number}/{br_net.prefixlen}"
+                    ),
+                    bridge_mac=tree.mac[h.name],
+                    bridge_priority=tree.priority[h.name],
+                    peers=(),
+                    wires=(),
+                    evpn=evpn.host_plan(mesh, under, h, public_keys),
+                )
+            )
+            continue
         peers: list[Peer] = []
         wires: list[Wire] = []
         for link in links_of[h.name]:
@@ -168,7 +189,7 @@ def build(
                 wires=tuple(sorted(wires, key=lambda w: w.name)),
             )
         )
-    return Plan(mesh, tuple(plans), order, tree)
+    return Plan(mesh, tuple(plans), order, tree, under)
 
 
 def _endpoint(host: Host, port: int) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import jinja2
 
-from . import __version__, model
+from . import __version__, evpn, model
 from .fsutil import private_dir
 from .model import Mesh
 from .plan import HostPlan, Plan
@@ -39,7 +40,20 @@ def load_templates(directory: Path | None = None) -> jinja2.Environment:
     # `# ... {{ value | comment }}`: text in a comment stays on its line (a newline in a value
     # would end the comment and start a command).
     env.filters["comment"] = comment
+    env.filters["frr"] = frr_word
     return env
+
+
+FRR_WORD = re.compile(r"[A-Za-z0-9_.:/-]+")
+
+
+def frr_word(value: object) -> str:
+    """`value` as one word of FRR's configuration, or no configuration at all: the inventory
+    allows nothing else in names and addresses, and this holds whatever made the plan."""
+    text = str(value)
+    if not FRR_WORD.fullmatch(text):
+        raise ValueError(f"{text!r} cannot be a word of an FRR configuration")
+    return text
 
 
 def comment(value: object) -> str:
@@ -58,6 +72,7 @@ def host_paths(mesh: Mesh) -> dict[str, Any]:
         "mark": mesh.mark,
         "boot_unit": mesh.boot_unit,
         "boot_wants": mesh.boot_wants,
+        "pathspace": mesh.frr_pathspace,
         "legacy": {
             "mark": model.LEGACY_MARK,
             "state_dir": model.LEGACY_STATE_DIR,
@@ -86,6 +101,8 @@ def render_host(
         controller_key = hp.public_key
         if controller_key is None:
             raise ValueError(f"{hp.name}: its public key is unknown (keys: controller)")
+    if hp.evpn is not None:
+        return _render_evpn_host(plan, hp, env, allow_missing_peers, wireguard, controller_key)
     missing = {p.name for p in hp.peers if p.public_key is None}
     if missing and not allow_missing_peers:
         raise ValueError(f"{hp.name}: public keys of {', '.join(sorted(missing))} are unknown")
@@ -105,6 +122,45 @@ def render_host(
         wireguard=wireguard,
         reresolver=render_reresolver(plan, hp, env) if hp.named_peers else "",
     )
+
+
+def _render_evpn_host(
+    plan: Plan,
+    hp: HostPlan,
+    env: jinja2.Environment,
+    allow_missing_peers: bool,
+    wireguard: str,
+    controller_key: str | None,
+) -> str:
+    assert hp.evpn is not None
+    e = hp.evpn
+    missing = {lk.peer for lk in e.links if lk.public_key is None}
+    if missing and not allow_missing_peers:
+        raise ValueError(f"{hp.name}: public keys of {', '.join(sorted(missing))} are unknown")
+    if missing:
+        # A peer never reached has no key yet: its link waits until it has one.
+        e = dataclasses.replace(e, links=tuple(lk for lk in e.links if lk.peer not in missing))
+    return env.get_template("host-evpn.sh.j2").render(
+        version=__version__,
+        mesh=plan.mesh,
+        h=hp,
+        e=e,
+        vx=evpn_names(plan.mesh)["vxlan"],
+        **host_paths(plan.mesh),
+        controller_key=controller_key,
+        wireguard=wireguard,
+        frr_conf=render_frr(plan, hp, e, env),
+        frr_daemons=env.get_template("frr-daemons.j2").render(version=__version__, mesh=plan.mesh),
+    )
+
+
+def evpn_names(mesh: Mesh) -> dict[str, str]:
+    """The interfaces evpn mode names after mesh.wireguard.interface (besides WG-VNI)."""
+    return {"vxlan": f"{mesh.wg_interface}-vx"}
+
+
+def render_frr(plan: Plan, hp: HostPlan, e: evpn.EvpnHost, env: jinja2.Environment) -> str:
+    return env.get_template("frr.conf.j2").render(version=__version__, mesh=plan.mesh, h=hp, e=e)
 
 
 def render_reresolver(plan: Plan, hp: HostPlan, env: jinja2.Environment) -> str:

@@ -86,8 +86,15 @@ def plan_json(p: Plan, cut: stp.Edge | None = None, all_pairs: bool = False) -> 
     m = p.mesh
     names = [h.name for h in m.hosts]
     outcome = stp.after_cut(p.tree, names, cut) if cut else p.tree.expected
+    evpn = None
+    if p.underlay is not None:
+        from . import report_evpn  # it builds on this module's helpers
+
+        evpn = report_evpn.plan_json(p, all_pairs)
     return {
         "mesh": m.name,
+        "mode": m.mode,
+        "evpn": evpn,
         "wireguard": {"interface": m.wg_interface, "port": m.wg_port, "network": str(m.wg_network)},
         "bridge": {"name": m.bridge, "network": str(m.bridge_network)},
         "vxlan_port": m.vxlan_port,
@@ -243,6 +250,11 @@ def show_plan(
     p: Plan, cut: stp.Edge | None = None, all_pairs: bool = False, out: Console | None = None
 ) -> None:
     out = out or console()
+    if p.underlay is not None:
+        from . import report_evpn
+
+        report_evpn.show_plan(p, out, all_pairs)
+        return
     data = plan_json(p, cut)  # the pairs, when listed, are streamed below
     m = p.mesh
     out.print(
@@ -546,6 +558,10 @@ def _age(age: float | None) -> str:
 
 
 def status_json(p: Plan, j: Any) -> dict[str, Any]:
+    if p.underlay is not None:
+        from . import report_evpn
+
+        return report_evpn.status_json(p, j)
     mac_to_host = {hp.bridge_mac.replace(":", ""): hp.name for hp in p.hosts}
     hosts = []
     for hp in p.hosts:
@@ -614,6 +630,11 @@ def show_status(p: Plan, j: Any, clear: bool = False, out: Console | None = None
     out = out or console()
     if clear:
         out.clear()
+    if p.underlay is not None:
+        from . import report_evpn
+
+        report_evpn.show_status(p, j, out)
+        return
     data = status_json(p, j)
     hosts = Table(title=f"mesh {_name(p.mesh.name)}: hosts", title_justify="left")
     for col in ("host", "reachable", "peers up", "oldest handshake", "bridge id", "root",

@@ -11,6 +11,8 @@ from .connect import READ_TIMEOUT_S, Progress, Session, parallel
 from .model import Mesh
 from .outcome import Outcome, unexpected
 
+EVPN_CONVERGENCE_S = 60.0
+
 
 @dataclass
 class Verification:
@@ -27,6 +29,10 @@ class Verification:
 def convergence_bound(mesh: Mesh) -> float:
     """Listening then learning (2 × forward_delay) after a root change is learnt (max_age),
     plus a hello or two of slack for the handshakes that BPDUs themselves trigger."""
+    if mesh.mode == "evpn":
+        # OSPF adjacencies (hellos every second), then BGP sessions (retried every 5 s), then
+        # the EVPN routes: seconds, with room for a loaded host.
+        return EVPN_CONVERGENCE_S
     s = mesh.stp
     return s.max_age + 2 * s.forward_delay + 2 * s.hello + 5
 
@@ -57,7 +63,7 @@ def verify(
         if verdict.healthy or time.monotonic() > deadline:
             break
         # Each poll is a session per host; STP moves no faster than its hello time.
-        time.sleep(max(0.5, mesh.stp.hello))
+        time.sleep(1.0 if mesh.mode == "evpn" else max(0.5, mesh.stp.hello))
     problems = [f"{n}: {r}" for n, v in verdict.hosts.items() for r in v.reasons]
     problems += verdict.reasons
     pinged = not problems
@@ -75,10 +81,12 @@ def _ping_wires(session: Session, p: plan.Plan, names: list[str]) -> list[str]:
     problems: list[str] = []
 
     def one(name: str) -> None:
+        # Over the wires in stp mode; in evpn mode every host is one hop away on the segment.
+        near = [w.name for w in p.host(name).wires] if p.underlay is None else p.underlay.hosts
         peers = [
-            (w.name, str(p.host(w.name).bridge_address.ip))
-            for w in p.host(name).wires
-            if w.name in healthy
+            (other, str(p.host(other).bridge_address.ip))
+            for other in near
+            if other in healthy and other != name
         ]
         if not peers:
             return

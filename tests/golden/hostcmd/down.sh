@@ -47,6 +47,22 @@ stop_reresolver "$STATE"
 LEGACY_OURS=0
 if legacy_ours; then LEGACY_OURS=1; stop_reresolver "$LEGACY"; fi
 
+# FRR first: its routes go with it, and it does not see the interfaces go one by one.
+PS=mesh-push-seed
+if [ -d "/etc/frr/$PS" ] || [ -d "/var/run/frr/$PS" ]; then
+  if [ -d /run/systemd/system ] && systemctl -q is-enabled "frr@$PS.service" 2>/dev/null; then
+    act systemctl -q disable "frr@$PS.service" 2>/dev/null || true
+  fi
+  if [ -d /run/systemd/system ] && systemctl -q is-active "frr@$PS.service" 2>/dev/null; then
+    act systemctl stop "frr@$PS.service" || true
+  fi
+  if [ -s "/var/run/frr/$PS/watchfrr.pid" ] && [ -x /usr/lib/frr/frrinit.sh ]; then
+    act /usr/lib/frr/frrinit.sh stop "$PS" >/dev/null 2>&1 || true
+  fi
+  act rm -rf "/etc/frr/$PS"
+  did "FRR instance $PS stopped and removed"
+fi
+
 for dev in /sys/class/net/* /sys/class/net/.[!.]* /sys/class/net/..?*; do
   [ -e "$dev" ] || continue
   name=${dev##*/}

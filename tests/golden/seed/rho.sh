@@ -54,17 +54,6 @@ mark() {
   act ip link set dev "$1" alias "$MARK"
   if [ "$was" = "$LEGACY_MARK" ]; then did "$1 marked as mesh $MESH's (was $LEGACY_MARK)"; fi
 }
-# Pre-shared keys are compared by fingerprint (16 hex digits of SHA-256; the controller's
-# keys.psk_fingerprint), inside the shell: a key is never an argument of a program, and never
-# printed. psk_fps turns `wg show IF preshared-keys` into `PUBKEY<TAB>fingerprint|none`.
-fp_of() { printf 'mesh-push psk %s' "$1" | sha256sum | cut -c1-16; }
-psk_fps() {
-  while read -r pub psk; do
-    case $psk in ''|'(none)') printf '%s\tnone\n' "$pub" ;; *) printf '%s\t%s\n' "$pub" "$(fp_of "$psk")" ;; esac
-  done
-  psk=
-}
-file_fp() { k=; if [ -s "$1" ]; then IFS= read -r k < "$1" || true; fi; if [ -n "$k" ]; then fp_of "$k"; fi; k=; }
 refuse() { printf 'mesh-push: %s: refusing to touch it; %s\n' "$1" "$2" >&2; REFUSED=1; }
 ensure_mtu() {
   if ! { [ "$CHECK" = 1 ] && fresh "$1"; }; then
@@ -78,14 +67,21 @@ ensure_up() {
   fi
   act ip link set dev "$1" up; said "$1" "$1 up"
 }
+# ensure_addr DEV ADDRESS...: exactly these IPv4 addresses on DEV.
 ensure_addr() {
-  found=0
-  if ! { [ "$CHECK" = 1 ] && fresh "$1"; }; then
-    for have in $(ip -o -4 addr show dev "$1" | awk '{print $4}'); do
-      if [ "$have" = "$2" ]; then found=1; else act ip addr del "$have" dev "$1"; said "$1" "$1 removed $have"; fi
+  dev=$1; shift
+  have=
+  if ! { [ "$CHECK" = 1 ] && fresh "$dev"; }; then
+    have=$(ip -o -4 addr show dev "$dev" | awk '{print $4}')
+    for a in $have; do
+      case " $* " in *" $a "*) ;; *) act ip addr del "$a" dev "$dev"; said "$dev" "$dev removed $a" ;; esac
     done
   fi
-  [ "$found" = 1 ] || { act ip addr add "$2" dev "$1"; said "$1" "$1 address $2"; }
+  for a in "$@"; do
+    found=0
+    for h in $have; do [ "$h" != "$a" ] || found=1; done
+    [ "$found" = 1 ] || { act ip addr add "$a" dev "$dev"; said "$dev" "$dev address $a"; }
+  done
 }
 ensure_bridge_opt() {
   if ! { [ "$CHECK" = 1 ] && fresh "$BR"; }; then
@@ -93,6 +89,34 @@ ensure_bridge_opt() {
   fi
   act ip link set dev "$BR" type bridge "$1" "$2"; said "$BR" "$BR $1 $2"
 }
+# A WireGuard interface $1, made the way the host's facts chose (backends.py).
+make_wg() {
+  if [ "$CHECK" = 1 ]; then
+    # Whether the kernel can: loaded, built in or loadable (as the facts tell).
+    if [ -d /sys/module/wireguard ] || modprobe -nq wireguard 2>/dev/null; then
+      created "$1" "$1 created (kernel WireGuard)"
+    else
+      created "$1" "$1 created (wireguard-go)"
+    fi
+  elif ip link add dev "$1" type wireguard 2>/dev/null; then
+    created "$1" "$1 created (kernel WireGuard)"
+  else
+    # No WireGuard in this kernel: the userspace implementation, as wg-quick falls back to.
+    wireguard-go "$1" </dev/null >/dev/null 2>&1
+    created "$1" "$1 created (wireguard-go)"
+  fi
+}
+# Pre-shared keys are compared by fingerprint (16 hex digits of SHA-256; the controller's
+# keys.psk_fingerprint), inside the shell: a key is never an argument of a program, and never
+# printed. psk_fps turns `wg show IF preshared-keys` into `PUBKEY<TAB>fingerprint|none`.
+fp_of() { printf 'mesh-push psk %s' "$1" | sha256sum | cut -c1-16; }
+psk_fps() {
+  while read -r pub psk; do
+    case $psk in ''|'(none)') printf '%s\tnone\n' "$pub" ;; *) printf '%s\t%s\n' "$pub" "$(fp_of "$psk")" ;; esac
+  done
+  psk=
+}
+file_fp() { k=; if [ -s "$1" ]; then IFS= read -r k < "$1" || true; fi; if [ -n "$k" ]; then fp_of "$k"; fi; k=; }
 # The pid of this host's re-resolver loop, if one runs. Command line and mount namespace must
 # match: a reused pid, or another lab host's loop, is not ours to stop.
 reresolver() {
@@ -200,6 +224,23 @@ if [ -n "$KEYSRC" ] && [ ! -s "$KEYSRC" ]; then
   [ "$CHECK" = 0 ] || KEYSRC=
 fi
 
+step "frr"
+# An FRR instance of this mesh's from evpn mode (docs/evpn.md) has no place in stp mode.
+PS=mesh-push-seed
+if [ -d "/etc/frr/$PS" ] || [ -d "/var/run/frr/$PS" ]; then
+  if [ -d /run/systemd/system ] && systemctl -q is-enabled "frr@$PS.service" 2>/dev/null; then
+    act systemctl -q disable "frr@$PS.service" 2>/dev/null || true
+  fi
+  if [ -d /run/systemd/system ] && systemctl -q is-active "frr@$PS.service" 2>/dev/null; then
+    act systemctl stop "frr@$PS.service" || true
+  fi
+  if [ -s "/var/run/frr/$PS/watchfrr.pid" ] && [ -x /usr/lib/frr/frrinit.sh ]; then
+    act /usr/lib/frr/frrinit.sh stop "$PS" >/dev/null 2>&1 || true
+  fi
+  act rm -rf "/etc/frr/$PS"
+  did "FRR instance $PS stopped and removed"
+fi
+
 step "unplanned interfaces"
 # This mesh's interfaces that are no longer planned (a wire to a host gone, a renamed
 # WireGuard interface or bridge) go first: they may hold what the planned ones need.
@@ -217,20 +258,7 @@ if exists "$WG" && ! wg show "$WG" public-key >/dev/null 2>&1; then
   act ip link del dev "$WG"; did "$WG removed (not a WireGuard interface)"; WG_GONE=$CHECK
 fi
 if ! exists "$WG" || [ "$WG_GONE" = 1 ]; then
-  if [ "$CHECK" = 1 ]; then
-    # Whether the kernel can: loaded, built in or loadable (as the facts tell).
-    if [ -d /sys/module/wireguard ] || modprobe -nq wireguard 2>/dev/null; then
-      created "$WG" "$WG created (kernel WireGuard)"
-    else
-      created "$WG" "$WG created (wireguard-go)"
-    fi
-  elif ip link add dev "$WG" type wireguard 2>/dev/null; then
-    created "$WG" "$WG created (kernel WireGuard)"
-  else
-    # No WireGuard in this kernel: the userspace implementation, as wg-quick falls back to.
-    wireguard-go "$WG" </dev/null >/dev/null 2>&1
-    created "$WG" "$WG created (wireguard-go)"
-  fi
+  make_wg "$WG"
 fi
 mark "$WG"
 if fresh "$WG" || [ -z "$KEYSRC" ] \
