@@ -342,6 +342,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.graph:
         picture.check(args.graph)
     mesh = inventory.load(args.inventory)
+    _stp_only(mesh, {"--graph": args.graph, "--cut": args.cut})
     # Read only: `plan` makes no key, and writes nothing but --graph.
     known = keys.public_keys(mesh)
     p = plan.build(mesh, known)
@@ -353,6 +354,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         report.show_plan(p, cut, args.all_pairs)
     return EXIT_OK
+
+
+def _stp_only(mesh: Mesh, options: dict[str, object]) -> None:
+    """Options that draw or simulate the spanning tree: an evpn mesh has none."""
+    given = [option for option, value in options.items() if value]
+    if mesh.mode == "evpn" and given:
+        raise UsageError(f"{', '.join(given)}: the spanning tree's, and mesh {mesh.name} is evpn")
 
 
 def _wrote(paths: list[Path]) -> None:
@@ -546,6 +554,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if args.interval is not None:
             raise UsageError("--interval goes with --serve (--watch SECONDS refreshes a table)")
         mesh = inventory.load(args.inventory)
+        _stp_only(mesh, {"--graph": args.graph})
         return run(mesh, _access(args), args.json, args.watch, args.prometheus, args.graph, _wrote)
     others = {
         "--watch": args.watch,

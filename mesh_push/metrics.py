@@ -124,9 +124,10 @@ def families(s: Snapshot) -> list[Metric]:
         st = v.state
         if st is None:
             continue  # unreachable: no figure is better than a stale one
-        seen = root_seen(p, st)
-        root.add_metric([*labels, _root(p, seen)], 1.0)
-        root_ok.add_metric(labels, _bit(seen == planned_root))
+        if p.underlay is None:  # an evpn bridge has no spanning tree
+            seen = root_seen(p, st)
+            root.add_metric([*labels, _root(p, seen)], 1.0)
+            root_ok.add_metric(labels, _bit(seen == planned_root))
         for pe in hp.peers:
             key = pe.public_key or ""
             when_s = st.handshake_age(key) if key else None
@@ -180,6 +181,8 @@ def _wires(p: Plan, j: Judgement) -> list[Metric]:
             if end is None:  # that end could not be read
                 continue
             labels = [mesh, here, there, wire]
+            if "stp_state" not in end:  # evpn mode
+                continue
             for name in STP_STATES:
                 state.add_metric([*labels, name], _bit(end["stp_state"] == name))
             planned.add_metric(labels, _bit(end["stp_state"] == end["planned_stp_state"]))

@@ -72,9 +72,9 @@ def test_the_script_makes_the_interface_the_chosen_way() -> None:
     kernel = render.render_host(p, hp, env, wireguard="kernel")
     go = render.render_host(p, hp, env, wireguard="wireguard-go")
     auto = render.render_host(p, hp, env)
-    assert 'ip link add dev "$WG" type wireguard\n' in kernel and "wireguard-go" not in kernel
-    assert 'wireguard-go "$WG"' in go and "type wireguard" not in go
-    assert "type wireguard 2>/dev/null" in auto and 'wireguard-go "$WG"' in auto
+    assert 'ip link add dev "$1" type wireguard\n' in kernel and "wireguard-go" not in kernel
+    assert 'wireguard-go "$1"' in go and "type wireguard" not in go
+    assert "type wireguard 2>/dev/null" in auto and 'wireguard-go "$1"' in auto
 
 
 def test_systemd_is_told_only_where_it_runs() -> None:
