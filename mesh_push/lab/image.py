@@ -31,6 +31,7 @@ SEED_UNIT = "lab-guest-seed.service"
 
 # What a real host needs for mesh-push (wg, ip, bridge, brctl, flock, setsid, timeout, ps,
 # systemd) and for the tests (ping), and nothing for wireguard-go: the kernel has WireGuard.
+# frr: the routing daemons of `mode: evpn` (one instance per mesh, frr@mesh-push-NAME).
 PACKAGES = (
     "linux-image-amd64",
     "systemd-sysv",
@@ -43,6 +44,7 @@ PACKAGES = (
     "bridge-utils",
     "iputils-ping",
     "procps",
+    "frr",
 )
 
 # Small initramfs: only what finds the root disk. The default (MODULES=most) packs every

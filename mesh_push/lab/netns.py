@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import grp
 import json
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -39,6 +41,18 @@ PRIVATE_DIRS = {
 }
 PRIVATE_0700 = {"etc-wireguard", "var-lib-mesh-push"}
 TMPFS_DIR = "/run/wireguard"
+# FRR, where the machine has it: each host runs its own instances (pathspaces, /etc/frr/NAME)
+# with nothing shared. Config, logs and crash logs are private directories like the above;
+# the sockets and pid files a fresh tmpfs on /run/frr (/var/run is a symlink to /run), empty
+# after every (emulated) reboot as on a real host. All of them belong to FRR's user.
+FRR_PRIVATE_DIRS = {
+    "/etc/frr": "etc-frr",
+    "/var/log/frr": "var-log-frr",
+    "/var/tmp/frr": "var-tmp-frr",  # crash logs, /var/tmp/frr/DAEMON.PID/
+}
+FRR_TMPFS_DIR = "/run/frr"
+FRR_DAEMON = "/usr/lib/frr/zebra"
+FRR_IDS_FILE = "frr-ids"  # "UID GID" of the user frr, in the host's directory
 SSHD_PRIVSEP_DIR = "/run/sshd"
 HOME_DIR = "/home"  # a fresh tmpfs on hosts with a login user
 
@@ -53,6 +67,13 @@ mount --bind "$2/var-lib-mesh-push" /var/lib/mesh-push
 mount --bind "$2/systemd" /etc/systemd/system
 mount --bind "$2/root-home" /root
 mount --bind "$2/hosts" /etc/hosts
+if [ -e "$2/frr-ids" ]; then
+  read -r frr_uid frr_gid < "$2/frr-ids"
+  mount -t tmpfs -o "mode=0755,uid=$frr_uid,gid=$frr_gid,size=16m" mesh-push-lab-frr /run/frr
+  mount --bind "$2/etc-frr" /etc/frr
+  mount --bind "$2/var-log-frr" /var/log/frr
+  mount --bind "$2/var-tmp-frr" /var/tmp/frr
+fi
 if [ -e "$2/etc/passwd" ]; then
   # A cloud-image-like host: its own accounts and sudo rules, and the login user's home.
   for f in passwd group shadow sudoers; do mount --bind "$2/etc/$f" "/etc/$f"; done
@@ -82,9 +103,37 @@ def write_hosts_file(hdir: Path, alias: str, names: Mapping[str, str] | None = N
         f.write("\n".join(lines) + "\n")
 
 
+def frr_ids() -> tuple[int, int] | None:
+    """The uid and gid of FRR's user when FRR is installed on the machine, else None (and
+    the lab's hosts get no FRR directories at all)."""
+    if not os.path.exists(FRR_DAEMON):
+        return None
+    try:
+        return pwd.getpwnam("frr").pw_uid, grp.getgrnam("frr").gr_gid
+    except KeyError:
+        return None
+
+
 def ensure_mount_points() -> None:
-    for path in (*PRIVATE_DIRS, TMPFS_DIR, SSHD_PRIVSEP_DIR, HOME_DIR):
+    frr = (*FRR_PRIVATE_DIRS, FRR_TMPFS_DIR) if frr_ids() else ()
+    for path in (*PRIVATE_DIRS, TMPFS_DIR, SSHD_PRIVSEP_DIR, HOME_DIR, *frr):
         os.makedirs(path, mode=0o755, exist_ok=True)
+
+
+def make_frr_dirs(hdir: Path, ids: tuple[int, int] | None) -> None:
+    """A host's private FRR directories, owned frr:frr 0755 as FRR's package makes them
+    (FRR's pathspace directories /etc/frr/NAME come later, from mesh-push), and the file
+    that tells its keeper to mount them. Nothing without FRR on the machine."""
+    (hdir / FRR_IDS_FILE).unlink(missing_ok=True)
+    if ids is None:
+        return
+    uid, gid = ids
+    for sub in FRR_PRIVATE_DIRS.values():
+        path = hdir / sub
+        path.mkdir(mode=0o755, exist_ok=True)
+        os.chown(path, uid, gid, follow_symlinks=False)
+        path.chmod(0o755)
+    (hdir / FRR_IDS_FILE).write_text(f"{uid} {gid}\n")
 
 
 def root_create_lines(plan: LabPlan) -> list[str]:
@@ -196,12 +245,14 @@ def in_netns(ns: str, argv: Sequence[str]) -> list[str]:
 def start_keepers(jobs: Sequence[tuple[Node, Path]], timeout: float = 20) -> dict[str, int]:
     """Start one keeper per node (all at once) and wait until each has made its mounts."""
     procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+    frr = frr_ids()
     for node, hdir in jobs:
         for sub in PRIVATE_DIRS.values():
             (hdir / sub).mkdir(mode=0o755, parents=True, exist_ok=True)
             # As on a fresh host: wireguard-tools makes /etc/wireguard 0700, and mesh-push
             # makes /var/lib/mesh-push itself, under umask 077.
             (hdir / sub).chmod(0o700 if sub in PRIVATE_0700 else 0o755)
+        make_frr_dirs(hdir, frr)
         if not (hdir / "hosts").exists():
             write_hosts_file(hdir, node.alias)
         (hdir / "keeper.pid").unlink(missing_ok=True)
