@@ -150,7 +150,9 @@ def _render_evpn_host(
         controller_key=controller_key,
         wireguard=wireguard,
         frr_conf=render_frr(plan, hp, e, env),
-        frr_daemons=env.get_template("frr-daemons.j2").render(version=__version__, mesh=plan.mesh),
+        frr_daemons=env.get_template("frr-daemons.j2").render(
+            version=__version__, mesh=plan.mesh, e=e
+        ),
     )
 
 

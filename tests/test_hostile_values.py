@@ -978,15 +978,23 @@ def test_hostile_values_stay_one_argument(name: str, tmp_path: Path) -> None:
 def test_every_interpolation_is_filtered() -> None:
     """Every `{{ … }}` in a template that lands in a shell program goes through `sh` (one
     word) or, inside a comment or a unit's text, `comment` (one line); only shell code the
-    controller writes itself (arm, reload) is pasted as it is."""
+    controller writes itself (arm, reload) is pasted as it is. FRR's files (frr*.j2) take
+    `frr` (one word of FRR's syntax, which is also safe in the daemons file's quotes)."""
     import re
 
     code = {"{{ arm -}}", "{{ reload }}"}
     for template in sorted(render.builtin_templates().glob("*.j2")):
+        filters = "sh|comment|frr" if template.name.startswith("frr") else "sh|comment"
         for expr in re.findall(r"{{.*?}}", template.read_text(), re.S):
             if expr in code:
                 continue
-            assert re.search(r"\|\s*(sh|comment)\s*-?}}$", expr), f"{template.name}: {expr}"
+            assert re.search(rf"\|\s*({filters})\s*-?}}}}$", expr), f"{template.name}: {expr}"
+
+
+@pytest.mark.parametrize("value", ["a b", "x\ny", "!", "a;b", '"', "$(id)", "`id`", "", "a#b"])
+def test_frr_words_refuse_what_could_end_a_line_or_a_quote(value: str) -> None:
+    with pytest.raises(ValueError):
+        render.frr_word(value)
 
 
 def test_the_sandbox_sees_a_plain_run_as_the_lab_does(tmp_path: Path) -> None:

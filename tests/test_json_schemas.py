@@ -140,8 +140,10 @@ def test_plan_and_lab_enums_follow_the_model() -> None:
         ["-i", "inventory/lab.yaml"],  # keys from inventory/lab.state.json
         ["-i", "inventory/lab.yaml", "--cut", "bob-rho"],
         ["-i", "inventory/lab.yaml", "--cut", "rho-pi0"],  # pi0 cut off: null costs, empty paths
+        ["-i", "inventory/lab-evpn.yaml"],
+        ["-i", "inventory/lab-evpn20.yaml"],
     ],
-    ids=["seed", "lab", "lab-cut", "lab-cut-off"],
+    ids=["seed", "lab", "lab-cut", "lab-cut-off", "evpn", "evpn20"],
 )
 def test_plan(args: list[str]) -> None:
     res = mesh_push("plan", *args, "--json")

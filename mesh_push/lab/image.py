@@ -116,6 +116,9 @@ printf '/dev/vda / ext4 rw,errors=remount-ro 0 1\\n' > "$r/etc/fstab"
 chroot "$r" useradd --create-home --shell /bin/bash --uid 1000 --user-group {GUEST_USER}
 chroot "$r" usermod -p '*' {GUEST_USER}
 chroot "$r" systemctl enable {SEED_UNIT} systemd-networkd.service
+# As docs/evpn.md asks of a host: FRR installed, its default instance not running (an evpn
+# mesh runs its own and refuses to share the namespace's routes with another zebra).
+chroot "$r" systemctl disable frr.service
 # Timers that would reach for the internet the guests have no route to.
 chroot "$r" systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \\
   e2scrub_reap.service fstrim.timer getty@tty1.service

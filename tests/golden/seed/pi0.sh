@@ -225,7 +225,8 @@ if [ -d "/etc/frr/$PS" ] || [ -d "/var/run/frr/$PS" ]; then
   if [ -s "/var/run/frr/$PS/watchfrr.pid" ] && [ -x /usr/lib/frr/frrinit.sh ]; then
     act /usr/lib/frr/frrinit.sh stop "$PS" >/dev/null 2>&1 || true
   fi
-  act rm -rf "/etc/frr/$PS"
+  # Its pid files and sockets stay behind once the daemons are gone.
+  act rm -rf "/etc/frr/$PS" "/var/run/frr/$PS"
   did "FRR instance $PS stopped and removed"
 fi
 

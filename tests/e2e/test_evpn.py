@@ -1,0 +1,279 @@
+"""Mode evpn on the lab, for real (issue 20): the write-up's five hosts and a 20-host ring
+with chords, each lab host with its own FRR instance (zebra, bgpd, ospfd, bfdd) in its own
+namespaces. After `up`: healthy; every ordered pair pings across the bridge at the MTU
+policy's size with DF; each pair's underlay path, followed hop by hop with `ip route get`,
+is a shortest one of the plan; a cut link stops traffic for under 3 s; a no-op `up` loses
+no packet; `up --check` finds nothing; rotate-keys stays healthy; `down` leaves each host's
+links, FRR files and processes as they were before `up`. Needs root; fails under CI=true."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from mesh_push import inventory, plan
+from mesh_push.lab import failover
+from tests.conftest import require_root
+from tests.schemas import validate
+from tests.e2e.labkit import ROOT, cli_argv, lab_exec, mesh_push
+
+# Each lab's own name and network (198.18.104.0/23, 198.18.108.0/23).
+LABS = {
+    "five": ("mpe5", "198.18.104", ROOT / "inventory/lab-evpn.yaml", "198.18.4"),
+    "twenty": ("mpe20", "198.18.108", ROOT / "inventory/lab-evpn20.yaml", "198.18.6"),
+}
+FAILOVER_BOUND_S = 3.0
+# What must be as it was before `up` once `down` ran: the links, FRR's files and every
+# process in the host's network namespace (wireguard-go, FRR's daemons, the re-resolver).
+BEFORE_AFTER = r"""
+ip -o link show | sed 's/^[0-9]*: //; s/ .*//' | sort
+echo '=== frr'
+find /etc/frr /var/run/frr -mindepth 1 ! -name ospfd-gr.json | sort
+echo '=== processes'
+me=$(readlink /proc/self/ns/net)
+for p in /proc/[0-9]*; do
+  [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$me" ] || continue
+  tr '\0' ' ' < "$p/cmdline" 2>/dev/null; echo
+done | grep -E 'wireguard-go|/usr/lib/frr|reresolve' | sort
+"""
+
+
+@dataclass
+class Lab:
+    name: str
+    inventory: Path
+    plan: plan.Plan
+    # Each host as BEFORE_AFTER saw it before `up`.
+    before: dict[str, str] = field(default_factory=dict)
+
+    def run(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        return mesh_push(*args, "-i", str(self.inventory), check=check)
+
+    def exec(self, host: str, *cmd: str) -> subprocess.CompletedProcess[str]:
+        return lab_exec(self.name, host, *cmd)
+
+    @property
+    def hosts(self) -> list[str]:
+        return [h.name for h in self.plan.mesh.hosts]
+
+    def bridge_ip(self, host: str) -> str:
+        return str(self.plan.host(host).bridge_address.ip)
+
+
+def _lab_copy(dest: Path, name: str, prefix: str, source: Path, old_prefix: str) -> Path:
+    text = source.read_text()
+    text, n = re.subn(
+        r"lab:\n  name: \w+\n  network: \S+",
+        f"lab:\n  name: {name}\n  network: {prefix}.0/23",
+        text,
+    )
+    assert n == 1
+    text = text.replace(f"{old_prefix}.", f"{prefix}.")
+    dest.write_text(text)
+    return dest
+
+
+@pytest.fixture(scope="module", params=list(LABS))
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    require_root()
+    name, prefix, source, old = LABS[request.param]
+    inv = _lab_copy(tmp_path_factory.mktemp(name) / f"{name}.yaml", name, prefix, source, old)
+    mesh_push("lab", "down", "--name", name)
+    try:
+        mesh_push("lab", "up", "-i", str(inv), check=True)
+        mesh = inventory.load(inv)
+        lab = Lab(name, inv, plan.build(mesh, {}))
+        lab.before = {h: lab.exec(h, "sh", "-c", BEFORE_AFTER).stdout for h in lab.hosts}
+        t0 = time.monotonic()
+        up = lab.run("up", "--yes", check=True)
+        print(f"\n{name}: up from nothing {time.monotonic() - t0:.1f} s\n{up.stdout[-300:]}")
+        keys = json.loads(lab.run("plan", "--json", check=True).stdout)
+        lab.plan = plan.build(mesh, {h["name"]: h["public_key"] for h in keys["hosts"]})
+        yield lab
+    finally:
+        mesh_push("lab", "down", "--name", name)
+
+
+def test_healthy_with_bgp_bfd_and_evpn(lab: Lab) -> None:
+    text = lab.run("status", "--json").stdout
+    validate(text, "status")
+    status = json.loads(text)
+    assert status["healthy"], status
+    assert status["mode"] == "evpn"
+    others = len(lab.hosts) - 1
+    for h in status["hosts"]:
+        frr = h["frr"]
+        assert set(frr["daemons"]) >= {"zebra", "bgpd", "ospfd", "bfdd", "watchfrr"}, h["name"]
+        assert all(s["state"] == "Established" for s in frr["bgp"]), (h["name"], frr["bgp"])
+        assert all(b["state"] == "up" for b in frr["bfd"]), (h["name"], frr["bfd"])
+        assert len(frr["remote_vteps"]) == others, (h["name"], frr["remote_vteps"])
+    reflectors = set(status["route_reflectors"])
+    assert reflectors == set(lab.plan.underlay.reflectors)  # type: ignore[union-attr]
+    for h in status["hosts"]:
+        assert len(h["frr"]["bgp"]) == (others if h["name"] in reflectors else 2)
+
+
+def test_each_host_runs_its_own_frr(lab: Lab) -> None:
+    zebras = {}
+    for h in lab.hosts:
+        ps = lab.exec(
+            h,
+            "sh",
+            "-c",
+            f"cat /var/run/frr/{lab.plan.mesh.frr_pathspace}/zebra.pid; "
+            "readlink /proc/$(cat /var/run/frr/*/zebra.pid)/ns/net; "
+            "readlink /proc/self/ns/net",
+        )
+        pid, zebra_net, own_net = ps.stdout.split()
+        assert zebra_net == own_net, h
+        zebras[h] = pid
+    assert len(set(zebras.values())) == len(lab.hosts), zebras
+
+
+def test_every_pair_pings_at_the_mtu(lab: Lab) -> None:
+    size = lab.plan.mesh.mtu.bridge - 28  # IPv4 and ICMP headers
+    failed: list[str] = []
+
+    def from_host(src: str) -> None:
+        targets = " ".join(lab.bridge_ip(h) for h in lab.hosts if h != src)
+        res = lab.exec(
+            src,
+            "sh",
+            "-c",
+            f"for t in {targets}; do ping -c 1 -W 2 -M do -s {size} "
+            '"$t" >/dev/null 2>&1 || echo "$t"; done',
+        )
+        failed.extend(f"{src} → {t}" for t in res.stdout.split())
+
+    threads = [threading.Thread(target=from_host, args=(h,)) for h in lab.hosts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failed, failed
+
+
+def test_underlay_paths_are_the_planned_shortest(lab: Lab) -> None:
+    u = lab.plan.underlay
+    assert u is not None
+    vtep = {h: str(lab.plan.host(h).evpn.vtep) for h in lab.hosts}  # type: ignore[union-attr]
+    by_vtep = {v: h for h, v in vtep.items()}
+    # Each host's next hop towards every VTEP, as its kernel routes it: dev → the link's peer.
+    hop: dict[tuple[str, str], str] = {}
+    for h in lab.hosts:
+        peer_of = {e.name: e.peer for e in lab.plan.host(h).evpn.links}  # type: ignore[union-attr]
+        targets = " ".join(v for o, v in vtep.items() if o != h)
+        out = lab.exec(h, "sh", "-c", f"for v in {targets}; do ip -o route get $v; done").stdout
+        for line in out.splitlines():
+            m = re.match(r"(\S+) .*\bdev (\S+)", line)
+            assert m, line
+            hop[(h, by_vtep[m.group(1)])] = peer_of.get(m.group(2), m.group(2))
+    wrong = []
+    for a in lab.hosts:
+        for b in lab.hosts:
+            if a == b:
+                continue
+            here, path = a, [a]
+            while here != b and len(path) <= len(lab.hosts):
+                nxt = hop[(here, b)]
+                if nxt not in u.next_hops[(here, b)]:
+                    wrong.append(
+                        f"{a}→{b}: at {here} via {nxt}, planned {sorted(u.next_hops[(here, b)])}"
+                    )
+                    break
+                path.append(nxt)
+                here = nxt
+            if here == b:
+                assert u.latency_of(path) == u.latency_of(u.path(a, b)), (path, u.path(a, b))
+    assert not wrong, wrong
+
+
+def _cuts(lab: Lab) -> list[tuple[str, str]]:
+    """Two links whose own ends' planned path is the link itself (traffic between them must
+    move when it is cut): the write-up's two short ones, or the 20-host lab's first two."""
+    u = lab.plan.underlay
+    assert u is not None
+    direct = [(lk.a, lk.b) for lk in lab.plan.mesh.links if u.path(lk.a, lk.b) == [lk.a, lk.b]]
+    wanted = [("bob", "rho"), ("epsilon", "vorke")]
+    return wanted if all(w in direct for w in wanted) else direct[:2]
+
+
+def test_a_cut_link_fails_over_within_3_s(lab: Lab) -> None:
+    figures = []
+    for cut in _cuts(lab):
+        src, dst = cut
+        o = failover.measure(lab.name, src, lab.bridge_ip(dst), cut)
+        assert o is not None, f"{src} → {dst}: no reply after cutting {cut}"
+        figures.append(f"{cut[0]}–{cut[1]} {o.seconds:.2f} s")
+        assert o.seconds < FAILOVER_BOUND_S, figures
+        # Healed: the link comes back into use.
+        deadline = time.monotonic() + 30
+        while not json.loads(lab.run("status", "--json").stdout)["healthy"]:
+            assert time.monotonic() < deadline, "not healthy again after the heal"
+            time.sleep(1)
+    print(f"\n{lab.name}: evpn failover (longest silence of a 20 ms ping): {', '.join(figures)}")
+
+
+def test_noop_up_loses_no_packet(lab: Lab) -> None:
+    a, b = lab.hosts[0], lab.hosts[-1]
+    ping = subprocess.Popen(
+        cli_argv(
+            "lab",
+            "exec",
+            "--name",
+            lab.name,
+            a,
+            "--",
+            "ping",
+            "-n",
+            "-q",
+            "-i",
+            "0.05",
+            "-W",
+            "1",
+            "-c",
+            "200",
+            lab.bridge_ip(b),
+        ),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        time.sleep(1)
+        res = lab.run("up", "--yes", check=True)
+        assert "changed" not in res.stdout.replace("unchanged", ""), res.stdout
+        out, _ = ping.communicate(timeout=60)
+    finally:
+        if ping.poll() is None:
+            ping.kill()
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+    assert m and m.group(1) == m.group(2), out
+
+
+def test_check_finds_nothing_and_rotate_keys_stays_healthy(lab: Lab) -> None:
+    res = lab.run("up", "--check")
+    assert res.returncode == 0, res.stdout + res.stderr
+    if len(lab.hosts) > 5:
+        return  # the five-host lab covers the rotation
+    lab.run("rotate-keys", "--yes", check=True)
+    status = json.loads(lab.run("status", "--json").stdout)
+    assert status["healthy"], status["hosts"]
+
+
+def test_down_leaves_nothing(lab: Lab) -> None:
+    lab.run("down", "--yes", check=True)
+    after = {h: lab.exec(h, "sh", "-c", BEFORE_AFTER).stdout for h in lab.hosts}
+    assert after == lab.before
+    # And `up` again brings it all back (the fixture's mesh is used by no later test).
+    res = lab.run("down", "--check")
+    assert res.returncode == 0, res.stdout
