@@ -74,7 +74,7 @@ MODES: tuple[MeshMode, ...] = ("stp", "evpn")
 # and its /31 (169.254.0.0 + 2 × VNI): up to here the /31s stay below 169.254.169.0/24, where
 # clouds answer their metadata requests.
 EVPN_VNI_MAX = 21_000
-# WG-VNI and WG-vtep must be interface names: WG leaves room for "-vtep" and "-21000".
+# WG-VNI and WG-vx must be interface names: WG leaves room for "-21000".
 EVPN_WG_NAME_MAX = IFNAME_MAX - 6
 ASN_MAX = 4_294_967_294
 MAX_NODES = 100_000  # YAML values after expanding aliases: stops a "billion laughs" file
@@ -885,7 +885,7 @@ def _evpn_limits(
         problems.add(
             (*wg.path, "interface"),
             f"must be at most {EVPN_WG_NAME_MAX} bytes in evpn mode: it names the link "
-            f"interfaces ({wg_if}-VNI) and the VTEP ({wg_if}-vtep)",
+            f"interfaces ({wg_if}-VNI) and the VXLAN device ({wg_if}-vx)",
         )
     if psk:
         problems.add(("mesh", "psk"), "pre-shared keys are not supported in evpn mode yet")

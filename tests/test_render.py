@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -161,3 +162,50 @@ def test_scripts_name_psk_files_never_keys() -> None:
         for peer in hp.peers:
             if peer.psk:
                 assert 'preshared-key "$F"' in text and f"F={p.mesh.psk_file(peer.name)}" in text
+
+
+def evpn_plan() -> plan.Plan:
+    keys = json.loads((GOLDEN / "seed.keys.json").read_text())
+    return plan.build(inventory.load(ROOT / "inventory/lab-evpn.yaml"), keys)
+
+
+@pytest.mark.parametrize("host", ["bob", "rho", "vorke", "epsilon", "pi0"])
+def test_golden_evpn_scripts_and_frr_configs(host: str) -> None:
+    """Mode evpn: the host script and the FRR configuration it carries, pinned."""
+    p = evpn_plan()
+    env = render.load_templates()
+    hp = p.host(host)
+    assert hp.evpn is not None
+    out = {
+        f"{host}.sh": render.render_host(p, hp, env),
+        f"{host}.frr.conf": render.render_frr(p, hp, hp.evpn, env),
+    }
+    for name, text in out.items():
+        golden = GOLDEN / "evpn" / name
+        if os.environ.get("UPDATE_GOLDEN"):
+            golden.parent.mkdir(exist_ok=True)
+            golden.write_text(text)
+        assert text == golden.read_text()
+
+
+def test_evpn_frr_config_follows_the_plan() -> None:
+    """Route reflectors peer with everyone, clients with the two reflectors; each link
+    interface has its planned OSPF cost and BFD; the VTEP is OSPF's and BGP's router id."""
+    p = evpn_plan()
+    env = render.load_templates()
+    u = p.underlay
+    assert u is not None and set(u.reflectors) == {"rho", "bob"}
+    for hp in p.hosts:
+        assert hp.evpn is not None
+        conf = render.render_frr(p, hp, hp.evpn, env)
+        assert f"ospf router-id {hp.evpn.vtep}" in conf and f"bgp router-id {hp.evpn.vtep}" in conf
+        peers = re.findall(r"^ neighbor (\S+) remote-as", conf, re.M)
+        want = [str(p.host(o).evpn.vtep) for o in u.hosts if o != hp.name]  # type: ignore[union-attr]
+        if hp.name not in u.reflectors:
+            want = [str(p.host(o).evpn.vtep) for o in u.hosts if o in u.reflectors]  # type: ignore[union-attr]
+        assert sorted(peers) == sorted(want), hp.name
+        assert ("route-reflector-client" in conf) == (hp.name in u.reflectors)
+        for end in hp.evpn.links:
+            block = conf.split(f"interface {end.name}\n", 1)[1].split("exit", 1)[0]
+            assert f"ip ospf cost {end.cost}" in block and "ip ospf bfd" in block
+            assert f"network {end.address.network} area 0" in conf

@@ -1,0 +1,403 @@
+#!/bin/sh
+# mesh-push 0.1.0: host pi0 of mesh labevpn. Generated: do not edit.
+# Mode evpn (docs/evpn.md): one WireGuard interface per link, routed by the mesh's own FRR
+# instance (OSPF with BFD underneath, BGP EVPN on top), and one VXLAN device in the bridge.
+# Converges this host from any state; running it twice changes nothing the second time. It
+# touches only what this mesh made: interfaces with its mark, its state directory, key, boot
+# unit and FRR instance. Anything else in its way stops it before it changes anything.
+# With MESH_PUSH_CHECK=1 in its environment (`mesh-push up --check`) it changes nothing and
+# says the same "changed:" lines (see host.sh.j2).
+set -eu
+umask 077
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+LC_ALL=C
+export PATH LC_ALL
+
+MESH=labevpn
+BR=internet
+VX=wg0-vx
+STATE=/var/lib/mesh-push/labevpn
+KEY=/etc/wireguard/mesh-push-labevpn.key
+MARK=mesh-push:labevpn
+LEGACY_MARK=mesh-push:labevpn
+VXLAN_PORT=4789
+SEGMENT=100
+VTEP=10.88.88.5
+PS=mesh-push-labevpn
+ETC=/etc/frr/$PS
+RUN=/var/run/frr/$PS
+CHECK=${MESH_PUSH_CHECK:-0}
+CHECK_ROTATE=${MESH_PUSH_CHECK_ROTATE:-0}
+STEP=start
+CHANGED=0
+MTU_CHANGED=0
+REFUSED=0
+trap 'rc=$?; [ "$rc" -eq 0 ] || printf "mesh-push: step \"%s\" failed (exit %s)\n" "$STEP" "$rc" >&2' EXIT
+step() { STEP=$1; }
+did() { printf 'changed: %s\n' "$*"; CHANGED=1; }
+act() { [ "$CHECK" = 1 ] || "$@"; }
+# Interfaces this run creates: `created DEV MESSAGE` says so once; `fresh DEV` then holds, and
+# `said DEV MESSAGE` reports a setting only of an interface that was there before. When
+# checking, a fresh one does not exist, so nothing about it is read.
+NEW=' '
+created() { NEW="$NEW$1 "; did "$2"; }
+fresh() { case $NEW in *" $1 "*) return 0 ;; esac; return 1; }
+said() { if fresh "$1"; then CHANGED=1; else did "$2"; fi; }
+exists() { [ -e "/sys/class/net/$1" ]; }
+alias_of() { cat "/sys/class/net/$1/ifalias" 2>/dev/null || true; }
+# This mesh's: its mark, or the mark every mesh shared before meshes had names (asked only
+# of names this mesh plans: such an interface is re-marked).
+ours() { case "$(alias_of "$1")" in "$MARK"|"$LEGACY_MARK") return 0 ;; esac; return 1; }
+mark() {
+  fresh "$1" && { act ip link set dev "$1" alias "$MARK"; return 0; }
+  was=$(alias_of "$1")
+  [ "$was" = "$MARK" ] && return 0
+  act ip link set dev "$1" alias "$MARK"
+  if [ "$was" = "$LEGACY_MARK" ]; then did "$1 marked as mesh $MESH's (was $LEGACY_MARK)"; fi
+}
+refuse() { printf 'mesh-push: %s: refusing to touch it; %s\n' "$1" "$2" >&2; REFUSED=1; }
+ensure_mtu() {
+  if ! { [ "$CHECK" = 1 ] && fresh "$1"; }; then
+    [ "$(cat "/sys/class/net/$1/mtu")" = "$2" ] && return 0
+  fi
+  act ip link set dev "$1" mtu "$2"; said "$1" "$1 mtu $2"; MTU_CHANGED=1
+}
+ensure_up() {
+  if ! { [ "$CHECK" = 1 ] && fresh "$1"; }; then
+    case "$(ip -o link show dev "$1")" in *"<"*UP*">"*) return 0 ;; esac
+  fi
+  act ip link set dev "$1" up; said "$1" "$1 up"
+}
+# ensure_addr DEV ADDRESS...: exactly these IPv4 addresses on DEV.
+ensure_addr() {
+  dev=$1; shift
+  have=
+  if ! { [ "$CHECK" = 1 ] && fresh "$dev"; }; then
+    have=$(ip -o -4 addr show dev "$dev" | awk '{print $4}')
+    for a in $have; do
+      case " $* " in *" $a "*) ;; *) act ip addr del "$a" dev "$dev"; said "$dev" "$dev removed $a" ;; esac
+    done
+  fi
+  for a in "$@"; do
+    found=0
+    for h in $have; do [ "$h" != "$a" ] || found=1; done
+    [ "$found" = 1 ] || { act ip addr add "$a" dev "$dev"; said "$dev" "$dev address $a"; }
+  done
+}
+ensure_bridge_opt() {
+  if ! { [ "$CHECK" = 1 ] && fresh "$BR"; }; then
+    [ "$(cat "/sys/class/net/$BR/bridge/$1")" = "$2" ] && return 0
+  fi
+  act ip link set dev "$BR" type bridge "$1" "$2"; said "$BR" "$BR $1 $2"
+}
+# A WireGuard interface $1, made the way the host's facts chose (backends.py).
+make_wg() {
+  if [ "$CHECK" = 1 ]; then
+    # Whether the kernel can: loaded, built in or loadable (as the facts tell).
+    if [ -d /sys/module/wireguard ] || modprobe -nq wireguard 2>/dev/null; then
+      created "$1" "$1 created (kernel WireGuard)"
+    else
+      created "$1" "$1 created (wireguard-go)"
+    fi
+  elif ip link add dev "$1" type wireguard 2>/dev/null; then
+    created "$1" "$1 created (kernel WireGuard)"
+  else
+    # No WireGuard in this kernel: the userspace implementation, as wg-quick falls back to.
+    wireguard-go "$1" </dev/null >/dev/null 2>&1
+    created "$1" "$1 created (wireguard-go)"
+  fi
+}
+# The interfaces this host plans for the mesh.
+planned() {
+  case $1 in "$BR"|"$VX"|wg0-7) return 0 ;; esac
+  return 1
+}
+# A daemon whose pid file names a live process in this network namespace.
+alive() {
+  p=$(cat "$1" 2>/dev/null) || return 1
+  case $p in ''|*[!0-9]*) return 1 ;; esac
+  [ -d "/proc/$p" ] && [ "$(readlink "/proc/$p/ns/net")" = "$(readlink /proc/self/ns/net)" ]
+}
+frr_running() {
+  for d in watchfrr zebra bgpd ospfd bfdd; do alive "$RUN/$d.pid" || return 1; done
+}
+
+step "ownership"
+# Every check before any change (see host.sh.j2).
+if [ ! -x /usr/lib/frr/frrinit.sh ] || [ ! -x /usr/lib/frr/zebra ]; then
+  printf 'mesh-push: FRR is not installed; evpn mode needs it: apt-get install frr\n' >&2; REFUSED=1
+fi
+for dev in "$BR" "$VX" wg0-7; do
+  if exists "$dev" && ! ours "$dev"; then
+    refuse "$dev exists and was not made by mesh $MESH" "choose another mesh.bridge.name or mesh.wireguard.interface"
+  fi
+done
+others() {
+  [ "$1" != "$2" ] && ! { [ "$(alias_of "$1")" = "$MARK" ] || { planned "$1" && ours "$1"; }; }
+}
+held_ports=$(wg show all listen-port 2>/dev/null || true)
+port_free() {
+  while read -r held port; do
+    if [ -n "$held" ] && [ "$port" = "$1" ] && others "$held" "$2"; then
+      refuse "WireGuard interface $held listens on port $port, which $2 needs" "choose another mesh.wireguard.port"
+    fi
+  done <<MESH_PUSH_PORTS
+$held_ports
+MESH_PUSH_PORTS
+}
+port_free 56567 wg0-7
+while read -r held id port; do
+  if [ -n "$held" ] && [ "$id" = "$SEGMENT" ] && [ "$port" = "$VXLAN_PORT" ] && others "$held" "$VX"; then
+    refuse "VXLAN interface $held has id $id on port $port" "choose another mesh.evpn.vni or mesh.vxlan_port"
+  fi
+done <<MESH_PUSH_VXLANS
+$(ip -d -o link show type vxlan 2>/dev/null | awk '{
+  n = $2; sub(/:$/, "", n); sub(/@.*/, "", n); id = ""; port = ""
+  for (i = 2; i < NF; i++) { if ($i == "id" && $(i - 1) == "vxlan") id = $(i + 1); if ($i == "dstport") port = $(i + 1) }
+  print n, id, port
+}' || true)
+MESH_PUSH_VXLANS
+# Two zebras in one network namespace would fight over its routes: another FRR instance
+# running here (the host's own frr.service, another mesh's) stops this one.
+for pid_file in /var/run/frr/zebra.pid /var/run/frr/*/zebra.pid; do
+  [ "$pid_file" != "$RUN/zebra.pid" ] || continue
+  if alive "$pid_file"; then
+    other=${pid_file%/zebra.pid}; other=${other#/var/run/frr}; other=${other#/}
+    refuse "FRR instance ${other:-frr (the host's own)} runs zebra in this network namespace" \
+      "evpn mode runs its own instance ($PS): stop that one (systemctl disable --now frr), or use mode stp"
+  fi
+done
+[ "$REFUSED" = 0 ] || exit 1
+
+step "state directory"
+act mkdir -p "$STATE" "$(dirname "$KEY")"
+act chmod 0700 "$STATE" "$(dirname "$KEY")"
+
+step "private key"
+# keys: host. The private key is made here and never leaves this host. `rotate-keys` leaves
+# the next one beside it, already announced to the peers.
+# The key that will be in place (when checking, a rotation that `rotate-keys --check` asks
+# about counts as staged; a key still to be made is none).
+KEYSRC=$KEY
+if [ -s "$KEY.next" ] || [ "$CHECK$CHECK_ROTATE" = 11 ]; then
+  act mv "$KEY.next" "$KEY"; did "private key rotated"
+  if [ "$CHECK" = 1 ]; then KEYSRC=$KEY.next; [ -s "$KEYSRC" ] || KEYSRC=; fi
+fi
+if [ -n "$KEYSRC" ] && [ ! -s "$KEYSRC" ]; then
+  act sh -c 'wg genkey > "$1.new" && mv "$1.new" "$1"' sh "$KEY"; did "private key generated"
+  [ "$CHECK" = 0 ] || KEYSRC=
+fi
+
+step "unplanned interfaces"
+for dev in /sys/class/net/* /sys/class/net/.[!.]* /sys/class/net/..?*; do
+  [ -e "$dev" ] || continue
+  name=${dev##*/}
+  [ "$(alias_of "$name")" = "$MARK" ] || continue
+  planned "$name" && continue
+  act ip link del dev "$name"; did "$name removed (no longer planned)"
+done
+field() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {print $2}'; }
+
+step "link "wg0-7
+L=wg0-7
+GONE=0
+if exists "$L" && ! wg show "$L" public-key >/dev/null 2>&1; then
+  act ip link del dev "$L"; did "$L removed (not a WireGuard interface)"; GONE=$CHECK
+fi
+if ! exists "$L" || [ "$GONE" = 1 ]; then make_wg "$L"; fi
+mark "$L"
+if fresh "$L" || [ -z "$KEYSRC" ] || [ "$(wg show "$L" public-key)" != "$(wg pubkey < "$KEYSRC")" ]; then
+  act wg set "$L" private-key "$KEY"; said "$L" "$L private key set"
+fi
+if fresh "$L" || [ "$(wg show "$L" listen-port)" != 56567 ]; then
+  act wg set "$L" listen-port 56567; said "$L" "$L listen-port "56567
+fi
+ensure_mtu "$L" 1550
+ensure_addr "$L" 169.254.0.15/31
+# Forwarding on this interface only: what comes in over a link may go on to another link.
+if fresh "$L" || [ "$(cat "/proc/sys/net/ipv4/conf/$L/forwarding")" != 1 ]; then
+  act sh -c 'echo 1 > "/proc/sys/net/ipv4/conf/$1/forwarding"' sh "$L"; said "$L" "$L forwarding on"
+fi
+# OSPF says hello by multicast: kernel WireGuard interfaces come without the flag.
+case "$(ip -o link show dev "$L" 2>/dev/null)" in
+  *"<"*MULTICAST*">"*) ;;
+  *) act ip link set dev "$L" multicast on; said "$L" "$L multicast on" ;;
+esac
+ensure_up "$L"
+# Its one peer: every address may be routed to it (FRR's routes choose the interface).
+allowed= keepalive= endpoints= current=
+if ! fresh "$L" || [ "$CHECK" = 0 ]; then
+  allowed=$(wg show "$L" allowed-ips); keepalive=$(wg show "$L" persistent-keepalive)
+  endpoints=$(wg show "$L" endpoints); current=$(wg show "$L" peers)
+fi
+PUB=R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=
+if [ "$(field "$allowed" "$PUB")" != 0.0.0.0/0 ] \
+  || [ "$(field "$keepalive" "$PUB")" != 25 ] \
+  || [ "$(field "$endpoints" "$PUB")" != 198.18.4.12:56567 ]; then
+  act wg set "$L" peer "$PUB" allowed-ips 0.0.0.0/0 endpoint 198.18.4.12:56567 persistent-keepalive 25
+  said "$L" "$L peer "rho
+fi
+for pub in $current; do
+  [ "$pub" = "$PUB" ] && continue
+  act wg set "$L" peer "$pub" remove; did "$L peer $pub removed"
+done
+
+step "bridge"
+BR_GONE=0
+if exists "$BR" && [ ! -d "/sys/class/net/$BR/bridge" ]; then
+  act ip link del dev "$BR"; did "$BR removed (not a bridge)"; BR_GONE=$CHECK
+fi
+if ! exists "$BR" || [ "$BR_GONE" = 1 ]; then
+  act ip link add name "$BR" type bridge stp_state 0; created "$BR" "$BR created"
+fi
+mark "$BR"
+# EVPN floods to each VTEP once and never back: no loop for a spanning tree to break.
+ensure_bridge_opt stp_state 0
+MAC=02:2c:85:90:d3:39
+if fresh "$BR" || [ "$(cat "/sys/class/net/$BR/address")" != "$MAC" ]; then
+  act ip link set dev "$BR" address "$MAC"; said "$BR" "$BR address $MAC"
+fi
+ensure_mtu "$BR" 1500
+# The bridge's address, and the VTEP's /32: the VXLAN source, FRR's router id.
+ensure_addr "$BR" 10.99.99.5/24 10.88.88.5/32
+
+step "vxlan"
+case "$(ip -d -o link show dev "$VX" 2>/dev/null)" in
+  *"vxlan id $SEGMENT local $VTEP "*"dstport $VXLAN_PORT "*nolearning*) ;;
+  *)
+    if exists "$VX"; then act ip link del dev "$VX"; fi
+    act ip link add name "$VX" type vxlan id "$SEGMENT" local "$VTEP" dstport "$VXLAN_PORT" nolearning
+    created "$VX" "vxlan $VX created (vni $SEGMENT)"
+    ;;
+esac
+mark "$VX"
+ensure_mtu "$VX" 1500
+if fresh "$VX" || [ "$(readlink "/sys/class/net/$VX/master" 2>/dev/null)" != "../$BR" ]; then
+  act ip link set dev "$VX" master "$BR"; said "$VX" "vxlan $VX plugged into $BR"
+fi
+# BGP EVPN tells where each MAC is: the port learns nothing and answers ARP from what it knows.
+for opt in learning:0:off neigh_suppress:1:on; do
+  name=${opt%%:*}; want=${opt#*:}; want=${want%%:*}; word=${opt##*:}
+  if { [ "$CHECK" = 1 ] && fresh "$VX"; } || [ "$(cat "/sys/class/net/$VX/brport/$name")" != "$want" ]; then
+    act bridge link set dev "$VX" "$name" "$word"; said "$VX" "vxlan $VX $name $word"
+  fi
+done
+ensure_up "$VX"
+ensure_up "$BR"
+
+step "frr"
+# The mesh's own FRR instance ("pathspace" $PS): files under $ETC, sockets and pids under $RUN.
+FRR_CONF='! mesh-push 0.1.0: FRR for host pi0 of mesh labevpn. Generated: do not edit.
+frr defaults datacenter
+hostname pi0
+log syslog informational
+service integrated-vtysh-config
+!
+bfd
+ profile mesh-push
+  detect-multiplier 3
+  receive-interval 300
+  transmit-interval 300
+ exit
+exit
+!
+interface wg0-7
+ description link-to-rho
+ ip ospf network point-to-point
+ ip ospf hello-interval 1
+ ip ospf dead-interval 4
+ ip ospf cost 50
+ ip ospf bfd
+ ip ospf bfd profile mesh-push
+exit
+!
+router ospf
+ ospf router-id 10.88.88.5
+ log-adjacency-changes
+ ! The VTEP is a /32 on the bridge: OSPF carries it, and none of the bridge'"'"'s other addresses.
+ passive-interface internet
+ network 10.88.88.5/32 area 0
+ network 169.254.0.14/31 area 0
+exit
+!
+router bgp 65000
+ bgp router-id 10.88.88.5
+ no bgp default ipv4-unicast
+ neighbor 10.88.88.1 remote-as 65000
+ neighbor 10.88.88.1 description bob
+ neighbor 10.88.88.1 update-source 10.88.88.5
+ neighbor 10.88.88.1 timers connect 5
+ neighbor 10.88.88.2 remote-as 65000
+ neighbor 10.88.88.2 description rho
+ neighbor 10.88.88.2 update-source 10.88.88.5
+ neighbor 10.88.88.2 timers connect 5
+ !
+ address-family l2vpn evpn
+  neighbor 10.88.88.1 activate
+  neighbor 10.88.88.2 activate
+  advertise-all-vni
+  ! Each bridge'"'"'s own MAC and address as a type-2 route: unicast goes straight to its VTEP
+  ! and ARP is answered locally (neigh_suppress), instead of flooding to every VTEP.
+  advertise-svi-ip
+ exit-address-family
+exit
+!
+'
+FRR_DAEMONS='# mesh-push 0.1.0: FRR daemons of mesh labevpn. Generated: do not edit.
+zebra=yes
+bgpd=yes
+ospfd=yes
+bfdd=yes
+staticd=no
+vtysh_enable=yes
+zebra_options="-P 0 -s 90000000"
+bgpd_options="-P 0 -l 10.88.88.5"
+ospfd_options="-P 0"
+bfdd_options="-P 0"
+staticd_options="-P 0"
+frr_profile="datacenter"
+'
+frr_differs() { ! printf '%s' "$2" | cmp -s - "$ETC/$1"; }
+frr_put() {
+  printf '%s' "$2" > "$ETC/$1.new"
+  chown frr:frr "$ETC/$1.new"; chmod 0640 "$ETC/$1.new"; mv "$ETC/$1.new" "$ETC/$1"
+}
+frr_write() { act frr_put "$@"; did "FRR $1 written"; }
+if [ ! -d "$ETC" ]; then act install -d -o frr -g frr -m 0750 "$ETC"; fi
+DAEMONS_NEW=0; CONF_NEW=0
+FRR_VTYSH='service integrated-vtysh-config
+'
+if frr_differs daemons "$FRR_DAEMONS"; then frr_write daemons "$FRR_DAEMONS"; DAEMONS_NEW=1; fi
+if frr_differs frr.conf "$FRR_CONF"; then frr_write frr.conf "$FRR_CONF"; CONF_NEW=1; fi
+if frr_differs vtysh.conf "$FRR_VTYSH"; then frr_write vtysh.conf "$FRR_VTYSH"; fi
+frr() {
+  if [ -d /run/systemd/system ]; then
+    act systemctl "$1" "frr@$PS.service"
+  else
+    act /usr/lib/frr/frrinit.sh "$1" "$PS" >/dev/null
+  fi
+}
+# Not enabled at boot: the boot unit re-runs this script, which starts FRR once the links
+# and the VTEP address (bgpd listens on it) are in place.
+if ! frr_running; then
+  # A half-started instance (a daemon died) is stopped first: watchfrr would not redo it.
+  if [ -s "$RUN/watchfrr.pid" ]; then frr stop || true; fi
+  frr start; did "FRR instance $PS started"
+elif [ "$DAEMONS_NEW" = 1 ]; then
+  frr restart; did "FRR instance $PS restarted"
+elif [ "$CONF_NEW" = 1 ]; then
+  # frr-reload.py (frr-pythontools) applies the difference live; without it, a restart.
+  if [ -x /usr/lib/frr/frr-reload.py ]; then
+    act /usr/lib/frr/frr-reload.py --reload --pathspace "$PS" --stdout "$ETC/frr.conf" >/dev/null
+    # It then saves the running configuration over /etc/frr/frr.conf's path in the pathspace
+    # (ours) and keeps the old one as frr.conf.sav: the file stays the one this script wrote.
+    act frr_put frr.conf "$FRR_CONF"; act rm -f "$ETC/frr.conf.sav"
+    did "FRR instance $PS reloaded"
+  else
+    frr restart; did "FRR instance $PS restarted"
+  fi
+fi
+
+step "done"
+if [ "$MTU_CHANGED" = 1 ]; then act ip route flush cache; fi
+[ "$CHANGED" = 1 ] || echo "no changes"
