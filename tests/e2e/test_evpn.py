@@ -22,8 +22,8 @@ import pytest
 from mesh_push import inventory, plan
 from mesh_push.lab import failover
 from tests.conftest import require_root
-from tests.schemas import validate
 from tests.e2e.labkit import ROOT, cli_argv, lab_exec, mesh_push
+from tests.schemas import validate
 
 # Each lab's own name and network (198.18.104.0/23, 198.18.108.0/23).
 LABS = {
