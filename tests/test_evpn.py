@@ -1,0 +1,118 @@
+"""Mode evpn as data: the underlay plan (shortest paths, equal-cost next hops, route
+reflectors, link numbering), FRR's JSON as captured on the lab → FrrState, and the judge."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from mesh_push import evpn, evpn_judge, inventory, observe, plan
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests/data/evpn"
+
+
+def lab_plan() -> plan.Plan:
+    mesh = inventory.load(ROOT / "inventory/lab-evpn.yaml")
+    return plan.build(mesh, {h.name: f"{h.name}-key" for h in mesh.hosts})
+
+
+def test_paths_are_shortest_and_reflectors_most_central() -> None:
+    u = lab_plan().underlay
+    assert u is not None
+    # vorke reaches pi0 via rho (95 + 5) rather than via epsilon and rho (18 + 85 + 5).
+    assert u.path("vorke", "pi0") == ["vorke", "rho", "pi0"]
+    assert u.path("bob", "pi0") == ["bob", "rho", "pi0"]
+    assert u.latency_of(u.path("epsilon", "pi0")) == 90
+    assert u.reflectors == ("rho", "bob")
+    assert sum(u.latency_of(p) for _a, _b, p in u.pairs()) == 592
+
+
+def test_equal_cost_paths_are_all_next_hops() -> None:
+    text = """
+mesh: {mode: evpn}
+hosts:
+  a: {endpoint: static, address: 192.0.2.1}
+  b: {endpoint: static, address: 192.0.2.2}
+  c: {endpoint: static, address: 192.0.2.3}
+  d: {endpoint: static, address: 192.0.2.4}
+links:
+  - {hosts: [a, b], latency_ms: 10}
+  - {hosts: [a, c], latency_ms: 10}
+  - {hosts: [b, d], latency_ms: 10}
+  - {hosts: [c, d], latency_ms: 10}
+"""
+    u = evpn.underlay(inventory.parse(text, Path("square.yaml")))
+    assert u.next_hops[("a", "d")] == {"b", "c"}
+    assert u.path("a", "d") == ["a", "b", "d"]  # the first name among equals
+
+
+def test_links_number_interfaces_ports_and_addresses_by_vni() -> None:
+    p = lab_plan()
+    rho = p.host("rho").evpn
+    pi0 = p.host("pi0").evpn
+    assert rho is not None and pi0 is not None
+    to_pi0 = next(e for e in rho.links if e.peer == "pi0")
+    assert (to_pi0.name, to_pi0.port, str(to_pi0.address)) == ("wg0-7", 56567, "169.254.0.14/31")
+    (to_rho,) = pi0.links
+    assert str(to_rho.address) == "169.254.0.15/31" and str(to_rho.peer_address) == "169.254.0.14"
+    assert to_rho.endpoint == "198.18.4.12:56567" and to_rho.keepalive == 25  # pi0 is NATed
+    assert to_pi0.endpoint is None and to_pi0.keepalive is None
+    assert [n for n, _ in pi0.neighbors] == ["bob", "rho"] and not pi0.reflector
+    assert len(rho.neighbors) == 4 and rho.reflector
+
+
+def frr_sections(prefix: str = "") -> dict[str, str]:
+    def read(name: str) -> str:
+        return (DATA / f"{prefix}rho-{name}.json").read_text()
+
+    return {
+        "frr-daemons": "watchfrr\nzebra\nbgpd\nospfd\nbfdd",
+        "frr-bgp": read("bgp-l2vpn-evpn-summary"),
+        "frr-bfd": read("bfd-peers"),
+        "frr-ospf": read("ospf-neighbor"),
+        "frr-vni": read("evpn-vni-detail"),
+    }
+
+
+def test_frr_captures_parse() -> None:
+    st = observe.parse_frr(frr_sections())
+    assert st is not None
+    assert st.bgp == dict.fromkeys(
+        ["10.88.88.1", "10.88.88.3", "10.88.88.4", "10.88.88.5"], "Established"
+    )
+    assert set(st.bfd.values()) == {"up"} and len(st.bfd) == 4
+    assert set(st.ospf.values()) == {"Full"} and len(st.ospf) == 4
+    assert st.remote_vteps[100] == {"10.88.88.1", "10.88.88.3", "10.88.88.4", "10.88.88.5"}
+    assert observe.parse_frr({}) is None
+    broken = observe.parse_frr({"frr-daemons": "", "frr-bgp": "{oops", "frr-vni": "[1, 2]"})
+    assert broken is not None and broken.bgp == {} and broken.remote_vteps == {}
+
+
+def test_judge_sees_an_isolated_host_in_bfd_and_evpn() -> None:
+    """Captured on rho while pi0 was cut off: BGP still says Established (hold time), but
+    BFD is down and EVPN lost pi0's VTEP: the judge says so."""
+    p = lab_plan()
+    frr = observe.parse_frr(frr_sections("isolated-"))
+    assert frr is not None
+    st = observe.HostState("rho", 0, None, None, {}, {}, {}, {}, {}, None, "", frr=frr)
+    v = evpn_judge.HostVerdict("rho", True, True, state=st)
+    hp = p.host("rho")
+    assert hp.evpn is not None
+    evpn_judge._judge_frr(p, hp, hp.evpn, st, v, {h.name for h in p.mesh.hosts})
+    assert any("lacks remote VTEPs 10.88.88.5" in r for r in v.reasons), v.reasons
+    links = evpn_judge._links(p, {"rho": st}, {"rho": v}, {"rho"})
+    to_pi0 = next(w for w in links if set(w["hosts"]) == {"rho", "pi0"})
+    assert to_pi0["ends"]["rho"]["bfd"] != "up"
+    assert any("BFD at rho" in x for x in to_pi0["problems"])
+
+
+def test_a_stopped_frr_is_drift_the_script_repairs() -> None:
+    p = lab_plan()
+    frr = dataclasses.replace(observe.parse_frr(frr_sections()), daemons={"zebra"})  # type: ignore[type-var]
+    st = observe.HostState("rho", 0, None, None, {}, {}, {}, {}, {}, None, "", frr=frr)
+    v = evpn_judge.HostVerdict("rho", True, True, state=st)
+    hp = p.host("rho")
+    assert hp.evpn is not None
+    evpn_judge._judge_frr(p, hp, hp.evpn, st, v, {"rho"})
+    assert v.drift == ["FRR mesh-push-labevpn not running (watchfrr, bgpd, ospfd, bfdd missing)"]
