@@ -5,6 +5,7 @@ timestamps. Shared by the evpn tests and benchmarks/mode_bench.py (STP and EVPN 
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -52,8 +53,9 @@ def measure(
     """Ping `address` from host `src` of lab `lab` every `interval`, cut `cut` after `settle`
     seconds, keep pinging `window` seconds more; the cut is healed before returning. None:
     no reply came back within the window."""
-    count = int((settle + window) / interval)
-    argv = ["ping", "-D", "-n", "-i", str(interval), "-W", "1", "-c", str(count), address]
+    # No count or deadline: ping sends more slowly while replies fail (and -w can end it
+    # early on a burst of errors). It is stopped with SIGINT once the window is over.
+    argv = ["ping", "-D", "-n", "-i", str(interval), "-W", "1", address]
     ping = subprocess.Popen(
         ops.exec_argv(lab, src, argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -63,7 +65,9 @@ def measure(
         t_cut = time.time()
         ops.set_cut(lab, *cut, True)
         cut_done = True
-        out, _ = ping.communicate(timeout=settle + window + 30)
+        time.sleep(window)
+        ping.send_signal(signal.SIGINT)
+        out, _ = ping.communicate(timeout=30)
     finally:
         if ping.poll() is None:
             ping.kill()
