@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from . import model, observe, plan, render
-from .judge import REJECT_AFTER_TIME_S, Finding, HostVerdict, Judgement, Kind
+from . import evpn, model, observe, plan, render
+from .judge import REJECT_AFTER_TIME_S, HostVerdict, Judgement, conclude, judge_vxlan, start
 
 DAEMONS = ("watchfrr", "zebra", "bgpd", "ospfd", "bfdd")
 ALL_ADDRESSES = "0.0.0.0/0"
@@ -20,30 +20,11 @@ def judge(
     errors: dict[str, str] | None = None,
     scope: Collection[str] | None = None,
 ) -> Judgement:
-    names = [hp.name for hp in p.hosts if scope is None or hp.name in scope]
-    inside = set(names)
-    verdicts: dict[str, HostVerdict] = {}
-    for name in names:
-        st = states.get(name)
-        if st is None:
-            why = (errors or {}).get(name) or "state unknown"
-            verdicts[name] = HostVerdict(
-                name, False, None, [Finding(Kind.RUNTIME, f"unreachable: {why}")]
-            )
-            continue
-        v = verdicts[name] = HostVerdict(name, True, True, state=st)
-        _judge_host(p, p.host(name), st, v, inside)
-    wires = _links(p, states, verdicts, inside)
-    for w in wires:
-        for problem in w["problems"]:
-            for end in w["hosts"]:
-                if end in verdicts and verdicts[end].reachable:
-                    verdicts[end].runtime(f"link {'–'.join(w['hosts'])}: {problem}")
-    for v in verdicts.values():
-        if v.reachable:
-            v.healthy = not v.findings
-    healthy = all(v.healthy for v in verdicts.values())
-    return Judgement(healthy, verdicts, wires, [], None)
+    verdicts, inside = start(p, states, errors, scope)
+    for name, v in verdicts.items():
+        if v.state is not None:
+            _judge_host(p, p.host(name), v.state, v, inside)
+    return conclude(verdicts, _links(p, states, verdicts, inside), "link", [], None)
 
 
 def _judge_host(
@@ -88,22 +69,13 @@ def _judge_host(
     if link is None:
         v.config(f"vxlan {vx} missing")
     else:
-        if not link.up:
-            v.config(f"vxlan {vx} down")
-        if link.vni != mesh.evpn.vni:
-            v.config(f"vxlan {vx} has VNI {link.vni}, planned {mesh.evpn.vni}")
-        if link.local is not None and link.local != str(e.vtep):
-            v.config(f"vxlan {vx} leaves from {link.local}, planned {e.vtep}")
-        if link.port is not None and link.port != mesh.vxlan_port:
-            v.config(f"vxlan {vx} on UDP {link.port}, planned {mesh.vxlan_port}")
-        if link.mtu != mesh.mtu.bridge:
-            v.config(f"vxlan {vx} MTU {link.mtu}, planned {mesh.mtu.bridge}")
-        if link.master != mesh.bridge:
-            v.config(f"vxlan {vx} not plugged into {mesh.bridge}")
+        judge_vxlan(v, f"vxlan {vx}", link, mesh, mesh.evpn.vni, e.vtep)
     _judge_frr(p, hp, e, st, v, inside)
 
 
-def _judge_link_end(mesh: model.Mesh, end: Any, st: observe.HostState, v: HostVerdict) -> None:
+def _judge_link_end(
+    mesh: model.Mesh, end: evpn.LinkEnd, st: observe.HostState, v: HostVerdict
+) -> None:
     link = st.links.get(end.name)
     w = st.wg_ifs.get(end.name)
     if link is None or w is None:
@@ -130,7 +102,7 @@ def _judge_link_end(mesh: model.Mesh, end: Any, st: observe.HostState, v: HostVe
 def _judge_frr(
     p: plan.Plan,
     hp: plan.HostPlan,
-    e: Any,
+    e: evpn.EvpnHost,
     st: observe.HostState,
     v: HostVerdict,
     inside: set[str],
@@ -150,7 +122,7 @@ def _judge_frr(
             v.config(f"BGP session with {name} ({addr}) not configured")
         elif state != "Established":
             v.runtime(f"BGP session with {name} {state}")
-    want = {str(p.host(n).evpn.vtep) for n in inside if n != hp.name and p.host(n).evpn}  # type: ignore[union-attr]
+    want = {str(evpn.vtep(p.mesh, p.host(n).host)) for n in inside if n != hp.name}
     have = frr.remote_vteps.get(p.mesh.evpn.vni)
     if have is None:
         v.runtime(f"EVPN has no VNI {p.mesh.evpn.vni} yet")
@@ -183,7 +155,7 @@ def _links(
             ts = w.handshakes.get(end.public_key or "", 0) if w else 0
             age = None if ts == 0 else max(0, st.now - ts)
             frr = st.frr
-            peer_vtep = str(p.host(there).evpn.vtep) if p.host(there).evpn else ""  # type: ignore[union-attr]
+            peer_vtep = str(evpn.vtep(p.mesh, p.host(there).host))
             ospf = frr.ospf.get(peer_vtep) if frr else None
             bfd = frr.bfd.get(str(end.peer_address)) if frr else None
             ends[here] = {

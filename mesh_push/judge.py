@@ -77,19 +77,11 @@ def judge(
         from . import evpn_judge  # it builds on this module's types
 
         return evpn_judge.judge(p, states, errors, scope)
-    names = [hp.name for hp in p.hosts if scope is None or hp.name in scope]
-    inside = set(names)
-    verdicts: dict[str, HostVerdict] = {}
+    verdicts, inside = start(p, states, errors, scope)
     roots: dict[str, str | None] = {}
-    for name in names:
-        st = states.get(name)
-        if st is None:
-            why = (errors or {}).get(name) or "state unknown"
-            gone = Finding(Kind.RUNTIME, f"unreachable: {why}")
-            verdicts[name] = HostVerdict(name, False, None, [gone])
-            continue
-        v = verdicts[name] = HostVerdict(name, True, True, state=st)
-        roots[name] = _judge_host(p, p.host(name), st, v, inside)
+    for name, v in verdicts.items():
+        if v.state is not None:
+            roots[name] = _judge_host(p, p.host(name), v.state, v, inside)
 
     overall: list[str] = []
     seen_roots = {r for r in roots.values() if r is not None}
@@ -104,13 +96,45 @@ def judge(
                 verdicts[n].runtime(f"sees root {r}, the others {majority}")
 
     wires, tree_ok = _wires(p, states, verdicts, roots, inside)
+    if tree_ok is False:
+        overall.append("the spanning tree differs from the plan")
+    return conclude(verdicts, wires, "wire", overall, tree_ok)
+
+
+def start(
+    p: plan.Plan,
+    states: dict[str, observe.HostState],
+    errors: dict[str, str] | None,
+    scope: Collection[str] | None,
+) -> tuple[dict[str, HostVerdict], set[str]]:
+    """A verdict per host in scope: unreachable ones settled, the others healthy until a
+    finding says otherwise (each with its state); and the names in scope."""
+    names = [hp.name for hp in p.hosts if scope is None or hp.name in scope]
+    verdicts: dict[str, HostVerdict] = {}
+    for name in names:
+        st = states.get(name)
+        if st is None:
+            why = (errors or {}).get(name) or "state unknown"
+            gone = Finding(Kind.RUNTIME, f"unreachable: {why}")
+            verdicts[name] = HostVerdict(name, False, None, [gone])
+        else:
+            verdicts[name] = HostVerdict(name, True, True, state=st)
+    return verdicts, set(names)
+
+
+def conclude(
+    verdicts: dict[str, HostVerdict],
+    wires: list[dict[str, Any]],
+    what: str,
+    overall: list[str],
+    tree_ok: bool | None,
+) -> Judgement:
+    """A problem of a wire (`what`: "wire", "link") is a finding at both its ends."""
     for w in wires:
         for problem in w["problems"]:
             for end in w["hosts"]:
                 if end in verdicts and verdicts[end].reachable:
-                    verdicts[end].runtime(f"wire {'–'.join(w['hosts'])}: {problem}")
-    if tree_ok is False:
-        overall.append("the spanning tree differs from the plan")
+                    verdicts[end].runtime(f"{what} {'–'.join(w['hosts'])}: {problem}")
     for v in verdicts.values():
         if v.reachable:
             v.healthy = not v.findings
@@ -208,23 +232,39 @@ def _judge_host(
         if link is None:
             v.config(f"wire {wire.name} missing")
             continue
-        if not link.up:
-            v.config(f"wire {wire.name} down")
-        if link.vni != wire.vni:
-            v.config(f"wire {wire.name} has VNI {link.vni}, planned {wire.vni}")
-        if link.local is not None and link.local != str(wire.local):
-            v.config(f"wire {wire.name} leaves from {link.local}, planned {wire.local}")
-        if link.remote is not None and link.remote != str(wire.remote):
-            v.config(f"wire {wire.name} goes to {link.remote}, planned {wire.remote}")
-        if link.port is not None and link.port != mesh.vxlan_port:
-            v.config(f"wire {wire.name} on UDP {link.port}, planned {mesh.vxlan_port}")
-        if link.mtu != mesh.mtu.bridge:
-            v.config(f"wire {wire.name} MTU {link.mtu}, planned {mesh.mtu.bridge}")
-        if link.master != mesh.bridge:
-            v.config(f"wire {wire.name} not plugged into {mesh.bridge}")
-        elif link.cost is not None and link.cost != wire.cost:
+        plugged = judge_vxlan(v, f"wire {wire.name}", link, mesh, wire.vni, wire.local, wire.remote)
+        if plugged and link.cost is not None and link.cost != wire.cost:
             v.config(f"wire {wire.name} cost {link.cost}, planned {wire.cost}")
     return root
+
+
+def judge_vxlan(
+    v: HostVerdict,
+    label: str,
+    link: observe.Link,
+    mesh: model.Mesh,
+    vni: int,
+    local: object,
+    remote: object | None = None,
+) -> bool:
+    """A VXLAN device against its plan: up, VNI, ends, UDP port, MTU, and a port of the
+    mesh's bridge (returned)."""
+    if not link.up:
+        v.config(f"{label} down")
+    if link.vni != vni:
+        v.config(f"{label} has VNI {link.vni}, planned {vni}")
+    if link.local is not None and link.local != str(local):
+        v.config(f"{label} leaves from {link.local}, planned {local}")
+    if remote is not None and link.remote is not None and link.remote != str(remote):
+        v.config(f"{label} goes to {link.remote}, planned {remote}")
+    if link.port is not None and link.port != mesh.vxlan_port:
+        v.config(f"{label} on UDP {link.port}, planned {mesh.vxlan_port}")
+    if link.mtu != mesh.mtu.bridge:
+        v.config(f"{label} MTU {link.mtu}, planned {mesh.mtu.bridge}")
+    if link.master != mesh.bridge:
+        v.config(f"{label} not plugged into {mesh.bridge}")
+        return False
+    return True
 
 
 def _judge_psk(peer: plan.Peer, have: str | None, v: HostVerdict) -> None:

@@ -129,27 +129,9 @@ def build(
     under = evpn.underlay(mesh) if mesh.mode == "evpn" else None
     plans: list[HostPlan] = []
     for h in mesh.hosts:
-        if under is not None:
-            plans.append(
-                HostPlan(
-                    host=h,
-                    wave=wave_of[h.name],
-                    public_key=public_keys.get(h.name),
-                    wg_address=IPv4Interface(f"{wg_addr[h.name]}/32"),
-                    bridge_address=IPv4Interface(
-                        f"{br_net.network_address + h.number}/{br_net.prefixlen}"
-                    ),
-                    bridge_mac=tree.mac[h.name],
-                    bridge_priority=tree.priority[h.name],
-                    peers=(),
-                    wires=(),
-                    evpn=evpn.host_plan(mesh, under, h, public_keys),
-                )
-            )
-            continue
         peers: list[Peer] = []
         wires: list[Wire] = []
-        for link in links_of[h.name]:
+        for link in links_of[h.name] if under is None else ():
             other = by_name[link.other(h.name)]
             has_psk = link.psk and (psk_fps is None or link in psk_fps)
             peers.append(
@@ -174,12 +156,14 @@ def build(
                     latency_ms=link.latency_ms,
                 )
             )
+        # In evpn mode the host's address in the WireGuard network is its VTEP, a /32.
+        prefix = wg_net.prefixlen if under is None else 32
         plans.append(
             HostPlan(
                 host=h,
                 wave=wave_of[h.name],
                 public_key=public_keys.get(h.name),
-                wg_address=IPv4Interface(f"{wg_addr[h.name]}/{wg_net.prefixlen}"),
+                wg_address=IPv4Interface(f"{wg_addr[h.name]}/{prefix}"),
                 bridge_address=IPv4Interface(
                     f"{br_net.network_address + h.number}/{br_net.prefixlen}"
                 ),
@@ -187,6 +171,7 @@ def build(
                 bridge_priority=tree.priority[h.name],
                 peers=tuple(sorted(peers, key=lambda p: p.name)),
                 wires=tuple(sorted(wires, key=lambda w: w.name)),
+                evpn=None if under is None else evpn.host_plan(mesh, under, h, public_keys),
             )
         )
     return Plan(mesh, tuple(plans), order, tree, under)

@@ -622,6 +622,17 @@ def status_json(p: Plan, j: Any) -> dict[str, Any]:
     }
 
 
+def both_ends(wire: dict[str, Any], key: str, fmt: Any = str) -> str:
+    """A wire's or link's `key` at its two ends, as "a / b" ("?" for an end not read)."""
+    ends = [wire["ends"].get(h) for h in wire["hosts"]]
+    return " / ".join("?" if e is None else _name(fmt(e[key])) for e in ends)
+
+
+def show_verdict(out: Console, data: dict[str, Any]) -> None:
+    verdict = "[green]HEALTHY[/]" if data["healthy"] else "[red]UNHEALTHY[/]"
+    out.print(f"verdict: {verdict}" + "".join(f"\n  {safe_text(r)}" for r in data["reasons"]))
+
+
 def _psk_set(fingerprint: str | None) -> bool | None:
     return None if fingerprint is None else fingerprint != "none"
 
@@ -677,10 +688,9 @@ def show_status(p: Plan, j: Any, clear: bool = False, out: Console | None = None
         wires.add_column(col)
     for w in data["wires"]:
         a, b = w["hosts"]
-        ea, eb = w["ends"].get(a), w["ends"].get(b)
 
-        def both(key: str, fmt: Any = str, ea: Any = ea, eb: Any = eb) -> str:
-            return " / ".join("?" if e is None else _name(fmt(e[key])) for e in (ea, eb))
+        def both(key: str, fmt: Any = str, w: Any = w) -> str:
+            return both_ends(w, key, fmt)
 
         wires.add_row(
             f"{_name(a)} – {_name(b)}",
@@ -698,5 +708,4 @@ def show_status(p: Plan, j: Any, clear: bool = False, out: Console | None = None
         f"spanning tree: {tree[data['tree_matches_plan']]} "
         f"(planned root {_name(data['planned_root'])})"
     )
-    verdict = "[green]HEALTHY[/]" if data["healthy"] else "[red]UNHEALTHY[/]"
-    out.print(f"verdict: {verdict}" + "".join(f"\n  {safe_text(r)}" for r in data["reasons"]))
+    show_verdict(out, data)

@@ -8,9 +8,19 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from . import render
+from . import evpn, render
 from .plan import Plan
-from .report import PAIR_TABLE_HOSTS, _age, _ms, _name, _path_text, _table, safe_text
+from .report import (
+    PAIR_TABLE_HOSTS,
+    _age,
+    _ms,
+    _name,
+    _path_text,
+    _table,
+    both_ends,
+    safe_text,
+    show_verdict,
+)
 
 
 def plan_json(p: Plan, all_pairs: bool = False) -> dict[str, Any]:
@@ -121,7 +131,7 @@ def show_plan(p: Plan, out: Console, all_pairs: bool = False) -> None:
     out.print("Push waves: " + waves)
 
 
-def _end(p: Plan, a: str, b: str) -> Any:
+def _end(p: Plan, a: str, b: str) -> evpn.LinkEnd:
     e = p.host(a).evpn
     assert e is not None
     return next(x for x in e.links if x.peer == b)
@@ -196,13 +206,13 @@ def _handshake_age(st: Any, end: Any) -> float | None:
 def show_status(p: Plan, j: Any, out: Console) -> None:
     data = status_json(p, j)
     hosts = Table(title=f"mesh {_name(p.mesh.name)} (evpn): hosts", title_justify="left")
-    for col in ("host", "reachable", "links up", "BGP up", "BFD up", "remote VTEPs", "MACs",
-                "verdict"):  # fmt: skip
+    for col in ("host", "reachable", "links up", "BGP up", "EVPN routes", "BFD up",
+                "remote VTEPs", "MACs", "verdict"):  # fmt: skip
         hosts.add_column(col)
     for h in data["hosts"]:
         if not h["reachable"]:
             why = safe_text("; ".join(h["reasons"]))
-            hosts.add_row(_name(h["name"]), "[red]no[/]", *[""] * 5, f"[yellow]unknown[/]: {why}")
+            hosts.add_row(_name(h["name"]), "[red]no[/]", *[""] * 6, f"[yellow]unknown[/]: {why}")
             continue
         links = h["links"] or []
         up = [x for x in links if x["latest_handshake_age_s"] is not None
@@ -220,6 +230,7 @@ def show_status(p: Plan, j: Any, out: Console) -> None:
             "yes",
             f"{len(up)}/{len(links)}",
             f"{sum(1 for x in bgp if x['state'] == 'Established')}/{len(bgp)}" if frr else "-",
+            str(sum(x["evpn_routes"] or 0 for x in bgp)) if frr else "-",
             f"{sum(1 for x in bfd if x['state'] == 'up')}/{len(bfd)}" if frr else "-",
             str(len(frr.get("remote_vteps", []))) if frr else "-",
             _name(frr.get("macs", "")) if frr else "-",
@@ -231,10 +242,9 @@ def show_status(p: Plan, j: Any, out: Console) -> None:
         links.add_column(col)
     for w in data["links"]:
         a, b = w["hosts"]
-        ea, eb = w["ends"].get(a), w["ends"].get(b)
 
-        def both(key: str, fmt: Any = str, ea: Any = ea, eb: Any = eb) -> str:
-            return " / ".join("?" if e is None else _name(fmt(e[key])) for e in (ea, eb))
+        def both(key: str, fmt: Any = str, w: Any = w) -> str:
+            return both_ends(w, key, fmt)
 
         links.add_row(
             f"{_name(a)} – {_name(b)}",
@@ -248,5 +258,4 @@ def show_status(p: Plan, j: Any, out: Console) -> None:
     out.print(links)
     rr = ", ".join(_name(x) for x in data["route_reflectors"])
     out.print(f"route reflectors: {rr}")
-    verdict = "[green]HEALTHY[/]" if data["healthy"] else "[red]UNHEALTHY[/]"
-    out.print(f"verdict: {verdict}" + "".join(f"\n  {safe_text(r)}" for r in data["reasons"]))
+    show_verdict(out, data)
