@@ -234,3 +234,38 @@ def test_down_restores_the_links_and_removes_the_unit(vm_lab: VmLab) -> None:
         assert json.loads(links) == vm_lab.links_before[host], host
         assert unit.strip().endswith("gone"), (host, unit)
         assert files == "", (host, files)
+
+
+def test_evpn_mode_on_the_same_guests(vm_lab: VmLab, tmp_path: Path) -> None:
+    """Mode evpn (docs/evpn.md) where it matters most: kernel WireGuard (one interface per
+    link, multicast turned on for OSPF), FRR started through systemd (`frr@`, its instance
+    name escaped) by the sudo login; healthy; `down` leaves the links, no FRR unit or file."""
+    text = vm_lab.inventory.read_text()
+    text = text.replace("mesh:\n", "mesh:\n  mode: evpn\n", 1)
+    text = "\n".join(ln for ln in text.splitlines() if not ln.startswith("  stp:")) + "\n"
+    evpn_inv = tmp_path / "lab-evpn.yaml"
+    evpn_inv.write_text(text)
+    run = VmLab(evpn_inv, vm_lab.config)
+    t0 = time.monotonic()
+    res = run.run("up", "--yes", "--json")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr
+    say(vm_lab.config, f"evpn up on 5 guests {time.monotonic() - t0:.0f} s")
+    status = json.loads(run.run("status", "--json").stdout)
+    assert status["healthy"] and status["mode"] == "evpn", status
+    unit = '"frr@$(systemd-escape mesh-push-lab).service"'
+    found = on_all(f"systemctl is-active {unit}", "ip -o link show type wireguard")
+    for host, (active, wgs) in found.items():
+        assert active.strip() == "active", host
+        lines = [ln for ln in wgs.splitlines() if ln.strip()]
+        assert lines and all("MULTICAST" in ln for ln in lines), (host, wgs)
+    res = run.run("down", "--yes", "--json")
+    assert res.returncode == 0, res.stdout[-3000:]
+    found = on_all(
+        "ip -j link",
+        f"systemctl is-active {unit} || true",
+        "ls /etc/frr /var/run/frr | grep mesh-push || true",
+    )
+    for host, (links, active, files) in found.items():
+        assert json.loads(links) == vm_lab.links_before[host], host
+        assert active.strip() in ("inactive", "unknown"), (host, active)
+        assert files.strip() == "", (host, files)

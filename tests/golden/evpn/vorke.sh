@@ -484,7 +484,8 @@ if frr_differs frr.conf "$FRR_CONF"; then frr_write frr.conf "$FRR_CONF"; CONF_N
 if frr_differs vtysh.conf "$FRR_VTYSH"; then frr_write vtysh.conf "$FRR_VTYSH"; fi
 frr() {
   if [ -d /run/systemd/system ]; then
-    act systemctl "$1" "frr@$PS.service"
+    # systemd reads "-" in an instance name as "/": the name goes escaped.
+    act systemctl "$1" "frr@$(systemd-escape "$PS").service"
   else
     act /usr/lib/frr/frrinit.sh "$1" "$PS" >/dev/null
   fi

@@ -50,11 +50,12 @@ if legacy_ours; then LEGACY_OURS=1; stop_reresolver "$LEGACY"; fi
 # FRR first: its routes go with it, and it does not see the interfaces go one by one.
 PS=mesh-push-seed
 if [ -d "/etc/frr/$PS" ] || [ -d "/var/run/frr/$PS" ]; then
-  if [ -d /run/systemd/system ] && systemctl -q is-enabled "frr@$PS.service" 2>/dev/null; then
-    act systemctl -q disable "frr@$PS.service" 2>/dev/null || true
-  fi
-  if [ -d /run/systemd/system ] && systemctl -q is-active "frr@$PS.service" 2>/dev/null; then
-    act systemctl stop "frr@$PS.service" || true
+  if [ -d /run/systemd/system ]; then
+    # systemd reads "-" in an instance name as "/": the name goes escaped.
+    unit="frr@$(systemd-escape "$PS").service"
+    if systemctl -q is-active "$unit" 2>/dev/null; then act systemctl stop "$unit" || true; fi
+    # A start that failed stays listed as failed until told otherwise.
+    act systemctl reset-failed "$unit" 2>/dev/null || true
   fi
   if [ -s "/var/run/frr/$PS/watchfrr.pid" ] && [ -x /usr/lib/frr/frrinit.sh ]; then
     act /usr/lib/frr/frrinit.sh stop "$PS" >/dev/null 2>&1 || true

@@ -224,11 +224,12 @@ step "frr"
 # An FRR instance of this mesh's from evpn mode (docs/evpn.md) has no place in stp mode.
 PS=mesh-push-seed
 if [ -d "/etc/frr/$PS" ] || [ -d "/var/run/frr/$PS" ]; then
-  if [ -d /run/systemd/system ] && systemctl -q is-enabled "frr@$PS.service" 2>/dev/null; then
-    act systemctl -q disable "frr@$PS.service" 2>/dev/null || true
-  fi
-  if [ -d /run/systemd/system ] && systemctl -q is-active "frr@$PS.service" 2>/dev/null; then
-    act systemctl stop "frr@$PS.service" || true
+  if [ -d /run/systemd/system ]; then
+    # systemd reads "-" in an instance name as "/": the name goes escaped.
+    unit="frr@$(systemd-escape "$PS").service"
+    if systemctl -q is-active "$unit" 2>/dev/null; then act systemctl stop "$unit" || true; fi
+    # A start that failed stays listed as failed until told otherwise.
+    act systemctl reset-failed "$unit" 2>/dev/null || true
   fi
   if [ -s "/var/run/frr/$PS/watchfrr.pid" ] && [ -x /usr/lib/frr/frrinit.sh ]; then
     act /usr/lib/frr/frrinit.sh stop "$PS" >/dev/null 2>&1 || true
