@@ -274,6 +274,6 @@ def test_down_leaves_nothing(lab: Lab) -> None:
     lab.run("down", "--yes", check=True)
     after = {h: lab.exec(h, "sh", "-c", BEFORE_AFTER).stdout for h in lab.hosts}
     assert after == lab.before
-    # And `up` again brings it all back (the fixture's mesh is used by no later test).
+    # Nothing is left for a second `down` either.
     res = lab.run("down", "--check")
     assert res.returncode == 0, res.stdout
