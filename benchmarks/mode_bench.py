@@ -160,6 +160,7 @@ def main() -> None:
     ap.add_argument("inventories", nargs="*", type=Path)
     ap.add_argument("--plan-only", action="store_true", help="no lab: the plans' figures only")
     ap.add_argument("--cuts", type=int, default=7, help="links cut per mode (default 7)")
+    ap.add_argument("--mode", choices=("stp", "evpn"), help="the lab part in this mode only")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     invs = args.inventories or [ROOT / "inventory/lab.yaml", ROOT / "inventory/lab-evpn20.yaml"]
@@ -177,7 +178,7 @@ def main() -> None:
                     f"detour {f['worst_detour']:.2f}× ({f['worst_pair'] or 'none'})"
                 )
             if not args.plan_only:
-                for m in ("stp", "evpn"):
+                for m in [args.mode] if args.mode else ["stp", "evpn"]:
                     lab = lab_figures(files[m], args.cuts)
                     row[m].update(lab)
                     cuts = ", ".join(

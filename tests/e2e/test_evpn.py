@@ -162,6 +162,28 @@ def test_every_pair_pings_at_the_mtu(lab: Lab) -> None:
 
 
 def test_underlay_paths_are_the_planned_shortest(lab: Lab) -> None:
+    """In the steady state: a host that takes another path for a moment (a link's BFD
+    session flapped on a loaded machine, OSPF rerouting) is asked again once healthy."""
+    wrong = _wrong_hops(lab)
+    for _ in range(3):
+        if not wrong:
+            break
+        _wait_healthy(lab, 30)
+        time.sleep(3)
+        wrong = _wrong_hops(lab)
+    assert not wrong, wrong
+
+
+def _wait_healthy(lab: Lab, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not json.loads(lab.run("status", "--json").stdout)["healthy"]:
+        assert time.monotonic() < deadline, "not healthy"
+        time.sleep(1)
+
+
+def _wrong_hops(lab: Lab) -> list[str]:
+    """Each pair's path, followed hop by hop with each host's `ip route get` of the
+    destination's VTEP: every hop must start one of the plan's shortest paths."""
     u = lab.plan.underlay
     assert u is not None
     vtep = {h: str(lab.plan.host(h).evpn.vtep) for h in lab.hosts}  # type: ignore[union-attr]
@@ -193,7 +215,7 @@ def test_underlay_paths_are_the_planned_shortest(lab: Lab) -> None:
                 here = nxt
             if here == b:
                 assert u.latency_of(path) == u.latency_of(u.path(a, b)), (path, u.path(a, b))
-    assert not wrong, wrong
+    return wrong
 
 
 def _cuts(lab: Lab) -> list[tuple[str, str]]:
@@ -214,11 +236,7 @@ def test_a_cut_link_fails_over_within_3_s(lab: Lab) -> None:
         assert o is not None, f"{src} → {dst}: no reply after cutting {cut}"
         figures.append(f"{cut[0]}–{cut[1]} {o.seconds:.2f} s")
         assert o.seconds < FAILOVER_BOUND_S, figures
-        # Healed: the link comes back into use.
-        deadline = time.monotonic() + 30
-        while not json.loads(lab.run("status", "--json").stdout)["healthy"]:
-            assert time.monotonic() < deadline, "not healthy again after the heal"
-            time.sleep(1)
+        _wait_healthy(lab, 30)  # healed: the link back in use
     print(f"\n{lab.name}: evpn failover (longest silence of a 20 ms ping): {', '.join(figures)}")
 
 
@@ -268,6 +286,26 @@ def test_check_finds_nothing_and_rotate_keys_stays_healthy(lab: Lab) -> None:
     lab.run("rotate-keys", "--yes", check=True)
     status = json.loads(lab.run("status", "--json").stdout)
     assert status["healthy"], status["hosts"]
+
+
+def test_switching_modes_both_ways(lab: Lab, tmp_path: Path) -> None:
+    """The same mesh to stp mode and back (five hosts): each `up` converges from the other
+    mode's state, the FRR instance goes with evpn mode and comes back with it."""
+    if len(lab.hosts) > 5:
+        return
+    text = lab.inventory.read_text().replace("  mode: evpn\n", "  mode: stp\n")
+    text = text.replace(
+        "mesh:\n", "mesh:\n  stp: {hello: 1, forward_delay: 4, max_age: 6, ageing: 2}\n"
+    )
+    stp_inv = tmp_path / "stp.yaml"
+    stp_inv.write_text(text)
+    res = mesh_push("up", "--yes", "-i", str(stp_inv))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr
+    frr = lab.exec(lab.hosts[0], "sh", "-c", "ls /etc/frr /var/run/frr").stdout
+    assert lab.plan.mesh.frr_pathspace not in frr, frr
+    res = lab.run("up", "--yes")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr
+    assert json.loads(lab.run("status", "--json").stdout)["healthy"]
 
 
 def test_down_leaves_nothing(lab: Lab) -> None:

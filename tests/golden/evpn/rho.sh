@@ -428,7 +428,7 @@ service integrated-vtysh-config
 !
 bfd
  profile mesh-push
-  detect-multiplier 3
+  detect-multiplier 4
   receive-interval 300
   transmit-interval 300
  exit
