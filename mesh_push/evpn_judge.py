@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from . import evpn, model, observe, plan, render
+from . import evpn, model, observe, plan
 from .judge import REJECT_AFTER_TIME_S, HostVerdict, Judgement, conclude, judge_vxlan, start
 
 DAEMONS = ("watchfrr", "zebra", "bgpd", "ospfd", "bfdd")
@@ -32,7 +32,7 @@ def _judge_host(
 ) -> None:
     mesh, e = p.mesh, hp.evpn
     assert e is not None
-    vx = render.evpn_names(mesh)["vxlan"]
+    vx = mesh.evpn_vxlan
     ends = [end for end in e.links if end.peer in inside]
     foreign = [
         name
@@ -150,10 +150,8 @@ def _links(
             if st is None or end is None:
                 ends[here] = None
                 continue
-            w = st.wg_ifs.get(end.name)
             link = st.links.get(end.name)
-            ts = w.handshakes.get(end.public_key or "", 0) if w else 0
-            age = None if ts == 0 else max(0, st.now - ts)
+            age = st.link_handshake_age(end.name, end.public_key)
             frr = st.frr
             peer_vtep = str(evpn.vtep(p.mesh, p.host(there).host))
             ospf = frr.ospf.get(peer_vtep) if frr else None

@@ -219,6 +219,11 @@ class Mesh:
         return f"{self.psk_dir}/{peer}"
 
     @property
+    def evpn_vxlan(self) -> str:
+        """evpn mode's one VXLAN device, named after the WireGuard interface (as WG-VNI)."""
+        return f"{self.wg_interface}-vx"
+
+    @property
     def frr_pathspace(self) -> str:
         """The mesh's own FRR instance (evpn mode): /etc/frr/NAME, /run/frr/NAME, `vtysh -N`."""
         return f"mesh-push-{self._file_name}"

@@ -181,7 +181,14 @@ class HostState:
     frr: FrrState | None = None
 
     def handshake_age(self, public_key: str) -> float | None:
-        ts = self.handshakes.get(public_key, 0)
+        return self._age(self.handshakes.get(public_key, 0))
+
+    def link_handshake_age(self, interface: str, public_key: str | None) -> float | None:
+        """evpn mode: the age of the handshake with `public_key` on link `interface`."""
+        w = self.wg_ifs.get(interface)
+        return self._age(w.handshakes.get(public_key or "", 0) if w else 0)
+
+    def _age(self, ts: int) -> float | None:
         return None if ts == 0 else max(0, self.now - ts)
 
 

@@ -145,7 +145,7 @@ def _render_evpn_host(
         mesh=plan.mesh,
         h=hp,
         e=e,
-        vx=evpn_names(plan.mesh)["vxlan"],
+        vx=plan.mesh.evpn_vxlan,
         **host_paths(plan.mesh),
         controller_key=controller_key,
         wireguard=wireguard,
@@ -154,11 +154,6 @@ def _render_evpn_host(
             version=__version__, mesh=plan.mesh, e=e
         ),
     )
-
-
-def evpn_names(mesh: Mesh) -> dict[str, str]:
-    """The interfaces evpn mode names after mesh.wireguard.interface (besides WG-VNI)."""
-    return {"vxlan": f"{mesh.wg_interface}-vx"}
 
 
 def render_frr(plan: Plan, hp: HostPlan, e: evpn.EvpnHost, env: jinja2.Environment) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from . import evpn, render
+from . import evpn
 from .plan import Plan
 from .report import (
     PAIR_TABLE_HOSTS,
@@ -37,7 +37,7 @@ def plan_json(p: Plan, all_pairs: bool = False) -> dict[str, Any]:
     return {
         "asn": m.evpn.asn,
         "vni": m.evpn.vni,
-        "vxlan_interface": render.evpn_names(m)["vxlan"],
+        "vxlan_interface": m.evpn_vxlan,
         "frr_pathspace": m.frr_pathspace,
         "route_reflectors": list(u.reflectors),
         "hosts": [
@@ -157,7 +157,7 @@ def status_json(p: Plan, j: Any) -> dict[str, Any]:
                     "peer": end.peer,
                     "public_key": end.public_key,
                     "listen_port": w.listen_port if (w := st.wg_ifs.get(end.name)) else None,
-                    "latest_handshake_age_s": _handshake_age(st, end),
+                    "latest_handshake_age_s": st.link_handshake_age(end.name, end.public_key),
                     "transfer_rx_tx": w.transfer.get(end.public_key or "") if w else None,
                 }
                 for end in hp.evpn.links
@@ -195,12 +195,6 @@ def status_json(p: Plan, j: Any) -> dict[str, Any]:
         "hosts": hosts,
         "links": j.wires,
     }
-
-
-def _handshake_age(st: Any, end: Any) -> float | None:
-    w = st.wg_ifs.get(end.name)
-    ts = w.handshakes.get(end.public_key or "", 0) if w else 0
-    return None if ts == 0 else max(0, st.now - ts)
 
 
 def show_status(p: Plan, j: Any, out: Console) -> None:

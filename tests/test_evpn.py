@@ -116,3 +116,23 @@ def test_a_stopped_frr_is_drift_the_script_repairs() -> None:
     assert hp.evpn is not None
     evpn_judge._judge_frr(p, hp, hp.evpn, st, v, {"rho"})
     assert v.drift == ["FRR mesh-push-labevpn not running (watchfrr, bgpd, ospfd, bfdd missing)"]
+
+
+def test_hostile_names_make_no_evpn_script() -> None:
+    """Values the inventory would refuse, in a model built past it: the evpn host script is
+    not rendered at all (its FRR files take only `frr` words), rather than carry them."""
+    import pytest
+
+    from mesh_push import render
+
+    env = render.load_templates()
+    for bad in ["a b", "x\nrouter bgp 1", "$(reboot)", "a;b", "!"]:
+        mesh = inventory.load(ROOT / "inventory/lab-evpn.yaml")
+        hosts = tuple(
+            dataclasses.replace(h, name=bad) if h.name == "pi0" else h for h in mesh.hosts
+        )
+        links = tuple(dataclasses.replace(lk, b=bad) if lk.b == "pi0" else lk for lk in mesh.links)
+        p = plan.build(dataclasses.replace(mesh, hosts=hosts, links=links), {})
+        for name in ("rho", bad):
+            with pytest.raises(ValueError, match="FRR"):
+                render.render_host(p, p.host(name), env, allow_missing_peers=True)

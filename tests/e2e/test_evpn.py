@@ -288,6 +288,33 @@ def test_check_finds_nothing_and_rotate_keys_stays_healthy(lab: Lab) -> None:
     assert status["healthy"], status["hosts"]
 
 
+def test_drift_is_repaired_and_a_foreign_interface_refused(lab: Lab) -> None:
+    """On bob (five hosts): a deleted link interface is drift that `up --check` names and
+    `up` repairs; an interface of a planned name that the mesh did not make (a bridge called
+    wg0-vx) stops bob's script before any change, and stays as it was."""
+    if len(lab.hosts) > 5:
+        return
+    link = next(e.name for e in lab.plan.host("bob").evpn.links if e.peer == "rho")  # type: ignore[union-attr]
+    lab.exec("bob", "ip", "link", "del", "dev", link)
+    res = lab.run("up", "--check")
+    assert res.returncode == 3 and link in res.stdout, res.stdout[-3000:]
+    lab.run("up", "--yes", check=True)
+    _wait_healthy(lab, 30)
+    vx = lab.plan.mesh.evpn_vxlan
+    lab.exec("bob", "ip", "link", "del", "dev", vx)
+    lab.exec("bob", "ip", "link", "add", "name", vx, "type", "bridge")
+    try:
+        res = lab.run("up", "--yes")
+        assert res.returncode == 1, res.stdout[-3000:]
+        assert f"{vx} exists and was not made by mesh" in res.stdout + res.stderr, res.stdout
+        kind = lab.exec("bob", "ip", "-d", "-o", "link", "show", "dev", vx).stdout
+        assert " bridge " in kind and "mesh-push" not in kind, kind
+    finally:
+        lab.exec("bob", "ip", "link", "del", "dev", vx)
+    lab.run("up", "--yes", check=True)
+    _wait_healthy(lab, 30)
+
+
 def test_switching_modes_both_ways(lab: Lab, tmp_path: Path) -> None:
     """The same mesh to stp mode and back (five hosts): each `up` converges from the other
     mode's state, the FRR instance goes with evpn mode and comes back with it."""

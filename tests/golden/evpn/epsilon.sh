@@ -19,6 +19,7 @@ VX=wg0-vx
 STATE=/var/lib/mesh-push/labevpn
 KEY=/etc/wireguard/mesh-push-labevpn.key
 MARK=mesh-push:labevpn
+# No install before meshes had names was ever in evpn mode: the only mark is this mesh's.
 LEGACY_MARK=mesh-push:labevpn
 VXLAN_PORT=4789
 SEGMENT=100
