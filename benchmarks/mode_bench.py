@@ -27,8 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mesh_push import inventory, plan, stp
+from mesh_push import inventory
 from mesh_push.lab import failover
+from mesh_push.modes import plan
+from mesh_push.modes.stp import tree as stp
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB, NET = "mpbm", "198.19.200"

@@ -96,7 +96,9 @@ def plan_command(path: Path, *extra: str) -> dict[str, float]:
 
 CHILD = """
 import base64, hashlib, json, resource, sys, time
-from mesh_push import inventory, plan, render
+from mesh_push import inventory
+from mesh_push.modes import plan
+from mesh_push.host import templates as render
 path = sys.argv[1]
 t0 = time.perf_counter()
 mesh = inventory.load(path)

@@ -18,7 +18,7 @@ tenth host dynamic and every tenth behind NAT), on a lab of its own (`mpbN`, a f
   host, all in parallel.
 
 mesh-push runs as a subprocess (so interpreter start and imports count) through a tiny wrapper
-that counts and timestamps every `mesh_push.ssh.connect` and `mesh_push.ssh.run` call: the
+that counts and timestamps every `mesh_push.engine.ssh.connect` and `.run` call: the
 remote commands per host, and the SSH part of `up` from wall timestamps. The package itself is
 not changed.
 """
@@ -60,7 +60,8 @@ STP_BY_SIZE = {5: FAST_STP, 20: FAST_STP, 50: SLOW_STP}
 CHILD = r"""
 import json, sys, threading, time
 t_start = time.monotonic()
-from mesh_push import cli, ssh
+from mesh_push import cli
+from mesh_push.engine import ssh
 t_import = time.monotonic()
 trace, aliases, lock = [], {}, threading.Lock()
 _run, _connect = ssh.run, ssh.connect
@@ -278,7 +279,10 @@ def json_ssh_part(report: dict[str, Any] | None) -> dict[str, float] | None:
 
 def rendered_scripts(inv: Path) -> tuple[dict[str, str], str]:
     """Each host's up script, and the down script (the same for every host)."""
-    from mesh_push import inventory, keys, plan, render
+    from mesh_push import inventory
+    from mesh_push.engine import keys
+    from mesh_push.host import templates as render
+    from mesh_push.modes import plan
 
     mesh = inventory.load(inv)
     p = plan.build(mesh, keys.public_keys(mesh))
@@ -362,7 +366,8 @@ def bench_lab(size: int, runs: int, inner: int, tmp: Path, stp: dict[str, int]) 
     cfg = Path(f"/run/mesh-push/lab/{name}/ssh_config")
     i = str(inv)
     res: dict[str, list[Any]] = {k: [] for k in (*COMMANDS, *FLOORS)}
-    from mesh_push import hostcmd, inventory
+    from mesh_push import inventory
+    from mesh_push.host import programs as hostcmd
 
     mesh = inventory.load(inv)
     # What `status` runs on each host: the facts, then the state.

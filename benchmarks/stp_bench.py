@@ -22,7 +22,7 @@ import random
 import statistics
 import time
 
-from mesh_push import stp
+from mesh_push.modes.stp import tree as stp
 
 
 def random_graph(rng: random.Random, n: int, m: int) -> tuple[list[str], dict[stp.Edge, float]]:

@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mesh_push import render
+from mesh_push.host import templates as render
 from tests.conftest import require_root
 from tests.test_render import seed_plan
 

@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from mesh_push import backends, gather, hostcmd, inventory, observe, plan, render
-from mesh_push.gather import Facts
+from mesh_push import inventory
+from mesh_push.engine import gather
+from mesh_push.engine.gather import Facts
+from mesh_push.host import facts as backends
+from mesh_push.host import programs as hostcmd
+from mesh_push.host import state as observe
+from mesh_push.host import templates as render
+from mesh_push.modes import plan
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL = Facts(

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from mesh_push import inventory, plan, render
+from mesh_push import inventory
+from mesh_push.core.model import Mesh
+from mesh_push.host import templates as render
 from mesh_push.inventory import dns_name_problem, endpoint_address
 from mesh_push.lab import addresses
 from mesh_push.lab.errors import LabError
 from mesh_push.lab.names import moved, served_names
-from mesh_push.model import Mesh
+from mesh_push.modes import plan
 
 KEYS = {
     "hub": "F/imQ+PQttzsOuj9x5Q4BUCdJs1IzEEAdDh+3wUelyI=",
@@ -146,7 +148,7 @@ def test_peers_of_a_named_host_get_name_and_port(tmp_path: Path) -> None:
 
 
 def test_plan_json_shows_the_name(tmp_path: Path) -> None:
-    from mesh_push import report
+    from mesh_push.views import report
 
     data = report.plan_json(build(tmp_path))
     hosts = {h["name"]: h for h in data["hosts"]}

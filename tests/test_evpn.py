@@ -6,7 +6,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from mesh_push import evpn, evpn_judge, inventory, observe, plan
+from mesh_push import inventory
+from mesh_push.host import state as observe
+from mesh_push.modes import plan
+from mesh_push.modes.evpn import judge as evpn_judge
+from mesh_push.modes.evpn import underlay as evpn
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests/data/evpn"
@@ -123,7 +127,7 @@ def test_hostile_names_make_no_evpn_script() -> None:
     not rendered at all (its FRR files take only `frr` words), rather than carry them."""
     import pytest
 
-    from mesh_push import render
+    from mesh_push.host import templates as render
 
     env = render.load_templates()
     for bad in ["a b", "x\nrouter bgp 1", "$(reboot)", "a;b", "!"]:

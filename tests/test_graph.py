@@ -14,9 +14,13 @@ from typing import Any
 
 import pytest
 
-from mesh_push import cli, graph, inventory, judge, picture, plan, stp
-from mesh_push.model import Host, Link
-from mesh_push.problems import printable
+from mesh_push import cli, inventory
+from mesh_push.core.model import Host, Link
+from mesh_push.core.problems import printable
+from mesh_push.files import picture
+from mesh_push.modes import judge, plan
+from mesh_push.modes.stp import graph
+from mesh_push.modes.stp import tree as stp
 from tests.test_judge import handshake, lab_plan, port, states
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from mesh_push import apply, cli, hostcmd, render, rollout, ssh
+from mesh_push import cli
+from mesh_push.engine import apply, rollout, ssh
+from mesh_push.host import programs as hostcmd
+from mesh_push.host import templates as render
 from tests.conftest import require_root
 from tests.test_render import seed_plan
 

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from mesh_push import hostcmd, measure, observe, render, ssh
+from mesh_push.engine import measure, ssh
+from mesh_push.host import programs as hostcmd
+from mesh_push.host import state as observe
+from mesh_push.host import templates as render
 from mesh_push.lab import ops
 
 from .test_render import seed_plan

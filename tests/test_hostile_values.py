@@ -51,7 +51,11 @@ from typing import Any
 
 import pytest
 
-from mesh_push import hostcmd, measure, model, plan, render
+from mesh_push.core import model
+from mesh_push.engine import measure
+from mesh_push.host import programs as hostcmd
+from mesh_push.host import templates as render
+from mesh_push.modes import plan
 from tests.conftest import require_root
 from tests.test_render import seed_plan
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mesh_push import inventory
+from mesh_push.core.problems import InventoryError, format_path, printable
 from mesh_push.inventory import (
     MAX_BYTES,
     MAX_JUMPS,
@@ -24,7 +25,6 @@ from mesh_push.inventory import (
     text_problem,
     user_problem,
 )
-from mesh_push.problems import InventoryError, format_path, printable
 
 TWO = "hosts:\n  bob: {endpoint: static, address: 192.0.2.1}\n  rho: {endpoint: nat}\n"
 

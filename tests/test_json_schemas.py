@@ -23,17 +23,22 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from mesh_push import inventory, judge, model, observe, outcome, plan, report
-from mesh_push import measure as measure_cmd
-from mesh_push.apply import Rollout
-from mesh_push.commands import Run
+from mesh_push import inventory
+from mesh_push.core import model
+from mesh_push.engine import measure as measure_cmd
+from mesh_push.engine import outcome
+from mesh_push.engine.apply import Rollout
+from mesh_push.engine.commands import Run
+from mesh_push.engine.outcome import HostReport, Outcome
+from mesh_push.engine.verify import Verification
+from mesh_push.host import state as observe
 from mesh_push.lab import addresses, ops
 from mesh_push.lab import cli as lab_cli
 from mesh_push.lab import move as lab_move
 from mesh_push.lab.names import moved
 from mesh_push.lab.state import LabState
-from mesh_push.outcome import HostReport, Outcome
-from mesh_push.verify import Verification
+from mesh_push.modes import judge, plan
+from mesh_push.views import report
 
 from .schemas import NAMES, SCHEMAS, errors, schema, validate
 from .test_observe import HOSTS, lab_plan, state

@@ -14,9 +14,12 @@ from typing import Any
 
 import pytest
 
-from mesh_push import changes, connect, gather, inventory, judge, observe, plan, verify
-from mesh_push import keys as mesh_keys
-from mesh_push.outcome import HostReport, Outcome
+from mesh_push import inventory
+from mesh_push.engine import changes, connect, gather, verify
+from mesh_push.engine import keys as mesh_keys
+from mesh_push.engine.outcome import HostReport, Outcome
+from mesh_push.host import state as observe
+from mesh_push.modes import judge, plan
 
 DATA = Path(__file__).parent / "data" / "observe"
 ROOT = Path(__file__).resolve().parent.parent
@@ -354,7 +357,7 @@ def test_status_asks_the_judge(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> 
     """`status` with the captured mesh as what the hosts print, pi0 unreachable."""
     import json
 
-    from mesh_push import status
+    from mesh_push.monitoring import status
 
     rec = Recorder(monkeypatch)
 

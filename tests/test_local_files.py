@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
-from mesh_push import cli, fsutil, inventory, keys, ssh
-from mesh_push.model import Mesh
+from mesh_push import cli, inventory
+from mesh_push.core.model import Mesh
+from mesh_push.engine import keys, ssh
+from mesh_push.files import fsutil
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "golden"

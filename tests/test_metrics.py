@@ -16,9 +16,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from mesh_push import judge, metrics, observe, plan
-from mesh_push.fsutil import LocalFileError
-from mesh_push.status import write_textfile
+from mesh_push.files.fsutil import LocalFileError
+from mesh_push.host import state as observe
+from mesh_push.modes import judge, plan
+from mesh_push.monitoring import metrics
+from mesh_push.monitoring.status import write_textfile
 from tests.test_judge import HOSTS, keys, lab_plan, port, states
 
 ROOT = Path(__file__).resolve().parent.parent

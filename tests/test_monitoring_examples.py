@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from mesh_push import cli, metrics
+from mesh_push import cli
+from mesh_push.monitoring import metrics
 from tests.test_metrics import promtool, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mesh_push import hostcmd, inventory, judge, observe, plan
+from mesh_push import inventory
+from mesh_push.host import programs as hostcmd
+from mesh_push.host import state as observe
+from mesh_push.modes import judge, plan
 
 DATA = Path(__file__).parent / "data" / "observe"
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from mesh_push import hostcmd, inventory, plan, render
+from mesh_push import inventory
+from mesh_push.host import programs as hostcmd
+from mesh_push.host import templates as render
+from mesh_push.modes import plan
 from tests.conftest import require_root
 from tests.test_render import seed_plan
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from mesh_push import inventory, plan, stp
+from mesh_push import inventory
+from mesh_push.modes import plan
+from mesh_push.modes.stp import tree as stp
 
 ROOT = Path(__file__).resolve().parent.parent
 AMERICA = {"epsilon", "vorke"}

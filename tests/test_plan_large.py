@@ -10,7 +10,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from mesh_push import inventory, plan, report, stp
+from mesh_push import inventory
+from mesh_push.modes import plan
+from mesh_push.modes.stp import tree as stp
+from mesh_push.views import report
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,10 +14,13 @@ from typing import Any
 
 import pytest
 
-from mesh_push import inventory, judge, keys, observe, plan, psk, ssh
-from mesh_push.gather import Gathered
-from mesh_push.model import Link, Mesh
-from mesh_push.outcome import HostReport, Outcome
+from mesh_push import inventory
+from mesh_push.core.model import Link, Mesh
+from mesh_push.engine import keys, psk, ssh
+from mesh_push.engine.gather import Gathered
+from mesh_push.engine.outcome import HostReport, Outcome
+from mesh_push.host import state as observe
+from mesh_push.modes import judge, plan
 
 INVENTORY = """\
 mesh:
@@ -237,7 +240,7 @@ def test_judge_says_which_peer_lacks_its_key_and_when_the_ends_differ(tmp_path: 
 
 
 def test_metrics_say_whether_a_key_is_set_never_which(tmp_path: Path) -> None:
-    from mesh_push import metrics
+    from mesh_push.monitoring import metrics
 
     mesh = load(tmp_path)
     pub = {"bob": KEY_A, "rho": KEY_B, "vorke": KEY_NEW}

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from mesh_push import cli, inventory, keys, plan, render
+from mesh_push import cli, inventory
+from mesh_push.engine import keys
+from mesh_push.host import templates as render
+from mesh_push.modes import plan
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "golden"

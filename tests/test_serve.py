@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from mesh_push import judge, metrics, serve
 from mesh_push.cli import main
+from mesh_push.modes import judge
+from mesh_push.monitoring import metrics, serve
 from tests.test_judge import lab_plan, states
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -237,7 +238,7 @@ def test_a_port_in_use_is_a_usage_error_without_traceback() -> None:
 
 SERVE_ONLY = """
 import sys, time
-from mesh_push import serve
+from mesh_push.monitoring import serve
 from tests.test_serve import snap
 sys.exit(serve.serve("lab", snap, ("127.0.0.1", 0), 0.2))
 """
@@ -281,9 +282,9 @@ def test_signals_stop_it_cleanly(sig: signal.Signals, code: int) -> None:
 def captured_hosts(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     """The hosts answer the first command with the captured mesh (tests/data/observe), and
     any further command fails the test. Returns the first commands sent, one per open_all."""
-    from mesh_push import connect, gather
-    from mesh_push import keys as mesh_keys
-    from mesh_push.outcome import Outcome
+    from mesh_push.engine import connect, gather
+    from mesh_push.engine import keys as mesh_keys
+    from mesh_push.engine.outcome import Outcome
     from tests.test_judge import DATA, HOSTS, fake_session, keys
 
     opened: list[str | None] = []
@@ -308,7 +309,9 @@ def captured_hosts(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
 def test_a_refresh_is_status_one_round_trip_per_host(captured_hosts: list[str | None]) -> None:
     """The serve loop's gather is `status`'s: one open_all whose first command is the gather
     (facts and state in one program), and not one command more."""
-    from mesh_push import connect, gather, inventory, status
+    from mesh_push import inventory
+    from mesh_push.engine import connect, gather
+    from mesh_push.monitoring import status
 
     mesh = inventory.load(ROOT / "inventory/lab.yaml")
     refresher = serve.Refresher(

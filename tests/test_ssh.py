@@ -12,8 +12,10 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from mesh_push import become, inventory, ssh
-from mesh_push.model import Mesh
+from mesh_push import inventory
+from mesh_push.core.model import Mesh
+from mesh_push.engine import ssh
+from mesh_push.files import become
 
 INVENTORY = """
 hosts:

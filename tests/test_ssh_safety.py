@@ -17,9 +17,10 @@ from typing import Any, ClassVar
 import paramiko
 import pytest
 
-from mesh_push import cli, connect, inventory, ssh
-from mesh_push.model import Mesh
-from mesh_push.outcome import Outcome
+from mesh_push import cli, inventory
+from mesh_push.core.model import Mesh
+from mesh_push.engine import connect, ssh
+from mesh_push.engine.outcome import Outcome
 
 INVENTORY = """
 hosts:
@@ -439,8 +440,9 @@ def test_odd_exceptions_in_later_stages_fail_one_host(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """gather, apply (down, next keys) and verify: each host's work is its own boundary."""
-    from mesh_push import apply, gather, plan, verify
-    from mesh_push.outcome import HostReport
+    from mesh_push.engine import apply, gather, verify
+    from mesh_push.engine.outcome import HostReport
+    from mesh_push.modes import plan
 
     m = load(tmp_path)
     session = connect.Session(m, connect.Access())

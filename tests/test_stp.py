@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mesh_push import inventory, plan, stp
+from mesh_push import inventory
+from mesh_push.modes import plan
+from mesh_push.modes.stp import tree as stp
 
 ROOT = Path(__file__).resolve().parent.parent
 AMERICA = {"epsilon", "vorke"}
@@ -217,7 +219,7 @@ def test_failover_order_without_non_tree_wires() -> None:
 
 
 def test_measure_parses_pings_and_edits_only_latencies() -> None:
-    from mesh_push import measure
+    from mesh_push.engine import measure
 
     out = (
         "=== mesh-push measure rho\n"

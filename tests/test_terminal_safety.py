@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from mesh_push import cli, plan, report
-from mesh_push.commands import Run
-from mesh_push.model import Host, Link, Mesh, Mtu, SshDefaults, Stp
-from mesh_push.outcome import HostReport, Outcome
-from mesh_push.verify import Verification
+from mesh_push import cli
+from mesh_push.core.model import Host, Link, Mesh, Mtu, SshDefaults, Stp
+from mesh_push.engine.commands import Run
+from mesh_push.engine.outcome import HostReport, Outcome
+from mesh_push.engine.verify import Verification
+from mesh_push.modes import plan
+from mesh_push.views import report
 
 # Names no inventory lets through, built into a model directly.
 MARKUP = "[red]a"

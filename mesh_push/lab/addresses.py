@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Literal
 
-from ..inventory import LAB_KINDS, LAB_LOGINS
-from ..model import LabKind, LabLogin, Mesh
-from .errors import LabError
+from mesh_push.core.model import LabKind, LabLogin, Mesh
+from mesh_push.inventory import LAB_KINDS, LAB_LOGINS
+from mesh_push.lab.errors import LabError
 
 Role = Literal["host", "router"]
 

@@ -122,8 +122,8 @@ def _usage(p: argparse.ArgumentParser) -> int:
 
 def _guarded(handler: Handler) -> Handler:
     def run(args: argparse.Namespace) -> int:
-        from .errors import LabError
-        from .system import require_root
+        from mesh_push.lab.errors import LabError
+        from mesh_push.lab.system import require_root
 
         try:
             require_root()
@@ -136,15 +136,15 @@ def _guarded(handler: Handler) -> Handler:
 
 
 def _name(args: argparse.Namespace) -> str:
-    from .ops import lab_name
+    from mesh_push.lab.ops import lab_name
 
     return lab_name(args.inventory, args.name)
 
 
 def _up(args: argparse.Namespace) -> int:
-    from .. import become
-    from . import users
-    from .ops import up
+    from mesh_push.files import become
+    from mesh_push.lab import users
+    from mesh_push.lab.ops import up
 
     result = up(args.inventory, progress=lambda msg: print(f"mesh-push: {msg}", file=sys.stderr))
     plan, lab, times = result.state.plan, result.state.dir, result.vm
@@ -182,7 +182,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from .ops import down
+    from mesh_push.lab.ops import down
 
     name = _name(args)
     removed = down(name)
@@ -193,7 +193,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from .ops import all_names, status
+    from mesh_push.lab.ops import all_names, status
 
     names = [_name(args)] if (args.inventory or args.name) else all_names()
     labs = [status(n) for n in names]
@@ -232,7 +232,7 @@ def _alive(pid: int | None, alive: bool) -> str:
 
 
 def _exec(args: argparse.Namespace) -> int:
-    from .ops import exec_argv
+    from mesh_push.lab.ops import exec_argv
 
     argv = list(args.argv)
     if argv and argv[0] == "--":
@@ -252,7 +252,7 @@ def _heal(args: argparse.Namespace) -> int:
 
 
 def _set_cut(args: argparse.Namespace, cut: bool) -> int:
-    from .ops import set_cut
+    from mesh_push.lab.ops import set_cut
 
     name = _name(args)
     state = set_cut(name, args.a, args.b, cut)
@@ -262,8 +262,8 @@ def _set_cut(args: argparse.Namespace, cut: bool) -> int:
 
 
 def _reboot(args: argparse.Namespace) -> int:
-    from .ops import reboot
-    from .vm import Reboot
+    from mesh_push.lab.ops import reboot
+    from mesh_push.lab.vm import Reboot
 
     name = _name(args)
     runs = reboot(name, args.host, args.timeout)
@@ -278,7 +278,7 @@ def _reboot(args: argparse.Namespace) -> int:
 
 
 def _move(args: argparse.Namespace) -> int:
-    from .move import move
+    from mesh_push.lab.move import move
 
     name = _name(args)
     res = move(name, args.host, args.address)
@@ -316,6 +316,6 @@ example:
 
 
 def _print_json(data: Any) -> None:
-    from ..report import print_json
+    from mesh_push.views.report import print_json
 
     print_json(data)  # strict JSON, as every --json

@@ -10,7 +10,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from . import ops
+from mesh_push.lab import ops
 
 REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from", re.M)
 

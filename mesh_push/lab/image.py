@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import EXIT_FAILED, LabError
-from .system import run
+from mesh_push.lab.errors import EXIT_FAILED, LabError
+from mesh_push.lab.system import run
 
 CACHE = Path(os.environ.get("MESH_PUSH_VM_CACHE", "/var/cache/mesh-push/vm"))
 SUITE = "bookworm"

@@ -11,13 +11,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import nat, netns, sshd
-from .addresses import IF_UNDERLAY, Node, ifname, wan_ns
-from .errors import EXIT_FAILED, LabError
-from .names import moved, served_names
-from .ops import load_state
-from .state import LabState, keeper_pid, node_dir, sshd_pid
-from .system import ip_batch, pid_alive, run
+from mesh_push.lab import nat, netns, sshd
+from mesh_push.lab.addresses import IF_UNDERLAY, Node, ifname, wan_ns
+from mesh_push.lab.errors import EXIT_FAILED, LabError
+from mesh_push.lab.names import moved, served_names
+from mesh_push.lab.ops import load_state
+from mesh_push.lab.state import LabState, keeper_pid, node_dir, sshd_pid
+from mesh_push.lab.system import ip_batch, pid_alive, run
 
 
 @dataclass(frozen=True)

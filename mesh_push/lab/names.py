@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 from ipaddress import IPv4Address
 
-from .addresses import LabPlan, Node
-from .errors import LabError
+from mesh_push.lab.addresses import LabPlan, Node
+from mesh_push.lab.errors import LabError
 
 
 def served_names(plan: LabPlan) -> dict[str, str]:

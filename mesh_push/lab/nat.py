@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .addresses import IF_UNDERLAY, LabPlan, Node, ifname, wan_ns
-from .netns import in_netns
+from mesh_push.lab.addresses import IF_UNDERLAY, LabPlan, Node, ifname, wan_ns
+from mesh_push.lab.netns import in_netns
 
 
 def table(lab: str) -> str:

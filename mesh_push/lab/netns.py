@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from .addresses import (
+from mesh_push.lab.addresses import (
     IF_BRIDGE,
     IF_CONTROLLER,
     IF_CONTROLLER_PEER,
@@ -26,8 +26,8 @@ from .addresses import (
     ifname,
     wan_ns,
 )
-from .errors import EXIT_FAILED, LabError
-from .system import ip_batch, ip_batch_argv, pid_alive, read_pid, run, run_all
+from mesh_push.lab.errors import EXIT_FAILED, LabError
+from mesh_push.lab.system import ip_batch, ip_batch_argv, pid_alive, read_pid, run, run_all
 
 # Directories every host gets a private copy of. They must exist as mount points on the
 # machine; creating an empty directory is the only trace the lab leaves outside /run/mesh-push.

@@ -10,12 +10,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import addresses, image, nat, netns, sshd, users, vm
-from .addresses import IF_CONTROLLER, IF_LAN, IF_UNDERLAY, LabPlan, ifname, ns_prefix
-from .errors import EXIT_FAILED, LabError
-from .names import served_names
-from .state import LabState, keeper_pid, known_labs, make_dir, node_dir, remove_dir, sshd_pid
-from .system import ip_batch, ip_batch_argv, ip_json, netns_list, pid_alive, run, start
+from mesh_push.lab import addresses, image, nat, netns, sshd, users, vm
+from mesh_push.lab.addresses import IF_CONTROLLER, IF_LAN, IF_UNDERLAY, LabPlan, ifname, ns_prefix
+from mesh_push.lab.errors import EXIT_FAILED, LabError
+from mesh_push.lab.names import served_names
+from mesh_push.lab.state import (
+    LabState,
+    keeper_pid,
+    known_labs,
+    make_dir,
+    node_dir,
+    remove_dir,
+    sshd_pid,
+)
+from mesh_push.lab.system import ip_batch, ip_batch_argv, ip_json, netns_list, pid_alive, run, start
 
 UNIT_DIR = "/etc/systemd/system/multi-user.target.wants"
 BOOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -28,7 +36,7 @@ def lab_name(inventory: Path | None, name: str | None) -> str:
             raise LabError(f"{name!r} is not a lab name (1 to 6 lowercase letters or digits)")
         return name
     if inventory is not None:
-        from ..inventory import load
+        from mesh_push.inventory import load
 
         mesh = load(inventory)
         if mesh.lab is None:
@@ -43,7 +51,7 @@ def lab_name(inventory: Path | None, name: str | None) -> str:
 
 
 def addresses_name_ok(name: str) -> bool:
-    from ..inventory import LAB_NAME
+    from mesh_push.inventory import LAB_NAME
 
     return bool(LAB_NAME.match(name))
 
@@ -102,7 +110,7 @@ BOOT_TIMEOUT = 600.0  # five guests under TCG on two busy cores: about a minute 
 
 
 def up(inventory: Path, progress: Callable[[str], None] = lambda _msg: None) -> UpResult:
-    from ..inventory import load
+    from mesh_push.inventory import load
 
     t0 = time.monotonic()
     mesh = load(inventory)

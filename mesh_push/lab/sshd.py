@@ -8,12 +8,12 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..model import LabLogin
-from . import users
-from .addresses import SSH_PORT, LabPlan, Node
-from .errors import EXIT_FAILED, LabError
-from .netns import enter
-from .system import pid_alive, read_pid, run_all
+from mesh_push.core.model import LabLogin
+from mesh_push.lab import users
+from mesh_push.lab.addresses import SSH_PORT, LabPlan, Node
+from mesh_push.lab.errors import EXIT_FAILED, LabError
+from mesh_push.lab.netns import enter
+from mesh_push.lab.system import pid_alive, read_pid, run_all
 
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd")
 CLIENT_KEY = "id_ed25519"

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..inventory import LAB_ROOT, lab_dir
-from .addresses import LabPlan
-from .errors import LabError
-from .system import read_pid
+from mesh_push.inventory import LAB_ROOT, lab_dir
+from mesh_push.lab.addresses import LabPlan
+from mesh_push.lab.errors import LabError
+from mesh_push.lab.system import read_pid
 
 STATE_FILE = "state.json"
 

@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import EXIT_FAILED, EXIT_USAGE, LabError
+from mesh_push.lab.errors import EXIT_FAILED, EXIT_USAGE, LabError
 
 
 def require_root() -> None:

@@ -12,8 +12,8 @@ import secrets
 import subprocess
 from pathlib import Path
 
-from ..model import LabLogin
-from .errors import EXIT_FAILED, LabError
+from mesh_push.core.model import LabLogin
+from mesh_push.lab.errors import EXIT_FAILED, LabError
 
 USER = "debian"  # as on Debian's cloud images
 PASSWORD_FILE = "become_password"

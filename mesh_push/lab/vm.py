@@ -22,12 +22,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import users
-from .addresses import IF_TAP, LabPlan, Node, ifname
-from .errors import EXIT_FAILED, LabError
-from .image import GUEST_USER, Image
-from .sshd import CLIENT_KEY, HOST_KEY
-from .system import pid_alive, read_pid, run, run_all
+from mesh_push.lab import users
+from mesh_push.lab.addresses import IF_TAP, LabPlan, Node, ifname
+from mesh_push.lab.errors import EXIT_FAILED, LabError
+from mesh_push.lab.image import GUEST_USER, Image
+from mesh_push.lab.sshd import CLIENT_KEY, HOST_KEY
+from mesh_push.lab.system import pid_alive, read_pid, run, run_all
 
 QEMU = "qemu-system-x86_64"
 MEMORY_MIB = 384

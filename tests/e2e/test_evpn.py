@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from mesh_push import inventory, plan
+from mesh_push import inventory
 from mesh_push.lab import failover
+from mesh_push.modes import plan
 from tests.conftest import require_root
 from tests.e2e.labkit import ROOT, cli_argv, lab_exec, mesh_push
 from tests.schemas import validate

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mesh_push import graph
+from mesh_push.modes.stp import graph
 from tests.conftest import require_root
 from tests.e2e.labkit import lab_inventory, lab_up, mesh_push
 from tests.test_graph import blocking_end, parse, wire

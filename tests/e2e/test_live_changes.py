@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from mesh_push import cli, ssh
+from mesh_push import cli
+from mesh_push.engine import ssh
 from tests.conftest import require_root
 from tests.e2e.labkit import (
     HOSTS,

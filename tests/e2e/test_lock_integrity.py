@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from mesh_push import cli, hostcmd, ssh
+from mesh_push import cli
+from mesh_push.engine import ssh
+from mesh_push.host import programs as hostcmd
 from tests.conftest import require_root
 from tests.e2e.labkit import (
     HOSTS,

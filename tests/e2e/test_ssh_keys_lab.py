@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mesh_push import inventory, ssh
+from mesh_push import inventory
+from mesh_push.engine import ssh
 from tests.conftest import require_root
 from tests.e2e.labkit import HOSTS, lab_exec, lab_inventory, lab_up, mesh_push
 

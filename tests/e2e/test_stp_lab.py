@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mesh_push import inventory, observe
+from mesh_push import inventory
+from mesh_push.host import state as observe
 from tests.conftest import require_root
 from tests.e2e.labkit import (
     HOSTS,

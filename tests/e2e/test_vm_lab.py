@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from mesh_push import backends, gather
+from mesh_push.engine import gather
+from mesh_push.host import facts as backends
 from mesh_push.inventory import lab_dir, load
 from tests.conftest import require_root
 from tests.e2e.labkit import HOSTS, NUMBER, cli_argv, lab_exec, lab_inventory, mesh_push

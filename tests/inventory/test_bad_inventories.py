@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from mesh_push import inventory
-from mesh_push.problems import InventoryError, Problem, format_path
+from mesh_push.core.problems import InventoryError, Problem, format_path
 
 HERE = Path(__file__).parent
 BAD = HERE / "bad"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mesh_push import inventory
-from mesh_push.model import Mesh
+from mesh_push.core.model import Mesh
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SEED = ROOT / "inventory" / "seed.yaml"

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from mesh_push.core.problems import InventoryError
 from mesh_push.inventory import parse
 from mesh_push.lab import image, vm
 from mesh_push.lab.addresses import LabPlan, plan
 from mesh_push.lab.errors import LabError
 from mesh_push.lab.netns import node_lines
-from mesh_push.problems import InventoryError
 from tests.lab.test_lab_plan import LAB_YAML, lab_text
 
 

@@ -17,7 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mesh_push import hostcmd, inventory, observe
+from mesh_push import inventory
+from mesh_push.host import programs as hostcmd
+from mesh_push.host import state as observe
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[2]

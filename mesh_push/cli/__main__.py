@@ -1,0 +1,5 @@
+import sys
+
+from mesh_push.cli import main
+
+sys.exit(main())

@@ -1,0 +1,85 @@
+"""Stage Check, in place of Apply for `up --check`, `rotate-keys --check` and `down --check`:
+every connected host runs the script it would be given in that script's own read-only mode
+(MESH_PUSH_CHECK=1, templates/check.sh.j2), all at once. What a host says it would change are
+the very "changed:" lines the real run prints, from the same code: the check is not a second
+implementation that could disagree. Nothing is stored on a host, and no host lock is taken.
+
+Keys not made yet (a fresh host with `keys: host`, a host not in the keystore with `keys:
+controller`, the hosts `rotate-keys --check` names) are stood in for by `stand_in_key`: the
+hosts then say what they would do with a key they do not know yet, and the real key is never
+made, staged or stored."""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import hashlib
+from collections.abc import Collection
+
+from mesh_push.engine import ssh
+from mesh_push.engine.apply import changed_lines, failed_step, refusals
+from mesh_push.engine.connect import READ_TIMEOUT_S, Progress, Session, parallel
+from mesh_push.engine.outcome import Outcome, unexpected
+from mesh_push.host import programs as hostcmd
+
+# A check runs no lock and starts nothing: it ends as fast as the host can read its state.
+CHECK_TIMEOUT_S = 120.0
+
+
+def stand_in_key(name: str) -> str:
+    """A well-formed public key no host has, the same on every run (so a check is repeatable)."""
+    digest = hashlib.sha256(f"mesh-push --check: the key {name} does not have yet".encode())
+    return base64.b64encode(digest.digest()).decode()
+
+
+def diff(host: str, applied: str | None, script: str) -> str:
+    """The unified diff from the script the host last applied (none: an empty one) to
+    `script`; empty when they are the same."""
+    return "".join(
+        difflib.unified_diff(
+            (applied or "").splitlines(keepends=True),
+            script.splitlines(keepends=True),
+            f"{host}: applied" if applied is not None else f"{host}: (none applied)",
+            f"{host}: new",
+        )
+    )
+
+
+def check(
+    session: Session,
+    scripts: dict[str, str],
+    progress: Progress,
+    with_diff: bool = False,
+    rotate: Collection[str] = (),
+    down: bool = False,
+) -> None:
+    """Fills each host's report: `would change` with the changes, `unchanged`, or `failed`
+    (the script refused or failed, as the real run would have); with `with_diff`, the diff
+    from the script the host last applied."""
+
+    def one(name: str) -> None:
+        rep = session.reports[name]
+        progress(name, "checking")
+        cmd = hostcmd.check(session.mesh, with_diff, name in rotate, down)
+        try:
+            res = session.run(name, cmd, scripts[name], CHECK_TIMEOUT_S + READ_TIMEOUT_S)
+        except Exception as e:
+            why = str(e) if isinstance(e, ssh.SshError) else f"{name}: {unexpected(e)}"
+            rep.fail(Outcome.FAILED, "check", why)
+            progress(name, f"failed: {why}")
+            return
+        rep.seconds["check"] = res.seconds
+        out, marker, applied = res.stdout.partition(hostcmd.APPLIED_MARKER + "\n")
+        if with_diff:
+            rep.diff = diff(name, applied if marker and applied else None, scripts[name])
+        rep.changes = changed_lines(out)
+        if not res.ok:
+            step = failed_step(res.stderr) or "check"
+            why = "; ".join(refusals(res.stderr)) or "the script would fail"
+            rep.fail(Outcome.FAILED, step, why, res.exit_code, out + res.stderr)
+            progress(name, f"would fail at step {step!r}")
+            return
+        rep.outcome = Outcome.WOULD_CHANGE if rep.changes else Outcome.UNCHANGED
+        progress(name, f"{len(rep.changes)} change(s) pending" if rep.changes else "no changes")
+
+    parallel([n for n in scripts if n in session.conns], one)

@@ -1,0 +1,601 @@
+"""SSH to the hosts with Fabric, host keys checked strictly.
+
+Fabric's own default accepts any host key (paramiko AutoAddPolicy) and loads no known_hosts;
+here known_hosts is always loaded and unknown keys are refused unless the user asked for trust
+on first use. Jump hosts are built here too, so that they get the same policy.
+
+mesh-push runs no command from ssh_config on this machine: host names come from the inventory,
+and a command line made with them is a command injection waiting for a name. So a `Match`
+block with an `exec` criterion is left out before paramiko (which would run it at every
+lookup) reads the file, with a warning, and a host whose ssh_config gives it a `ProxyCommand`
+is refused with an error; `ProxyJump` (any number of hops) is what works.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import logging
+import os
+import re
+import shlex
+import sys
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import paramiko
+from fabric import Config, Connection
+
+from mesh_push.core.model import Host, Mesh
+
+_known_hosts_lock = threading.Lock()
+# paramiko logs a dropped socket at ERROR; we report it ourselves, once, in our own words.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+# OpenSSH's default identities, in its order, where no identity is named anywhere. paramiko
+# reads RSA, ECDSA and Ed25519 keys; the -sk, XMSS and DSA kinds are left to the agent.
+DEFAULT_IDENTITIES = ("id_rsa", "id_ecdsa", "id_ed25519")
+# sudo's own complaints (LC_ALL=C), each with what to tell the user.
+SUDO_NEEDS_PASSWORD = "a password is required"
+SUDO_WRONG_PASSWORD = ("incorrect password attempt", "Sorry, try again")
+SUDO_REFUSED = ("is not in the sudoers file", "may not run sudo", "is not allowed to execute")
+
+
+def ssh_dir() -> Path:
+    # Read when used, not at import: HOME decides, as it does for OpenSSH.
+    return Path("~/.ssh").expanduser()
+
+
+class SshError(Exception):
+    """A host could not be reached or refused us; the message says what to do."""
+
+
+class BecomeError(SshError):
+    """We are logged in, but sudo would not make us root."""
+
+
+@dataclass(frozen=True)
+class Target:
+    alias: str  # what the user calls it: the inventory name, or a ssh_config alias
+    hostname: str
+    port: int
+    user: str
+    identity: tuple[str, ...]
+    jump: Target | None
+    # Run host-side commands through sudo (the login user is not root, or the inventory says).
+    sudo: bool = False
+    # ssh_config IdentitiesOnly: the agent may offer only the keys named here.
+    identities_only: bool = False
+
+    def describe(self) -> str:
+        return f"{self.user}@{self.hostname}:{self.port}"
+
+
+@dataclass
+class Remote:
+    """An open connection to a host, and how to become root on it."""
+
+    conn: Connection
+    target: Target
+    become_password: str | None = None
+
+    @property
+    def host(self) -> str:
+        return self.target.alias
+
+
+class RevokedHostKey(paramiko.SSHException):
+    """The host presented a key that known_hosts marks `@revoked`."""
+
+    def __init__(self, hostname: str, key: paramiko.PKey) -> None:
+        super().__init__(f"{hostname}: revoked host key")
+        self.key = key
+
+
+class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
+    """For a host known_hosts has no key for: a revoked key is refused; a new key is refused
+    too (paramiko's RejectPolicy), unless `accept_new`, trust on first use as OpenSSH's
+    StrictHostKeyChecking=accept-new: it is added to known_hosts. A changed key never gets
+    here: paramiko raises BadHostKeyException first."""
+
+    def __init__(self, path: Path, accept_new: bool, revoked: frozenset[bytes]) -> None:
+        self.path = path
+        self.accept_new = accept_new
+        self.revoked = revoked
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        if key.asbytes() in self.revoked:
+            raise RevokedHostKey(hostname, key)
+        if not self.accept_new:
+            raise paramiko.SSHException(f"Server {hostname!r} not found in known_hosts")
+        with _known_hosts_lock:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with self.path.open("a") as f:
+                f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        client.get_host_keys().add(hostname, key.get_name(), key)
+
+
+@dataclass(frozen=True)
+class KnownHosts:
+    """known_hosts as mesh-push uses it: plain host key lines, and the keys of `@revoked`
+    lines (refused whichever host presents them). `@cert-authority` lines are skipped:
+    mesh-push checks no host certificates. A line that cannot be read is skipped, as OpenSSH
+    does, instead of failing every connection."""
+
+    entries: tuple[paramiko.hostkeys.HostKeyEntry, ...] = ()
+    revoked: frozenset[bytes] = frozenset()
+    cert_authorities: int = 0  # `@cert-authority` lines skipped
+
+    def install(self, client: paramiko.SSHClient) -> None:
+        """Into the client's host keys; the first key of a type for a name wins, as paramiko's
+        own loading does."""
+        keys = client.get_host_keys()
+        seen: set[tuple[str, str]] = set()
+        for entry in self.entries:
+            kind = entry.key.get_name()
+            for name in entry.hostnames:
+                if (name, kind) not in seen:
+                    seen.add((name, kind))
+                    keys.add(name, kind, entry.key)
+
+
+def read_known_hosts(path: Path) -> KnownHosts:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return KnownHosts()
+    except OSError as e:
+        raise SshError(f"cannot read known_hosts {path}: {e.strerror or e}") from None
+    entries: list[paramiko.hostkeys.HostKeyEntry] = []
+    revoked: set[bytes] = set()
+    authorities = 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        fields = raw.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        marker = fields.pop(0) if fields[0].startswith("@") else None
+        if len(fields) < 3:
+            continue
+        if marker is not None:
+            if marker == "@revoked":
+                with contextlib.suppress(binascii.Error, ValueError):
+                    revoked.add(base64.b64decode(fields[2], validate=True))
+            else:  # @cert-authority, or a marker OpenSSH would not know either
+                authorities += 1
+            continue
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(" ".join(fields[:3]), number)
+        except Exception:  # InvalidHostKey (not even an SSHException), a key paramiko lacks
+            continue
+        if entry is not None and entry.key is not None:
+            entries.append(entry)
+    kept = tuple(e for e in entries if e.key.asbytes() not in revoked)
+    return KnownHosts(kept, frozenset(revoked), authorities)
+
+
+# `Keyword value` or `Keyword=value`, as paramiko reads ssh_config lines.
+_CONFIG_LINE = re.compile(r"(\w+)(?:\s*=\s*|\s+)(.+)")
+_warned: set[tuple[str, int]] = set()
+_warned_lock = threading.Lock()
+
+
+def _has_exec(criteria: str) -> bool:
+    """Whether a `Match` line has an `exec` criterion (`!exec` too), however written."""
+    words = criteria.split()
+    with contextlib.suppress(ValueError):
+        words += shlex.split(criteria)
+    return any(w.lower().lstrip("!") == "exec" for w in words)
+
+
+def strip_match_exec(text: str) -> tuple[str, list[int]]:
+    """`text` without its `Match … exec …` blocks (the Match line and every line up to the
+    next Host or Match, each replaced by an empty line), and the line numbers of those Match
+    lines. paramiko runs such a command at every lookup, with %h the inventory's host name;
+    mesh-push runs none: the block counts as not matching, as if its command had failed."""
+    out: list[str] = []
+    stripped: list[int] = []
+    skipping = False
+    for number, raw in enumerate(text.splitlines(keepends=True), 1):
+        line = raw.strip()
+        m = _CONFIG_LINE.match(line) if line and not line.startswith("#") else None
+        if m and m.group(1).lower() in ("host", "match"):
+            skipping = m.group(1).lower() == "match" and _has_exec(m.group(2))
+            if skipping:
+                stripped.append(number)
+        out.append("\n" if skipping else raw)
+    return "".join(out), stripped
+
+
+def parse_config(text: str, source: str = "ssh_config") -> paramiko.SSHConfig:
+    """An ssh_config's text, parsed by paramiko once its `Match exec` blocks are out (each
+    named once per run in a warning on stderr); SshError if paramiko cannot read it."""
+    text, stripped = strip_match_exec(text)
+    for number in stripped:
+        with _warned_lock:
+            if (source, number) in _warned:
+                continue
+            _warned.add((source, number))
+        print(
+            f"mesh-push: warning: {source}:{number}: a `Match … exec` block is ignored: "
+            "mesh-push runs no command from ssh_config (the block counts as not matching)",
+            file=sys.stderr,
+        )
+    try:
+        return paramiko.SSHConfig.from_text(text)
+    except Exception as e:  # ConfigParseError, shlex's ValueError on a lone quote
+        raise SshError(f"cannot read the ssh_config {source}: {e}") from None
+
+
+def load_config(mesh: Mesh) -> paramiko.SSHConfig:
+    path = mesh.ssh.config or ssh_dir() / "config"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return paramiko.SSHConfig()
+    except (OSError, UnicodeDecodeError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else e
+        raise SshError(f"cannot read the ssh_config {path}: {why}") from None
+    return parse_config(text, str(path))
+
+
+def known_hosts_file(mesh: Mesh) -> Path:
+    return mesh.ssh.known_hosts or ssh_dir() / "known_hosts"
+
+
+def resolve(mesh: Mesh, host: Host, cfg: paramiko.SSHConfig | None = None) -> Target:
+    """Inventory first, then ssh_config, then the mesh-wide defaults."""
+    cfg = cfg or load_config(mesh)
+    return _resolve_alias(mesh, host.name, host, cfg, depth=0)
+
+
+MAX_JUMPS = 8
+
+
+def _resolve_alias(
+    mesh: Mesh,
+    alias: str,
+    host: Host | None,
+    cfg: paramiko.SSHConfig,
+    depth: int,
+    through: list[str] | None = None,
+) -> Target:
+    """`through`: the hops before this one when it is a hop of a `ProxyJump a,b,…` list:
+    they, not its own ssh_config, say how it is reached (as OpenSSH's -J)."""
+    if depth > MAX_JUMPS:
+        raise SshError(f"{alias}: jump hosts nest more than {MAX_JUMPS} deep (or loop)")
+    c: dict[str, Any] = dict(cfg.lookup(alias))
+    ssh = host.ssh if host else None
+    # paramiko fills in HostName with the alias itself when ssh_config sets none: that is
+    # not a HostName given, and the endpoint address comes before DNS for the bare name.
+    configured = c.get("hostname") if c.get("hostname") != alias else None
+    hostname = (
+        (ssh.address if ssh else None)
+        or configured
+        or (str(host.address) if host and host.address else alias)
+    )
+    port = (ssh.port if ssh else None) or int(c.get("port", 0) or 0) or mesh.ssh.port
+    user = (ssh.user if ssh else None) or c.get("user") or mesh.ssh.user
+    identity: list[str] = []
+    if ssh and ssh.identity:
+        identity.append(os.path.expanduser(ssh.identity))
+    identity += [os.path.expanduser(p) for p in c.get("identityfile", [])]
+    if mesh.ssh.identity:
+        identity.append(mesh.ssh.identity)
+    become = (ssh.become if ssh else None) or mesh.ssh.become
+    jump: Target | None = None
+    via = ssh.via if ssh else None
+    if through:
+        jump = _jump_chain(mesh, alias, through, cfg, depth)
+    elif via:
+        jump = _resolve_alias(mesh, via, mesh.host(via), cfg, depth + 1)
+    elif c.get("proxycommand"):
+        raise SshError(
+            f"{alias}: ssh_config gives it a ProxyCommand, which mesh-push does not run: it "
+            "would be a command line on this machine made with names from the inventory. "
+            f"Reach it through a jump host instead (ProxyJump, or hosts.{alias}.ssh.via), or "
+            "give it `ProxyCommand none` in a Host block before the one that sets it."
+        )
+    elif (spec := str(c.get("proxyjump") or "").strip()) and spec.lower() != "none":
+        hops = [h.strip() for h in spec.split(",")]
+        jump = _jump_chain(mesh, alias, hops, cfg, depth)
+    return Target(
+        alias,
+        hostname,
+        port,
+        user,
+        tuple(dict.fromkeys(identity)),
+        jump,
+        sudo=become == "sudo" if become else user != "root",
+        identities_only=str(c.get("identitiesonly", "no")).lower() == "yes",
+    )
+
+
+def parse_jump(alias: str, hop: str) -> tuple[str | None, str, int | None]:
+    """One hop of a ProxyJump: `[ssh://][user@]host[:port]`, an IPv6 address in brackets."""
+    bad = SshError(
+        f"{alias}: ProxyJump {hop!r}: expected [user@]host[:port] (an IPv6 address in [ ])"
+    )
+    text = hop.removeprefix("ssh://").removesuffix("/")
+    user, at, rest = text.rpartition("@")
+    if at and not user:
+        raise bad
+    if rest.startswith("["):
+        name, close, tail = rest[1:].partition("]")
+        if not close or (tail and not tail.startswith(":")):
+            raise bad
+        port_text = tail[1:] if tail else ""
+    else:
+        name, _, port_text = rest.partition(":")
+    if not name or name.startswith("-") or any(ch.isspace() or ch in "/@[]" for ch in name):
+        raise bad
+    port = None
+    if port_text or rest.endswith(":"):
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise bad
+        port = int(port_text)
+    return user or None, name, port
+
+
+def _jump_chain(
+    mesh: Mesh, alias: str, hops: list[str], cfg: paramiko.SSHConfig, depth: int
+) -> Target:
+    """`ProxyJump a,b,c`: the last hop, reached through the one before it, and so on back
+    to the first, which is reached as its own ssh_config says."""
+    if not hops or not all(hops):
+        raise SshError(f"{alias}: ProxyJump has an empty hop")
+    *before, last = hops
+    user, name, port = parse_jump(alias, last)
+    known = next((h for h in mesh.hosts if h.name == name), None)
+    jump = _resolve_alias(mesh, name, known, cfg, depth + 1, before or None)
+    return replace(jump, port=port or jump.port, user=user or jump.user)
+
+
+def _auth_kwargs(target: Target) -> dict[str, Any]:
+    """Keys as OpenSSH offers them: the named identities, or where none is named the default
+    ~/.ssh/id_* files; and the agent's keys (all of them, or with IdentitiesOnly only those
+    whose public half sits beside a named identity, so a passphrase-protected key the agent
+    holds still works)."""
+    files = list(target.identity) or [
+        str(p) for p in (ssh_dir() / name for name in DEFAULT_IDENTITIES) if p.is_file()
+    ]
+    kwargs: dict[str, Any] = {"look_for_keys": False, "allow_agent": not target.identities_only}
+    if files:
+        kwargs["key_filename"] = files
+    if target.identities_only:
+        wanted = set()
+        for f in target.identity:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                wanted.add(Path(f + ".pub").read_text().split()[1])
+        agent_keys = [k for k in paramiko.Agent().get_keys() if k.get_base64() in wanted]
+        if agent_keys:
+            kwargs["pkey"] = agent_keys[0]
+    return kwargs
+
+
+def connect(
+    mesh: Mesh,
+    target: Target,
+    accept_new: bool = False,
+    timeout: float | None = None,
+    become_password: str | None = None,
+) -> Remote:
+    """An open connection; SshError with advice when the host is unknown, changed, revoked
+    or away. Jump hosts first, each through the one before it (a chain of Fabric gateways),
+    with the same host key policy; on failure whatever was opened is closed."""
+    timeout = timeout or mesh.ssh.connect_timeout
+    known = known_hosts_file(mesh)
+    hostkeys = read_known_hosts(known)
+    gateway = connect(mesh, target.jump, accept_new, timeout) if target.jump else None
+    try:
+        conn = _open(target, known, hostkeys, accept_new, timeout, gateway)
+    except BaseException:
+        if gateway is not None:
+            with contextlib.suppress(Exception):
+                close(gateway)
+        raise
+    return Remote(conn, target, become_password)
+
+
+def _open(
+    target: Target,
+    known: Path,
+    hostkeys: KnownHosts,
+    accept_new: bool,
+    timeout: float,
+    gateway: Remote | None,
+) -> Connection:
+    auth = _auth_kwargs(target)
+    conn = Connection(
+        host=target.hostname,
+        user=target.user,
+        port=target.port,
+        gateway=gateway.conn if gateway else None,
+        connect_timeout=timeout,
+        config=Config(overrides={"load_ssh_configs": False}),
+        connect_kwargs={**auth, "banner_timeout": timeout, "auth_timeout": timeout},
+    )
+    client: paramiko.SSHClient = conn.client
+    hostkeys.install(client)
+    client.set_missing_host_key_policy(HostKeyPolicy(known, accept_new, hostkeys.revoked))
+    try:
+        conn.open()
+    except Exception as e:
+        # A half-made transport must not outlive the error.
+        with contextlib.suppress(Exception):
+            conn.close()
+        why = _open_error(e, target, known, hostkeys.revoked, auth, timeout)
+        if why is None:
+            raise
+        raise why from None
+    return conn
+
+
+def _open_error(
+    e: Exception,
+    target: Target,
+    known: Path,
+    revoked: frozenset[bytes],
+    auth: dict[str, Any],
+    timeout: float,
+) -> SshError | None:
+    """What conn.open() raised, as an SshError with advice; None for an exception nobody
+    expected (the caller's per-host boundary reports it with its type)."""
+    where = f"{target.alias}: {target.describe()}"
+    if isinstance(e, RevokedHostKey) or (
+        isinstance(e, paramiko.BadHostKeyException) and e.key.asbytes() in revoked
+    ):
+        key = e.key
+        return SshError(
+            f"{target.alias}: {target.hostname} presented a host key that {known} marks "
+            f"@revoked ({key.get_name()} {key.get_fingerprint().hex()}): refusing. Find out "
+            "why it still has that key before trusting it again."
+        )
+    if isinstance(e, paramiko.BadHostKeyException):
+        return SshError(
+            f"{target.alias}: the host key of {target.hostname} has CHANGED (got "
+            f"{e.key.get_name()} {e.key.get_fingerprint().hex()}): refusing. If the host was "
+            f"really reinstalled, remove its old line from {known} (ssh-keygen -R "
+            f"{target.hostname} -f {known}) and check the new key out of band."
+        )
+    if isinstance(e, paramiko.AuthenticationException):
+        offered = ", ".join(auth.get("key_filename", [])) or "no key file"
+        agent = "" if target.identities_only else " and the ssh-agent's keys"
+        return SshError(
+            f"{where} refused us ({e}). Offered: {offered}{agent}. "
+            "Name the right key with ssh.identity or IdentityFile, or add it to ssh-agent "
+            "(a passphrase-protected key works only through the agent)."
+        )
+    if isinstance(e, paramiko.SSHException):
+        if "not found in known_hosts" in str(e):
+            return SshError(
+                f"{target.alias}: unknown host key for {target.hostname}: refusing. Check its "
+                f"fingerprint out of band and add it to {known} (ssh-keyscan -p {target.port} "
+                f"{target.hostname} >> {known}), or run again with --accept-new to trust it "
+                "on first use."
+            )
+        return SshError(f"{where}: {e}")
+    if isinstance(e, TimeoutError):
+        return SshError(f"{where}: timed out after {timeout:g} s")
+    if isinstance(e, OSError):
+        return SshError(f"{where}: {e.strerror or e}")
+    if isinstance(e, EOFError):
+        return SshError(f"{where}: the connection was closed during the handshake")
+    return None
+
+
+def as_root(command: str, target: Target, password: str | None) -> tuple[str, str]:
+    """The command line that runs `command` as root on `target`, and what goes on stdin
+    before the command's own input. The password travels on stdin, never on a command line;
+    it is read only by sudo when sudo asks for it, and swallowed by the shell when it does
+    not, so it can never reach the command's input. The probe runs `sh` as the command does,
+    so a sudoers rule that allows only `sh` answers it the same way."""
+    if not target.sudo:
+        return command, ""
+    inner = shlex.quote(command)
+    if password is None:
+        return f"LC_ALL=C exec sudo -n -- sh -c {inner}", ""
+    return (
+        f"if LC_ALL=C sudo -n -- sh -c : 2>/dev/null; then IFS= read -r line; "
+        f"LC_ALL=C exec sudo -n -- sh -c {inner}; "
+        f"else LC_ALL=C exec sudo -S -p '' -- sh -c {inner}; fi",
+        password + "\n",
+    )
+
+
+def become_problem(result: Result, target: Target, password: str | None) -> str | None:
+    """sudo's own refusal, in words that say what to do; None when sudo let us in."""
+    if not target.sudo or result.ok:
+        return None
+    err = result.stderr
+    who = f"{target.alias}: sudo as {target.user}"
+    if result.exit_code == 127 and "sudo" in err and "not found" in err:
+        return (
+            f"{target.alias}: sudo is not installed there. Install it (apt-get install sudo), "
+            "or log in as root (ssh.user: root)."
+        )
+    if any(s in err for s in SUDO_WRONG_PASSWORD):
+        return f"{who} refused the password given."
+    if SUDO_NEEDS_PASSWORD in err:
+        return (
+            f"{who} wants a password: run with --ask-become-pass, or set "
+            "MESH_PUSH_BECOME_PASSWORD_FILE (see docs/hosts.md), or allow NOPASSWD in sudoers."
+        )
+    if any(s in err for s in SUDO_REFUSED):
+        return (
+            f"{who} is not allowed: {target.user} may not use sudo there "
+            "(see docs/hosts.md for the sudoers rule mesh-push needs)."
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class Result:
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+def run(remote: Remote, command: str, stdin: str | None = None, timeout: float = 300) -> Result:
+    """One remote command as root, stdin streamed then closed. Straight on the paramiko
+    channel: one round trip, no polling threads. BecomeError when sudo refused."""
+    start = time.monotonic()
+    transport = remote.conn.client.get_transport()
+    if transport is None or not transport.is_active():
+        raise SshError(f"{remote.host}: connection lost")
+    line, preamble = as_root(command, remote.target, remote.become_password)
+    try:
+        chan = transport.open_session(timeout=timeout)
+    except (paramiko.SSHException, EOFError, OSError) as e:
+        reason = str(e) or type(e).__name__
+        raise SshError(f"{remote.host}: could not open a session: {reason}") from None
+    try:
+        chan.settimeout(timeout)
+        chan.exec_command(line)
+        if preamble or stdin:
+            chan.sendall((preamble + (stdin or "")).encode())
+        chan.shutdown_write()
+        # paramiko buffers stderr on its own; our scripts write little of it, so reading
+        # stdout to its end first cannot fill the window and stall.
+        out = bytearray()
+        while data := chan.recv(65536):
+            out += data
+        err = bytearray()
+        while data := chan.recv_stderr(65536):
+            err += data
+        code = chan.recv_exit_status()
+    except TimeoutError:
+        raise SshError(f"{remote.host}: command timed out after {timeout:g} s") from None
+    except (paramiko.SSHException, EOFError, OSError) as e:
+        reason = str(e) or type(e).__name__
+        raise SshError(f"{remote.host}: connection lost ({reason})") from None
+    finally:
+        chan.close()
+    result = Result(
+        command,
+        code,
+        out.decode(errors="replace"),
+        err.decode(errors="replace"),
+        time.monotonic() - start,
+    )
+    if why := become_problem(result, remote.target, remote.become_password):
+        raise BecomeError(why)
+    return result
+
+
+def close(remote: Remote) -> None:
+    conn: Connection | None = remote.conn
+    while conn is not None:
+        gateway = conn.gateway if isinstance(conn.gateway, Connection) else None
+        conn.close()
+        conn = gateway

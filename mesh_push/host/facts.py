@@ -1,0 +1,149 @@
+"""The ways hosts differ, each one small class chosen from the host's facts, as sshuttle picks
+its methods: how the WireGuard interface is made (the kernel's, or wireguard-go), whether
+systemd must hear about the boot unit, and where STP state is read from (brctl, or iproute2).
+Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from mesh_push.engine.gather import Facts
+from mesh_push.host import state as observe
+
+
+class NoBackend(Exception):
+    """The host lacks what mesh-push needs; the message says what to install."""
+
+
+class WireGuard:
+    name: ClassVar[str]
+
+    @staticmethod
+    def supported(facts: Facts) -> bool:
+        raise NotImplementedError
+
+
+class KernelWireGuard(WireGuard):
+    name = "kernel"
+
+    @staticmethod
+    def supported(facts: Facts) -> bool:
+        return facts.kernel_wireguard
+
+
+class WireGuardGo(WireGuard):
+    """Userspace, where the kernel has none (wg-quick falls back the same way)."""
+
+    name = "wireguard-go"
+
+    @staticmethod
+    def supported(facts: Facts) -> bool:
+        return facts.wireguard_go
+
+
+class Boot:
+    name: ClassVar[str]
+    # Told after the unit file changes; the wants link alone is what a boot runs.
+    reload: ClassVar[str]
+
+    @staticmethod
+    def supported(facts: Facts) -> bool:
+        raise NotImplementedError
+
+
+class SystemdBoot(Boot):
+    name = "systemd"
+    reload = "systemctl daemon-reload"
+
+    @staticmethod
+    def supported(facts: Facts) -> bool:
+        return facts.systemd
+
+
+class PlainBoot(Boot):
+    """No systemd running (a container, the lab): the unit and its link are written all the
+    same, for whatever runs them at boot."""
+
+    name = "none"
+    reload = ""
+
+    @staticmethod
+    def supported(facts: Facts) -> bool:
+        return True
+
+
+class StpReader:
+    name: ClassVar[str]
+
+    @staticmethod
+    def supported(facts: Facts) -> bool:
+        raise NotImplementedError
+
+    @staticmethod
+    def read(
+        sections: dict[str, str], links: list[dict[str, Any]], bridge: str
+    ) -> observe.StpBridge | None:
+        raise NotImplementedError
+
+
+class Brctl(StpReader):
+    name = "brctl"
+
+    @staticmethod
+    def supported(facts: Facts) -> bool:
+        return facts.brctl
+
+    @staticmethod
+    def read(
+        sections: dict[str, str], links: list[dict[str, Any]], bridge: str
+    ) -> observe.StpBridge | None:
+        return observe.parse_brctl_showstp(sections.get("brctl", ""))
+
+
+class Iproute2(StpReader):
+    name = "iproute2"
+
+    @staticmethod
+    def supported(facts: Facts) -> bool:
+        return True
+
+    @staticmethod
+    def read(
+        sections: dict[str, str], links: list[dict[str, Any]], bridge: str
+    ) -> observe.StpBridge | None:
+        return observe.stp_from_ip_json(links, bridge)
+
+
+WIREGUARD: tuple[type[WireGuard], ...] = (KernelWireGuard, WireGuardGo)
+BOOT: tuple[type[Boot], ...] = (SystemdBoot, PlainBoot)
+STP: tuple[type[StpReader], ...] = (Brctl, Iproute2)
+
+
+@dataclass(frozen=True)
+class Backends:
+    wireguard: type[WireGuard]
+    boot: type[Boot]
+    stp: type[StpReader]
+
+
+def choose(facts: Facts) -> Backends:
+    """The first supported of each, or NoBackend naming what to install."""
+    if not facts.wg:
+        raise NoBackend("`wg` is not installed there: apt-get install wireguard-tools")
+    if not facts.flock:
+        raise NoBackend(
+            "`flock` is not installed there (mesh-push's host lock needs it): "
+            "apt-get install util-linux"
+        )
+    wireguard = next((b for b in WIREGUARD if b.supported(facts)), None)
+    if wireguard is None:
+        raise NoBackend(
+            "no WireGuard there: the kernel has no wireguard module and wireguard-go is not "
+            "installed (use a kernel of 5.6 or later, or apt-get install wireguard-go)"
+        )
+    return Backends(wireguard, next(b for b in BOOT if b.supported(facts)), choose_stp(facts))
+
+
+def choose_stp(facts: Facts) -> type[StpReader]:
+    return next(b for b in STP if b.supported(facts))

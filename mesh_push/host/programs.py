@@ -1,0 +1,190 @@
+"""The short programs mesh-push runs on hosts besides the host and down scripts: each rendered
+from its own template in templates/. Pure apart from reading the templates.
+
+Each is sent as one command string (`ssh.run`), which the login shell, or `sudo sh -c`, runs:
+newlines in it are fine. Every value in them goes through the `sh` filter (one shell word,
+whatever it holds). They always come from the built-in templates: `--templates DIR` replaces
+only what is rendered from the plan (host.sh.j2, reresolve.sh.j2, down.sh.j2); these are the
+controller's side of a conversation whose output it parses. docs/host-files.md lists the
+files they keep on a host.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from mesh_push.core.model import Mesh
+from mesh_push.host import templates as render
+
+if TYPE_CHECKING:
+    import jinja2
+
+
+# The host lock (templates/lock.sh.j2): how long a program waits for another mesh-push run on
+# the same host to finish before it gives up, and the exit code it then gives up with.
+LOCK_WAIT_S = 30
+EXIT_LOCKED = 75  # EX_TEMPFAIL: try again later
+# The apply command's exit code for a script that did not arrive whole (its digest differs).
+EXIT_BAD_DIGEST = 65  # EX_DATAERR
+
+
+@functools.cache
+def _env() -> jinja2.Environment:
+    return render.load_templates()
+
+
+def _render(template: str, mesh: Mesh, **values: Any) -> str:
+    """Every program works on one mesh's things only: its state directory, key, boot unit
+    (render.host_paths), under that mesh's host lock."""
+    return (
+        _env()
+        .get_template(template)
+        .render(
+            mesh_name=mesh.name,
+            mode=mesh.mode,
+            wg=mesh.wg_interface,
+            bridge=mesh.bridge,
+            lock_wait=LOCK_WAIT_S,
+            lock_exit=EXIT_LOCKED,
+            **render.host_paths(mesh),
+            **values,
+        )
+    )
+
+
+def facts(mesh: Mesh, generate_key: bool) -> str:
+    """Facts and the observed state in one round trip: a host with nothing to change needs
+    no other. With `generate_key` (keys: host) the host makes its private key if it has none
+    (or takes over the one an older mesh-push made for this mesh's interface); the key never
+    leaves it."""
+    return _render("facts.sh.j2", mesh, generate_key=generate_key)
+
+
+def gather(mesh: Mesh) -> str:
+    """What `observe.parse` reads: sections of `wg show` (never a field that holds a private
+    key), STP and links, and whether this mesh's boot unit is installed."""
+    return _render("gather.sh.j2", mesh)
+
+
+def boot_unit(mesh: Mesh) -> str:
+    """The systemd unit that re-runs the mesh's last applied script at boot."""
+    return _render("boot-unit.service.j2", mesh)
+
+
+def apply(
+    mesh: Mesh,
+    digest: str,
+    arm: str = "",
+    reload: str = "",
+    install_key: bool = False,
+    psks: Sequence[str] = (),
+) -> str:
+    """Holding the host lock: store the script that comes on stdin as pending.sh, refuse it
+    unless its SHA-256 is `digest` (EXIT_BAD_DIGEST: it did not arrive whole), stop an earlier
+    rollback timer, run `arm` (a rollback timer, shell code from `arm`) if given, run the
+    script detached from this SSH session so a dropped connection cannot stop it half way,
+    wait, and hand back its log and exit code. On success the script becomes apply.sh (the
+    boot script) with its digest recorded, and the boot unit is installed; a failed one is
+    kept as failed.sh, and apply.sh stays the last good script. EXIT_LOCKED when another
+    mesh-push run held the lock for LOCK_WAIT_S. With `install_key` (keys: controller) stdin
+    starts with one line, the private key, written to the mesh's key file (0600) before the
+    script is stored: the stored script never holds it. Then one line per peer in `psks`:
+    the pre-shared key shared with that peer, written the same way to its file."""
+    return _render(
+        "apply.sh.j2",
+        mesh,
+        digest=digest,
+        arm=arm,
+        unit_text=boot_unit(mesh),
+        reload=reload,
+        install_key=install_key,
+        psks=[(peer, mesh.psk_file(peer)) for peer in psks],
+        bad_digest_exit=EXIT_BAD_DIGEST,
+    )
+
+
+def armed(mesh: Mesh, token: str, seconds: float) -> str:
+    """The timer of the rollout `token`, run on the host detached: it waits for the apply to
+    end, gives the controller `seconds` to confirm, then, holding the host lock and only if
+    no later run superseded it, unless confirmed, converges back to what the previous script
+    described (the scripts are convergent, so running the old one *is* the rollback) and
+    records that it happened."""
+    return _render("armed.sh.j2", mesh, token=token, seconds=f"{seconds:g}")
+
+
+def arm(mesh: Mesh, token: str, seconds: float, fallback: str) -> str:
+    """Shell run inside `apply`, holding the lock, before the new script runs: keep the last
+    good script as the rollback (or `fallback`, the down script, on a host that had none),
+    record `token` as the armed rollout, then start its timer."""
+    return _render(
+        "arm.sh.j2",
+        mesh,
+        token=token,
+        fallback_b64=base64.b64encode(fallback.encode()).decode(),
+        armed_b64=base64.b64encode(armed(mesh, token, seconds).encode()).decode(),
+    )
+
+
+def confirm(mesh: Mesh, token: str) -> str:
+    """Confirms the rollout `token`, holding the host lock; fails (saying why on stderr) if
+    its timer already fired, a later run superseded it, or its apply has not ended well."""
+    return _render("confirm.sh.j2", mesh, token=token)
+
+
+def rolled_back(mesh: Mesh, token: str) -> str:
+    """What became of the rollout `token`'s timer: `rolled-back`, `superseded`, or nothing
+    (still waiting, or confirmed)."""
+    return _render("rolled-back.sh.j2", mesh, token=token)
+
+
+def psk_keys(mesh: Mesh, make: Sequence[str], read: Sequence[str]) -> str:
+    """`keys: host`, on the first end of links: prints `PEER KEY` lines, a new pre-shared key
+    (`wg genpsk`) for each peer in `make`, the one in its file for each in `read`. It writes
+    nothing: the keys go, in the controller's memory only, to the apply of both ends."""
+    return _render("psk-keys.sh.j2", mesh, make=make, read=[(p, mesh.psk_file(p)) for p in read])
+
+
+def rotate_key(mesh: Mesh) -> str:
+    """Holding the host lock, a new private key beside the mesh's current one (the next
+    apply moves it into place); prints its public key."""
+    return _render("rotate-key.sh.j2", mesh)
+
+
+def ping(peers: Sequence[tuple[str, str]]) -> str:
+    """One ping to each (peer, address) across the bridge; prints the peers that did not
+    answer."""
+    return _env().get_template("ping.sh.j2").render(peers=peers)
+
+
+def measure(targets: Sequence[tuple[str, str]], count: int, mark: str) -> str:
+    """All pings at once (each into its own file), then their outputs one after the other,
+    each under a line `mark` + the peer's name."""
+    return _env().get_template("measure.sh.j2").render(targets=targets, count=count, mark=mark)
+
+
+# The line after which the check program prints the script the host last applied.
+APPLIED_MARKER = "=== mesh-push: the script this host last applied"
+
+
+def check(mesh: Mesh, diff: bool, rotate: bool = False, down: bool = False) -> str:
+    """Runs the host (or with `down`, the down) script that comes on stdin in its read-only
+    mode, not stored and without the host lock, and says whether the apply command would
+    install the boot unit; with `diff`, then prints APPLIED_MARKER and the script the host
+    last applied. `rotate`: the host script takes a rotation as staged (rotate-keys)."""
+    return _render(
+        "check.sh.j2",
+        mesh,
+        diff=diff,
+        rotate="1" if rotate else "0",
+        marker=APPLIED_MARKER,
+        unit_text="" if down else boot_unit(mesh),
+    )
+
+
+def down(mesh: Mesh) -> str:
+    """Holding the host lock, stops a running rollback timer, then runs the down script,
+    which comes on stdin."""
+    return _render("down-stdin.sh.j2", mesh)
