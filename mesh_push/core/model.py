@@ -19,9 +19,6 @@ LabLogin = Literal["root", "sudo", "sudo-password"]
 # What a lab host is: a network namespace on this machine's kernel, or a QEMU guest with
 # Debian's own kernel, systemd and sshd (docs/lab.md#vm).
 LabKind = Literal["netns", "vm"]
-# How the hosts' bridges are joined: one VXLAN wire per link under 802.1D spanning tree, or
-# one WireGuard interface per link routed by FRR with BGP EVPN on top (docs/evpn.md).
-MeshMode = Literal["stp", "evpn"]
 
 # Where mesh-push keeps its files on a host (the lab gives each host private copies). Each
 # mesh owns only what is named after it: `Mesh.mark`, `.state_dir`, `.boot_unit`,
@@ -164,7 +161,9 @@ class Mesh:
     legacy_keystore: Path | None = None
     # `mesh.psk`: the links' default for a pre-shared key (each Link.psk is resolved).
     psk: bool = False
-    mode: MeshMode = "stp"
+    # How the hosts' bridges are joined: the name of a mode (mesh_push.modes), each of which
+    # has its settings in the field of its name.
+    mode: str = "stp"
     evpn: Evpn = field(default_factory=Evpn)
 
     def host(self, name: str) -> Host:
@@ -219,13 +218,9 @@ class Mesh:
         return f"{self.psk_dir}/{peer}"
 
     @property
-    def evpn_vxlan(self) -> str:
-        """evpn mode's one VXLAN device, named after the WireGuard interface (as WG-VNI)."""
-        return f"{self.wg_interface}-vx"
-
-    @property
     def frr_pathspace(self) -> str:
-        """The mesh's own FRR instance (evpn mode): /etc/frr/NAME, /run/frr/NAME, `vtysh -N`."""
+        """The mesh's own FRR instance (mode evpn runs one; `down` and every host script stop
+        it where it runs): /etc/frr/NAME, /run/frr/NAME, `vtysh -N`."""
         return f"mesh-push-{self._file_name}"
 
     @property

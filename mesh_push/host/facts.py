@@ -1,15 +1,14 @@
-"""The ways hosts differ, each one small class chosen from the host's facts, as sshuttle picks
-its methods: how the WireGuard interface is made (the kernel's, or wireguard-go), whether
-systemd must hear about the boot unit, and where STP state is read from (brctl, or iproute2).
-Pure."""
+"""A host's facts (what it has: tools, kernel WireGuard, systemd, its key, the script it last
+applied), as the first command prints them, and the ways hosts differ, each one small class
+chosen from those facts, as sshuttle picks its methods: how the WireGuard interface is made
+(the kernel's, or wireguard-go), and whether systemd must hear about the boot unit. Pure."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from mesh_push.engine.gather import Facts
-from mesh_push.host import state as observe
 
 
 class NoBackend(Exception):
@@ -73,58 +72,14 @@ class PlainBoot(Boot):
         return True
 
 
-class StpReader:
-    name: ClassVar[str]
-
-    @staticmethod
-    def supported(facts: Facts) -> bool:
-        raise NotImplementedError
-
-    @staticmethod
-    def read(
-        sections: dict[str, str], links: list[dict[str, Any]], bridge: str
-    ) -> observe.StpBridge | None:
-        raise NotImplementedError
-
-
-class Brctl(StpReader):
-    name = "brctl"
-
-    @staticmethod
-    def supported(facts: Facts) -> bool:
-        return facts.brctl
-
-    @staticmethod
-    def read(
-        sections: dict[str, str], links: list[dict[str, Any]], bridge: str
-    ) -> observe.StpBridge | None:
-        return observe.parse_brctl_showstp(sections.get("brctl", ""))
-
-
-class Iproute2(StpReader):
-    name = "iproute2"
-
-    @staticmethod
-    def supported(facts: Facts) -> bool:
-        return True
-
-    @staticmethod
-    def read(
-        sections: dict[str, str], links: list[dict[str, Any]], bridge: str
-    ) -> observe.StpBridge | None:
-        return observe.stp_from_ip_json(links, bridge)
-
-
 WIREGUARD: tuple[type[WireGuard], ...] = (KernelWireGuard, WireGuardGo)
 BOOT: tuple[type[Boot], ...] = (SystemdBoot, PlainBoot)
-STP: tuple[type[StpReader], ...] = (Brctl, Iproute2)
 
 
 @dataclass(frozen=True)
 class Backends:
     wireguard: type[WireGuard]
     boot: type[Boot]
-    stp: type[StpReader]
 
 
 def choose(facts: Facts) -> Backends:
@@ -142,8 +97,4 @@ def choose(facts: Facts) -> Backends:
             "no WireGuard there: the kernel has no wireguard module and wireguard-go is not "
             "installed (use a kernel of 5.6 or later, or apt-get install wireguard-go)"
         )
-    return Backends(wireguard, next(b for b in BOOT if b.supported(facts)), choose_stp(facts))
-
-
-def choose_stp(facts: Facts) -> type[StpReader]:
-    return next(b for b in STP if b.supported(facts))
+    return Backends(wireguard, next(b for b in BOOT if b.supported(facts)))

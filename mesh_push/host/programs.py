@@ -1,10 +1,10 @@
 """The short programs mesh-push runs on hosts besides the host and down scripts: each rendered
-from its own template in templates/. Pure apart from reading the templates.
+from its own template in templates/programs/. Pure apart from reading the templates.
 
 Each is sent as one command string (`ssh.run`), which the login shell, or `sudo sh -c`, runs:
 newlines in it are fine. Every value in them goes through the `sh` filter (one shell word,
 whatever it holds). They always come from the built-in templates: `--templates DIR` replaces
-only what is rendered from the plan (host.sh.j2, reresolve.sh.j2, down.sh.j2); these are the
+only what is rendered from the plan (templates/stp, evpn and scripts); these are the
 controller's side of a conversation whose output it parses. docs/host-files.md lists the
 files they keep on a host.
 """
@@ -17,14 +17,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mesh_push.core.model import Mesh
-from mesh_push.host import templates as render
+from mesh_push.host import templates
 
 if TYPE_CHECKING:
     import jinja2
 
 
-# The host lock (templates/lock.sh.j2): how long a program waits for another mesh-push run on
-# the same host to finish before it gives up, and the exit code it then gives up with.
+# The host lock (templates/include/lock.sh.j2): how long a program waits for another mesh-push
+# run on the same host to finish before it gives up, and the exit code it then gives up with.
 LOCK_WAIT_S = 30
 EXIT_LOCKED = 75  # EX_TEMPFAIL: try again later
 # The apply command's exit code for a script that did not arrive whole (its digest differs).
@@ -33,45 +33,44 @@ EXIT_BAD_DIGEST = 65  # EX_DATAERR
 
 @functools.cache
 def _env() -> jinja2.Environment:
-    return render.load_templates()
+    return templates.load_templates()
 
 
 def _render(template: str, mesh: Mesh, **values: Any) -> str:
     """Every program works on one mesh's things only: its state directory, key, boot unit
-    (render.host_paths), under that mesh's host lock."""
+    (templates.host_paths), under that mesh's host lock."""
     return (
         _env()
         .get_template(template)
         .render(
             mesh_name=mesh.name,
-            mode=mesh.mode,
             wg=mesh.wg_interface,
             bridge=mesh.bridge,
             lock_wait=LOCK_WAIT_S,
             lock_exit=EXIT_LOCKED,
-            **render.host_paths(mesh),
+            **templates.host_paths(mesh),
             **values,
         )
     )
 
 
-def facts(mesh: Mesh, generate_key: bool) -> str:
+def facts(mesh: Mesh, mode_gather: str, generate_key: bool) -> str:
     """Facts and the observed state in one round trip: a host with nothing to change needs
     no other. With `generate_key` (keys: host) the host makes its private key if it has none
     (or takes over the one an older mesh-push made for this mesh's interface); the key never
-    leaves it."""
-    return _render("facts.sh.j2", mesh, generate_key=generate_key)
+    leaves it. `mode_gather`: the template of the mode's part of the state."""
+    return _render("programs/facts.sh.j2", mesh, generate_key=generate_key, mode_gather=mode_gather)
 
 
-def gather(mesh: Mesh) -> str:
-    """What `observe.parse` reads: sections of `wg show` (never a field that holds a private
-    key), STP and links, and whether this mesh's boot unit is installed."""
-    return _render("gather.sh.j2", mesh)
+def gather(mesh: Mesh, mode_gather: str) -> str:
+    """What host/state.py reads: sections of `wg show` (never a field that holds a private
+    key), links, whether this mesh's boot unit is installed, then the mode's part."""
+    return _render("programs/gather.sh.j2", mesh, mode_gather=mode_gather)
 
 
 def boot_unit(mesh: Mesh) -> str:
     """The systemd unit that re-runs the mesh's last applied script at boot."""
-    return _render("boot-unit.service.j2", mesh)
+    return _render("programs/boot-unit.service.j2", mesh)
 
 
 def apply(
@@ -94,7 +93,7 @@ def apply(
     script is stored: the stored script never holds it. Then one line per peer in `psks`:
     the pre-shared key shared with that peer, written the same way to its file."""
     return _render(
-        "apply.sh.j2",
+        "programs/apply.sh.j2",
         mesh,
         digest=digest,
         arm=arm,
@@ -112,7 +111,7 @@ def armed(mesh: Mesh, token: str, seconds: float) -> str:
     no later run superseded it, unless confirmed, converges back to what the previous script
     described (the scripts are convergent, so running the old one *is* the rollback) and
     records that it happened."""
-    return _render("armed.sh.j2", mesh, token=token, seconds=f"{seconds:g}")
+    return _render("programs/armed.sh.j2", mesh, token=token, seconds=f"{seconds:g}")
 
 
 def arm(mesh: Mesh, token: str, seconds: float, fallback: str) -> str:
@@ -120,7 +119,7 @@ def arm(mesh: Mesh, token: str, seconds: float, fallback: str) -> str:
     good script as the rollback (or `fallback`, the down script, on a host that had none),
     record `token` as the armed rollout, then start its timer."""
     return _render(
-        "arm.sh.j2",
+        "programs/arm.sh.j2",
         mesh,
         token=token,
         fallback_b64=base64.b64encode(fallback.encode()).decode(),
@@ -131,38 +130,44 @@ def arm(mesh: Mesh, token: str, seconds: float, fallback: str) -> str:
 def confirm(mesh: Mesh, token: str) -> str:
     """Confirms the rollout `token`, holding the host lock; fails (saying why on stderr) if
     its timer already fired, a later run superseded it, or its apply has not ended well."""
-    return _render("confirm.sh.j2", mesh, token=token)
+    return _render("programs/confirm.sh.j2", mesh, token=token)
 
 
 def rolled_back(mesh: Mesh, token: str) -> str:
     """What became of the rollout `token`'s timer: `rolled-back`, `superseded`, or nothing
     (still waiting, or confirmed)."""
-    return _render("rolled-back.sh.j2", mesh, token=token)
+    return _render("programs/rolled-back.sh.j2", mesh, token=token)
 
 
 def psk_keys(mesh: Mesh, make: Sequence[str], read: Sequence[str]) -> str:
     """`keys: host`, on the first end of links: prints `PEER KEY` lines, a new pre-shared key
     (`wg genpsk`) for each peer in `make`, the one in its file for each in `read`. It writes
     nothing: the keys go, in the controller's memory only, to the apply of both ends."""
-    return _render("psk-keys.sh.j2", mesh, make=make, read=[(p, mesh.psk_file(p)) for p in read])
+    return _render(
+        "programs/psk-keys.sh.j2", mesh, make=make, read=[(p, mesh.psk_file(p)) for p in read]
+    )
 
 
 def rotate_key(mesh: Mesh) -> str:
     """Holding the host lock, a new private key beside the mesh's current one (the next
     apply moves it into place); prints its public key."""
-    return _render("rotate-key.sh.j2", mesh)
+    return _render("programs/rotate-key.sh.j2", mesh)
 
 
 def ping(peers: Sequence[tuple[str, str]]) -> str:
     """One ping to each (peer, address) across the bridge; prints the peers that did not
     answer."""
-    return _env().get_template("ping.sh.j2").render(peers=peers)
+    return _env().get_template("programs/ping.sh.j2").render(peers=peers)
 
 
 def measure(targets: Sequence[tuple[str, str]], count: int, mark: str) -> str:
     """All pings at once (each into its own file), then their outputs one after the other,
     each under a line `mark` + the peer's name."""
-    return _env().get_template("measure.sh.j2").render(targets=targets, count=count, mark=mark)
+    return (
+        _env()
+        .get_template("programs/measure.sh.j2")
+        .render(targets=targets, count=count, mark=mark)
+    )
 
 
 # The line after which the check program prints the script the host last applied.
@@ -175,7 +180,7 @@ def check(mesh: Mesh, diff: bool, rotate: bool = False, down: bool = False) -> s
     install the boot unit; with `diff`, then prints APPLIED_MARKER and the script the host
     last applied. `rotate`: the host script takes a rotation as staged (rotate-keys)."""
     return _render(
-        "check.sh.j2",
+        "programs/check.sh.j2",
         mesh,
         diff=diff,
         rotate="1" if rotate else "0",
@@ -187,4 +192,4 @@ def check(mesh: Mesh, diff: bool, rotate: bool = False, down: bool = False) -> s
 def down(mesh: Mesh) -> str:
     """Holding the host lock, stops a running rollback timer, then runs the down script,
     which comes on stdin."""
-    return _render("down-stdin.sh.j2", mesh)
+    return _render("programs/down-stdin.sh.j2", mesh)

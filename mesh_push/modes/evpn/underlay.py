@@ -1,6 +1,6 @@
-"""The evpn mode's plan (docs/evpn.md): per link a WireGuard interface with its own port and
-/31, OSPF costs from latency, the shortest underlay path of every pair, and the two route
-reflectors. Pure: FRR computes the real routes; this says what they must come to."""
+"""evpn mode's underlay as OSPF will compute it (docs/evpn.md): OSPF costs from latency, the
+shortest path of every pair with its equal-cost next hops, and the two route reflectors. Pure:
+FRR computes the real routes; this says what they must come to."""
 
 from __future__ import annotations
 
@@ -9,42 +9,16 @@ import itertools
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address
 
-from mesh_push.core.model import Host, Link, Mesh
-from mesh_push.modes.stp.tree import DEFAULT_WEIGHT, Edge, edge
+from mesh_push.core.model import Link, Mesh
+from mesh_push.modes.topology import DEFAULT_WEIGHT, Edge, adjacency, edge
 
 LINK_NET = IPv4Address("169.254.0.0")
 # OSPF costs are whole numbers: tenths of a millisecond keep close latencies apart.
 COST_PER_MS = 10
 MAX_COST = 65535
-KEEPALIVE_S = 25
 REFLECTORS = 2
-
-
-@dataclass(frozen=True)
-class LinkEnd:
-    """One end of a link: this host's WireGuard interface to `peer`."""
-
-    name: str  # the interface: WG-VNI
-    vni: int
-    port: int  # this interface's listen port (both ends use the same)
-    address: IPv4Interface  # this end's /31
-    peer: str
-    peer_address: IPv4Address  # the other end's address on the /31
-    public_key: str | None  # the peer's
-    endpoint: str | None  # only a static peer can be dialled
-    keepalive: int | None  # set where this end has no static address
-    cost: int
-    latency_ms: float | None
-
-
-@dataclass(frozen=True)
-class EvpnHost:
-    vtep: IPv4Address  # router id, BGP source, VXLAN local address
-    links: tuple[LinkEnd, ...]
-    reflector: bool
-    neighbors: tuple[tuple[str, IPv4Address], ...]  # BGP sessions: (host, its VTEP)
 
 
 @dataclass(frozen=True)
@@ -98,10 +72,26 @@ def underlay(mesh: Mesh) -> Underlay:
         edge(lk.a, lk.b): lk.latency_ms if lk.latency_ms is not None else float(ospf_cost(lk))
         for lk in mesh.links
     }
-    adj: dict[str, list[str]] = {n: [] for n in names}
-    for a, b in cost:
-        adj[a].append(b)
-        adj[b].append(a)
+    dist, next_hops = _routes(names, cost)
+    # Closeness: the least total cost to every other host; names break ties.
+    central = sorted(names, key=lambda n: (sum(dist[n].values()), n))
+    return Underlay(names, cost, latency, tuple(central[:REFLECTORS]), dist, next_hops)
+
+
+def after_cut(u: Underlay, cut: Edge) -> Underlay:
+    """What OSPF converges to without link `cut` (BFD tells it within a second); the route
+    reflectors stay where they are configured."""
+    cost = {e: c for e, c in u.cost.items() if e != cut}
+    dist, next_hops = _routes(u.hosts, cost)
+    return Underlay(u.hosts, cost, u.latency, u.reflectors, dist, next_hops)
+
+
+def _routes(
+    names: tuple[str, ...], cost: Mapping[Edge, int]
+) -> tuple[dict[str, dict[str, int]], dict[tuple[str, str], frozenset[str]]]:
+    """Every host's shortest cost to every host it can reach, and the neighbours that start a
+    shortest path (OSPF's equal-cost next hops)."""
+    adj = adjacency(names, cost)
     dist = {n: _dijkstra(n, adj, cost) for n in names}
     next_hops: dict[tuple[str, str], frozenset[str]] = {}
     for src in names:
@@ -112,9 +102,7 @@ def underlay(mesh: Mesh) -> Underlay:
                     for nb in adj[src]
                     if dst in dist[nb] and cost[edge(src, nb)] + dist[nb][dst] == d
                 )
-    # Closeness: the least total cost to every other host; names break ties.
-    central = sorted(names, key=lambda n: (sum(dist[n].values()), n))
-    return Underlay(names, cost, latency, tuple(central[:REFLECTORS]), dist, next_hops)
+    return dist, next_hops
 
 
 def _dijkstra(src: str, adj: Mapping[str, list[str]], cost: Mapping[Edge, int]) -> dict[str, int]:
@@ -130,50 +118,3 @@ def _dijkstra(src: str, adj: Mapping[str, list[str]], cost: Mapping[Edge, int]) 
                 dist[nb] = nd
                 heapq.heappush(heap, (nd, nb))
     return dist
-
-
-def vtep(mesh: Mesh, host: Host) -> IPv4Address:
-    return mesh.wg_network.network_address + host.number
-
-
-def host_plan(mesh: Mesh, u: Underlay, host: Host, public_keys: Mapping[str, str]) -> EvpnHost:
-    by_name = {h.name: h for h in mesh.hosts}
-    ends: list[LinkEnd] = []
-    for lk in mesh.links_of(host.name):
-        other = by_name[lk.other(host.name)]
-        first, second = link_addresses(lk)
-        mine, theirs = (first, second) if lk.a == host.name else (second, first)
-        port = mesh.wg_port + lk.vni
-        ends.append(
-            LinkEnd(
-                name=f"{mesh.wg_interface}-{lk.vni}",
-                vni=lk.vni,
-                port=port,
-                address=IPv4Interface(f"{mine}/31"),
-                peer=other.name,
-                peer_address=theirs,
-                public_key=public_keys.get(other.name),
-                endpoint=_endpoint(other, port),
-                keepalive=None if host.endpoint == "static" else KEEPALIVE_S,
-                cost=u.cost[edge(lk.a, lk.b)],
-                latency_ms=lk.latency_ms,
-            )
-        )
-    reflector = host.name in u.reflectors
-    peers = [h for h in mesh.hosts if h.name != host.name]
-    if not reflector:
-        peers = [h for h in peers if h.name in u.reflectors]
-    return EvpnHost(
-        vtep=vtep(mesh, host),
-        links=tuple(sorted(ends, key=lambda e: e.vni)),
-        reflector=reflector,
-        neighbors=tuple((h.name, vtep(mesh, h)) for h in peers),
-    )
-
-
-def _endpoint(host: Host, port: int) -> str | None:
-    if host.endpoint != "static" or host.address is None or isinstance(host.address, str):
-        return None  # DNS names are refused in evpn mode (inventory._evpn_limits)
-    if host.address.version == 6:
-        return f"[{host.address}]:{port}"
-    return f"{host.address}:{port}"

@@ -31,14 +31,14 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import cast
 
 from mesh_push.core.model import Mesh
+from mesh_push.modes.stp.simulate import Outcome, simulate
+from mesh_push.modes.topology import Edge, adjacency, edge, weights_of
 
 ROOT_PRIORITY, BACKUP_PRIORITY, DEFAULT_PRIORITY = 4096, 8192, 32768
-DEFAULT_WEIGHT = 100.0  # a link with neither latency_ms nor cost
 MAX_COST = 65535
 TREE_COST_BUDGET = 30000  # leaves room above the tree for the non-tree wires
 EXACT_SEARCH_LIMIT = 40_000  # edge subsets tried by the exhaustive search (~0.25 s)
@@ -46,23 +46,6 @@ EXACT_SEARCH_LIMIT = 40_000  # edge subsets tried by the exhaustive search (~0.2
 EXACT_SEARCH_WORK = 10 * EXACT_SEARCH_LIMIT
 FAILOVER_ANALYSIS_LIMIT = 200_000  # tree-cycle steps priced when ordering the failover wires
 CANDIDATE_ROOTS = 16
-
-Edge = tuple[str, str]  # sorted pair of host names
-
-
-def edge(a: str, b: str) -> Edge:
-    return (a, b) if a <= b else (b, a)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What 802.1D converges to: per host its root port; blocking ports as (host, wire)."""
-
-    root: str
-    root_port: dict[str, str | None]
-    root_cost: dict[str, int]
-    blocking: frozenset[tuple[str, str]]
-    forwarding_edges: frozenset[Edge]
 
 
 @dataclass(frozen=True)
@@ -81,28 +64,12 @@ class TreePlan:
     replacement: dict[Edge, Edge] = field(default_factory=dict)
 
 
-def weights_of(mesh: Mesh) -> dict[Edge, float]:
-    out: dict[Edge, float] = {}
-    for lk in mesh.links:
-        w = lk.latency_ms if lk.latency_ms is not None else lk.cost
-        out[edge(lk.a, lk.b)] = float(w) if w is not None else DEFAULT_WEIGHT
-    return out
-
-
-def _adjacency(nodes: Iterable[str], edges: Iterable[Edge]) -> dict[str, list[str]]:
-    adj: dict[str, list[str]] = {n: [] for n in nodes}
-    for a, b in edges:
-        adj[a].append(b)
-        adj[b].append(a)
-    return adj
-
-
 def routing_cost(nodes: list[str], tree: Iterable[Edge], w: dict[Edge, float]) -> float:
     """Sum over unordered pairs of their tree path weight: each edge carries size × (n − size)."""
     n = len(nodes)
     if n < 2:
         return 0.0
-    adj = _adjacency(nodes, tree)
+    adj = adjacency(nodes, tree)
     root = nodes[0]
     parent: dict[str, str | None] = {root: None}
     order = [root]
@@ -139,7 +106,7 @@ def _spanning(nodes: list[str], edges: tuple[Edge, ...]) -> bool:
 
 
 def _dijkstra_tree(nodes: list[str], w: dict[Edge, float], root: str) -> frozenset[Edge]:
-    adj = _adjacency(nodes, w)
+    adj = adjacency(nodes, w)
     dist = {root: 0.0}
     via: dict[str, str] = {}
     heap: list[tuple[float, str, str]] = [(0.0, root, root)]
@@ -174,7 +141,7 @@ def best_tree(nodes: list[str], w: dict[Edge, float]) -> tuple[frozenset[Edge], 
                     best = (cost, combo)
         assert best is not None, "the inventory guarantees a connected link graph"
         return frozenset(best[1]), "exact"
-    degree = _adjacency(nodes, w)
+    degree = adjacency(nodes, w)
     candidates = sorted(nodes, key=lambda n: (-len(degree[n]), n))
     if len(nodes) > 200:
         candidates = candidates[:CANDIDATE_ROOTS]
@@ -189,7 +156,7 @@ def _medians(nodes: list[str], tree: frozenset[Edge], w: dict[Edge, float]) -> l
     """Hosts ordered by their total tree distance to all others (then by name), in O(n):
     moving from a parent to its child brings size(child) hosts nearer by w and the rest
     farther by w."""
-    adj = _adjacency(nodes, tree)
+    adj = adjacency(nodes, tree)
     root = nodes[0]
     parent: dict[str, str | None] = {root: None}
     order = [root]
@@ -228,7 +195,7 @@ class _Rooted:
 
 
 def _rooted(nodes: list[str], tree: frozenset[Edge], w: dict[Edge, float]) -> _Rooted:
-    adj = _adjacency(nodes, tree)
+    adj = adjacency(nodes, tree)
     top = nodes[0]
     parent: dict[str, str | None] = {top: None}
     order = [top]
@@ -370,7 +337,7 @@ def failover_order(
 
 
 def _far(nodes: list[str], tree: Iterable[Edge], cost: dict[Edge, int], src: str) -> dict[str, int]:
-    adj = _adjacency(nodes, tree)
+    adj = adjacency(nodes, tree)
     dist = {src: 0}
     stack = [src]
     while stack:
@@ -474,302 +441,6 @@ def plan_tree(mesh: Mesh, macs: dict[str, str]) -> TreePlan:
     )
 
 
-def bridge_id(priority: int, mac: str) -> tuple[int, bytes]:
-    return (priority, bytes.fromhex(mac.replace(":", "")))
-
-
-def simulate(
-    nodes: list[str],
-    edges: list[Edge],
-    priority: dict[str, int],
-    macs: dict[str, str],
-    port_cost: dict[tuple[str, str], int],
-) -> Outcome:
-    """802.1D's converged state. Port numbers follow the wire names in sorted order, as the
-    rendered script enslaves them; ties break on bridge id, then port id, as the standard says."""
-    adj = _adjacency(nodes, edges)
-    port_no = {n: {wire: i + 1 for i, wire in enumerate(sorted(adj[n]))} for n in nodes}
-    bid = {n: bridge_id(priority[n], macs[n]) for n in nodes}
-    comp = _components(nodes, adj)
-    root_of: dict[str, str] = {}
-    root_port: dict[str, str | None] = {}
-    cost: dict[str, int] = {}
-    for members in comp:
-        root = min(members, key=lambda n: bid[n])
-        for n in members:
-            root_of[n] = root
-        cost[root] = 0
-        root_port[root] = None
-        heap: list[tuple[int, tuple[int, bytes], int, int, str, str]] = [
-            (0, bid[root], 0, 0, root, "")
-        ]
-        done: set[str] = set()
-        while heap:
-            c, _, _, _, node, via = heapq.heappop(heap)
-            if node in done:
-                continue
-            done.add(node)
-            cost[node] = c
-            root_port[node] = via or None
-            for nb in adj[node]:
-                if nb not in done:
-                    entry = (
-                        c + port_cost[(nb, node)],
-                        bid[node],
-                        port_no[node][nb],
-                        port_no[nb][node],
-                        nb,
-                        node,
-                    )
-                    heapq.heappush(heap, entry)
-    blocking: set[tuple[str, str]] = set()
-    forwarding: set[Edge] = set()
-    for a, b in edges:
-        va = (cost[a], bid[a], port_no[a][b])
-        vb = (cost[b], bid[b], port_no[b][a])
-        loser, peer = (b, a) if va < vb else (a, b)
-        if root_port[loser] == peer:
-            forwarding.add(edge(a, b))
-        else:
-            blocking.add((loser, peer))
-    roots = {root_of[n] for n in nodes}
-    return Outcome(
-        root=min(roots, key=lambda n: bid[n]),
-        root_port=root_port,
-        root_cost=cost,
-        blocking=frozenset(blocking),
-        forwarding_edges=frozenset(forwarding),
-    )
-
-
-def _components(nodes: list[str], adj: dict[str, list[str]]) -> list[list[str]]:
-    seen: set[str] = set()
-    out: list[list[str]] = []
-    for n in nodes:
-        if n in seen:
-            continue
-        seen.add(n)
-        group = [n]
-        for cur in group:
-            for nb in adj[cur]:
-                if nb not in seen:
-                    seen.add(nb)
-                    group.append(nb)
-        out.append(group)
-    return out
-
-
 def after_cut(plan: TreePlan, nodes: list[str], cut: Edge) -> Outcome:
     edges = [e for e in plan.weights if e != cut]
     return simulate(nodes, edges, plan.priority, plan.mac, plan.port_cost)
-
-
-def tree_path(outcome: Outcome, nodes: list[str], a: str, b: str) -> list[str]:
-    adj = _adjacency(nodes, outcome.forwarding_edges)
-    prev: dict[str, str | None] = {a: None}
-    queue = [a]
-    for cur in queue:
-        if cur == b:
-            break
-        for nb in adj[cur]:
-            if nb not in prev:
-                prev[nb] = cur
-                queue.append(nb)
-    if b not in prev:
-        return []
-    path = [b]
-    while (p := prev[path[-1]]) is not None:
-        path.append(p)
-    return path[::-1]
-
-
-def path_latency(path: list[str], w: dict[Edge, float]) -> float:
-    return sum(w[edge(x, y)] for x, y in itertools.pairwise(path))
-
-
-def tree_paths(outcome: Outcome, nodes: list[str]) -> Iterator[tuple[str, str, list[str]]]:
-    """Every host pair (in `nodes` order) with its path over the forwarding tree ([] when cut
-    off): one search per host, not one per pair."""
-    adj = _adjacency(nodes, outcome.forwarding_edges)
-    for i, a in enumerate(nodes):
-        prev: dict[str, str | None] = {a: None}
-        queue = [a]
-        for cur in queue:
-            for nb in adj[cur]:
-                if nb not in prev:
-                    prev[nb] = cur
-                    queue.append(nb)
-        for b in nodes[i + 1 :]:
-            if b not in prev:
-                yield a, b, []
-                continue
-            path = [b]
-            while (p := prev[path[-1]]) is not None:
-                path.append(p)
-            yield a, b, path[::-1]
-
-
-DETOUR_LIMITS = (1.0, 1.5, 2.0, 4.0)  # pairs are counted by the first limit they are within
-
-
-@dataclass(frozen=True)
-class Detour:
-    """A pair joined by a wire, and how much longer its path over the tree is."""
-
-    a: str
-    b: str
-    wire_ms: float
-    tree_ms: float
-    path: list[str]
-
-    @property
-    def ratio(self) -> float | None:
-        """tree ÷ wire; None for a wire of 0 ms with a longer path (no finite ratio)."""
-        if self.wire_ms > 0:
-            return self.tree_ms / self.wire_ms
-        return 1.0 if self.tree_ms == 0 else None
-
-
-@dataclass(frozen=True)
-class PairSummary:
-    """The host pairs over a (forwarding) tree in O(hosts + wires × path), for meshes too big
-    to list every pair: n hosts have n(n-1)/2 pairs, each with a path of up to n hosts."""
-
-    pairs: int
-    cut_off: int  # pairs with no path: the tree is cut in pieces
-    total_ms: float  # Σ of the path latencies of the pairs that have one
-    longest: tuple[str, str, float, list[str]] | None  # the farthest pair, its latency, path
-    linked: int  # pairs joined by a wire
-    linked_cut_off: int
-    by_detour: tuple[int, ...]  # linked pairs within each DETOUR_LIMITS, then the rest
-    worst: tuple[Detour, ...]  # the linked pairs with the largest detours, worst first
-
-    @property
-    def mean_ms(self) -> float | None:
-        reachable = self.pairs - self.cut_off
-        return self.total_ms / reachable if reachable else None
-
-
-def pair_summary(
-    outcome: Outcome, nodes: list[str], w: dict[Edge, float], worst: int = 10
-) -> PairSummary:
-    adj = _adjacency(nodes, outcome.forwarding_edges)
-    parent: dict[str, str | None] = {}
-    depth: dict[str, int] = {}
-    dist: dict[str, float] = {}
-    comp: dict[str, int] = {}
-    sizes: list[int] = []
-    total = 0.0
-    longest: tuple[str, str, float, list[str]] | None = None
-    for start in nodes:
-        if start in comp:
-            continue
-        order = _hang(adj, w, start, parent, depth, dist)
-        for node in order:
-            comp[node] = len(sizes)
-        size = dict.fromkeys(order, 1)
-        for node in reversed(order[1:]):
-            up = parent[node]
-            assert up is not None
-            size[up] += size[node]
-            total += w[edge(node, up)] * size[node] * (len(order) - size[node])
-        sizes.append(len(order))
-        if len(order) > 1:
-            # The farthest host from any host is one end of a longest path (weights ≥ 0).
-            far = max(order, key=lambda x: dist[x])
-            p2: dict[str, str | None] = {}
-            d2: dict[str, float] = {}
-            other = _hang(adj, w, far, p2, {}, d2)
-            end = max(other, key=lambda x: d2[x])
-            if longest is None or d2[end] > longest[2]:
-                path = [end]
-                while (p := p2[path[-1]]) is not None:
-                    path.append(p)
-                a, b = sorted((far, end))
-                longest = (a, b, d2[end], path if path[0] == a else path[::-1])
-    n = len(nodes)
-    pairs = n * (n - 1) // 2
-    cut_off = pairs - sum(s * (s - 1) // 2 for s in sizes)
-
-    counts = [0] * (len(DETOUR_LIMITS) + 1)
-    linked_cut_off = 0
-    scored: list[tuple[float, float, Edge]] = []
-    for e in sorted(w):
-        a, b = e
-        if comp[a] != comp[b]:
-            linked_cut_off += 1
-            continue
-        if e in outcome.forwarding_edges:
-            tree_ms = w[e]
-        else:
-            tree_ms = dist[a] + dist[b] - 2 * dist[_lca(a, b, parent, depth)]
-        d = Detour(a, b, w[e], tree_ms, [])
-        r = d.ratio
-        slot = len(DETOUR_LIMITS)
-        if r is not None:
-            slot = next((i for i, lim in enumerate(DETOUR_LIMITS) if r <= lim + 1e-9), slot)
-        counts[slot] += 1
-        if slot > 0:
-            scored.append((math.inf if r is None else r, tree_ms, e))
-    top = heapq.nlargest(worst, scored, key=lambda s: (s[0], s[1], s[2]))
-    detours = []
-    for _r, tree_ms, (a, b) in top:
-        detours.append(Detour(a, b, w[(a, b)], tree_ms, _climb(a, b, parent, depth)))
-    return PairSummary(
-        pairs=pairs,
-        cut_off=cut_off,
-        total_ms=total,
-        longest=longest,
-        linked=len(w),
-        linked_cut_off=linked_cut_off,
-        by_detour=tuple(counts),
-        worst=tuple(detours),
-    )
-
-
-def _hang(
-    adj: dict[str, list[str]],
-    w: dict[Edge, float],
-    start: str,
-    parent: dict[str, str | None],
-    depth: dict[str, int],
-    dist: dict[str, float],
-) -> list[str]:
-    """Hang the tree holding `start` from it: fills parent, depth, dist; returns BFS order."""
-    parent[start] = None
-    depth[start] = 0
-    dist[start] = 0.0
-    order = [start]
-    seen = {start}
-    for node in order:
-        for nb in adj[node]:
-            if nb not in seen:
-                seen.add(nb)
-                parent[nb] = node
-                depth[nb] = depth[node] + 1
-                dist[nb] = dist[node] + w[edge(node, nb)]
-                order.append(nb)
-    return order
-
-
-def _lca(a: str, b: str, parent: dict[str, str | None], depth: dict[str, int]) -> str:
-    while depth[a] > depth[b]:
-        a = cast(str, parent[a])
-    while depth[b] > depth[a]:
-        b = cast(str, parent[b])
-    while a != b:
-        a, b = cast(str, parent[a]), cast(str, parent[b])
-    return a
-
-
-def _climb(a: str, b: str, parent: dict[str, str | None], depth: dict[str, int]) -> list[str]:
-    """The tree path from a to b."""
-    up, down = [a], [b]
-    while depth[up[-1]] > depth[down[-1]]:
-        up.append(cast(str, parent[up[-1]]))
-    while depth[down[-1]] > depth[up[-1]]:
-        down.append(cast(str, parent[down[-1]]))
-    while up[-1] != down[-1]:
-        up.append(cast(str, parent[up[-1]]))
-        down.append(cast(str, parent[down[-1]]))
-    return up + down[-2::-1]

@@ -1,0 +1,260 @@
+"""The inventory's `mesh`, `ssh` and `lab` sections, and the whole assembled into a Mesh: each
+mode reads its own section and checks what it needs of the rest (modes/*/settings.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any, cast
+
+from mesh_push import modes
+from mesh_push.core.model import (
+    Become,
+    KeyMode,
+    LabKind,
+    LabLogin,
+    LabSettings,
+    Mesh,
+    Mtu,
+    MtuPolicy,
+    SshDefaults,
+)
+from mesh_push.core.problems import InventoryError, Problem, Problems
+from mesh_push.core.section import Draft, Section, kind
+from mesh_push.core.values import ifname_problem, name_problem, quoted
+from mesh_push.inventory.files import MAX_BYTES
+from mesh_push.inventory.hosts import BECOME, path_field, read_hosts, user_field
+from mesh_push.inventory.links import read_links
+from mesh_push.inventory.yamldoc import compose
+
+LAB_ROOT = Path("/run/mesh-push/lab")
+LAB_NAME = re.compile(r"^[a-z][a-z0-9]{0,5}$")
+LAB_LOGINS: tuple[LabLogin, ...] = ("root", "sudo", "sudo-password")
+LAB_KINDS: tuple[LabKind, ...] = ("netns", "vm")
+MESH_NAME_MAX = 64
+CONNECT_TIMEOUT_MAX = 3600.0
+RERESOLVE_MAX = 86_400
+# wg-quick assumes the worst case (IPv6 underlay): 80 bytes of WireGuard overhead.
+WG_OVERHEAD = 80
+VXLAN_OVERHEAD = 50
+MIN_MTU = 1280
+
+
+def lab_dir(name: str) -> Path:
+    return LAB_ROOT / name
+
+
+def parse(text: str, file: Path) -> Mesh:
+    if len(text) > MAX_BYTES:
+        raise InventoryError([Problem(file, (), None, f"is more than {MAX_BYTES} bytes")])
+    data, lines, early, silenced = compose(text, file)
+    problems = Problems(file, lines)
+    problems.items.extend(early)
+    problems.silenced |= silenced
+    if data is None:
+        problems.add((), "the inventory is empty: it needs at least `hosts:` and `links:`")
+        problems.raise_if_any()
+    if not isinstance(data, dict):
+        problems.add(
+            (),
+            f"the inventory must be a YAML mapping with `hosts:` and `links:`, not {kind(data)}",
+        )
+        problems.raise_if_any()
+    top = Section(data, (), problems)
+    base = file.parent
+
+    m = top.sub("mesh")
+    name = m.get("name", str, None)
+    wg = m.sub("wireguard")
+    wg_if = wg.get("interface", str, "wg0")
+    wg_port = wg.int_in("port", 1, 65535, 51820)
+    wg_net = wg.network("network", "10.88.88.0/24")
+    reresolve = wg.int_in("reresolve", 0, RERESOLVE_MAX, 60)
+    wg.done()
+    br = m.sub("bridge")
+    br_name = br.get("name", str, "internet")
+    br_net = br.network("network", "10.99.99.0/24")
+    br.done()
+    vxlan_port = m.int_in("vxlan_port", 1, 65535, 4789)
+    mtu = _mtu(m, problems)
+    mode_name: str = m.choice("mode", modes.NAMES, modes.DEFAULT) or modes.DEFAULT
+    # Each mode's own section (named after it) is read by that mode, whichever is chosen: a
+    # mistake in it is reported all the same, and so is the section of a mode not chosen.
+    mode_secs = {n: m.sub(n) for n in modes.NAMES}
+    settings: dict[str, Any] = {n: modes.named(n).read_settings(s) for n, s in mode_secs.items()}
+    for other, sec in mode_secs.items():
+        if other != mode_name and sec.data:
+            problems.add(
+                sec.path, f"applies to mesh.mode {other} only, and this mesh is {mode_name}"
+            )
+    keys: KeyMode = m.choice("keys", ("host", "controller"), "host")
+    psk = m.get("psk", bool, False, "true or false")
+    state = path_field(m, "state")
+    keystore = path_field(m, "keystore")
+    m.done()
+
+    for p, value in (((*wg.path, "interface"), wg_if), ((*br.path, "name"), br_name)):
+        if isinstance(value, str) and (why := ifname_problem(value)):
+            problems.add(p, why)
+    if isinstance(wg_if, str) and wg_if == br_name:
+        problems.add((*br.path, "name"), "the bridge and the WireGuard interface need two names")
+    if wg_net and br_net and wg_net.overlaps(br_net):
+        problems.add((*br.path, "network"), f"overlaps the WireGuard network {wg_net}")
+
+    if isinstance(name, str):
+        if why := name_problem(name, MESH_NAME_MAX):
+            problems.add((*m.path, "name"), f"{why} (it names the keystore directory)")
+    elif "name" not in m.data or m.data["name"] is None:
+        name = file.stem
+        if why := name_problem(name, MESH_NAME_MAX):
+            problems.add(
+                (*m.path, "name"),
+                f"not set, and the file's name {quoted(name)} cannot stand in for it ({why}): "
+                "set mesh.name",
+            )
+    lab = _lab(top.sub("lab"), problems)
+    if lab:
+        for p, net in (((*wg.path, "network"), wg_net), ((*br.path, "network"), br_net)):
+            if net and net.overlaps(lab.network):
+                problems.add(p, f"overlaps the lab's network {lab.network}")
+    ssh = _ssh_defaults(top.sub("ssh"), base, lab, problems)
+
+    own_ifaces = {wg_if, br_name} - {None}
+    hosts = read_hosts(top, problems, own_ifaces, [n for n in (wg_net, br_net) if n])
+    links = read_links(top, problems, {h.name: h for h in hosts}, bool(psk))
+    draft = Draft(wg_if, wg_port, tuple(hosts), tuple(links))
+    modes.named(mode_name).check(settings[mode_name], draft, problems)
+    top.done()
+    problems.raise_if_any()
+
+    state_file = _path(state, base) if state else base / f"{file.stem}.state.json"
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local/share")
+    default_keystore = data_home / "mesh-push" / inventory_id(file, name) / "keys"
+    return Mesh(
+        source=file,
+        name=name,
+        wg_interface=wg_if,
+        wg_port=wg_port,
+        wg_network=cast(IPv4Network, wg_net),
+        bridge=br_name,
+        bridge_network=cast(IPv4Network, br_net),
+        vxlan_port=vxlan_port,
+        mtu=cast(Mtu, mtu),
+        keys=keys,
+        ssh=ssh,
+        hosts=tuple(hosts),
+        links=tuple(lk for _p, lk in links),
+        state_file=state_file,
+        keystore=_path(keystore, base) if keystore else default_keystore,
+        legacy_keystore=None if keystore else data_home / "mesh-push" / name / "keys",
+        lab=lab,
+        wg_reresolve=60 if reresolve is None else reresolve,
+        psk=bool(psk),
+        mode=mode_name,
+        # Each mode's settings in the field named after it.
+        **settings,
+    )
+
+
+def inventory_id(file: Path, name: str) -> str:
+    """What names this inventory's own state on the controller (its default keystore): the
+    mesh name and a short hash of the inventory file's absolute path, so that
+    prod/mesh.yaml and staging/mesh.yaml, both named `mesh`, never share keys."""
+    where = os.path.realpath(file)
+    return f"{name}-{hashlib.sha256(where.encode()).hexdigest()[:12]}"
+
+
+def _path(value: str, base: Path) -> Path:
+    try:
+        p = Path(value).expanduser()
+    except RuntimeError:  # ~user of no known user: path_problem reported it
+        p = Path(value)
+    return p if p.is_absolute() else base / p
+
+
+def _mtu(m: Section, problems: Problems) -> Mtu | None:
+    raw = m.raw("mtu", "fragment")
+    path = (*m.path, "mtu")
+    if isinstance(raw, str):
+        sec = Section({"policy": raw}, path, problems)
+    elif not isinstance(raw, dict):
+        problems.add(path, f"must be fragment, clamp or a mapping with policy:, not {kind(raw)}")
+        return None
+    else:
+        sec = Section(raw, path, problems)
+    policy: MtuPolicy | None = sec.choice("policy", ("fragment", "clamp"), "fragment")
+    underlay = sec.int_in("underlay", 576, 65535, 1500)
+    bridge = sec.int_in("bridge", 68, 65535, None)
+    sec.done()
+    if policy is None or underlay is None:
+        return None
+    if policy == "fragment":
+        # Frames of any size cross: wg0 is big enough and the underlay fragments the UDP.
+        bridge = bridge or 1500
+        wg = bridge + VXLAN_OVERHEAD
+        if bridge < MIN_MTU or wg > 65535:
+            problems.add(path, f"fragment cannot give a bridge MTU of {bridge} (1280 to 65485)")
+            return None
+        return Mtu("fragment", underlay, wg, bridge)
+    wg = underlay - WG_OVERHEAD
+    most = wg - VXLAN_OVERHEAD
+    bridge = bridge or most
+    if bridge > most or bridge < MIN_MTU:
+        problems.add(
+            path,
+            f"clamp cannot give a bridge MTU of {bridge} over a {underlay}-byte underlay: "
+            f"it must be between {MIN_MTU} and {most}",
+        )
+        return None
+    return Mtu("clamp", underlay, wg, bridge)
+
+
+def _lab(sec: Section, problems: Problems) -> LabSettings | None:
+    if not sec.ok:
+        return None
+    name = sec.get("name", str, "mplab")
+    net = sec.network("network", "198.18.0.0/23")
+    kind: LabKind = sec.choice("kind", LAB_KINDS, "netns") or "netns"
+    # A VM guest is a cloud image: its login is the sudo user, never root.
+    login: LabLogin = sec.choice("login", LAB_LOGINS, "sudo" if kind == "vm" else "root")
+    sec.done()
+    if isinstance(name, str) and not LAB_NAME.match(name):
+        problems.add((*sec.path, "name"), "must be 1 to 6 lowercase letters or digits")
+        return None
+    if kind == "vm" and login not in (None, "sudo"):
+        # `lab exec` and `lab reboot` reach a guest through its sudo rule, without a password.
+        problems.add((*sec.path, "login"), "a `kind: vm` lab logs in as a sudo user: `sudo` only")
+        return None
+    return LabSettings(name, net, login or "root", kind) if net else None
+
+
+def _ssh_defaults(
+    sec: Section, base: Path, lab: LabSettings | None, problems: Problems
+) -> SshDefaults:
+    user = user_field(sec, "user") or "root"
+    port = sec.int_in("port", 1, 65535, 22)
+    identity = path_field(sec, "identity")
+    become: Become | None = sec.choice("become", BECOME, None)
+    config = path_field(sec, "config")
+    known = path_field(sec, "known_hosts")
+    timeout = sec.get("connect_timeout", float, 10.0)
+    sec.done()
+    if isinstance(timeout, float) and timeout <= 0:
+        problems.add((*sec.path, "connect_timeout"), "must be more than 0 seconds")
+    elif isinstance(timeout, float) and timeout > CONNECT_TIMEOUT_MAX:
+        problems.add(
+            (*sec.path, "connect_timeout"), f"must be at most {CONNECT_TIMEOUT_MAX:g} seconds"
+        )
+    labdir = lab_dir(lab.name) if lab else None
+    return SshDefaults(
+        user=user,
+        port=port,
+        identity=str(_path(identity, base)) if identity else None,
+        become=become,
+        config=_path(config, base) if config else (labdir / "ssh_config" if labdir else None),
+        known_hosts=_path(known, base) if known else (labdir / "known_hosts" if labdir else None),
+        connect_timeout=timeout or 10.0,
+    )

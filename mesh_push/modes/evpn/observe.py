@@ -1,0 +1,84 @@
+"""evpn mode's part of a host's state: the mesh's FRR instance, which daemons run and what they
+say in their own JSON (tests/data/evpn holds real captures). Pure."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class FrrState:
+    """The mesh's FRR instance: which daemons run, and what they say (FRR's own JSON)."""
+
+    daemons: set[str]
+    bgp: dict[str, str]  # BGP neighbour address → session state ("Established", ...)
+    bgp_prefixes: dict[str, int]  # neighbour → EVPN routes received from it
+    bfd: dict[str, str]  # BFD peer address → "up", "down", "init"
+    ospf: dict[str, str]  # OSPF neighbour router id → state ("Full", ...)
+    remote_vteps: dict[int, set[str]]  # VNI → the remote VTEPs EVPN installed
+    macs: dict[int, int]  # VNI → MACs known
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text) if text.strip() else None
+    except ValueError:
+        return None
+
+
+def parse(s: dict[str, str]) -> FrrState | None:
+    """None when the host has no FRR section at all (not evpn, or an older gather)."""
+    if "frr-daemons" not in s:
+        return None
+    st = FrrState({d for d in s["frr-daemons"].split() if d}, {}, {}, {}, {}, {}, {})
+    bgp = _json(s.get("frr-bgp", ""))
+    if isinstance(bgp, dict):
+        # `show bgp l2vpn evpn summary json` nests the peers one level down in some releases.
+        peers = bgp.get("peers")
+        if not isinstance(peers, dict):
+            inner = next((v for v in bgp.values() if isinstance(v, dict) and "peers" in v), {})
+            peers = inner.get("peers", {})
+        for addr, info in peers.items() if isinstance(peers, dict) else ():
+            if isinstance(info, dict):
+                st.bgp[str(addr)] = str(info.get("state", ""))
+                rcd = info.get("pfxRcd", info.get("prefixReceivedCount"))
+                if isinstance(rcd, int):
+                    st.bgp_prefixes[str(addr)] = rcd
+    bfd = _json(s.get("frr-bfd", ""))
+    for peer in bfd if isinstance(bfd, list) else ():
+        if isinstance(peer, dict) and "peer" in peer:
+            st.bfd[str(peer["peer"])] = str(peer.get("status", ""))
+    ospf = _json(s.get("frr-ospf", ""))
+    neighbors = ospf.get("neighbors") if isinstance(ospf, dict) else None
+    for rid, entries in neighbors.items() if isinstance(neighbors, dict) else ():
+        for e in entries if isinstance(entries, list) else [entries]:
+            if isinstance(e, dict):
+                state = str(e.get("nbrState") or e.get("state") or "")
+                st.ospf[str(rid)] = state.partition("/")[0]
+    vnis = _json(s.get("frr-vni", ""))
+    for v in _vni_entries(vnis):
+        try:
+            vni = int(v["vni"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        remotes = v.get("remoteVteps") or v.get("numRemoteVteps")
+        st.remote_vteps[vni] = {
+            str(r.get("ip", r)) if isinstance(r, dict) else str(r)
+            for r in (remotes if isinstance(remotes, list) else [])
+        }
+        if isinstance(v.get("numMacs"), int):
+            st.macs[vni] = v["numMacs"]
+    return st
+
+
+def _vni_entries(data: Any) -> list[dict[str, Any]]:
+    """`show evpn vni detail json`: a list, or a mapping by VNI, of one object per VNI."""
+    if isinstance(data, list):
+        return [v for v in data if isinstance(v, dict)]
+    if isinstance(data, dict):
+        if "vni" in data:
+            return [data]
+        return [v for v in data.values() if isinstance(v, dict)]
+    return []

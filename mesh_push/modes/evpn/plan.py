@@ -1,0 +1,121 @@
+"""evpn mode's plan (docs/evpn.md): per link a WireGuard interface with its own port and /31,
+routed by the mesh's FRR instance (OSPF over the links, BGP EVPN between the VTEPs through two
+route reflectors), and one VXLAN device in the bridge. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from mesh_push.core.model import Host, Link, Mesh
+from mesh_push.modes import plan as common
+from mesh_push.modes.base import HostPlan, Plan, WgIface, address
+from mesh_push.modes.evpn.underlay import Underlay, link_addresses, underlay
+from mesh_push.modes.topology import edge
+
+# A link's one peer may send from, and be sent, any address: FRR's routes choose the link.
+EVERYTHING = IPv4Network("0.0.0.0/0")
+
+
+@dataclass(frozen=True)
+class LinkEnd:
+    """One end of a link: this host's WireGuard interface to `peer`, and the link's place in
+    the underlay."""
+
+    iface: WgIface  # named WG-VNI, listening on port + VNI (both ends alike), on its /31
+    vni: int
+    peer: str
+    peer_address: IPv4Address  # the other end's address on the /31
+    cost: int
+    latency_ms: float | None
+
+    @property
+    def name(self) -> str:
+        return self.iface.name
+
+    @property
+    def port(self) -> int:
+        return self.iface.port
+
+    @property
+    def address(self) -> IPv4Interface:
+        return self.iface.address
+
+
+@dataclass(frozen=True)
+class EvpnHost(HostPlan):
+    vtep: IPv4Address  # router id, BGP source, VXLAN local address
+    links: tuple[LinkEnd, ...]
+    reflector: bool
+    neighbors: tuple[tuple[str, IPv4Address], ...]  # BGP sessions: (host, its VTEP)
+
+
+@dataclass(frozen=True)
+class EvpnPlan(Plan):
+    underlay: Underlay
+
+    def evpn_host(self, name: str) -> EvpnHost:
+        hp = self.host(name)
+        assert isinstance(hp, EvpnHost)
+        return hp
+
+
+def own(p: Plan) -> EvpnPlan:
+    """The plan this mode made (every method of the mode gets back its own)."""
+    assert isinstance(p, EvpnPlan)
+    return p
+
+
+def vxlan_name(mesh: Mesh) -> str:
+    """The mesh's one VXLAN device, named after the WireGuard interface (as WG-VNI)."""
+    return f"{mesh.wg_interface}-vx"
+
+
+def vtep(mesh: Mesh, host: Host) -> IPv4Address:
+    return address(mesh.wg_network, host)
+
+
+def build(
+    mesh: Mesh,
+    public_keys: Mapping[str, str],
+    psk_fps: Mapping[Link, str | None] | None = None,
+) -> EvpnPlan:
+    u = underlay(mesh)
+    order = common.waves(mesh)
+    wave_of = common.wave_of(order)
+    by_name = {h.name: h for h in mesh.hosts}
+    links_of: dict[str, list[Link]] = {h.name: [] for h in mesh.hosts}
+    for link in mesh.links:
+        links_of[link.a].append(link)
+        links_of[link.b].append(link)
+    plans: list[HostPlan] = []
+    for h in mesh.hosts:
+        ends = []
+        for lk in links_of[h.name]:
+            other = by_name[lk.other(h.name)]
+            first, second = link_addresses(lk)
+            mine, theirs = (first, second) if lk.a == h.name else (second, first)
+            port = mesh.wg_port + lk.vni
+            peer = common.peer(mesh, h, other, lk, public_keys, psk_fps, EVERYTHING, port)
+            iface = WgIface(
+                f"{mesh.wg_interface}-{lk.vni}", port, IPv4Interface(f"{mine}/31"), (peer,), True
+            )
+            cost = u.cost[edge(lk.a, lk.b)]
+            ends.append(LinkEnd(iface, lk.vni, other.name, theirs, cost, lk.latency_ms))
+        ends.sort(key=lambda e: e.vni)
+        reflector = h.name in u.reflectors
+        peers = [x for x in mesh.hosts if x.name != h.name]
+        if not reflector:
+            peers = [x for x in peers if x.name in u.reflectors]
+        plans.append(
+            EvpnHost(
+                **common.host_fields(mesh, h, wave_of[h.name], public_keys),
+                wg=tuple(e.iface for e in ends),
+                vtep=vtep(mesh, h),
+                links=tuple(ends),
+                reflector=reflector,
+                neighbors=tuple((x.name, vtep(mesh, x)) for x in peers),
+            )
+        )
+    return EvpnPlan(mesh, tuple(plans), order, u)

@@ -1,0 +1,166 @@
+"""stp mode's judge: the shared checks (modes/checks.py), then the bridge's STP settings, each
+wire, the root every host sees, and each wire's STP state at both ends against the planned
+tree. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from mesh_push.core.model import Link
+from mesh_push.host.state import HostState
+from mesh_push.modes import checks
+from mesh_push.modes.base import Plan
+from mesh_push.modes.judgement import HostVerdict, Judgement, conclude, start
+from mesh_push.modes.stp.observe import StpSeen, normalise_bridge_id
+from mesh_push.modes.stp.plan import StpHost, StpPlan, own
+
+
+@dataclass
+class StpJudgement(Judgement):
+    # The root and every port's state as planned (None: an end could not be read).
+    tree_matches_plan: bool | None = None
+
+
+def seen(st: HostState) -> StpSeen:
+    return st.mode if isinstance(st.mode, StpSeen) else StpSeen(None, "")
+
+
+def interfaces(p: StpPlan, hp: StpHost) -> list[str]:
+    return [p.mesh.wg_interface, p.mesh.bridge, *(w.name for w in hp.wires)]
+
+
+def judge(
+    plan: Plan,
+    states: dict[str, HostState],
+    errors: dict[str, str] | None = None,
+    scope: Collection[str] | None = None,
+) -> StpJudgement:
+    """`states`: what could be read; `errors`: why a host could not be. `scope`: the hosts to
+    judge (all by default); peers and wires towards hosts outside it are not judged, so a
+    run on some hosts is not failed by the others."""
+    p = own(plan)
+    verdicts = start([hp.name for hp in p.hosts], states, errors, scope)
+    inside = set(verdicts)
+    roots: dict[str, str | None] = {}
+    for name, v in verdicts.items():
+        if v.state is not None:
+            roots[name] = _judge_host(p, p.stp_host(name), v.state, v, inside)
+
+    overall: list[str] = []
+    seen_roots = {r for r in roots.values() if r is not None}
+    if len(seen_roots) > 1:
+        overall.append(
+            "hosts disagree about the root: "
+            + ", ".join(f"{n} sees {r}" for n, r in sorted(roots.items()) if r)
+        )
+        majority = max(seen_roots, key=lambda r: sum(1 for x in roots.values() if x == r))
+        for n, r in roots.items():
+            if r is not None and r != majority:
+                verdicts[n].runtime(f"sees root {r}, the others {majority}")
+
+    expected = p.tree.expected
+    tree_ok = [True]
+
+    def fields(
+        lk: Link, here: str, there: str, st: HostState, problems: list[str]
+    ) -> dict[str, Any]:
+        link = st.links.get(there)
+        s = seen(st).stp
+        port = s.ports.get(there) if s else None
+        planned = "blocking" if (here, there) in expected.blocking else "forwarding"
+        actual = port.state if port else None
+        if actual is not None and actual in ("forwarding", "blocking") and actual != planned:
+            problems.append(f"{here} end is {actual}, planned {planned}")
+            tree_ok[0] = False
+        if actual in ("listening", "learning"):
+            problems.append(f"{here} end still {actual}")
+        return {
+            "vxlan_up": bool(link and link.up),
+            "stp_state": actual,
+            "planned_stp_state": planned,
+            "mtu": link.mtu if link else None,
+        }
+
+    def whole(lk: Link, _ends: dict[str, dict[str, Any] | None], problems: list[str]) -> None:
+        # A dead wire shows fastest in STP: its far end stops hearing BPDUs and picks
+        # another root, long before the 180 s of a stale handshake.
+        ra, rb = roots.get(lk.a), roots.get(lk.b)
+        if ra and rb and ra != rb:
+            problems.append(f"ends disagree about the root ({lk.a}: {ra}, {lk.b}: {rb})")
+
+    wires = checks.links(p, states, verdicts, fields, whole)
+    unknown = any(e is None for w in wires for e in w["ends"].values())
+    actual_roots = {r for r in roots.values() if r}
+    if actual_roots and actual_roots != {expected.root}:
+        tree_ok[0] = False
+    matches = None if tree_ok[0] and unknown else tree_ok[0]
+    if matches is False:
+        overall.append("the spanning tree differs from the plan")
+    j = conclude(verdicts, wires, "wire", overall)
+    return StpJudgement(j.healthy, j.hosts, j.wires, j.reasons, matches)
+
+
+def _judge_host(
+    p: StpPlan, hp: StpHost, st: HostState, v: HostVerdict, inside: set[str]
+) -> str | None:
+    """Findings of one host; returns the root it sees (a host name where known)."""
+    mesh = p.mesh
+    if checks.foreign(mesh, interfaces(p, hp), st, v):
+        return None
+    checks.wireguard(mesh, hp, st, v, inside)
+    checks.boot(st, v)
+    s = seen(st)
+    root: str | None = None
+    br = None
+    if s.stp is None or mesh.bridge not in st.links:
+        v.config(f"bridge {mesh.bridge} missing")
+    else:
+        br = checks.bridge(mesh, hp, st, v, [str(hp.bridge_address)])
+    if br is not None:
+        if br.stp_on is False:
+            v.config("bridge has STP off")
+        t = mesh.stp
+        planned = {
+            "hello_time": t.hello * 100,
+            "forward_delay": t.forward_delay * 100,
+            "max_age": t.max_age * 100,
+            "ageing_time": t.ageing * 100,
+        }
+        for timer, value in br.timers.items():
+            if value != planned[timer]:
+                v.config(f"bridge {timer} {value / 100:g} s, planned {planned[timer] / 100:g} s")
+        if br.priority is not None and br.priority != hp.bridge_priority:
+            v.config(f"bridge priority {br.priority}, planned {hp.bridge_priority}")
+        root = root_seen(p, st)
+    for wire in hp.wires:
+        if wire.name not in inside:
+            continue
+        link = st.links.get(wire.name)
+        if link is None:
+            v.config(f"wire {wire.name} missing")
+            continue
+        label = f"wire {wire.name}"
+        plugged = checks.vxlan(v, label, link, mesh, wire.vni, wire.local, wire.remote)
+        if plugged and link.cost is not None and link.cost != wire.cost:
+            v.config(f"wire {wire.name} cost {link.cost}, planned {wire.cost}")
+    return root
+
+
+def root_seen(p: StpPlan, st: HostState) -> str | None:
+    """The root as a host sees it: a host of the plan by name, else its bridge id as the host
+    reported it (None without a bridge)."""
+    s = seen(st)
+    if s.stp is None:
+        return None
+    root_id = s.root_id or normalise_bridge_id(s.stp.designated_root)
+    return host_of(p, root_id) or root_id
+
+
+def host_of(p: Plan, bridge_id: str) -> str | None:
+    mac = bridge_id.partition(".")[2] if bridge_id else ""
+    for hp in p.hosts:
+        if hp.bridge_mac.replace(":", "") == mac:
+            return hp.name
+    return None

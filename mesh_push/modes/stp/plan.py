@@ -1,0 +1,103 @@
+"""stp mode's plan: one WireGuard interface with a peer per link, one VXLAN wire per link into
+an STP bridge, and the spanning tree planned and pinned (tree.py). Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface
+
+from mesh_push.core.model import Link, Mesh
+from mesh_push.modes import plan as common
+from mesh_push.modes.base import HostPlan, Peer, Plan, WgIface, address
+from mesh_push.modes.stp import tree as stp
+
+
+@dataclass(frozen=True)
+class Wire:
+    name: str  # named after the peer host, as in the write-up
+    vni: int
+    local: IPv4Address
+    remote: IPv4Address
+    cost: int
+    latency_ms: float | None
+
+
+@dataclass(frozen=True)
+class StpHost(HostPlan):
+    bridge_priority: int
+    wires: tuple[Wire, ...]
+
+    @property
+    def wg_address(self) -> IPv4Interface:
+        return self.wg[0].address
+
+
+@dataclass(frozen=True)
+class StpPlan(Plan):
+    tree: stp.TreePlan
+
+    def stp_host(self, name: str) -> StpHost:
+        hp = self.host(name)
+        assert isinstance(hp, StpHost)
+        return hp
+
+
+def own(p: Plan) -> StpPlan:
+    """The plan this mode made (every method of the mode gets back its own)."""
+    assert isinstance(p, StpPlan)
+    return p
+
+
+def build(
+    mesh: Mesh,
+    public_keys: Mapping[str, str],
+    psk_fps: Mapping[Link, str | None] | None = None,
+) -> StpPlan:
+    macs = {h.name: common.bridge_mac(h.name) for h in mesh.hosts}
+    tree = stp.plan_tree(mesh, macs)
+    order = common.waves(mesh)
+    wave_of = common.wave_of(order)
+    by_name = {h.name: h for h in mesh.hosts}
+    links_of: dict[str, list[Link]] = {h.name: [] for h in mesh.hosts}
+    for link in mesh.links:
+        links_of[link.a].append(link)
+        links_of[link.b].append(link)
+
+    wg_net = mesh.wg_network
+    wg_addr = {h.name: address(wg_net, h) for h in mesh.hosts}
+    plans: list[HostPlan] = []
+    for h in mesh.hosts:
+        peers: list[Peer] = []
+        wires: list[Wire] = []
+        for link in links_of[h.name]:
+            other = by_name[link.other(h.name)]
+            allowed = IPv4Interface(f"{wg_addr[other.name]}/32")
+            peers.append(
+                common.peer(mesh, h, other, link, public_keys, psk_fps, allowed, mesh.wg_port)
+            )
+            wires.append(
+                Wire(
+                    name=other.name,
+                    vni=link.vni,
+                    local=wg_addr[h.name],
+                    remote=wg_addr[other.name],
+                    cost=tree.port_cost[(h.name, other.name)],
+                    latency_ms=link.latency_ms,
+                )
+            )
+        iface = WgIface(
+            name=mesh.wg_interface,
+            port=mesh.wg_port,
+            address=IPv4Interface(f"{wg_addr[h.name]}/{wg_net.prefixlen}"),
+            peers=tuple(sorted(peers, key=lambda p: p.name)),
+        )
+        plans.append(
+            StpHost(
+                **common.host_fields(mesh, h, wave_of[h.name], public_keys),
+                wg=(iface,),
+                bridge_priority=tree.priority[h.name],
+                wires=tuple(sorted(wires, key=lambda w: w.name)),
+            )
+        )
+    return StpPlan(mesh, tuple(plans), order, tree)
