@@ -1,5 +1,6 @@
-"""Command line. Heavy modules (fabric, rich, jinja2) are imported inside commands, so that
-`mesh-push --help` stays fast."""
+"""Command line: the arguments of every command, and `main`. A command's handler (handlers.py,
+or the lab's) is imported only when it runs, so that `mesh-push --help` stays fast: only
+argparse and the standard library load for it."""
 
 from __future__ import annotations
 
@@ -8,18 +9,10 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mesh_push import __version__
-from mesh_push.core.problems import InventoryError, printable
+from mesh_push.core.problems import InventoryError, UsageError, printable
 from mesh_push.files.fsutil import LocalFileError
-
-if TYPE_CHECKING:
-    from mesh_push.core.model import Mesh
-    from mesh_push.engine import rollout
-    from mesh_push.engine.changes import Changes
-    from mesh_push.engine.commands import Run
-    from mesh_push.engine.connect import Access
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # --check: every host answered and some would change (as `terraform plan -detailed-exitcode`
@@ -27,11 +20,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_PENDING = 3
 SERVE_INTERVAL_S = 30.0  # status --serve: one gather (a round trip per host) every 30 s
 
-Handler = Callable[[argparse.Namespace], int]
-
-
-class UsageError(Exception):
-    """A user's mistake outside the inventory: printed without a traceback, exit 2."""
+# A handler: a function, or the name of one in handlers.py (imported when it runs).
+Handler = Callable[[argparse.Namespace], int] | str
 
 
 def _inventory_arg(p: argparse.ArgumentParser) -> None:
@@ -123,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Validate the inventory and show hosts, links, addresses, VNIs, MTUs and push waves.",
         "mesh-push plan -i inventory/seed.yaml --json\n"
         "  mesh-push plan -i inventory/seed.yaml --cut bob-epsilon --graph cut.svg",
-        cmd_plan,
+        "plan",
     )
     _inventory_arg(p)
     _json_arg(p)
@@ -147,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Write one idempotent shell script per host into a directory (made 0700 if missing; "
         "files 0600). Reads the keystore, writes nothing else.",
         "mesh-push render -i inventory/seed.yaml -o out/",
-        cmd_render,
+        "render",
     )
     _inventory_arg(p)
     _templates_arg(p)
@@ -160,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Build or update the mesh: facts from every host, plan, confirm, apply in waves "
         "(static hosts, then dynamic and NAT; jump hosts first), verify handshakes, STP, pings.",
         "mesh-push up -i inventory/lab.yaml --yes",
-        cmd_up,
+        "up",
     )
     _inventory_arg(p)
     _templates_arg(p)
@@ -206,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--psk, new pre-shared keys for their links instead.",
         "mesh-push rotate-keys -i inventory/lab.yaml rho pi0 --yes\n"
         "  mesh-push rotate-keys -i inventory/lab.yaml --psk rho --yes",
-        cmd_rotate_keys,
+        "rotate_keys",
     )
     _inventory_arg(p)
     _templates_arg(p)
@@ -228,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Remove everything `up` created on every host (interfaces, wireguard-go, scripts, "
         "boot hook). Private keys stay unless --purge.",
         "mesh-push down -i inventory/lab.yaml --yes",
-        cmd_down,
+        "down",
     )
     _inventory_arg(p)
     _templates_arg(p)
@@ -244,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Gather WireGuard and STP state from every host at once and judge the mesh.",
         "mesh-push status -i inventory/lab.yaml --json\n"
         "  mesh-push status -i inventory/lab.yaml --graph status.svg",
-        cmd_status,
+        "status",
     )
     _inventory_arg(p)
     _json_arg(p)
@@ -276,9 +266,29 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"with --serve: seconds between gathers (default {SERVE_INTERVAL_S:g})",
     )
 
-    for register in _extra_commands():
-        register(sub)
+    _measure(sub)
+    from mesh_push.lab import cli as lab_cli
+
+    lab_cli.register(sub)
     return parser
+
+
+def _measure(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _command(
+        sub,
+        "measure",
+        "Ping every link's far end over WireGuard from both ends and show (or --write into "
+        "the inventory) the median round trips as latency_ms.",
+        "mesh-push measure -i inventory/lab.yaml --write",
+        "measure",
+    )
+    _inventory_arg(p)
+    p.add_argument("--count", type=int, default=10, metavar="N", help="pings per link end (10)")
+    p.add_argument(
+        "--write", action="store_true", help="rewrite the links' latency_ms in the inventory"
+    )
+    _json_arg(p)
+    ssh_args(p)
 
 
 def positive_seconds(text: str) -> float:
@@ -318,288 +328,17 @@ def ssh_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def become_password(args: argparse.Namespace) -> str | None:
-    from mesh_push.files import become
-
-    try:
-        return become.password(args.ask_become_pass)
-    except become.BecomePasswordError as e:
-        raise UsageError(str(e)) from None
-
-
-def _extra_commands() -> list[
-    Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]
-]:
-    from mesh_push.engine import measure
-    from mesh_push.lab import cli as lab_cli
-
-    return [lab_cli.register, measure.register]
-
-
-def cmd_plan(args: argparse.Namespace) -> int:
-    from mesh_push import inventory
-    from mesh_push.engine import keys
-    from mesh_push.files import picture
-    from mesh_push.modes import plan
-    from mesh_push.modes.stp import graph
-    from mesh_push.views import report
-
-    if args.graph:
-        picture.check(args.graph)
-    mesh = inventory.load(args.inventory)
-    _stp_only(mesh, {"--graph": args.graph, "--cut": args.cut})
-    # Read only: `plan` makes no key, and writes nothing but --graph.
-    known = keys.public_keys(mesh)
-    p = plan.build(mesh, known)
-    cut = _parse_cut(args.cut, mesh) if args.cut else None
-    if args.graph:
-        _wrote(picture.write(graph.plan_graph(p, cut).source, args.graph))
-    if args.json:
-        report.print_json(report.plan_json(p, cut, args.all_pairs))
-    else:
-        report.show_plan(p, cut, args.all_pairs)
-    return EXIT_OK
-
-
-def _stp_only(mesh: Mesh, options: dict[str, object]) -> None:
-    """Options that draw or simulate the spanning tree: an evpn mesh has none."""
-    given = [option for option, value in options.items() if value]
-    if mesh.mode == "evpn" and given:
-        raise UsageError(f"{', '.join(given)}: the spanning tree's, and mesh {mesh.name} is evpn")
-
-
-def _wrote(paths: list[Path]) -> None:
-    # stderr: with --json, stdout holds the one JSON document.
-    print("mesh-push: wrote " + ", ".join(printable(str(x)) for x in paths), file=sys.stderr)
-
-
-def _parse_cut(text: str, mesh: Mesh) -> tuple[str, str]:
-    from mesh_push.modes.stp.tree import edge
-
-    names = {h.name for h in mesh.hosts}
-    for i, ch in enumerate(text):
-        a, b = text[:i], text[i + 1 :]
-        if ch == "-" and a in names and b in names:
-            if any({lk.a, lk.b} == {a, b} for lk in mesh.links):
-                return edge(a, b)
-            raise UsageError(f"--cut {text}: there is no link between {a} and {b}")
-    raise UsageError(f"--cut {text}: expected HOST-HOST with two hosts of the inventory")
-
-
-def cmd_render(args: argparse.Namespace) -> int:
-    from mesh_push import inventory
-    from mesh_push.engine import keys
-    from mesh_push.host import templates as render
-    from mesh_push.modes import plan
-
-    mesh = inventory.load(args.inventory)
-    # Read only: `render` makes no key; it writes the scripts, and nothing else.
-    known = keys.public_keys(mesh)
-    missing = [h.name for h in mesh.hosts if h.name not in known]
-    if missing:
-        if mesh.keys == "controller":
-            why = (
-                f": they are made by `mesh-push up` (keys: controller), into {mesh.keystore}; "
-                f"or set public_key in {mesh.source}.{keys.legacy_hint(mesh)}"
-            )
-        else:
-            why = (
-                f": run `mesh-push up` once (keys: host), set public_key in {mesh.source}, "
-                "or use `keys: controller`"
-            )
-        raise UsageError("public keys unknown for " + ", ".join(missing) + why)
-    p = plan.build(mesh, known)
-    written = render.write_all(p, args.output, render.load_templates(args.templates))
-    if args.json:
-        from mesh_push.views.report import print_json
-
-        print_json({"scripts": {path.stem: str(path) for path in written}})
-    else:
-        for path in written:
-            print(path)
-    return EXIT_OK
-
-
-def _confirm(question: str, yes: bool) -> bool:
-    if yes:
-        return True
-    if not sys.stdin.isatty():
-        raise UsageError("not on a terminal and --yes not given: refusing to change hosts")
-    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
-
-
-def cmd_up(args: argparse.Namespace) -> int:
-    return _converge(args, rotate=None)
-
-
-def cmd_rotate_keys(args: argparse.Namespace) -> int:
-    from mesh_push import inventory
-
-    mesh = inventory.load(args.inventory)
-    names = args.hosts or [h.name for h in mesh.hosts]
-    unknown = sorted(set(names) - {h.name for h in mesh.hosts})
-    if unknown:
-        raise UsageError(f"not hosts of {mesh.source}: {', '.join(unknown)}")
-    if args.psk:
-        from mesh_push.engine import psk
-
-        if not psk.links_of(mesh, names):
-            raise UsageError(
-                f"no link of {', '.join(names)} has a pre-shared key (mesh.psk, or a link's psk)"
-            )
-        return _converge(args, rotate=None, rotate_psk=names)
-    return _converge(args, rotate=names)
-
-
-def _rollout_options(args: argparse.Namespace, mesh: Mesh) -> rollout.Options:
-    from mesh_push.engine import rollout
-
-    names = [h.name for h in mesh.hosts]
-    try:
-        opts = rollout.Options(
-            limit=rollout.parse_limit(getattr(args, "limit", None), names),
-            with_peers=getattr(args, "with_peers", False),
-            serial=getattr(args, "serial", None),
-            max_fail=getattr(args, "max_fail", "100%"),
-            confirm_timeout=getattr(args, "confirm_timeout", None),
-        )
-        opts.budget(len(names))
-        rollout.batches(names, opts.serial)
-        rollout.check_confirm_timeout(opts.confirm_timeout)
-    except rollout.RolloutError as e:
-        raise UsageError(str(e)) from None
-    return opts
-
-
-def _access(args: argparse.Namespace) -> Access:
-    from mesh_push.engine.connect import Access
-
-    return Access(args.accept_new, become_password(args))
-
-
-def _converge(
-    args: argparse.Namespace, rotate: list[str] | None, rotate_psk: list[str] | None = None
-) -> int:
-    from mesh_push import inventory
-    from mesh_push.engine import commands
-    from mesh_push.host import templates as render
-    from mesh_push.views import report
-
-    mesh = inventory.load(args.inventory)
-    opts = _rollout_options(args, mesh)
-    templates = render.load_templates(args.templates)
-    if args.diff and not args.check:
-        raise UsageError("--diff goes with --check (it shows what would change)")
-    progress = report.Progress(enabled=not args.json)
-    if args.check:
-        return _finish(
-            args,
-            commands.check_up(
-                mesh, _access(args), templates, opts, progress.host, rotate, args.diff, rotate_psk
-            ),
-        )
-    if rotate is not None and not _confirm(
-        f"make new key pairs for {', '.join(rotate)}?", args.yes
-    ):
-        return EXIT_FAILED
-    if rotate_psk is not None and not _confirm(
-        f"make new pre-shared keys for the links of {', '.join(rotate_psk)}?", args.yes
-    ):
-        return EXIT_FAILED
-    access = _access(args)
-
-    def ask(todo: Changes, _reports: object) -> bool:
-        if not args.json:
-            report.show_changes(todo)
-        return _confirm(f"apply to {len(todo.to_apply)} host(s)?", args.yes)
-
-    run = commands.up(
-        mesh,
-        access,
-        templates,
-        opts,
-        progress.host,
-        ask,
-        rotate,
-        verify_after=not args.no_verify,
-        rotate_psk=rotate_psk,
-    )
-    return _finish(args, run)
-
-
-def cmd_down(args: argparse.Namespace) -> int:
-    from mesh_push import inventory
-    from mesh_push.engine import commands
-    from mesh_push.host import templates as render
-    from mesh_push.views import report
-
-    mesh = inventory.load(args.inventory)
-    templates = render.load_templates(args.templates)
-    if not args.check and not _confirm(
-        f"remove mesh {mesh.name} from {len(mesh.hosts)} host(s)?", args.yes
-    ):
-        return EXIT_FAILED
-    progress = report.Progress(enabled=not args.json)
-    return _finish(
-        args,
-        commands.down(mesh, _access(args), templates, args.purge, progress.host, args.check),
-    )
-
-
-def _finish(args: argparse.Namespace, run: Run) -> int:
-    from mesh_push.views import report
-
-    if args.json:
-        report.print_json(report.check_json(run) if run.checked else report.run_json(run))
-    else:
-        report.show_run(run)
-    if not run.ok:
-        return EXIT_FAILED
-    return EXIT_PENDING if run.checked and run.pending else EXIT_OK
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from mesh_push import inventory
-    from mesh_push.files import picture
-    from mesh_push.monitoring.status import run
-
-    if args.graph:
-        picture.check(args.graph)  # before connecting to any host
-    if args.serve is None:
-        if args.interval is not None:
-            raise UsageError("--interval goes with --serve (--watch SECONDS refreshes a table)")
-        mesh = inventory.load(args.inventory)
-        _stp_only(mesh, {"--graph": args.graph})
-        return run(mesh, _access(args), args.json, args.watch, args.prometheus, args.graph, _wrote)
-    others = {
-        "--watch": args.watch,
-        "--json": args.json,
-        "--prometheus": args.prometheus,
-        "--graph": args.graph,
-    }
-    clash = [option for option, value in others.items() if value]
-    if clash:
-        raise UsageError(f"--serve does not go with {', '.join(clash)}")
-    return _serve(args)
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from mesh_push import inventory
-    from mesh_push.monitoring import serve, status
-
-    mesh = inventory.load(args.inventory)
-    access = _access(args)
-    try:
-        return status.serve(mesh, access, args.serve, args.interval or SERVE_INTERVAL_S)
-    except serve.ListenError as e:
-        raise UsageError(str(e)) from None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    handler: Handler = args.handler
     try:
-        code: int = args.handler(args)
+        if isinstance(handler, str):
+            from mesh_push.cli import handlers
+
+            handler = getattr(handlers, handler)
+        assert callable(handler)
+        code: int = handler(args)
     except InventoryError as e:
         print(f"mesh-push: the inventory has {len(e.problems)} problem(s):", file=sys.stderr)
         for problem in e.problems:

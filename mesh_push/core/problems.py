@@ -65,6 +65,11 @@ class Problem:
         return f"{where}: {format_path(self.path)}: {shorten(printable(self.message), MESSAGE_MAX)}"
 
 
+class UsageError(Exception):
+    """A user's mistake outside the inventory (an option, a host name, a missing key): the
+    command stops before it changes anything; printed without a traceback, exit 2."""
+
+
 class InventoryError(Exception):
     """Raised with every problem found; the CLI prints them all and exits 2."""
 

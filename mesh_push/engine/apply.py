@@ -1,7 +1,7 @@
 """Stage Apply: the rendered scripts onto the hosts, batch by batch (the first a canary), wave
 by wave inside a batch (static hosts first, jump hosts before the hosts behind them), the hosts
 of a wave in parallel; with a confirmation window, each host arms its own rollback. Also the
-two other things that change hosts: staging new keys (rotate-keys) and the down script."""
+down script, the other thing that changes hosts."""
 
 from __future__ import annotations
 
@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from mesh_push.core.model import Mesh
 from mesh_push.engine import keys, rollout, ssh
 from mesh_push.engine.changes import Changes
-from mesh_push.engine.connect import READ_TIMEOUT_S, Progress, Session, parallel
 from mesh_push.engine.outcome import Outcome, tail, unexpected
+from mesh_push.engine.session import READ_TIMEOUT_S, HostError, Progress, Session
 from mesh_push.files.fsutil import LocalFileError
-from mesh_push.host import programs as hostcmd
+from mesh_push.host import programs
 from mesh_push.host.facts import Backends
-from mesh_push.inventory import public_key_problem
-from mesh_push.modes import plan
+from mesh_push.modes.base import Plan
 
 # How long the controller waits for a host's apply (or down) to answer, without a
 # confirmation window, once the host lock is taken.
@@ -56,7 +55,7 @@ def depends_on(mesh: Mesh, name: str) -> list[str]:
 
 def apply(
     session: Session,
-    p: plan.Plan,
+    p: Plan,
     changes: Changes,
     backends: dict[str, Backends],
     progress: Progress,
@@ -65,7 +64,7 @@ def apply(
     psks: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Rollout:
     """`fallback`: what a host rolls back to when it had no script before (the down script).
-    `psks`: host → peer → the pre-shared key its apply installs (psk.Psks.deliveries)."""
+    `psks`: host → peer → the pre-shared key its apply installs (keys.Keys.deliveries)."""
     mesh = session.mesh
     for name in changes.unchanged:
         session.reports[name].outcome = Outcome.UNCHANGED
@@ -80,6 +79,7 @@ def apply(
         if n not in session.conns and r.outcome is not Outcome.EXCLUDED
     ]
     budget = opts.budget(len(ordered) + len(away))
+    one = _Applier(session, changes, backends, progress, opts, fallback, psks or {})
     for number, batch in enumerate(groups, 1):
         failed = away + [
             n
@@ -105,83 +105,87 @@ def apply(
                     progress(name, why)
                     continue
                 ready.append(name)
-            parallel(
-                ready,
-                lambda n: _apply_one(
-                    session, changes, backends[n], n, progress, opts, fallback, (psks or {}).get(n)
-                ),
-            )
+            session.each(ready, one.apply, one.failed)
     return Rollout(groups, budget)
 
 
-def _apply_one(
-    session: Session,
-    changes: Changes,
-    backend: Backends,
-    name: str,
-    progress: Progress,
-    opts: rollout.Options,
-    fallback: str,
-    psks: Mapping[str, str] | None,
-) -> None:
-    rep = session.reports[name]
-    mesh = session.mesh
-    progress(name, "applying")
-    # keys: controller: the private key goes first on stdin, on its own; then the pre-shared
-    # keys to install, one a line; the script after them (stored on the host as apply.sh, and
-    # as rollback.sh) never holds any.
-    key_file = mesh.key_file if mesh.keys == "controller" else None
-    peers = sorted(psks or {})
-    try:
-        stdin = "".join(f"{(psks or {})[peer]}\n" for peer in peers) + changes.scripts[name]
-        if key_file:
-            stdin = keys.read_private_key(mesh, name) + "\n" + stdin
-    except LocalFileError as e:  # keys.KeystoreError, or a key file that is not safe
-        rep.fail(Outcome.FAILED, "keys", str(e))
-        progress(name, f"failed: {e}")
-        return
-    token = secrets.token_hex(8) if opts.confirm_timeout else ""
-    mesh = session.mesh
-    arm = hostcmd.arm(mesh, token, opts.confirm_timeout or 0, fallback) if token else ""
-    try:
+class _Applier:
+    """One host's apply, and what follows when it fails."""
+
+    def __init__(
+        self,
+        session: Session,
+        changes: Changes,
+        backends: dict[str, Backends],
+        progress: Progress,
+        opts: rollout.Options,
+        fallback: str,
+        psks: Mapping[str, Mapping[str, str]],
+    ) -> None:
+        self.session = session
+        self.changes = changes
+        self.backends = backends
+        self.progress = progress
+        self.opts = opts
+        self.fallback = fallback
+        self.psks = psks
+        self.tokens: dict[str, str] = {}
+
+    def apply(self, name: str) -> None:
+        session, mesh, progress = self.session, self.session.mesh, self.progress
+        rep = session.reports[name]
+        progress(name, "applying")
+        # keys: controller: the private key goes first on stdin, on its own; then the
+        # pre-shared keys to install, one a line; the script after them (stored on the host as
+        # apply.sh, and as rollback.sh) never holds any.
+        key_file = mesh.key_file if mesh.keys == "controller" else None
+        given = self.psks.get(name, {})
+        peers = sorted(given)
+        try:
+            stdin = "".join(f"{given[peer]}\n" for peer in peers) + self.changes.scripts[name]
+            if key_file:
+                stdin = keys.read_private_key(mesh, name) + "\n" + stdin
+        except LocalFileError as e:  # keys.KeystoreError, or a key file that is not safe
+            session.fail(name, "keys", str(e), progress, drop=False)
+            return
+        seconds = self.opts.confirm_timeout or 0
+        token = self.tokens[name] = secrets.token_hex(8) if seconds else ""
+        arm = programs.arm(mesh, token, seconds, self.fallback) if token else ""
+        reload = self.backends[name].boot.reload
+        command = programs.apply(
+            mesh, self.changes.digests[name], arm, reload, key_file is not None, peers
+        )
         # With a confirmation window, an apply that outlasts it is given up on (a host that
         # cut us off never answers); the host's timer waits for the apply's end all the same.
         res = session.run(
-            name,
-            hostcmd.apply(
-                mesh, changes.digests[name], arm, backend.boot.reload, key_file is not None, peers
-            ),
-            stdin,
-            timeout=hostcmd.LOCK_WAIT_S + (opts.confirm_timeout or APPLY_TIMEOUT_S),
+            name, command, stdin, timeout=programs.LOCK_WAIT_S + (seconds or APPLY_TIMEOUT_S)
         )
-    except Exception as e:
-        why = str(e) if isinstance(e, ssh.SshError) else f"{name}: {unexpected(e)}"
-        rep.fail(Outcome.FAILED, "apply", why)
-        progress(name, f"failed: {why}")
+        rep.seconds["apply"] = res.seconds
+        if refused := host_refusal(res, programs.EXIT_LOCKED, programs.EXIT_BAD_DIGEST):
+            # Nothing ran: the host lock was held by another run, or the script arrived damaged.
+            step = "lock" if res.exit_code == programs.EXIT_LOCKED else "upload"
+            rep.fail(Outcome.FAILED, step, refused, res.exit_code)
+            progress(name, f"failed: {refused}")
+            return
+        rep.changes = changed_lines(res.stdout)
+        if not res.ok:
+            step = failed_step(res.stdout) or "apply"
+            why = "; ".join(refusals(res.stdout)) or "the host script failed"
+            rep.fail(Outcome.FAILED, step, why, res.exit_code, res.stdout)
+            progress(name, f"failed at step {step!r} with exit code {res.exit_code}")
+            return
+        rep.outcome = Outcome.CHANGED if rep.changes else Outcome.UNCHANGED
+        if name in self.changes.drift:
+            rep.drift = self.changes.drift[name]
+            rep.message = "repaired: " + "; ".join(rep.drift)
+        progress(name, f"applied: {len(rep.changes)} change(s)")
         if token:
-            _settle(session, name, token, opts.confirm_timeout or 0, progress)
-        return
-    rep.seconds["apply"] = res.seconds
-    if refused := host_refusal(res, hostcmd.EXIT_LOCKED, hostcmd.EXIT_BAD_DIGEST):
-        # Nothing ran: the host lock was held by another run, or the script arrived damaged.
-        step = "lock" if res.exit_code == hostcmd.EXIT_LOCKED else "upload"
-        rep.fail(Outcome.FAILED, step, refused, res.exit_code)
-        progress(name, f"failed: {refused}")
-        return
-    rep.changes = changed_lines(res.stdout)
-    if not res.ok:
-        step = failed_step(res.stdout) or "apply"
-        why = "; ".join(refusals(res.stdout)) or "the host script failed"
-        rep.fail(Outcome.FAILED, step, why, res.exit_code, res.stdout)
-        progress(name, f"failed at step {step!r} with exit code {res.exit_code}")
-        return
-    rep.outcome = Outcome.CHANGED if rep.changes else Outcome.UNCHANGED
-    if name in changes.drift:
-        rep.drift = changes.drift[name]
-        rep.message = "repaired: " + "; ".join(rep.drift)
-    progress(name, f"applied: {len(rep.changes)} change(s)")
-    if token:
-        _settle(session, name, token, opts.confirm_timeout or 0, progress)
+            _settle(session, name, token, seconds, progress)
+
+    def failed(self, name: str, err: HostError) -> None:
+        self.session.fail(name, "apply", err.why, self.progress, drop=False)
+        if token := self.tokens.get(name):
+            _settle(self.session, name, token, self.opts.confirm_timeout or 0, self.progress)
 
 
 def _settle(session: Session, name: str, token: str, seconds: float, progress: Progress) -> None:
@@ -193,8 +197,8 @@ def _settle(session: Session, name: str, token: str, seconds: float, progress: P
         try:
             res = ssh.run(
                 fresh,
-                hostcmd.confirm(session.mesh, token),
-                timeout=hostcmd.LOCK_WAIT_S + READ_TIMEOUT_S,
+                programs.confirm(session.mesh, token),
+                timeout=programs.LOCK_WAIT_S + READ_TIMEOUT_S,
             )
             if res.ok:
                 confirmed = "confirmed over a fresh connection"
@@ -207,14 +211,14 @@ def _settle(session: Session, name: str, token: str, seconds: float, progress: P
         why = str(e) if isinstance(e, ssh.SshError) else unexpected(e)
         progress(name, f"no confirmation ({why}): it rolls back by itself")
     # The timer counts from the apply's end, and waits for the host lock to roll back.
-    deadline = time.monotonic() + seconds + hostcmd.LOCK_WAIT_S + 15
+    deadline = time.monotonic() + seconds + programs.LOCK_WAIT_S + 15
     while time.monotonic() < deadline:
         time.sleep(1)
         try:
             back = session.reconnect(name, 5)
             try:
                 became = ssh.run(
-                    back, hostcmd.rolled_back(session.mesh, token), timeout=10
+                    back, programs.rolled_back(session.mesh, token), timeout=10
                 ).stdout.strip()
             finally:
                 ssh.close(back)
@@ -270,51 +274,15 @@ def failed_step(log: str) -> str | None:
     return None
 
 
-def stage_next_keys(session: Session, names: list[str], progress: Progress) -> dict[str, str]:
-    """New key pairs for `names` (rotate-keys); returns their public keys. With `keys: host`
-    each host makes its next private key beside the current one (the apply moves it into
-    place), so no private key ever leaves a host."""
-    mesh = session.mesh
-    if mesh.keys == "controller":
-        return keys.rotate_controller_keys(mesh, names)
-    cmd = hostcmd.rotate_key(mesh)
-    out: dict[str, str] = {}
-
-    def one(name: str) -> None:
-        try:
-            res = session.run(name, cmd, timeout=hostcmd.LOCK_WAIT_S + READ_TIMEOUT_S)
-            pub, why = res.stdout.strip(), tail(res.stderr) or "could not make a new key pair"
-        except ssh.SshError as e:
-            pub, why = "", str(e)
-        except Exception as e:
-            pub, why = "", f"{name}: {unexpected(e)}"
-        if public_key_problem(pub):
-            session.reports[name].fail(Outcome.FAILED, "rotate-keys", why)
-            progress(name, why)
-            session.drop(name)
-        else:
-            out[name] = pub
-
-    parallel([n for n in names if n in session.conns], one)
-    return out
-
-
 def down(session: Session, script: str, progress: Progress) -> None:
     """The down script on every connected host, all at once."""
 
     def one(name: str) -> None:
         rep = session.reports[name]
-        try:
-            res = session.run(
-                name, hostcmd.down(session.mesh), script, hostcmd.LOCK_WAIT_S + APPLY_TIMEOUT_S
-            )
-        except ssh.SshError as e:
-            rep.fail(Outcome.FAILED, "down", str(e))
-            return
-        except Exception as e:
-            rep.fail(Outcome.FAILED, "down", f"{name}: {unexpected(e)}")
-            return
-        if refused := host_refusal(res, hostcmd.EXIT_LOCKED):
+        res = session.run(
+            name, programs.down(session.mesh), script, programs.LOCK_WAIT_S + APPLY_TIMEOUT_S
+        )
+        if refused := host_refusal(res, programs.EXIT_LOCKED):
             rep.fail(Outcome.FAILED, "lock", refused, res.exit_code)
             progress(name, f"failed: {refused}")
             return
@@ -326,4 +294,4 @@ def down(session: Session, script: str, progress: Progress) -> None:
             rep.fail(Outcome.FAILED, "down", why, res.exit_code, res.stdout + res.stderr)
         progress(name, rep.outcome.value)
 
-    parallel(list(session.conns), one)
+    session.each(list(session.conns), one, session.failing("down", progress, drop=False))

@@ -1,6 +1,7 @@
 """Between Render and Apply: which hosts to apply, from pure inputs. A host is applied when its
 script differs from the one it last applied, when the one judge finds its state drifted from
-the plan (even with the same script), or when a key rotation names it."""
+the plan (even with the same script), or when its keys change (a rotation, a pre-shared key
+given to it)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from mesh_push import modes
 from mesh_push.engine.gather import Gathered
-from mesh_push.modes import judge, plan
+from mesh_push.modes.base import Plan
 
 
 @dataclass
@@ -29,10 +31,10 @@ def digest(script: str) -> str:
 
 
 def decide(
-    p: plan.Plan, scripts: dict[str, str], gathered: Gathered, forced: Collection[str] = ()
+    p: Plan, scripts: dict[str, str], gathered: Gathered, forced: Collection[str] = ()
 ) -> Changes:
     # The judge reads the state gathered with the facts: no further round trip.
-    seen = judge.judge(p, gathered.states, scope=list(scripts))
+    seen = modes.of(p.mesh).judge(p, gathered.states, scope=list(scripts))
     out = Changes(scripts, {n: digest(s) for n, s in scripts.items()}, [], [])
     for name in scripts:
         absent = [pe.name for pe in p.host(name).peers if pe.public_key is None]

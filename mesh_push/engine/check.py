@@ -5,31 +5,22 @@ the very "changed:" lines the real run prints, from the same code: the check is 
 implementation that could disagree. Nothing is stored on a host, and no host lock is taken.
 
 Keys not made yet (a fresh host with `keys: host`, a host not in the keystore with `keys:
-controller`, the hosts `rotate-keys --check` names) are stood in for by `stand_in_key`: the
+controller`, the hosts `rotate-keys --check` names) are stood in for (keys.for_check): the
 hosts then say what they would do with a key they do not know yet, and the real key is never
 made, staged or stored."""
 
 from __future__ import annotations
 
-import base64
 import difflib
-import hashlib
 from collections.abc import Collection
 
-from mesh_push.engine import ssh
 from mesh_push.engine.apply import changed_lines, failed_step, refusals
-from mesh_push.engine.connect import READ_TIMEOUT_S, Progress, Session, parallel
-from mesh_push.engine.outcome import Outcome, unexpected
-from mesh_push.host import programs as hostcmd
+from mesh_push.engine.outcome import Outcome
+from mesh_push.engine.session import READ_TIMEOUT_S, Progress, Session
+from mesh_push.host import programs
 
 # A check runs no lock and starts nothing: it ends as fast as the host can read its state.
 CHECK_TIMEOUT_S = 120.0
-
-
-def stand_in_key(name: str) -> str:
-    """A well-formed public key no host has, the same on every run (so a check is repeatable)."""
-    digest = hashlib.sha256(f"mesh-push --check: the key {name} does not have yet".encode())
-    return base64.b64encode(digest.digest()).decode()
 
 
 def diff(host: str, applied: str | None, script: str) -> str:
@@ -60,16 +51,10 @@ def check(
     def one(name: str) -> None:
         rep = session.reports[name]
         progress(name, "checking")
-        cmd = hostcmd.check(session.mesh, with_diff, name in rotate, down)
-        try:
-            res = session.run(name, cmd, scripts[name], CHECK_TIMEOUT_S + READ_TIMEOUT_S)
-        except Exception as e:
-            why = str(e) if isinstance(e, ssh.SshError) else f"{name}: {unexpected(e)}"
-            rep.fail(Outcome.FAILED, "check", why)
-            progress(name, f"failed: {why}")
-            return
+        cmd = programs.check(session.mesh, with_diff, name in rotate, down)
+        res = session.run(name, cmd, scripts[name], CHECK_TIMEOUT_S + READ_TIMEOUT_S)
         rep.seconds["check"] = res.seconds
-        out, marker, applied = res.stdout.partition(hostcmd.APPLIED_MARKER + "\n")
+        out, marker, applied = res.stdout.partition(programs.APPLIED_MARKER + "\n")
         if with_diff:
             rep.diff = diff(name, applied if marker and applied else None, scripts[name])
         rep.changes = changed_lines(out)
@@ -82,4 +67,5 @@ def check(
         rep.outcome = Outcome.WOULD_CHANGE if rep.changes else Outcome.UNCHANGED
         progress(name, f"{len(rep.changes)} change(s) pending" if rep.changes else "no changes")
 
-    parallel([n for n in scripts if n in session.conns], one)
+    names = [n for n in scripts if n in session.conns]
+    session.each(names, one, session.failing("check", progress, drop=False))

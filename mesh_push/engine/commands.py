@@ -1,28 +1,36 @@
-"""The commands, each one pipeline of named stages with typed values between them:
+"""The commands, each one pipeline of named stages with typed values between them, every stage
+entered once and in order (docs/design.md):
 
-    up, rotate-keys   Connect → Gather → Plan → Render → Apply → Verify
-    down              Connect → Render → Apply
-    … --check         the same, with Check (check.py) in place of Apply: nothing changes
-    status            Connect → Gather → Judge
+    up, rotate-keys   Connect → Gather → Keys → Plan → Render → Apply → Verify
+    … --check         Connect → Gather → Keys → Plan → Render → Check: nothing changes
+    down              Connect → Gather → Render → Apply (the down script)
+    status            Connect → Gather → Keys → Plan → Judge
+    measure           Connect → Gather → Keys → Plan → Measure
+    plan, render      Keys → Plan (→ Render), no host
 
-cli.py parses the arguments, calls one of these and prints what it returns; nothing here
-prints."""
+Connect and Gather are one head, `_head`, for all of them. cli.py parses the arguments, calls
+one of these and prints what it returns; nothing here prints."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mesh_push.core.model import Link, Mesh
-from mesh_push.engine import apply, changes, check, connect, gather, keys, psk, verify
-from mesh_push.engine.connect import Access, Progress, Session
-from mesh_push.engine.outcome import HostReport, Outcome, unexpected
+from mesh_push import modes
+from mesh_push.core.model import Mesh
+from mesh_push.engine import apply, changes, check, connect, gather, keys, verify
+from mesh_push.engine.measure import LinkResult
+from mesh_push.engine.measure import measure as measure_links
+from mesh_push.engine.outcome import HostReport, Outcome
 from mesh_push.engine.rollout import Options
-from mesh_push.host import templates as render
-from mesh_push.host.facts import Backends, NoBackend, choose
-from mesh_push.inventory import public_key_problem
-from mesh_push.modes import judge, plan
+from mesh_push.engine.session import Access, Progress, Session, quiet
+from mesh_push.files.fsutil import private_dir
+from mesh_push.host.facts import Backends
+from mesh_push.modes import scripts
+from mesh_push.modes.base import Mode, Plan
+from mesh_push.modes.judgement import Judgement
 
 if TYPE_CHECKING:
     import jinja2
@@ -66,6 +74,23 @@ def targets(mesh: Mesh, opts: Options) -> list[str]:
     return [h.name for h in mesh.hosts if h.name in chosen]
 
 
+def _head(
+    mesh: Mesh, access: Access, opts: Options, progress: Progress, make_keys: bool = False
+) -> tuple[Session, gather.Gathered]:
+    """Connect to --limit's hosts (all without it), each running the facts and state program
+    (with `make_keys`, `keys: host`, it makes a private key where there is none): the others
+    are reported as excluded. Then Gather."""
+    chosen = targets(mesh, opts)
+    first = gather.first_command(mesh, make_keys)
+    session = connect.open_all(mesh, access, first, progress, chosen)
+    for h in mesh.hosts:
+        if h.name not in chosen:
+            rep = session.reports[h.name] = HostReport(h.name, Outcome.EXCLUDED)
+            rep.message = "outside --limit: not touched"
+    session.reports = {h.name: session.reports[h.name] for h in mesh.hosts}
+    return session, gather.from_session(session, progress)
+
+
 def up(
     mesh: Mesh,
     access: Access,
@@ -73,42 +98,34 @@ def up(
     opts: Options,
     progress: Progress,
     ask: Ask,
-    rotate: list[str] | None = None,
+    rotate: Collection[str] = (),
     verify_after: bool = True,
-    rotate_psk: list[str] | None = None,
+    rotate_psk: Collection[str] = (),
 ) -> Run:
     """Build or converge the mesh (`rotate`: give those hosts new key pairs first;
     `rotate_psk`: new pre-shared keys for their links)."""
-    if mesh.keys == "controller":
-        # Key pairs where missing, and a keystore fit for them, before any host is touched.
-        keys.ensure_keystore(mesh)
-    session = _open(mesh, access, opts, progress, generate_keys=mesh.keys == "host")
+    mode = modes.of(mesh)
+    session, gathered = _head(mesh, access, opts, progress, make_keys=mesh.keys == "host")
     try:
-        gathered = gather.from_session(session)
-        backends = _backends(session, gathered, progress)
-        next_keys = apply.stage_next_keys(session, rotate, progress) if rotate else {}
-        psks = psk.for_up(session, gathered, _psk_rotation(session, rotate_psk), progress)
-        p = _plan(mesh, gathered, next_keys, psks.fingerprints)
-        scripts = _render(session, p, templates, backends)
-        # A host that is given a pre-shared key applies, even with the same script.
-        forced = {*next_keys, *psks.deliveries}
-        todo = changes.decide(p, scripts, gathered, forced=forced)
+        backends = gather.ways(session, gathered, progress)
+        k = keys.for_up(session, gathered, rotate, rotate_psk, progress)
+        p = mode.plan(mesh, k.public, k.psk_fps)
+        todo = changes.decide(
+            p, _render(session, mode, p, templates, backends, progress), gathered, k.forced
+        )
         run = Run(session.reports, changes=todo)
-        rotating = rotate or rotate_psk
-        if todo.to_apply and not rotating and not ask(todo, session.reports):
+        if todo.to_apply and not (rotate or rotate_psk) and not ask(todo, session.reports):
             run.cancelled = True
             for name in todo.to_apply:
                 session.reports[name].fail(Outcome.NOT_ATTEMPTED, "confirm", "cancelled")
             for name in todo.unchanged:
                 session.reports[name].outcome = Outcome.UNCHANGED
             return run
-        fallback = render.render_down(p, templates, purge=False)
+        fallback = scripts.down_script(mesh, templates, purge=False)
         run.rollout = apply.apply(
-            session, p, todo, backends, progress, opts, fallback, psks.deliveries
+            session, p, todo, backends, progress, opts, fallback, k.deliveries
         )
-        if next_keys and mesh.keys == "host":
-            done = {n: k for n, k in next_keys.items() if session.reports[n].ok}
-            keys.save_public_keys(mesh, done)
+        keys.after_apply(mesh, k, session.reports)
         if verify_after:
             run.verification = verify.verify(session, p, gathered.states, progress)
         return run
@@ -122,123 +139,45 @@ def check_up(
     templates: jinja2.Environment,
     opts: Options,
     progress: Progress,
-    rotate: list[str] | None = None,
+    rotate: Collection[str] = (),
     with_diff: bool = False,
-    rotate_psk: list[str] | None = None,
+    rotate_psk: Collection[str] = (),
 ) -> Run:
     """`up --check` (`rotate-keys --check` with `rotate`): what `up` would change on each
     host as it is now, changing nothing anywhere: no key is made, staged or stored."""
-    session = _open(mesh, access, opts, progress, generate_keys=False)
+    mode = modes.of(mesh)
+    session, gathered = _head(mesh, access, opts, progress)
     try:
-        gathered = gather.from_session(session)
-        backends = _backends(session, gathered, progress)
-        known = keys.public_keys(mesh)
-        if mesh.keys == "host":
-            known.update(_reported_keys(gathered))
-        # A key `up` would make, or `rotate-keys` would replace: one no host has.
-        stand_ins = [
-            h.name
-            for h in mesh.hosts
-            if h.name in (rotate or ())
-            or (h.name not in known and (mesh.keys == "controller" or h.name in session.conns))
-        ]
-        known.update((n, check.stand_in_key(n)) for n in stand_ins)
-        fps = psk.for_check(mesh, gathered, session.conns, _psk_rotation(session, rotate_psk))
-        scripts = _render(session, plan.build(mesh, known, fps), templates, backends)
+        backends = gather.ways(session, gathered, progress)
+        k = keys.for_check(session, gathered, rotate, rotate_psk)
+        p = mode.plan(mesh, k.public, k.psk_fps)
+        host_scripts = _render(session, mode, p, templates, backends, progress)
         rotating = rotate if mesh.keys == "host" else ()
-        check.check(session, scripts, progress, with_diff, rotating or ())
+        check.check(session, host_scripts, progress, with_diff, rotating)
         return Run(session.reports, checked=True)
     finally:
         session.close()
 
 
-def _open(
-    mesh: Mesh, access: Access, opts: Options, progress: Progress, generate_keys: bool
-) -> Session:
-    """Connect to --limit's hosts (all without it) with the facts and state in the first
-    command; the others are reported as excluded."""
-    chosen = targets(mesh, opts)
-    session = connect.open_all(
-        mesh, access, gather.first_command(mesh, generate_keys), progress, chosen
-    )
-    for h in mesh.hosts:
-        if h.name not in chosen:
-            rep = session.reports[h.name] = HostReport(h.name, Outcome.EXCLUDED)
-            rep.message = "outside --limit: not touched"
-    session.reports = {h.name: session.reports[h.name] for h in mesh.hosts}
-    return session
-
-
-def _backends(
-    session: Session, gathered: gather.Gathered, progress: Progress
-) -> dict[str, Backends]:
-    """Each host's ways, from its facts; a host that lacks what is needed fails here, before
-    anything is sent to it."""
-    out = {}
-    for name in list(session.conns):
-        try:
-            out[name] = choose(gathered.facts[name])
-        except NoBackend as e:
-            session.reports[name].fail(Outcome.FAILED, "facts", str(e))
-            progress(name, f"failed: {e}")
-            session.drop(name)
-    return out
-
-
-def _psk_rotation(session: Session, names: list[str] | None) -> list[Link]:
-    """The links whose pre-shared keys `rotate-keys --psk` replaces: those of `names` with
-    both ends reached (a key given to one end only would cut the link)."""
-    return [
-        lk
-        for lk in psk.links_of(session.mesh, names or ())
-        if all(h in session.conns for h in lk.hosts)
-    ]
-
-
-def _reported_keys(gathered: gather.Gathered) -> dict[str, str]:
-    """The public keys the hosts' facts report (keys: host), the well-formed ones."""
-    return {
-        n: f.public_key
-        for n, f in gathered.facts.items()
-        if f.public_key and not public_key_problem(f.public_key)
-    }
-
-
-def _plan(
-    mesh: Mesh,
-    gathered: gather.Gathered,
-    next_keys: dict[str, str],
-    psk_fps: dict[Link, str | None],
-) -> plan.Plan:
-    """Public keys as the hosts report them (cached in the state file), a rotation's next keys
-    over them; the links' pre-shared keys by fingerprint."""
-    if mesh.keys == "host":
-        keys.save_public_keys(mesh, _reported_keys(gathered))
-    known = {**keys.public_keys(mesh, create=mesh.keys == "controller"), **next_keys}
-    return plan.build(mesh, known, psk_fps)
-
-
 def _render(
-    session: Session, p: plan.Plan, templates: jinja2.Environment, backends: dict[str, Backends]
+    session: Session,
+    mode: Mode,
+    p: Plan,
+    templates: jinja2.Environment,
+    backends: dict[str, Backends],
+    progress: Progress,
 ) -> dict[str, str]:
-    mesh = session.mesh
-    scripts = {}
+    """Each connected host's script; a template of --templates that fails for one host fails
+    that host only."""
+
+    def one(name: str) -> str:
+        wireguard = backends[name].wireguard.name
+        return scripts.host_script(mode, p, p.host(name), templates, True, wireguard)
+
     # In the inventory's order: rollout batches are cut from it.
-    for name in (h.name for h in mesh.hosts if h.name in session.conns):
-        try:
-            scripts[name] = render.render_host(
-                p,
-                p.host(name),
-                templates,
-                allow_missing_peers=True,
-                wireguard=backends[name].wireguard.name,
-            )
-        except Exception as e:
-            # A template of --templates that fails for one host fails that host only.
-            why = f"{name}: {unexpected(e)}"
-            session.reports[name].fail(Outcome.FAILED, "render", why)
-            session.drop(name)
-    return scripts
+    names = [h.name for h in session.mesh.hosts if h.name in session.conns]
+    rendered = session.each(names, one, session.failing("render", progress))
+    return {n: rendered[n] for n in names if n in rendered}
 
 
 def down(
@@ -251,9 +190,9 @@ def down(
 ) -> Run:
     """Take the mesh off every host (private keys too with `purge`); with `dry` (`down
     --check`) only say what that would remove."""
-    session = connect.open_all(mesh, access, None, progress)
+    session, _gathered = _head(mesh, access, Options(), progress)
     try:
-        script = render.render_down(plan.build(mesh, {}), templates, purge)
+        script = scripts.down_script(mesh, templates, purge)
         if dry:
             check.check(session, dict.fromkeys(session.conns, script), progress, down=True)
             return Run(session.reports, checked=True)
@@ -263,11 +202,38 @@ def down(
         session.close()
 
 
-def status(mesh: Mesh, access: Access) -> tuple[plan.Plan, judge.Judgement]:
+def status(mesh: Mesh, access: Access) -> tuple[Plan, Judgement]:
     """Every host's state in one round trip, judged against the plan."""
-    session = connect.open_all(mesh, access, gather.first_command(mesh))
+    mode = modes.of(mesh)
+    session, gathered = _head(mesh, access, Options(), quiet)
     session.close()
-    gathered = gather.from_session(session)
-    p = plan.build(mesh, keys.public_keys(mesh))
+    p = mode.plan(mesh, keys.public_keys(mesh))
     errors = {n: r.details for n, r in session.reports.items() if n not in gathered.states}
-    return p, judge.judge(p, gathered.states, errors)
+    return p, mode.judge(p, gathered.states, errors)
+
+
+def plan(mesh: Mesh) -> Plan:
+    """`plan`: read only, it makes no key."""
+    return modes.of(mesh).plan(mesh, keys.public_keys(mesh))
+
+
+def render(mesh: Mesh, templates: jinja2.Environment, out: Path) -> list[Path]:
+    """`render`: one 0600 file per host in `out`, made 0700 if missing; an existing directory
+    is used as it is, if only we can write to it (fsutil.private_dir). It makes no key and
+    writes nothing else; keys.MissingKeys when a public key is not known."""
+    known = keys.public_keys(mesh)
+    keys.require_all(mesh, known)
+    mode = modes.of(mesh)
+    p = mode.plan(mesh, known)
+    texts = {hp.name: scripts.host_script(mode, p, hp, templates) for hp in p.hosts}
+    with private_dir(out) as d:
+        return [d.write(f"{name}.sh", text, 0o600) for name, text in texts.items()]
+
+
+def measure(mesh: Mesh, access: Access, count: int) -> tuple[list[LinkResult], dict[str, str]]:
+    """Every link's round trip over its tunnel, from both ends."""
+    session, _gathered = _head(mesh, access, Options(), quiet)
+    try:
+        return measure_links(session, plan(mesh), count)
+    finally:
+        session.close()

@@ -6,78 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+
+import paramiko
 
 from mesh_push.core.model import Mesh
 from mesh_push.engine import ssh
-from mesh_push.engine.outcome import HostReport, Outcome, unexpected
-
-if TYPE_CHECKING:
-    import paramiko
-
-Progress = Callable[[str, str], None]
-
-# Reading state takes milliseconds on a host; a read that has not answered in this long is
-# stuck (seen on an overloaded 50-host lab), and a poll must not wait out the apply timeout.
-READ_TIMEOUT_S = 30.0
-
-
-def quiet(_host: str, _message: str) -> None:
-    """A Progress that says nothing (--json, status)."""
-
-
-@dataclass(frozen=True)
-class Access:
-    """What the user allowed: new host keys, and the sudo password (never printed)."""
-
-    accept_new: bool = False
-    become_password: str | None = field(default=None, repr=False)
-
-
-@dataclass
-class Session:
-    """Open connections, each host's report, and what each first command printed. Closed
-    once, at the end of the command."""
-
-    mesh: Mesh
-    access: Access
-    conns: dict[str, ssh.Remote] = field(default_factory=dict)
-    reports: dict[str, HostReport] = field(default_factory=dict)
-    outputs: dict[str, str] = field(default_factory=dict)
-
-    def run(
-        self, name: str, command: str, stdin: str | None = None, timeout: float = 300
-    ) -> ssh.Result:
-        return ssh.run(self.conns[name], command, stdin, timeout)
-
-    def reconnect(self, name: str, timeout: float) -> ssh.Remote:
-        """A fresh connection, as a new `ssh` would make: proof that the host still lets us
-        in (rollout confirmation)."""
-        mesh = self.mesh
-        target = ssh.resolve(mesh, mesh.host(name))
-        return ssh.connect(mesh, target, False, timeout, self.access.become_password)
-
-    def drop(self, name: str) -> None:
-        """Done with a host that failed: nothing more is sent to it."""
-        with contextlib.suppress(Exception):
-            ssh.close(self.conns.pop(name))
-
-    def close(self) -> None:
-        for remote in self.conns.values():
-            # Closing a dead transport must not hide the real result.
-            with contextlib.suppress(Exception):
-                ssh.close(remote)
-
-
-def parallel(names: Iterable[str], fn: Callable[[str], None], workers: int = 64) -> None:
-    names = list(names)
-    if not names:
-        return
-    with ThreadPoolExecutor(max_workers=min(workers, len(names))) as pool:
-        list(pool.map(fn, names))
+from mesh_push.engine.outcome import HostReport, Outcome
+from mesh_push.engine.session import READ_TIMEOUT_S, Access, HostError, Progress, Session, quiet
 
 
 def open_all(
@@ -98,48 +34,41 @@ def open_all(
         cfg = ssh.load_config(mesh)
     except ssh.SshError as e:
         cfg = e
+    opened: dict[str, ssh.Remote] = {}
 
     def one(name: str) -> None:
         rep = session.reports[name]
         start = time.monotonic()
-        remote: ssh.Remote | None = None
-        try:
-            if isinstance(cfg, ssh.SshError):
-                raise ssh.SshError(f"{name}: {cfg}")
-            target = ssh.resolve(mesh, mesh.host(name), cfg)
-            remote = ssh.connect(
-                mesh, target, access.accept_new, become_password=access.become_password
-            )
-            rep.seconds["connect"] = time.monotonic() - start
-            if first is not None or target.sudo:
-                res = ssh.run(remote, first or "true", timeout=READ_TIMEOUT_S)
-                rep.seconds["command"] = res.seconds
-                if first is not None:
-                    session.outputs[name] = res.stdout
-            session.conns[name] = remote
-            progress(name, "connected")
-            return
-        except ssh.BecomeError as e:
-            rep.fail(Outcome.FAILED, "sudo", str(e))
-            progress(name, f"failed: {e}")
-        except ssh.SshError as e:
-            rep.fail(Outcome.UNREACHABLE, "connect", str(e))
-            progress(name, f"unreachable: {e}")
-        except Exception as e:
-            # Whatever went wrong inside one host's connection (a library's bug, EOFError, a
-            # bad key file) is that host's failure, never a traceback that stops the others.
-            why = f"{name}: {unexpected(e)}"
-            if remote is None:
-                rep.fail(Outcome.UNREACHABLE, "connect", why)
-                progress(name, f"unreachable: {why}")
-            else:
-                rep.fail(Outcome.FAILED, "connect", why)
-                progress(name, f"failed: {why}")
-        if remote is not None:
+        if isinstance(cfg, ssh.SshError):
+            raise ssh.SshError(f"{name}: {cfg}")
+        target = ssh.resolve(mesh, mesh.host(name), cfg)
+        remote = opened[name] = ssh.connect(
+            mesh, target, access.accept_new, become_password=access.become_password
+        )
+        rep.seconds["connect"] = time.monotonic() - start
+        if first is not None or target.sudo:
+            res = ssh.run(remote, first or "true", timeout=READ_TIMEOUT_S)
+            rep.seconds["command"] = res.seconds
+            if first is not None:
+                session.outputs[name] = res.stdout
+        session.conns[name] = remote
+        progress(name, "connected")
+
+    def failed(name: str, err: HostError) -> None:
+        # A host we are logged in to that then failed (sudo said no, a library's bug) failed;
+        # one we could not reach is unreachable.
+        if isinstance(err.error, ssh.BecomeError):
+            session.fail(name, "sudo", err.why, progress, drop=False)
+        elif name in opened and not isinstance(err.error, ssh.SshError):
+            session.fail(name, "connect", err.why, progress, drop=False)
+        else:
+            session.reports[name].fail(Outcome.UNREACHABLE, "connect", err.why)
+            progress(name, f"unreachable: {err.why}")
+        if (remote := opened.get(name)) is not None:
             with contextlib.suppress(Exception):
                 ssh.close(remote)
 
     for name in names:
         session.reports[name] = HostReport(name)
-    parallel(names, one)
+    session.each(names, one, failed)
     return session

@@ -1,9 +1,23 @@
-"""Where WireGuard keys live on the controller.
+"""Stage Keys: every key of a run, between Gather and Plan, and where each is kept.
 
-`keys: host`: private keys never leave the hosts; their public keys are cached in the state file
-(public data only), so later runs and other controllers reuse them.
-`keys: controller`: X25519 pairs are made here, kept in a 0700 keystore, never printed. Only
-`up` and `rotate-keys` make or change them; `plan`, `render` and `status` only read.
+Key pairs. `keys: host`: private keys never leave the hosts; their public keys, as the facts
+report them, are cached in the state file (public data only), so later runs and other
+controllers reuse them. `keys: controller`: X25519 pairs are made here, kept in a 0700 keystore
+(one per inventory file), never printed. `rotate-keys` stages the next pair: on the host
+beside the current key (`keys: host`, so no private key ever leaves it), or in the keystore.
+
+Pre-shared keys per link (`mesh.psk`, a link's `psk`): which key belongs on each link, and
+which hosts must be given it. Hosts and the controller compare keys by fingerprint
+(psk_fingerprint), never by the key: the gather reports the fingerprint of each key file and
+of each key `wg` uses. `keys: controller`: each link's key is in the keystore. `keys: host`:
+the first end of a link (by name, `owner`) makes the key (`wg genpsk`) and its file there is
+the key of record. When an end lacks it, or holds another, or the key is being rotated, the
+owner prints it (programs.psk_keys: nothing is written there) and the controller keeps it in
+memory only, to hand it to the apply of the ends that need it, on stdin. It is never written
+on the controller, never printed, never put in a report.
+
+Only `up` and `rotate-keys` make or change keys; `--check` stands in for the keys it would
+make (stand_in_key, stand_in) and `plan`, `render` and `status` only read.
 """
 
 from __future__ import annotations
@@ -12,9 +26,15 @@ import base64
 import hashlib
 import json
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 
 from mesh_push.core.model import Link, Mesh
+from mesh_push.core.problems import UsageError
+from mesh_push.core.values import public_key_problem
+from mesh_push.engine.gather import Gathered
+from mesh_push.engine.outcome import HostReport, tail
+from mesh_push.engine.session import READ_TIMEOUT_S, Progress, Refused, Session
 from mesh_push.files.fsutil import (
     LocalFileError,
     PrivateDir,
@@ -22,7 +42,136 @@ from mesh_push.files.fsutil import (
     open_private_dir,
     private_dir,
 )
-from mesh_push.inventory import public_key_problem
+from mesh_push.host import programs
+
+
+@dataclass
+class Keys:
+    """What the plan needs of this run's keys."""
+
+    public: dict[str, str]  # host → public key, a rotation's next keys over the current ones
+    # Each link's pre-shared key by fingerprint (None: not known); a link with `psk` left out
+    # has none yet (its key waits for its first end).
+    psk_fps: dict[Link, str | None]
+    next: dict[str, str] = field(default_factory=dict)  # rotate-keys: the new public keys
+    # Host → peer → key: what each host's apply gets on stdin. Secret: kept out of repr.
+    deliveries: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+
+    @property
+    def forced(self) -> set[str]:
+        """Hosts that apply even with the same script: given a key, or a rotation staged."""
+        return {*self.next, *self.deliveries}
+
+
+def for_up(
+    session: Session,
+    gathered: Gathered,
+    rotate: Collection[str],
+    rotate_psk: Collection[str],
+    progress: Progress,
+) -> Keys:
+    """The keys of `up` (`rotate`: new key pairs for those hosts; `rotate_psk`: new pre-shared
+    keys for their links): made where missing, fetched into memory from the hosts that own
+    them where another host needs them, and the public keys the hosts report saved."""
+    mesh = session.mesh
+    if mesh.keys == "controller":
+        # Key pairs where missing, and a keystore fit for them, before any plan.
+        ensure_keystore(mesh)
+    next_keys = _stage_next(session, list(rotate), progress) if rotate else {}
+    fps, deliveries = _psks_for_up(session, gathered, psk_rotation(session, rotate_psk), progress)
+    if mesh.keys == "host":
+        save_public_keys(mesh, reported(gathered))
+    known = {**public_keys(mesh, create=mesh.keys == "controller"), **next_keys}
+    return Keys(known, fps, next_keys, deliveries)
+
+
+def for_check(
+    session: Session, gathered: Gathered, rotate: Collection[str], rotate_psk: Collection[str]
+) -> Keys:
+    """`--check`: the keys `up` (or `rotate-keys`) would use, with stand-ins for those it would
+    make. Nothing is made, staged, read from a host, or stored."""
+    mesh = session.mesh
+    known = public_keys(mesh)
+    if mesh.keys == "host":
+        known.update(reported(gathered))
+    # A key `up` would make, or `rotate-keys` would replace: one no host has.
+    stand_ins = [
+        h.name
+        for h in mesh.hosts
+        if h.name in rotate
+        or (h.name not in known and (mesh.keys == "controller" or h.name in session.conns))
+    ]
+    known.update((n, stand_in_key(n)) for n in stand_ins)
+    fps = _psks_for_check(mesh, gathered, session.conns, psk_rotation(session, rotate_psk))
+    return Keys(known, fps)
+
+
+def require_all(mesh: Mesh, known: Mapping[str, str]) -> None:
+    """UsageError unless every host's public key is known (`render` writes whole scripts)."""
+    missing = [h.name for h in mesh.hosts if h.name not in known]
+    if not missing:
+        return
+    if mesh.keys == "controller":
+        why = (
+            f": they are made by `mesh-push up` (keys: controller), into {mesh.keystore}; "
+            f"or set public_key in {mesh.source}.{legacy_hint(mesh)}"
+        )
+    else:
+        why = (
+            f": run `mesh-push up` once (keys: host), set public_key in {mesh.source}, "
+            "or use `keys: controller`"
+        )
+    raise UsageError("public keys unknown for " + ", ".join(missing) + why)
+
+
+def after_apply(mesh: Mesh, keys: Keys, reports: Mapping[str, HostReport]) -> None:
+    """`keys: host`: the new public keys of the hosts whose rotation was applied."""
+    if keys.next and mesh.keys == "host":
+        save_public_keys(mesh, {n: k for n, k in keys.next.items() if reports[n].ok})
+
+
+def reported(gathered: Gathered) -> dict[str, str]:
+    """The public keys the hosts' facts report (keys: host), the well-formed ones."""
+    return {
+        n: f.public_key
+        for n, f in gathered.facts.items()
+        if f.public_key and not public_key_problem(f.public_key)
+    }
+
+
+def psk_rotation(session: Session, names: Collection[str]) -> list[Link]:
+    """The links whose pre-shared keys `rotate-keys --psk` replaces: those of `names` with
+    both ends reached (a key given to one end only would cut the link)."""
+    return [lk for lk in links_of(session.mesh, names) if all(h in session.conns for h in lk.hosts)]
+
+
+def stand_in_key(name: str) -> str:
+    """A well-formed public key no host has, the same on every run (so a check is repeatable)."""
+    digest = hashlib.sha256(f"mesh-push --check: the key {name} does not have yet".encode())
+    return base64.b64encode(digest.digest()).decode()
+
+
+def _stage_next(session: Session, names: list[str], progress: Progress) -> dict[str, str]:
+    """New key pairs for `names` (rotate-keys); returns their public keys. With `keys: host`
+    each host makes its next private key beside the current one (the apply moves it into
+    place), so no private key ever leaves a host."""
+    mesh = session.mesh
+    if mesh.keys == "controller":
+        return rotate_controller_keys(mesh, names)
+    cmd = programs.rotate_key(mesh)
+
+    def one(name: str) -> str:
+        res = session.run(name, cmd, timeout=programs.LOCK_WAIT_S + READ_TIMEOUT_S)
+        pub = res.stdout.strip()
+        if public_key_problem(pub):
+            raise Refused(tail(res.stderr) or "could not make a new key pair")
+        return pub
+
+    failed = session.failing("rotate-keys", progress)
+    return session.each([n for n in names if n in session.conns], one, failed)
+
+
+# --------------------------------------------------------------------------- key pairs
 
 
 class KeystoreError(LocalFileError):
@@ -214,3 +363,135 @@ def controller_psks(mesh: Mesh, create: bool, rotate: Collection[Link] = ()) -> 
         raise
     except LocalFileError as e:
         raise KeystoreError(str(e)) from None
+
+
+def owner(link: Link) -> str:
+    """The end that makes a link's key with `keys: host`: the first by name."""
+    return min(link.hosts)
+
+
+def stand_in(link: Link) -> str:
+    """`--check`: the fingerprint of a key not made yet (no host has it; the same every run)."""
+    text = f"mesh-push --check: a new pre-shared key for {psk_name(link)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def links_of(mesh: Mesh, names: Collection[str]) -> list[Link]:
+    """The links with a pre-shared key that touch any of `names` (rotate-keys --psk)."""
+    return [lk for lk in mesh.links if lk.psk and (lk.a in names or lk.b in names)]
+
+
+def _files(gathered: Gathered, name: str) -> dict[str, str]:
+    st = gathered.states.get(name)
+    return st.psk_files if st is not None else {}
+
+
+def _psks_for_check(
+    mesh: Mesh, gathered: Gathered, connected: Collection[str], rotate: Collection[Link]
+) -> dict[Link, str | None]:
+    """`--check`: the fingerprints `up` (or `rotate-keys --psk`) would plan, with stand-ins
+    for keys it would make. Nothing is made, read from a host, or stored."""
+    links = [lk for lk in mesh.links if lk.psk]
+    if mesh.keys == "controller":
+        stored = controller_psks(mesh, create=False)
+        return {
+            lk: stand_in(lk)
+            if (key := stored.get(lk)) is None or lk in rotate
+            else psk_fingerprint(key)
+            for lk in links
+        }
+    todo = _owners(gathered, links, connected, rotate)
+    return {**todo.fps, **{lk: stand_in(lk) for made in todo.make.values() for lk in made}}
+
+
+def _psks_for_up(
+    session: Session, gathered: Gathered, rotate: Collection[Link], progress: Progress
+) -> tuple[dict[Link, str | None], dict[str, dict[str, str]]]:
+    """The links' keys of this run by fingerprint, made where missing (and for `rotate`),
+    fetched into memory from the owners where an end needs them; and who gets which."""
+    mesh = session.mesh
+    links = [lk for lk in mesh.links if lk.psk]
+    if not links:
+        return {}, {}
+    if mesh.keys == "controller":
+        known = controller_psks(mesh, create=True, rotate=rotate)
+        fps: dict[Link, str | None] = {lk: psk_fingerprint(k) for lk, k in known.items()}
+    else:
+        known, fps = _from_owners(session, gathered, links, rotate, progress)
+    deliveries: dict[str, dict[str, str]] = {}
+    for lk, key in known.items():
+        fp = psk_fingerprint(key)
+        for here in lk.hosts:
+            there = lk.other(here)
+            if here in session.conns and _files(gathered, here).get(there) != fp:
+                deliveries.setdefault(here, {})[there] = key
+    return fps, deliveries
+
+
+@dataclass
+class _OwnersTodo:
+    fps: dict[Link, str | None]  # the key of record's fingerprint, where it stays
+    make: dict[str, list[Link]]  # owner → links whose key it makes (none yet, or rotated)
+    read: dict[str, list[Link]]  # owner → links whose key it hands over (an end differs)
+
+
+def _owners(
+    gathered: Gathered, links: list[Link], connected: Collection[str], rotate: Collection[Link]
+) -> _OwnersTodo:
+    """`keys: host`: what each link's owner must do; the one rule for `up` and `--check`."""
+    fps: dict[Link, str | None] = {}
+    make: dict[str, list[Link]] = {}
+    read: dict[str, list[Link]] = {}
+    for lk in links:
+        first = owner(lk)
+        other = lk.other(first)
+        had = _files(gathered, first).get(other)
+        theirs = _files(gathered, other).get(first)
+        if first not in connected:
+            # Its key of record is out of reach: the other end keeps what it has, if any.
+            if theirs is not None:
+                fps[lk] = theirs
+            continue
+        if had is None or lk in rotate:
+            make.setdefault(first, []).append(lk)
+            continue
+        fps[lk] = had
+        if other in connected and theirs != had:
+            read.setdefault(first, []).append(lk)
+    return _OwnersTodo(fps, make, read)
+
+
+def _from_owners(
+    session: Session,
+    gathered: Gathered,
+    links: list[Link],
+    rotate: Collection[Link],
+    progress: Progress,
+) -> tuple[dict[Link, str], dict[Link, str | None]]:
+    todo = _owners(gathered, links, session.conns, rotate)
+    fps, make, read = todo.fps, todo.make, todo.read
+    known: dict[Link, str] = {}
+
+    def one(name: str) -> None:
+        made, kept = make.get(name, []), read.get(name, [])
+        asked = {lk.other(name): lk for lk in made + kept}
+        cmd = programs.psk_keys(
+            session.mesh, [lk.other(name) for lk in made], [lk.other(name) for lk in kept]
+        )
+        res = session.run(name, cmd, timeout=READ_TIMEOUT_S)
+        # Only the lines asked for, each a well-formed key: the output holds secrets and is
+        # never kept as it is (no failure tail of stdout).
+        got: dict[Link, str] = {}
+        for line in res.stdout.splitlines():
+            peer, _, key = line.partition(" ")
+            if peer in asked and not public_key_problem(key):
+                got[asked[peer]] = key
+        if len(got) != len(asked):
+            why = "could not make or read its pre-shared keys"
+            raise Refused(tail(res.stderr) if not res.ok and res.stderr.strip() else why)
+        known.update(got)
+
+    session.each(sorted(set(make) | set(read)), one, session.failing("pre-shared keys", progress))
+    for lk, key in known.items():
+        fps[lk] = psk_fingerprint(key)
+    return known, fps

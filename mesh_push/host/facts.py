@@ -8,7 +8,38 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from mesh_push.engine.gather import Facts
+from mesh_push.host.state import sections
+
+
+@dataclass(frozen=True)
+class Facts:
+    public_key: str | None  # of the host's current private key
+    applied: str  # digest of the last script applied there ("" for none)
+    kernel_wireguard: bool
+    wireguard_go: bool
+    wg: bool
+    brctl: bool
+    systemd: bool
+    flock: bool = True  # util-linux flock: the host lock (templates/include/lock.sh.j2)
+
+
+def parse_facts(text: str) -> Facts:
+    """The `=== facts` section of the first command (templates/programs/facts.sh.j2)."""
+    kv = {}
+    for line in sections(text).get("facts", "").splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            kv[k.strip()] = v.strip()
+    return Facts(
+        public_key=kv.get("public_key") or None,
+        applied=kv.get("applied", ""),
+        kernel_wireguard=kv.get("kernel_wireguard") == "yes",
+        wireguard_go=bool(kv.get("wireguard_go")),
+        wg=bool(kv.get("wg")),
+        brctl=bool(kv.get("brctl")),
+        systemd=kv.get("systemd") == "yes",
+        flock=bool(kv.get("flock")),
+    )
 
 
 class NoBackend(Exception):

@@ -14,7 +14,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Literal
 
 from mesh_push.core.model import LabKind, LabLogin, Mesh
-from mesh_push.inventory import LAB_KINDS, LAB_LOGINS
+from mesh_push.inventory.schema import LAB_KINDS, LAB_LOGINS
 from mesh_push.lab.errors import LabError
 
 Role = Literal["host", "router"]

@@ -316,6 +316,6 @@ example:
 
 
 def _print_json(data: Any) -> None:
-    from mesh_push.views.report import print_json
+    from mesh_push.views.console import print_json
 
     print_json(data)  # strict JSON, as every --json

@@ -51,7 +51,7 @@ def lab_name(inventory: Path | None, name: str | None) -> str:
 
 
 def addresses_name_ok(name: str) -> bool:
-    from mesh_push.inventory import LAB_NAME
+    from mesh_push.inventory.schema import LAB_NAME
 
     return bool(LAB_NAME.match(name))
 

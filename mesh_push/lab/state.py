@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mesh_push.inventory import LAB_ROOT, lab_dir
+from mesh_push.inventory.schema import LAB_ROOT, lab_dir
 from mesh_push.lab.addresses import LabPlan
 from mesh_push.lab.errors import LabError
 from mesh_push.lab.system import read_pid

@@ -46,6 +46,8 @@ class Peer:
     psk_file: str | None = None
     psk_fp: str | None = None
     port: int = 0  # the port it listens on (its endpoint's, for a peer known by name)
+    # Its address at the far end of the tunnel (`measure` pings it there).
+    address: IPv4Address | None = None
 
     @property
     def psk(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from ipaddress import IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
 from mesh_push.core.model import ENDPOINT_RANK, Host, Link, Mesh
@@ -67,8 +67,10 @@ def peer(
     psk_fps: Mapping[Link, str | None] | None,
     allowed: IPv4Interface | IPv4Network,
     port: int,
+    address: IPv4Address,
 ) -> Peer:
-    """`here`'s peer `other` at the far end of `link`, listening on `port`. A link with `psk`
+    """`here`'s peer `other` at the far end of `link`, listening on `port`, at `address` in
+    the tunnel. A link with `psk`
     that `psk_fps` leaves out has no key yet (it waits for its first end); without `psk_fps`,
     every link with `psk` has one, of an unknown fingerprint."""
     has_psk = link.psk and (psk_fps is None or link in psk_fps)
@@ -82,6 +84,7 @@ def peer(
         psk_file=mesh.psk_file(other.name) if has_psk else None,
         psk_fp=(psk_fps or {}).get(link) if has_psk else None,
         port=port,
+        address=address,
     )
 
 

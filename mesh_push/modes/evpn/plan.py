@@ -97,7 +97,7 @@ def build(
             first, second = link_addresses(lk)
             mine, theirs = (first, second) if lk.a == h.name else (second, first)
             port = mesh.wg_port + lk.vni
-            peer = common.peer(mesh, h, other, lk, public_keys, psk_fps, EVERYTHING, port)
+            peer = common.peer(mesh, h, other, lk, public_keys, psk_fps, EVERYTHING, port, theirs)
             iface = WgIface(
                 f"{mesh.wg_interface}-{lk.vni}", port, IPv4Interface(f"{mine}/31"), (peer,), True
             )

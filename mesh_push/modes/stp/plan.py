@@ -74,7 +74,9 @@ def build(
             other = by_name[link.other(h.name)]
             allowed = IPv4Interface(f"{wg_addr[other.name]}/32")
             peers.append(
-                common.peer(mesh, h, other, link, public_keys, psk_fps, allowed, mesh.wg_port)
+                common.peer(
+                    mesh, h, other, link, public_keys, psk_fps, allowed, mesh.wg_port, allowed.ip
+                )
             )
             wires.append(
                 Wire(

@@ -1,0 +1,255 @@
+"""What each command does with its arguments: read the inventory, call one command of the
+engine (engine/commands.py), and print what it returns through the views. Imported only when
+a command runs (cli/__init__.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from mesh_push import inventory, modes
+from mesh_push.cli import EXIT_FAILED, EXIT_OK, EXIT_PENDING, SERVE_INTERVAL_S
+from mesh_push.core.model import Mesh
+from mesh_push.core.problems import UsageError, printable
+from mesh_push.engine import commands, keys, rollout
+from mesh_push.engine.changes import Changes
+from mesh_push.engine.commands import Run
+from mesh_push.engine.measure import format_ms
+from mesh_push.engine.session import Access
+from mesh_push.files import become, picture
+from mesh_push.host.templates import load_templates
+from mesh_push.inventory import latencies
+from mesh_push.modes.topology import Edge, edge
+from mesh_push.monitoring import serve
+from mesh_push.monitoring import status as monitor
+from mesh_push.views import console, reports
+from mesh_push.views import run as run_view
+
+
+def plan(args: argparse.Namespace) -> int:
+    if args.graph:
+        picture.check(args.graph)
+    mesh = inventory.load(args.inventory)
+    cut = _parse_cut(args.cut, mesh) if args.cut else None
+    p = commands.plan(mesh)
+    if args.graph:
+        _wrote(picture.write(modes.of(mesh).graph(p, None, cut).source, args.graph))
+    if args.json:
+        console.print_json(reports.plan_json(p, cut, args.all_pairs))
+    else:
+        reports.show_plan(p, cut, args.all_pairs)
+    return EXIT_OK
+
+
+def _wrote(paths: list[Path]) -> None:
+    # stderr: with --json, stdout holds the one JSON document.
+    print("mesh-push: wrote " + ", ".join(printable(str(x)) for x in paths), file=sys.stderr)
+
+
+def _parse_cut(text: str, mesh: Mesh) -> Edge:
+    names = {h.name for h in mesh.hosts}
+    for i, ch in enumerate(text):
+        a, b = text[:i], text[i + 1 :]
+        if ch == "-" and a in names and b in names:
+            if any({lk.a, lk.b} == {a, b} for lk in mesh.links):
+                return edge(a, b)
+            raise UsageError(f"--cut {text}: there is no link between {a} and {b}")
+    raise UsageError(f"--cut {text}: expected HOST-HOST with two hosts of the inventory")
+
+
+def render(args: argparse.Namespace) -> int:
+    mesh = inventory.load(args.inventory)
+    written = commands.render(mesh, load_templates(args.templates), args.output)
+    if args.json:
+        console.print_json({"scripts": {path.stem: str(path) for path in written}})
+    else:
+        for path in written:
+            print(path)
+    return EXIT_OK
+
+
+def _confirm(question: str, yes: bool) -> bool:
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError("not on a terminal and --yes not given: refusing to change hosts")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _access(args: argparse.Namespace) -> Access:
+    try:
+        password = become.password(args.ask_become_pass)
+    except become.BecomePasswordError as e:
+        raise UsageError(str(e)) from None
+    return Access(args.accept_new, password)
+
+
+def up(args: argparse.Namespace) -> int:
+    return _converge(args, inventory.load(args.inventory), (), ())
+
+
+def rotate_keys(args: argparse.Namespace) -> int:
+    mesh = inventory.load(args.inventory)
+    names = args.hosts or [h.name for h in mesh.hosts]
+    unknown = sorted(set(names) - {h.name for h in mesh.hosts})
+    if unknown:
+        raise UsageError(f"not hosts of {mesh.source}: {', '.join(unknown)}")
+    if not args.psk:
+        return _converge(args, mesh, names, ())
+    if not keys.links_of(mesh, names):
+        raise UsageError(
+            f"no link of {', '.join(names)} has a pre-shared key (mesh.psk, or a link's psk)"
+        )
+    return _converge(args, mesh, (), names)
+
+
+def _rollout_options(args: argparse.Namespace, mesh: Mesh) -> rollout.Options:
+    names = [h.name for h in mesh.hosts]
+    try:
+        opts = rollout.Options(
+            limit=rollout.parse_limit(getattr(args, "limit", None), names),
+            with_peers=getattr(args, "with_peers", False),
+            serial=getattr(args, "serial", None),
+            max_fail=getattr(args, "max_fail", "100%"),
+            confirm_timeout=getattr(args, "confirm_timeout", None),
+        )
+        opts.budget(len(names))
+        rollout.batches(names, opts.serial)
+        rollout.check_confirm_timeout(opts.confirm_timeout)
+    except rollout.RolloutError as e:
+        raise UsageError(str(e)) from None
+    return opts
+
+
+def _converge(
+    args: argparse.Namespace, mesh: Mesh, rotate: Sequence[str], rotate_psk: Sequence[str]
+) -> int:
+    opts = _rollout_options(args, mesh)
+    templates = load_templates(args.templates)
+    if args.diff and not args.check:
+        raise UsageError("--diff goes with --check (it shows what would change)")
+    progress = run_view.Progress(enabled=not args.json)
+    if args.check:
+        run = commands.check_up(
+            mesh, _access(args), templates, opts, progress.host, rotate, args.diff, rotate_psk
+        )
+        return _finish(args, run)
+    if rotate and not _confirm(f"make new key pairs for {', '.join(rotate)}?", args.yes):
+        return EXIT_FAILED
+    if rotate_psk and not _confirm(
+        f"make new pre-shared keys for the links of {', '.join(rotate_psk)}?", args.yes
+    ):
+        return EXIT_FAILED
+    access = _access(args)
+
+    def ask(todo: Changes, _reports: object) -> bool:
+        if not args.json:
+            run_view.show_changes(todo)
+        return _confirm(f"apply to {len(todo.to_apply)} host(s)?", args.yes)
+
+    run = commands.up(
+        mesh,
+        access,
+        templates,
+        opts,
+        progress.host,
+        ask,
+        rotate,
+        verify_after=not args.no_verify,
+        rotate_psk=rotate_psk,
+    )
+    return _finish(args, run)
+
+
+def down(args: argparse.Namespace) -> int:
+    mesh = inventory.load(args.inventory)
+    templates = load_templates(args.templates)
+    if not args.check and not _confirm(
+        f"remove mesh {mesh.name} from {len(mesh.hosts)} host(s)?", args.yes
+    ):
+        return EXIT_FAILED
+    progress = run_view.Progress(enabled=not args.json)
+    return _finish(
+        args,
+        commands.down(mesh, _access(args), templates, args.purge, progress.host, args.check),
+    )
+
+
+def _finish(args: argparse.Namespace, run: Run) -> int:
+    if args.json:
+        console.print_json(run_view.check_json(run) if run.checked else run_view.run_json(run))
+    else:
+        run_view.show_run(run)
+    if not run.ok:
+        return EXIT_FAILED
+    return EXIT_PENDING if run.checked and run.pending else EXIT_OK
+
+
+def status(args: argparse.Namespace) -> int:
+    if args.graph:
+        picture.check(args.graph)  # before connecting to any host
+    if args.serve is not None:
+        return _serve(args)
+    if args.interval is not None:
+        raise UsageError("--interval goes with --serve (--watch SECONDS refreshes a table)")
+    mesh = inventory.load(args.inventory)
+    access = _access(args)
+    while True:
+        snap = monitor.gather(mesh, access)
+        p, j = snap.plan, snap.judgement
+        if args.prometheus is not None:
+            monitor.write_textfile(args.prometheus, snap)
+        if args.graph is not None:
+            _wrote(picture.write(modes.of(mesh).graph(p, j, None).source, args.graph))
+        if args.json:
+            console.print_json(reports.status_json(p, j), lines=args.watch is not None)
+        else:
+            reports.show_status(p, j, clear=args.watch is not None)
+        if args.watch is None:
+            return EXIT_OK if j.healthy else EXIT_FAILED
+        time.sleep(args.watch)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    others = {
+        "--watch": args.watch,
+        "--json": args.json,
+        "--prometheus": args.prometheus,
+        "--graph": args.graph,
+    }
+    clash = [option for option, value in others.items() if value]
+    if clash:
+        raise UsageError(f"--serve does not go with {', '.join(clash)}")
+    mesh = inventory.load(args.inventory)
+    access = _access(args)
+    try:
+        return monitor.run_server(mesh, access, args.serve, args.interval or SERVE_INTERVAL_S)
+    except serve.ListenError as e:
+        raise UsageError(str(e)) from None
+
+
+def measure(args: argparse.Namespace) -> int:
+    if not 1 <= args.count <= 1000:
+        raise UsageError("--count must be between 1 and 1000")
+    mesh = inventory.load(args.inventory)
+    text = args.inventory.read_text(encoding="utf-8")
+    if args.write:
+        latencies.rewrite(text, {})  # refuse early what could not be written, before pinging
+    results, errors = commands.measure(mesh, _access(args), args.count)
+    written = None
+    if args.write:
+        new = {
+            frozenset((r.a, r.b)): format_ms(r.measured_ms)
+            for r in results
+            if r.measured_ms is not None
+        }
+        written = latencies.write(args.inventory, text, new)
+    if args.json:
+        console.print_json(reports.measure_json(results, errors, args.count, written))
+    else:
+        reports.show_measure(results, errors, written)
+    ok = all(r.measured_ms is not None for r in results)
+    return EXIT_OK if ok else EXIT_FAILED

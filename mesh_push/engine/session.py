@@ -1,0 +1,142 @@
+"""A command's open connections and each host's report, and the one per-host boundary every
+stage works inside (`Session.each`, as Fabric's `Group._do`): the hosts worked on at once, and
+whatever escapes one host's work, expected (`ssh.SshError`) or not (`outcome.unexpected` names
+its type), is that host's failure, never a traceback that stops the others."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from mesh_push.core.model import Mesh
+from mesh_push.engine import ssh
+from mesh_push.engine.outcome import HostReport, Outcome, unexpected
+
+T = TypeVar("T")
+Progress = Callable[[str, str], None]
+
+# Reading state takes milliseconds on a host; a read that has not answered in this long is
+# stuck (seen on an overloaded 50-host lab), and a poll must not wait out the apply timeout.
+READ_TIMEOUT_S = 30.0
+WORKERS = 64
+
+
+def quiet(_host: str, _message: str) -> None:
+    """A Progress that says nothing (--json, status)."""
+
+
+@dataclass(frozen=True)
+class Access:
+    """What the user allowed: new host keys, and the sudo password (never printed)."""
+
+    accept_new: bool = False
+    become_password: str | None = field(default=None, repr=False)
+
+
+class Refused(Exception):
+    """A host answered, but its program refused or failed: the message says why, as it is."""
+
+
+@dataclass(frozen=True)
+class HostError:
+    """Why one host's work failed: an SshError in its own words (they name the host), anything
+    else with its type."""
+
+    why: str
+    error: Exception
+
+    @classmethod
+    def of(cls, name: str, e: Exception) -> HostError:
+        plain = isinstance(e, ssh.SshError | Refused)
+        return cls(str(e) if plain else f"{name}: {unexpected(e)}", e)
+
+
+# Told of one host's failure as it happens (in that host's worker).
+OnError = Callable[[str, HostError], None]
+
+
+def parallel(names: Iterable[str], fn: Callable[[str], None]) -> None:
+    names = list(names)
+    if not names:
+        return
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(names))) as pool:
+        list(pool.map(fn, names))
+
+
+@dataclass
+class Session:
+    """Open connections, each host's report, and what each first command printed. Closed
+    once, at the end of the command."""
+
+    mesh: Mesh
+    access: Access
+    conns: dict[str, ssh.Remote] = field(default_factory=dict)
+    reports: dict[str, HostReport] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def each(self, names: Iterable[str], fn: Callable[[str], T], failed: OnError) -> dict[str, T]:
+        """`fn` on every host of `names` at once: what each returned. A host whose `fn`
+        raised is left out, and `failed` hears why at once."""
+        out: dict[str, T] = {}
+
+        def one(name: str) -> None:
+            try:
+                out[name] = fn(name)
+            except Exception as e:
+                failed(name, HostError.of(name, e))
+
+        parallel(names, one)
+        return out
+
+    def failing(
+        self, step: str, progress: Progress, outcome: Outcome = Outcome.FAILED, drop: bool = True
+    ) -> OnError:
+        """The usual OnError: the host's report fails at `step`, progress says so, and (with
+        `drop`) nothing more is sent to it."""
+
+        def failed(name: str, err: HostError) -> None:
+            self.fail(name, step, err.why, progress, outcome, drop)
+
+        return failed
+
+    def fail(
+        self,
+        name: str,
+        step: str,
+        why: str,
+        progress: Progress,
+        outcome: Outcome = Outcome.FAILED,
+        drop: bool = True,
+    ) -> None:
+        self.reports[name].fail(outcome, step, why)
+        progress(name, f"failed: {why}")
+        if drop:
+            self.drop(name)
+
+    def run(
+        self, name: str, command: str, stdin: str | None = None, timeout: float = 300
+    ) -> ssh.Result:
+        return ssh.run(self.conns[name], command, stdin, timeout)
+
+    def reconnect(self, name: str, timeout: float) -> ssh.Remote:
+        """A fresh connection, as a new `ssh` would make: proof that the host still lets us
+        in (rollout confirmation)."""
+        mesh = self.mesh
+        target = ssh.resolve(mesh, mesh.host(name))
+        return ssh.connect(mesh, target, False, timeout, self.access.become_password)
+
+    def drop(self, name: str) -> None:
+        """Done with a host that failed: nothing more is sent to it."""
+        self.outputs.pop(name, None)
+        if (remote := self.conns.pop(name, None)) is not None:
+            with contextlib.suppress(Exception):
+                ssh.close(remote)
+
+    def close(self) -> None:
+        for remote in self.conns.values():
+            # Closing a dead transport must not hide the real result.
+            with contextlib.suppress(Exception):
+                ssh.close(remote)
