@@ -11,8 +11,8 @@ from mesh_push.host import state as observe
 from mesh_push.modes import plan
 from mesh_push.modes.evpn import judge as evpn_judge
 from mesh_push.modes.evpn import underlay as evpn
+from tests.kit import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests/data/evpn"
 
 

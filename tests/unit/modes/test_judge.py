@@ -9,7 +9,6 @@ import copy
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +19,8 @@ from mesh_push.engine import keys as mesh_keys
 from mesh_push.engine.outcome import HostReport, Outcome
 from mesh_push.host import state as observe
 from mesh_push.modes import judge, plan
+from tests.kit import OBSERVED, ROOT
 
-DATA = Path(__file__).parent / "data" / "observe"
-ROOT = Path(__file__).resolve().parent.parent
 HOSTS = ["bob", "rho", "vorke", "epsilon", "pi0"]
 CONFIG, RUNTIME = judge.Kind.CONFIG, judge.Kind.RUNTIME
 States = dict[str, observe.HostState]
@@ -30,7 +28,7 @@ States = dict[str, observe.HostState]
 
 @functools.cache
 def captured() -> States:
-    return {h: observe.parse((DATA / f"{h}.txt").read_text(), "internet") for h in HOSTS}
+    return {h: observe.parse((OBSERVED / f"{h}.txt").read_text(), "internet") for h in HOSTS}
 
 
 def keys() -> dict[str, str]:
@@ -368,7 +366,7 @@ def test_status_asks_the_judge(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> 
             if h == "pi0":
                 session.reports[h].fail(Outcome.UNREACHABLE, "connect", "connection refused")
             else:
-                session.outputs[h] = (DATA / f"{h}.txt").read_text()
+                session.outputs[h] = (OBSERVED / f"{h}.txt").read_text()
         return session
 
     monkeypatch.setattr(connect, "open_all", open_all)

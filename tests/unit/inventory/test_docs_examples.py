@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 
 from mesh_push import inventory
+from tests.kit import ROOT
 
-DOC = Path(__file__).resolve().parent.parent.parent / "docs" / "inventory.md"
+DOC = ROOT / "docs" / "inventory.md"
 
 
 def _examples() -> list[str]:

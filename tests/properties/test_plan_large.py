@@ -14,8 +14,7 @@ from mesh_push import inventory
 from mesh_push.modes import plan
 from mesh_push.modes.stp import tree as stp
 from mesh_push.views import report
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.kit import ROOT
 
 
 def ring(n: int, tmp: Path) -> plan.Plan:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,8 @@ from mesh_push.host import programs as hostcmd
 from mesh_push.host import state as observe
 from mesh_push.host import templates as render
 from mesh_push.modes import plan
+from tests.kit import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 FULL = Facts(
     public_key=None,
     applied="",

@@ -24,7 +24,6 @@ from mesh_push.modes import judge
 from mesh_push.monitoring import metrics, serve
 from tests.test_judge import lab_plan, states
 
-ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "mesh_push.cli"]
 
 
@@ -240,6 +239,7 @@ SERVE_ONLY = """
 import sys, time
 from mesh_push.monitoring import serve
 from tests.test_serve import snap
+from tests.kit import ROOT
 sys.exit(serve.serve("lab", snap, ("127.0.0.1", 0), 0.2))
 """
 

@@ -8,16 +8,15 @@ import json
 import re
 import shlex
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mesh_push import cli
 from mesh_push.monitoring import metrics
+from tests.kit import ROOT
 from tests.test_metrics import promtool, snapshot
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples/monitoring"
 METRIC = re.compile(r"\bmesh_push_[a-z_]+\b")
 

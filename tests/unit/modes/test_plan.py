@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 from mesh_push import inventory
 from mesh_push.modes import plan
 from mesh_push.modes.stp import tree as stp
+from tests.kit import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 AMERICA = {"epsilon", "vorke"}
 
 

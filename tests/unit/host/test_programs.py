@@ -21,11 +21,12 @@ from mesh_push.host import programs as hostcmd
 from mesh_push.host import state as observe
 from mesh_push.host import templates as render
 from mesh_push.lab import ops
+from tests.kit import GOLDEN, ROOT
 
 from .test_render import seed_plan
 from .test_ssh import fake_sudo
 
-GOLDEN = Path(__file__).parent / "golden" / "hostcmd"
+GOLDEN = GOLDEN / "hostcmd"
 DIGEST = "0123456789abcdef" * 4
 TOKEN = "fedcba9876543210"
 SECONDS = 60.0
@@ -192,7 +193,7 @@ def test_values_are_one_word_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_docs_name_every_program() -> None:
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "host-files.md").read_text()
+    doc = (ROOT / "docs" / "host-files.md").read_text()
     for template in render.builtin_templates().glob("*.j2"):
         assert f"| `{template.name}`" in doc, template.name
 

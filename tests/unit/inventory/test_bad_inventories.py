@@ -22,7 +22,7 @@ from mesh_push.core.problems import InventoryError, Problem, format_path
 
 HERE = Path(__file__).parent
 BAD = HERE / "bad"
-ROOT = HERE.parent.parent
+ROOT = HERE.parents[2]
 EXPECTED: dict[str, list[Any]] = yaml.safe_load((BAD / "expected.yaml").read_text())
 CORPUS = sorted(p.name for p in BAD.iterdir() if p.name != "expected.yaml")
 

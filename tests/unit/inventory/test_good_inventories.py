@@ -11,8 +11,8 @@ import pytest
 
 from mesh_push import inventory
 from mesh_push.core.model import Mesh
+from tests.kit import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 SEED = ROOT / "inventory" / "seed.yaml"
 LAB = ROOT / "inventory" / "lab.yaml"
 

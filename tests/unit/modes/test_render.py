@@ -16,9 +16,7 @@ from mesh_push import cli, inventory
 from mesh_push.engine import keys
 from mesh_push.host import templates as render
 from mesh_push.modes import plan
-
-ROOT = Path(__file__).resolve().parent.parent
-GOLDEN = Path(__file__).parent / "golden"
+from tests.kit import GOLDEN, ROOT
 
 
 def seed_plan() -> plan.Plan:

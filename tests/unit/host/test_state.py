@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 
@@ -15,21 +14,20 @@ from mesh_push import inventory
 from mesh_push.host import programs as hostcmd
 from mesh_push.host import state as observe
 from mesh_push.modes import judge, plan
+from tests.kit import OBSERVED, ROOT
 
-DATA = Path(__file__).parent / "data" / "observe"
-ROOT = Path(__file__).resolve().parent.parent
 HOSTS = ["bob", "rho", "vorke", "epsilon", "pi0"]
 
 
 def state(host: str) -> observe.HostState:
-    return observe.parse((DATA / f"{host}.txt").read_text(), "internet")
+    return observe.parse((OBSERVED / f"{host}.txt").read_text(), "internet")
 
 
 @pytest.mark.parametrize("host", HOSTS)
 def test_capture_parses_to_its_json(host: str) -> None:
     parsed = dataclasses.asdict(state(host))
     parsed["transfer"] = {k: list(v) for k, v in parsed["transfer"].items()}
-    assert parsed == json.loads((DATA / f"{host}.json").read_text())
+    assert parsed == json.loads((OBSERVED / f"{host}.json").read_text())
 
 
 def test_hand_checked_facts() -> None:
@@ -55,7 +53,7 @@ def test_hand_checked_facts() -> None:
 
 @pytest.mark.parametrize("host", HOSTS)
 def test_iproute2_fallback_agrees_with_brctl_on_ports(host: str) -> None:
-    text = (DATA / f"{host}.txt").read_text()
+    text = (OBSERVED / f"{host}.txt").read_text()
     links = json.loads(observe.sections(text)["ip-link"])
     via_ip = observe.stp_from_ip_json(links, "internet")
     via_brctl = state(host).stp
@@ -69,7 +67,7 @@ def test_sysfs_root_is_used_because_iproute2_names_its_own_bridge() -> None:
     # The guide's warning, seen in these captures: on a non-root bridge `ip -d` gives its
     # own id as the root; brctl and sysfs give the real one.
     rho = state("rho")
-    links = json.loads(observe.sections((DATA / "rho.txt").read_text())["ip-link"])
+    links = json.loads(observe.sections((OBSERVED / "rho.txt").read_text())["ip-link"])
     assert rho.root_id == "1000.0281b637d8fc"
     assert observe.stp_from_ip_json(links, "internet").designated_root != rho.root_id  # type: ignore[union-attr]
 

@@ -23,6 +23,7 @@ from mesh_push.engine import apply, rollout, ssh
 from mesh_push.host import programs as hostcmd
 from mesh_push.host import templates as render
 from tests.conftest import require_root
+from tests.kit import ROOT
 from tests.test_render import seed_plan
 
 TOKEN = "0123456789abcdef"
@@ -442,7 +443,7 @@ def test_confirm_timeout_in_range_is_taken(fine: float | None) -> None:
 
 @pytest.mark.parametrize("arg", ["3", "86401", "nan", "inf", "0", "-5"])
 def test_cli_refuses_a_bad_confirm_timeout(arg: str, capsys: pytest.CaptureFixture[str]) -> None:
-    seed = Path(__file__).resolve().parent.parent / "inventory/seed.yaml"
+    seed = ROOT / "inventory/seed.yaml"
     code = cli.main(["up", "-i", str(seed), "--yes", f"--confirm-timeout={arg}"])
     assert code == cli.EXIT_USAGE
     assert "--confirm-timeout" in capsys.readouterr().err

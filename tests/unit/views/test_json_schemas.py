@@ -39,12 +39,10 @@ from mesh_push.lab.names import moved
 from mesh_push.lab.state import LabState
 from mesh_push.modes import judge, plan
 from mesh_push.views import report
+from tests.kit import GOLDEN, OBSERVED, ROOT
 
 from .schemas import NAMES, SCHEMAS, errors, schema, validate
 from .test_observe import HOSTS, lab_plan, state
-
-ROOT = Path(__file__).resolve().parent.parent
-GOLDEN = Path(__file__).parent / "golden"
 
 
 def mesh_push(*args: str) -> subprocess.CompletedProcess[str]:
@@ -106,7 +104,7 @@ def test_status_stp_states_cover_the_captured_ones() -> None:
     assert states == ["disabled", "listening", "learning", "forwarding", "blocking", ""]
     seen = set()
     for host in HOSTS:
-        text = (Path(__file__).parent / "data" / "observe" / f"{host}.txt").read_text()
+        text = (OBSERVED / f"{host}.txt").read_text()
         links = json.loads(observe.sections(text)["ip-link"])
         for stp in (state(host).stp, observe.stp_from_ip_json(links, "internet")):
             assert stp is not None

@@ -5,15 +5,14 @@ from __future__ import annotations
 import itertools
 import random
 from collections import deque
-from pathlib import Path
 
 import pytest
 
 from mesh_push import inventory
 from mesh_push.modes import plan
 from mesh_push.modes.stp import tree as stp
+from tests.kit import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 AMERICA = {"epsilon", "vorke"}
 
 

@@ -21,9 +21,8 @@ from mesh_push.host import state as observe
 from mesh_push.modes import judge, plan
 from mesh_push.monitoring import metrics
 from mesh_push.monitoring.status import write_textfile
+from tests.kit import ROOT
 from tests.test_judge import HOSTS, keys, lab_plan, port, states
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def promtool() -> str:

@@ -16,9 +16,7 @@ from mesh_push import cli, inventory
 from mesh_push.core.model import Mesh
 from mesh_push.engine import keys, ssh
 from mesh_push.files import fsutil
-
-ROOT = Path(__file__).resolve().parent.parent
-GOLDEN = Path(__file__).parent / "golden"
+from tests.kit import GOLDEN, ROOT
 
 SMALL = """
 hosts:

@@ -21,9 +21,9 @@ from mesh_push.files import picture
 from mesh_push.modes import judge, plan
 from mesh_push.modes.stp import graph
 from mesh_push.modes.stp import tree as stp
+from tests.kit import ROOT
 from tests.test_judge import handshake, lab_plan, port, states
 
-ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "inventory" / "seed.yaml"
 # README: the picture of the write-up's network, and the command that makes it.
 DOCS_DOT, DOCS_SVG = ROOT / "docs" / "seed.dot", ROOT / "docs" / "seed.svg"

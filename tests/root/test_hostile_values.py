@@ -130,7 +130,6 @@ HOSTILE: list[str] = [
 ]
 assert len(HOSTILE) >= 40
 
-ROOT = Path(__file__).resolve().parent.parent
 STUB_NAMES = ["ip", "wg", "bridge", "brctl", "wireguard-go", "sysctl", "systemctl", "setsid",
               "ping", "getent", "modprobe", "flock", "seq", "sleep"]  # fmt: skip
 FAKE_PRIVATE = "c3R1Yi1wcml2YXRlLWtleS1mb3ItdGhlLXNhbmRib3g9PQ=="
