@@ -17,9 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mesh_push import inventory
-from mesh_push.host import programs as hostcmd
-from mesh_push.host import state as observe
+from mesh_push import inventory, modes
+from mesh_push.engine.gather import parse_state
+from mesh_push.host import programs
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[2]
@@ -27,7 +27,7 @@ ROOT = HERE.parents[2]
 
 def main() -> int:
     mesh = inventory.load(ROOT / "inventory/lab.yaml")
-    command = hostcmd.gather(mesh)
+    command = programs.gather(mesh, modes.of(mesh).gather_template)
     for host in ("bob", "rho", "vorke", "epsilon", "pi0"):
         if "--reparse" in sys.argv:
             text = (HERE / f"{host}.txt").read_text()
@@ -37,8 +37,9 @@ def main() -> int:
             done = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT)
             text = done.stdout
             (HERE / f"{host}.txt").write_text(text)
-        parsed = dataclasses.asdict(observe.parse(text, mesh.bridge))
-        parsed["transfer"] = {k: list(v) for k, v in parsed["transfer"].items()}
+        parsed = dataclasses.asdict(parse_state(text, mesh))
+        for w in parsed["wg"].values():
+            w["transfer"] = {k: list(v) for k, v in w["transfer"].items()}
         (HERE / f"{host}.json").write_text(json.dumps(parsed, indent=2, sort_keys=True) + "\n")
     return 0
 
