@@ -10,7 +10,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from mesh_push import modes
-from mesh_push.engine.gather import Gathered
+from mesh_push.host.facts import Gathered
 from mesh_push.modes.base import Plan
 
 

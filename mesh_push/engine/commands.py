@@ -29,8 +29,9 @@ from mesh_push.engine.session import Access, Progress, Session, quiet
 from mesh_push.files.fsutil import private_dir
 from mesh_push.host.facts import Backends
 from mesh_push.modes import scripts
-from mesh_push.modes.base import Mode, Plan
+from mesh_push.modes.base import Plan
 from mesh_push.modes.judgement import Judgement
+from mesh_push.modes.mode import Mode
 
 if TYPE_CHECKING:
     import jinja2

@@ -5,13 +5,13 @@ a poll; and each host's ways (host/facts.py), chosen from its facts."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from mesh_push import modes
 from mesh_push.core.model import Mesh
 from mesh_push.engine.session import READ_TIMEOUT_S, HostError, Progress, Session
 from mesh_push.host import programs
-from mesh_push.host.facts import Backends, Facts, NoBackend, choose, parse_facts
+from mesh_push.host.facts import Backends, NoBackend, choose, parse_facts
+from mesh_push.host.facts import Gathered as Gathered
 from mesh_push.host.state import HostState, parse
 
 
@@ -24,12 +24,6 @@ def first_command(mesh: Mesh, generate_key: bool = False) -> str:
 def parse_state(text: str, mesh: Mesh) -> HostState:
     mode = modes.of(mesh)
     return parse(text, lambda sections, links: mode.parse_state(mesh, sections, links))
-
-
-@dataclass
-class Gathered:
-    facts: dict[str, Facts]
-    states: dict[str, HostState]
 
 
 def from_session(session: Session, progress: Progress) -> Gathered:

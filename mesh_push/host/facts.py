@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from mesh_push.host.state import sections
+from mesh_push.host.state import HostState, sections
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,14 @@ class Facts:
     brctl: bool
     systemd: bool
     flock: bool = True  # util-linux flock: the host lock (templates/include/lock.sh.j2)
+
+
+@dataclass
+class Gathered:
+    """What Stage Gather read of each host: its facts and its state."""
+
+    facts: dict[str, Facts]
+    states: dict[str, HostState]
 
 
 def parse_facts(text: str) -> Facts:

@@ -76,7 +76,7 @@ class HostState:
     boot_unit: bool | None = None  # the boot unit and its wants link are both there
     # The fingerprints of this mesh's pre-shared key files, by peer name.
     psk_files: dict[str, str] = field(default_factory=dict)
-    mode: object = None  # the mode's part (Mode.parse_state)
+    mode_state: object = None  # the mode's part (Mode.parse_state)
 
     def handshake_age(self, interface: str, public_key: str | None) -> float | None:
         """Seconds since the last handshake with `public_key` on `interface` (None: never)."""
@@ -105,7 +105,7 @@ def parse(text: str, mode: ModeParser | None = None) -> HostState:
         wg=parse_wg_all(s),
         boot_unit={"yes": True, "no": False}.get(s.get("boot", "").strip()),
         psk_files=_pairs(s.get("psk-files", "")),
-        mode=mode(s, links_json) if mode is not None else None,
+        mode_state=mode(s, links_json) if mode is not None else None,
     )
 
 

@@ -6,8 +6,8 @@ asks which mode it is in (tests/unit/test_design.py)."""
 from __future__ import annotations
 
 from mesh_push.core.model import Mesh
-from mesh_push.modes.base import Mode
 from mesh_push.modes.evpn import EvpnMode
+from mesh_push.modes.mode import Mode
 from mesh_push.modes.stp import StpMode
 
 _MODES: dict[str, Mode] = {m.name: m for m in (StpMode(), EvpnMode())}

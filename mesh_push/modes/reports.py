@@ -84,13 +84,13 @@ def yes_no(x: bool | None) -> str:
 # ---------------------------------------------------------------------------------- plan
 
 
-def plan_json(p: Plan, host_extra: Any, link_extra: Any) -> dict[str, Any]:
+def plan_json(p: Plan, mode: str, host_extra: Any, link_extra: Any) -> dict[str, Any]:
     """`plan --json`'s shape in both modes: the mesh, each host and link, with the mode's
     fields of each (`host_extra(hp)`, `link_extra(link)`); the mode adds its own sections."""
     m = p.mesh
     return {
         "mesh": m.name,
-        "mode": m.mode,
+        "mode": mode,
         "wireguard": {"interface": m.wg_interface, "port": m.wg_port, "network": str(m.wg_network)},
         "bridge": {"name": m.bridge, "network": str(m.bridge_network)},
         "vxlan_port": m.vxlan_port,

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from mesh_push import __version__
 from mesh_push.core.model import Mesh
 from mesh_push.host.templates import host_paths
-from mesh_push.modes.base import HostPlan, Mode, Plan, WgIface
+from mesh_push.modes.base import HostPlan, Plan, WgIface
+from mesh_push.modes.mode import Mode
 
 if TYPE_CHECKING:
     import jinja2

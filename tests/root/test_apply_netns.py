@@ -10,9 +10,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mesh_push.host import templates as render
-from tests.conftest import require_root
-from tests.test_render import seed_plan
+from tests import kit
+from tests.root.seed import seed_plan
 
 INNER = """
 set -e
@@ -38,10 +37,9 @@ def _stable(links: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_second_apply_changes_nothing(tmp_path: Path) -> None:
-    require_root()
     p = seed_plan()
     script = tmp_path / "rho.sh"
-    script.write_text(render.render_host(p, p.host("rho"), render.load_templates()))
+    script.write_text(kit.script(p, "rho"))
     ns = f"mpt-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:

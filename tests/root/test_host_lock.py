@@ -22,9 +22,9 @@ from mesh_push import cli
 from mesh_push.engine import apply, rollout, ssh
 from mesh_push.host import programs as hostcmd
 from mesh_push.host import templates as render
-from tests.conftest import require_root
+from mesh_push.modes import scripts
 from tests.kit import ROOT
-from tests.test_render import seed_plan
+from tests.root.seed import seed_plan
 
 TOKEN = "0123456789abcdef"
 LATER = "fedcba9876543210"
@@ -115,7 +115,8 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
         out["legacy"] = legacy
         return out
 
-    monkeypatch.setattr(render, "host_paths", paths)
+    monkeypatch.setattr(render, "host_paths", paths)  # the programs (host.programs)
+    monkeypatch.setattr(scripts, "host_paths", paths)  # the down script (modes.scripts)
     monkeypatch.setattr(hostcmd, "LOCK_WAIT_S", 2)
     yield h
     # No timer of ours may outlive the test.
@@ -398,10 +399,9 @@ def test_the_real_down_script_says_nothing_of_its_own_lock(
     """down-stdin makes the state directory to lock it; the down script removes it without
     claiming a change. Run in a network namespace of its own (it removes marked interfaces),
     in ours for mounts (the timer it stops must be in the same mount namespace)."""
-    require_root()
     if Path("/run/wireguard/wg0.sock").exists():
         pytest.skip("a wg0 socket in this mount namespace: the down script would remove it")
-    script = render.render_down(seed_plan(), render.load_templates(), purge=False)
+    script = scripts.down_script(MESH, render.load_templates(), purge=False)
 
     def down() -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -17,11 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mesh_push import inventory
-from mesh_push.host import programs as hostcmd
-from mesh_push.host import templates as render
-from mesh_push.modes import plan
-from tests.conftest import require_root
-from tests.test_render import seed_plan
+from mesh_push.engine import gather
+from mesh_push.host.templates import load_templates
+from mesh_push.modes import scripts
+from mesh_push.modes.base import Plan
+from tests import kit
+from tests.root.seed import seed_plan
 
 KEEPER = """
 set -e
@@ -80,7 +81,6 @@ class Box:
 
 @contextlib.contextmanager
 def box() -> Iterator[Box]:
-    require_root()
     b = Box()
     try:
         yield b
@@ -89,11 +89,14 @@ def box() -> Iterator[Box]:
 
 
 def seed_rho() -> str:
-    p = seed_plan()
-    return render.render_host(p, p.host("rho"), render.load_templates())
+    return kit.script(seed_plan(), "rho")
 
 
-def other_plan(tmp: Path, vni: int, vxlan_port: int, wg_port: int = 51999) -> plan.Plan:
+def down(p: Plan) -> str:
+    return scripts.down_script(p.mesh, load_templates(), purge=True)
+
+
+def other_plan(tmp: Path, vni: int, vxlan_port: int, wg_port: int = 51999) -> Plan:
     """A second mesh on rho, its wire named after its other host (zed)."""
     inv = tmp / f"other-{vni}-{vxlan_port}-{wg_port}.yaml"
     inv.write_text(f"""
@@ -108,11 +111,11 @@ hosts:
 links:
   - {{hosts: [rho, zed], vni: {vni}}}
 """)
-    return plan.build(inventory.load(inv), OTHER_KEYS)
+    return kit.plan(inventory.load(inv), OTHER_KEYS)
 
 
-def other_rho(p: plan.Plan) -> str:
-    return render.render_host(p, p.host("rho"), render.load_templates())
+def other_rho(p: Plan) -> str:
+    return kit.script(p, "rho")
 
 
 def test_what_is_not_ours_stops_the_script_before_any_change() -> None:
@@ -144,7 +147,7 @@ def test_what_is_not_ours_stops_the_script_before_any_change() -> None:
         for path in ("/var/lib/mesh-push/seed", "/etc/wireguard/mesh-push-seed.key"):
             assert not b.exists(path), path
         # down leaves them alone too.
-        down = b.run(render.render_down(seed_plan(), render.load_templates(), purge=True))
+        down = b.run(down(seed_plan()))
         assert down.returncode == 0 and down.stdout == "no changes\n", down
         assert b.links() == before
 
@@ -181,7 +184,7 @@ def test_two_meshes_side_by_side(tmp_path: Path) -> None:
         assert b.run(seed_rho()).stdout == "no changes\n"
         assert b.run(other_rho(other)).stdout == "no changes\n"
 
-        down = b.run(render.render_down(other, render.load_templates(), purge=True))
+        down = b.run(down(other))
         assert down.returncode == 0, down.stderr
         assert {ln for ln in down.stdout.splitlines() if ln.endswith(" removed")} >= {
             "changed: wg7 removed", "changed: br-other removed", "changed: zed removed",
@@ -227,7 +230,7 @@ def test_an_older_install_is_taken_over(tmp_path: Path) -> None:
         before = b.links()
         public = b.sh("wg show wg0 public-key").stdout
 
-        facts = b.sh(hostcmd.facts(p.mesh, generate_key=True))
+        facts = b.sh(gather.first_command(p.mesh, generate_key=True))
         assert f"public_key={public}" in facts.stdout  # the same key, moved
         assert not b.exists("/etc/wireguard/wg0.key")
 
@@ -262,7 +265,7 @@ def test_an_older_install_of_another_mesh_is_left_alone() -> None:
             "echo '[Service]' > /etc/systemd/system/mesh-push.service\n"
         )
         assert made.returncode == 0, made.stderr
-        down = b.run(render.render_down(seed_plan(), render.load_templates(), purge=True))
+        down = b.run(down(seed_plan()))
         # wg0 carries the legacy mark under a name seed plans: seed's, by the migration rule.
         assert down.stdout.splitlines() == ["changed: wg0 removed"], down
         assert b.exists("/var/lib/mesh-push/apply.sh")

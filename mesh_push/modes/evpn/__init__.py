@@ -13,11 +13,12 @@ from mesh_push.core.problems import Problems
 from mesh_push.core.section import Draft, Section
 from mesh_push.host.state import HostState
 from mesh_push.modes import scripts
-from mesh_push.modes.base import HostPlan, Mode, Plan
+from mesh_push.modes.base import HostPlan, Plan
 from mesh_push.modes.evpn import judge, observe, settings
 from mesh_push.modes.evpn import plan as evpn_plan
 from mesh_push.modes.evpn.plan import EvpnHost, own, vxlan_name
 from mesh_push.modes.judgement import Judgement
+from mesh_push.modes.mode import Mode
 from mesh_push.modes.reports import Report
 from mesh_push.modes.topology import Edge
 

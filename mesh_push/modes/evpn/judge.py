@@ -19,7 +19,7 @@ DAEMONS = ("watchfrr", "zebra", "bgpd", "ospfd", "bfdd")
 
 
 def frr_of(st: HostState) -> FrrState | None:
-    return st.mode if isinstance(st.mode, FrrState) else None
+    return st.mode_state if isinstance(st.mode_state, FrrState) else None
 
 
 def interfaces(p: EvpnPlan, hp: EvpnHost) -> list[str]:

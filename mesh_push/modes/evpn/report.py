@@ -29,7 +29,7 @@ def plan_json(plan: Plan, cut: Edge | None = None, all_pairs: bool = False) -> d
         return {"ospf_cost": p.underlay.cost[edge(lk.a, lk.b)]}
 
     return {
-        **reports.plan_json(p, host_extra, link_extra),
+        **reports.plan_json(p, "evpn", host_extra, link_extra),
         "stp": None,
         "tree": None,
         "evpn": _evpn_json(p, cut, all_pairs),

@@ -12,8 +12,9 @@ from mesh_push.core.problems import Problems
 from mesh_push.core.section import Draft, Section
 from mesh_push.host.state import HostState
 from mesh_push.modes import scripts
-from mesh_push.modes.base import HostPlan, Mode, Plan
+from mesh_push.modes.base import HostPlan, Plan
 from mesh_push.modes.judgement import Judgement
+from mesh_push.modes.mode import Mode
 from mesh_push.modes.reports import Report
 from mesh_push.modes.stp import judge, observe, settings
 from mesh_push.modes.stp import plan as stp_plan

@@ -24,7 +24,7 @@ class StpJudgement(Judgement):
 
 
 def seen(st: HostState) -> StpSeen:
-    return st.mode if isinstance(st.mode, StpSeen) else StpSeen(None, "")
+    return st.mode_state if isinstance(st.mode_state, StpSeen) else StpSeen(None, "")
 
 
 def interfaces(p: StpPlan, hp: StpHost) -> list[str]:

@@ -53,7 +53,7 @@ def plan_json(plan: Plan, cut: Edge | None = None, all_pairs: bool = False) -> d
 
     listed = all_pairs or len(names) <= reports.PAIR_TABLE_HOSTS
     return {
-        **reports.plan_json(p, host_extra, link_extra),
+        **reports.plan_json(p, "stp", host_extra, link_extra),
         "stp": {
             "hello": m.stp.hello,
             "forward_delay": m.stp.forward_delay,

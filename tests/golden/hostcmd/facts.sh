@@ -18,19 +18,18 @@ echo "brctl=$(command -v brctl || true)"
 echo "systemd=$([ -d /run/systemd/system ] && echo yes || echo no)"
 echo "flock=$(command -v flock || true)"
 echo "applied=$(cat /var/lib/mesh-push/seed/applied.sha256 2>/dev/null)"
-WG=wg0
-BR=internet
 echo '=== hostname'; uname -n
 echo '=== now'; date +%s
+# Every WireGuard interface: this mesh's (one, or one per link) and any other, read only.
 for what in public-key listen-port latest-handshakes endpoints transfer allowed-ips persistent-keepalive; do
-  echo "=== wg-$what"; wg show "$WG" "$what" 2>/dev/null
+  echo "=== wg-all-$what"; wg show all "$what" 2>/dev/null
 done
 # Pre-shared keys as fingerprints, reduced here (fp_of): the keys themselves never leave
-# the host. A peer without one is `none`; the files are this host's copies (by peer name).
+# the host. A peer without one is `none`; the files are this mesh's copies (by peer name).
 fp_of() { printf 'mesh-push psk %s' "$1" | sha256sum | cut -c1-16; }
-echo '=== wg-preshared-keys'
-wg show "$WG" preshared-keys 2>/dev/null | while read -r pub psk; do
-  case $psk in ''|'(none)') printf '%s\tnone\n' "$pub" ;; *) printf '%s\t%s\n' "$pub" "$(fp_of "$psk")" ;; esac
+echo '=== wg-all-preshared-keys'
+wg show all preshared-keys 2>/dev/null | while read -r ifc pub psk; do
+  case $psk in ''|'(none)') printf '%s\t%s\tnone\n' "$ifc" "$pub" ;; *) printf '%s\t%s\t%s\n' "$ifc" "$pub" "$(fp_of "$psk")" ;; esac
 done
 psk=
 echo '=== psk-files'
@@ -40,11 +39,11 @@ for f in /etc/wireguard/mesh-push-seed.psk/*; do
   [ -z "$k" ] || printf '%s\t%s\n' "${f##*/}" "$(fp_of "$k")"
 done
 k=
-echo '=== brctl'; command -v brctl >/dev/null && brctl showstp "$BR" 2>/dev/null
 # `addr show` is `link show` with each interface's addresses.
 echo '=== ip-link'; ip -j -d addr show
-echo '=== bridge-root'; cat "/sys/class/net/$BR/bridge/root_id" 2>/dev/null
-echo '=== bridge-id'; cat "/sys/class/net/$BR/bridge/bridge_id" 2>/dev/null
 echo '=== boot'; [ -e /etc/systemd/system/mesh-push-seed.service ] && [ -L /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service ] && echo yes || echo no
+BR=internet
+echo '=== brctl'; command -v brctl >/dev/null && brctl showstp "$BR" 2>/dev/null
+echo '=== bridge-root'; cat "/sys/class/net/$BR/bridge/root_id" 2>/dev/null
 echo '=== end'
 true

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import re
 import shlex
@@ -16,43 +17,61 @@ from pathlib import Path
 
 import pytest
 
+from mesh_push import inventory, modes
+from mesh_push.core.model import Mesh
 from mesh_push.engine import measure, ssh
 from mesh_push.host import programs as hostcmd
 from mesh_push.host import state as observe
 from mesh_push.host import templates as render
 from mesh_push.lab import ops
+from mesh_push.modes import scripts
+from mesh_push.modes.base import Plan
+from tests import kit
 from tests.kit import GOLDEN, ROOT
+from tests.unit.engine.test_ssh import fake_sudo
 
-from .test_render import seed_plan
-from .test_ssh import fake_sudo
-
+SEED_KEYS = GOLDEN / "seed.keys.json"
 GOLDEN = GOLDEN / "hostcmd"
 DIGEST = "0123456789abcdef" * 4
 TOKEN = "fedcba9876543210"
 SECONDS = 60.0
 
 
+def seed_plan() -> Plan:
+    keys = json.loads(SEED_KEYS.read_text())
+    return kit.plan(inventory.load(ROOT / "inventory/seed.yaml"), keys)
+
+
 def _down(purge: bool) -> str:
-    return render.render_down(seed_plan(), render.load_templates(), purge)
+    return scripts.down_script(seed_plan().mesh, render.load_templates(), purge)
+
+
+def _mode_gather(mesh: Mesh) -> str:
+    """The mode's part of the gather, as the engine passes it (engine/gather.py)."""
+    return modes.of(mesh).gather_template
 
 
 def _wire_pings(host: str) -> list[tuple[str, str]]:
-    """As push._ping_wires asks: each wire's far end, at its bridge address."""
+    """As verify._ping asks: each of the mode's ping peers (stp: each wire's far end), at its
+    bridge address."""
     p = seed_plan()
-    return [(w.name, str(p.host(w.name).bridge_address.ip)) for w in p.host(host).wires]
+    return [
+        (other, str(p.host(other).bridge_address.ip))
+        for other in modes.of(p.mesh).ping_peers(p, host)
+    ]
 
 
 def _tunnel_pings(host: str) -> list[tuple[str, str]]:
     """As measure.measure asks: each peer, at its WireGuard address."""
-    return [(pe.name, str(pe.allowed_ip.ip)) for pe in seed_plan().host(host).peers]
+    return [(pe.name, str(pe.address)) for pe in seed_plan().host(host).peers if pe.address]
 
 
 def _programs() -> dict[str, Callable[[], str]]:
     mesh = seed_plan().mesh
     return {
-        "facts.sh": lambda: hostcmd.facts(mesh, True),
-        "facts-keys-controller.sh": lambda: hostcmd.facts(mesh, False),
-        "gather.sh": lambda: hostcmd.gather(mesh),
+        "facts.sh": lambda: hostcmd.facts(mesh, _mode_gather(mesh), True),
+        "facts-keys-controller.sh": lambda: hostcmd.facts(mesh, _mode_gather(mesh), False),
+        "gather.sh": lambda: hostcmd.gather(mesh, _mode_gather(mesh)),
         "apply.sh": lambda: hostcmd.apply(mesh, DIGEST),
         "apply-controller-key.sh": lambda: hostcmd.apply(mesh, DIGEST, install_key=True),
         "apply-psks.sh": lambda: hostcmd.apply(
@@ -147,11 +166,11 @@ def test_gather_runs_as_one_command_string(tmp_path: Path) -> None:
     comes out, and a value is one word whatever it holds."""
     evil = f"x'$(touch {tmp_path}/pwned)\"`touch {tmp_path}/pwned`"
     mesh = dataclasses.replace(seed_plan().mesh, wg_interface=evil, bridge=evil)
-    cmd = hostcmd.gather(mesh)
-    want = ["hostname", "now", "wg-public-key", "wg-listen-port", "wg-latest-handshakes",
-            "wg-endpoints", "wg-transfer", "wg-allowed-ips", "wg-persistent-keepalive",
-            "wg-preshared-keys", "psk-files", "brctl",
-            "ip-link", "bridge-root", "bridge-id", "boot", "end"]  # fmt: skip
+    cmd = hostcmd.gather(mesh, _mode_gather(mesh))
+    want = ["hostname", "now", "wg-all-public-key", "wg-all-listen-port",
+            "wg-all-latest-handshakes", "wg-all-endpoints", "wg-all-transfer",
+            "wg-all-allowed-ips", "wg-all-persistent-keepalive", "wg-all-preshared-keys",
+            "psk-files", "ip-link", "boot", "brctl", "bridge-root", "end"]  # fmt: skip
     target = ssh.Target("h", "h", 22, "debian", (), None, sudo=True)
     line, _ = ssh.as_root(cmd, target, None)
     env = fake_sudo(tmp_path, None)
@@ -194,8 +213,12 @@ def test_values_are_one_word_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_docs_name_every_program() -> None:
     doc = (ROOT / "docs" / "host-files.md").read_text()
-    for template in render.builtin_templates().glob("*.j2"):
-        assert f"| `{template.name}`" in doc, template.name
+    builtin = render.builtin_templates()
+    templates = sorted(builtin.rglob("*.j2"))
+    assert len(templates) > 20  # every directory of templates/ is looked in
+    for template in templates:
+        name = template.relative_to(builtin).as_posix()  # as loaded: "programs/apply.sh.j2"
+        assert f"| `{name}`" in doc, name
 
 
 def test_apply_installs_the_key_from_stdin_and_never_stores_it(

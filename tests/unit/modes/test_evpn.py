@@ -7,18 +7,20 @@ import dataclasses
 from pathlib import Path
 
 from mesh_push import inventory
-from mesh_push.host import state as observe
-from mesh_push.modes import plan
+from mesh_push.host.state import HostState
 from mesh_push.modes.evpn import judge as evpn_judge
+from mesh_push.modes.evpn import observe
 from mesh_push.modes.evpn import underlay as evpn
-from tests.kit import ROOT
+from mesh_push.modes.evpn.plan import EvpnPlan, own
+from mesh_push.modes.judgement import HostVerdict
+from tests.kit import DATA, ROOT, judge, plan, script
 
-DATA = ROOT / "tests/data/evpn"
+EVPN_DATA = DATA / "evpn"
 
 
-def lab_plan() -> plan.Plan:
+def lab_plan() -> EvpnPlan:
     mesh = inventory.load(ROOT / "inventory/lab-evpn.yaml")
-    return plan.build(mesh, {h.name: f"{h.name}-key" for h in mesh.hosts})
+    return own(plan(mesh, {h.name: f"{h.name}-key" for h in mesh.hosts}))
 
 
 def test_paths_are_shortest_and_reflectors_most_central() -> None:
@@ -53,22 +55,25 @@ links:
 
 def test_links_number_interfaces_ports_and_addresses_by_vni() -> None:
     p = lab_plan()
-    rho = p.host("rho").evpn
-    pi0 = p.host("pi0").evpn
-    assert rho is not None and pi0 is not None
+    rho = p.evpn_host("rho")
+    pi0 = p.evpn_host("pi0")
     to_pi0 = next(e for e in rho.links if e.peer == "pi0")
     assert (to_pi0.name, to_pi0.port, str(to_pi0.address)) == ("wg0-7", 56567, "169.254.0.14/31")
     (to_rho,) = pi0.links
     assert str(to_rho.address) == "169.254.0.15/31" and str(to_rho.peer_address) == "169.254.0.14"
-    assert to_rho.endpoint == "198.18.4.12:56567" and to_rho.keepalive == 25  # pi0 is NATed
-    assert to_pi0.endpoint is None and to_pi0.keepalive is None
+    # One peer per link interface: the host at the far end.
+    (rho_peer,) = to_rho.iface.peers
+    (pi0_peer,) = to_pi0.iface.peers
+    assert (rho_peer.name, pi0_peer.name) == ("rho", "pi0")
+    assert rho_peer.endpoint == "198.18.4.12:56567" and rho_peer.keepalive == 25  # pi0 is NATed
+    assert pi0_peer.endpoint is None and pi0_peer.keepalive is None
     assert [n for n, _ in pi0.neighbors] == ["bob", "rho"] and not pi0.reflector
     assert len(rho.neighbors) == 4 and rho.reflector
 
 
 def frr_sections(prefix: str = "") -> dict[str, str]:
     def read(name: str) -> str:
-        return (DATA / f"{prefix}rho-{name}.json").read_text()
+        return (EVPN_DATA / f"{prefix}rho-{name}.json").read_text()
 
     return {
         "frr-daemons": "watchfrr\nzebra\nbgpd\nospfd\nbfdd",
@@ -80,7 +85,7 @@ def frr_sections(prefix: str = "") -> dict[str, str]:
 
 
 def test_frr_captures_parse() -> None:
-    st = observe.parse_frr(frr_sections())
+    st = observe.parse(frr_sections())
     assert st is not None
     assert st.bgp == dict.fromkeys(
         ["10.88.88.1", "10.88.88.3", "10.88.88.4", "10.88.88.5"], "Established"
@@ -88,8 +93,8 @@ def test_frr_captures_parse() -> None:
     assert set(st.bfd.values()) == {"up"} and len(st.bfd) == 4
     assert set(st.ospf.values()) == {"Full"} and len(st.ospf) == 4
     assert st.remote_vteps[100] == {"10.88.88.1", "10.88.88.3", "10.88.88.4", "10.88.88.5"}
-    assert observe.parse_frr({}) is None
-    broken = observe.parse_frr({"frr-daemons": "", "frr-bgp": "{oops", "frr-vni": "[1, 2]"})
+    assert observe.parse({}) is None
+    broken = observe.parse({"frr-daemons": "", "frr-bgp": "{oops", "frr-vni": "[1, 2]"})
     assert broken is not None and broken.bgp == {} and broken.remote_vteps == {}
 
 
@@ -97,15 +102,13 @@ def test_judge_sees_an_isolated_host_in_bfd_and_evpn() -> None:
     """Captured on rho while pi0 was cut off: BGP still says Established (hold time), but
     BFD is down and EVPN lost pi0's VTEP: the judge says so."""
     p = lab_plan()
-    frr = observe.parse_frr(frr_sections("isolated-"))
+    frr = observe.parse(frr_sections("isolated-"))
     assert frr is not None
-    st = observe.HostState("rho", 0, None, None, {}, {}, {}, {}, {}, None, "", frr=frr)
-    v = evpn_judge.HostVerdict("rho", True, True, state=st)
-    hp = p.host("rho")
-    assert hp.evpn is not None
-    evpn_judge._judge_frr(p, hp, hp.evpn, st, v, {h.name for h in p.mesh.hosts})
+    st = HostState("rho", 0, {}, {}, mode_state=frr)
+    v = HostVerdict("rho", True, True, state=st)
+    evpn_judge._judge_frr(p, p.evpn_host("rho"), st, v, {h.name for h in p.mesh.hosts})
     assert any("lacks remote VTEPs 10.88.88.5" in r for r in v.reasons), v.reasons
-    links = evpn_judge._links(p, {"rho": st}, {"rho": v}, {"rho"})
+    links = judge(p, {"rho": st}, scope={"rho"}).wires
     to_pi0 = next(w for w in links if set(w["hosts"]) == {"rho", "pi0"})
     assert to_pi0["ends"]["rho"]["bfd"] != "up"
     assert any("BFD at rho" in x for x in to_pi0["problems"])
@@ -113,12 +116,10 @@ def test_judge_sees_an_isolated_host_in_bfd_and_evpn() -> None:
 
 def test_a_stopped_frr_is_drift_the_script_repairs() -> None:
     p = lab_plan()
-    frr = dataclasses.replace(observe.parse_frr(frr_sections()), daemons={"zebra"})  # type: ignore[type-var]
-    st = observe.HostState("rho", 0, None, None, {}, {}, {}, {}, {}, None, "", frr=frr)
-    v = evpn_judge.HostVerdict("rho", True, True, state=st)
-    hp = p.host("rho")
-    assert hp.evpn is not None
-    evpn_judge._judge_frr(p, hp, hp.evpn, st, v, {"rho"})
+    frr = dataclasses.replace(observe.parse(frr_sections()), daemons={"zebra"})  # type: ignore[type-var]
+    st = HostState("rho", 0, {}, {}, mode_state=frr)
+    v = HostVerdict("rho", True, True, state=st)
+    evpn_judge._judge_frr(p, p.evpn_host("rho"), st, v, {"rho"})
     assert v.drift == ["FRR mesh-push-labevpn not running (watchfrr, bgpd, ospfd, bfdd missing)"]
 
 
@@ -127,16 +128,16 @@ def test_hostile_names_make_no_evpn_script() -> None:
     not rendered at all (its FRR files take only `frr` words), rather than carry them."""
     import pytest
 
-    from mesh_push.host import templates as render
+    from mesh_push.host.templates import load_templates
 
-    env = render.load_templates()
+    env = load_templates()
     for bad in ["a b", "x\nrouter bgp 1", "$(reboot)", "a;b", "!"]:
         mesh = inventory.load(ROOT / "inventory/lab-evpn.yaml")
         hosts = tuple(
             dataclasses.replace(h, name=bad) if h.name == "pi0" else h for h in mesh.hosts
         )
         links = tuple(dataclasses.replace(lk, b=bad) if lk.b == "pi0" else lk for lk in mesh.links)
-        p = plan.build(dataclasses.replace(mesh, hosts=hosts, links=links), {})
+        p = plan(dataclasses.replace(mesh, hosts=hosts, links=links), {})
         for name in ("rho", bad):
             with pytest.raises(ValueError, match="FRR"):
-                render.render_host(p, p.host(name), env, allow_missing_peers=True)
+                script(p, name, allow_missing_peers=True, env=env)

@@ -9,22 +9,26 @@ from collections import deque
 import pytest
 
 from mesh_push import inventory
-from mesh_push.modes import plan
+from mesh_push.modes import plan as common
 from mesh_push.modes.stp import tree as stp
-from tests.kit import ROOT
+from mesh_push.modes.stp.pairs import tree_path
+from mesh_push.modes.stp.plan import StpPlan, own
+from mesh_push.modes.stp.simulate import simulate
+from mesh_push.modes.topology import Edge, edge
+from tests.kit import ROOT, plan
 
 AMERICA = {"epsilon", "vorke"}
 
 
-def seed() -> plan.Plan:
-    return plan.build(inventory.load(ROOT / "inventory/seed.yaml"), {})
+def seed() -> StpPlan:
+    return own(plan(inventory.load(ROOT / "inventory/seed.yaml")))
 
 
 def crossings(path: list[str]) -> int:
     return sum((x in AMERICA) != (y in AMERICA) for x, y in itertools.pairwise(path))
 
 
-def fewest_crossings(nodes: list[str], edges: list[stp.Edge], a: str) -> dict[str, int]:
+def fewest_crossings(nodes: list[str], edges: list[Edge], a: str) -> dict[str, int]:
     """0-1 BFS: the fewest Atlantic crossings any path from `a` can make in this graph."""
     adj: dict[str, list[str]] = {n: [] for n in nodes}
     for x, y in edges:
@@ -48,10 +52,10 @@ def fewest_crossings(nodes: list[str], edges: list[stp.Edge], a: str) -> dict[st
 def test_seed_tree_and_costs_within_kernel_limits() -> None:
     t = seed().tree
     assert t.tree == {
-        stp.edge("epsilon", "vorke"),
-        stp.edge("bob", "epsilon"),
-        stp.edge("bob", "rho"),
-        stp.edge("pi0", "rho"),
+        edge("epsilon", "vorke"),
+        edge("bob", "epsilon"),
+        edge("bob", "rho"),
+        edge("pi0", "rho"),
     }
     assert all(1 <= c <= 65535 for c in t.port_cost.values())
     for e in t.tree:  # tree wires cost their latency
@@ -62,14 +66,14 @@ def test_seed_tree_and_costs_within_kernel_limits() -> None:
 def test_seed_no_pair_crosses_the_atlantic_twice_after_any_cut(cut: str) -> None:
     p = seed()
     names = [h.name for h in p.hosts]
-    e = stp.edge(*cut.split("-"))
+    e = edge(*cut.split("-"))
     assert e in p.tree.tree
     after = stp.after_cut(p.tree, names, e)
     remaining = [x for x in p.tree.weights if x != e]
     for i, a in enumerate(names):
         allowed = fewest_crossings(names, remaining, a)
         for b in names[i + 1 :]:
-            path = stp.tree_path(after, names, a, b)
+            path = tree_path(after, names, a, b)
             if b not in allowed:
                 assert path == []
                 continue
@@ -81,16 +85,16 @@ def test_seed_bob_epsilon_cut_keeps_epsilon_vorke_direct() -> None:
     """The write-up's failure: without bob–epsilon, vorke must not take its own Atlantic wire."""
     p = seed()
     names = [h.name for h in p.hosts]
-    after = stp.after_cut(p.tree, names, stp.edge("bob", "epsilon"))
-    assert stp.tree_path(after, names, "vorke", "epsilon") == ["vorke", "epsilon"]
-    assert after.forwarding_edges == (p.tree.tree - {stp.edge("bob", "epsilon")}) | {
-        stp.edge("epsilon", "rho")
+    after = stp.after_cut(p.tree, names, edge("bob", "epsilon"))
+    assert tree_path(after, names, "vorke", "epsilon") == ["vorke", "epsilon"]
+    assert after.forwarding_edges == (p.tree.tree - {edge("bob", "epsilon")}) | {
+        edge("epsilon", "rho")
     }
-    assert p.tree.replacement[stp.edge("bob", "epsilon")] == stp.edge("epsilon", "rho")
+    assert p.tree.replacement[edge("bob", "epsilon")] == edge("epsilon", "rho")
 
 
-def _best_swap(nodes: list[str], tree: frozenset[stp.Edge], w: dict[stp.Edge, float],
-               e: stp.Edge) -> tuple[float, set[stp.Edge]]:  # fmt: skip
+def _best_swap(nodes: list[str], tree: frozenset[Edge], w: dict[Edge, float],
+               e: Edge) -> tuple[float, set[Edge]]:  # fmt: skip
     costs = {}
     for f in w:
         if f in tree:
@@ -122,12 +126,12 @@ def test_seed_each_cut_converges_to_its_best_swap() -> None:
         assert best == pytest.approx(stp.routing_cost(names, optimum, rest))
 
 
-def random_graph(rng: random.Random, n: int, extra: int) -> tuple[list[str], dict[stp.Edge, float]]:
+def random_graph(rng: random.Random, n: int, extra: int) -> tuple[list[str], dict[Edge, float]]:
     nodes = [f"h{i}" for i in range(n)]
-    w: dict[stp.Edge, float] = {}
+    w: dict[Edge, float] = {}
     for i in range(1, n):
-        w[stp.edge(nodes[i], nodes[rng.randrange(i)])] = float(rng.randint(1, 100))
-    pairs = [stp.edge(a, b) for a, b in itertools.combinations(nodes, 2)]
+        w[edge(nodes[i], nodes[rng.randrange(i)])] = float(rng.randint(1, 100))
+    pairs = [edge(a, b) for a, b in itertools.combinations(nodes, 2)]
     rng.shuffle(pairs)
     for e in pairs[:extra]:
         w.setdefault(e, float(rng.randint(1, 100)))
@@ -153,20 +157,20 @@ def test_swap_scores_agree_with_routing_cost() -> None:
                     assert s - s0 == pytest.approx(brute[f] - brute[f0])
 
 
-def _mesh_plan(nodes: list[str], w: dict[stp.Edge, float]) -> stp.TreePlan:
+def _mesh_plan(nodes: list[str], w: dict[Edge, float]) -> stp.TreePlan:
     tree, method = stp.best_tree(nodes, w)
     medians = stp._medians(nodes, tree, w)
     root = medians[0]
     priority = dict.fromkeys(nodes, stp.DEFAULT_PRIORITY)
     priority[root] = stp.ROOT_PRIORITY
     priority[medians[1]] = stp.BACKUP_PRIORITY
-    macs = {n: plan.bridge_mac(n) for n in nodes}
+    macs = {n: common.bridge_mac(n) for n in nodes}
     level, replacement = stp.failover_order(nodes, tree, w)
     cost = stp._costs(nodes, tree, w, {}, level, root)
     pc = {}
     for (a, b), c in cost.items():
         pc[(a, b)] = pc[(b, a)] = c
-    expected = stp.simulate(nodes, list(w), priority, macs, pc)
+    expected = simulate(nodes, list(w), priority, macs, pc)
     tp = stp.TreePlan(w, tree, method, root, medians[1], macs, priority, pc, expected,
                       stp.routing_cost(nodes, tree, w), replacement)  # fmt: skip
     return tp
@@ -212,13 +216,14 @@ def test_costs_fit_the_kernel_for_large_meshes() -> None:
 
 def test_failover_order_without_non_tree_wires() -> None:
     nodes = ["a", "b", "c"]
-    w = {stp.edge("a", "b"): 5.0, stp.edge("b", "c"): 7.0}
+    w = {edge("a", "b"): 5.0, edge("b", "c"): 7.0}
     level, replacement = stp.failover_order(nodes, frozenset(w), w)
     assert level == {} and replacement == {}
 
 
 def test_measure_parses_pings_and_edits_only_latencies() -> None:
     from mesh_push.engine import measure
+    from mesh_push.inventory import latencies
 
     out = (
         "=== mesh-push measure rho\n"
@@ -234,8 +239,8 @@ def test_measure_parses_pings_and_edits_only_latencies() -> None:
     assert ends["pi0"].median_ms is None and ends["pi0"].error == "no reply"
     text = (ROOT / "inventory/seed.yaml").read_text()
     new = {frozenset(("bob", "rho")): measure.format_ms(11.456)}
-    edited = measure.rewrite_latencies(text, new)
-    measure.check_rewrite(text, edited, new)
+    edited = latencies.rewrite(text, new)
+    latencies.check_rewrite(text, edited, new)
     assert edited == text.replace("{hosts: [bob, rho], vni: 6, latency_ms: 12}",
                                   "{hosts: [bob, rho], vni: 6, latency_ms: 11.46}")  # fmt: skip
     assert measure.format_ms(0.0001) == "0.01"
