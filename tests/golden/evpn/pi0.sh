@@ -6,7 +6,7 @@
 # touches only what this mesh made: interfaces with its mark, its state directory, key, boot
 # unit and FRR instance. Anything else in its way stops it before it changes anything.
 # With MESH_PUSH_CHECK=1 in its environment (`mesh-push up --check`) it changes nothing and
-# says the same "changed:" lines (see host.sh.j2).
+# says the same "changed:" lines (see stp/host.sh.j2).
 set -eu
 umask 077
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -18,9 +18,9 @@ BR=internet
 VX=wg0-vx
 STATE=/var/lib/mesh-push/labevpn
 KEY=/etc/wireguard/mesh-push-labevpn.key
+PSKDIR=/etc/wireguard/mesh-push-labevpn.psk
 MARK=mesh-push:labevpn
-# No install before meshes had names was ever in evpn mode: the only mark is this mesh's.
-LEGACY_MARK=mesh-push:labevpn
+LEGACY_MARK=mesh-push
 VXLAN_PORT=4789
 SEGMENT=100
 VTEP=10.88.88.5
@@ -108,6 +108,25 @@ make_wg() {
     created "$1" "$1 created (wireguard-go)"
   fi
 }
+# Pre-shared keys are compared by fingerprint (16 hex digits of SHA-256; the controller's
+# keys.psk_fingerprint), inside the shell: a key is never an argument of a program, and never
+# printed. psk_fps turns `wg show IF preshared-keys` into `PUBKEY<TAB>fingerprint|none`.
+fp_of() { printf 'mesh-push psk %s' "$1" | sha256sum | cut -c1-16; }
+psk_fps() {
+  while read -r pub psk; do
+    case $psk in ''|'(none)') printf '%s\tnone\n' "$pub" ;; *) printf '%s\t%s\n' "$pub" "$(fp_of "$psk")" ;; esac
+  done
+  psk=
+}
+file_fp() { k=; if [ -s "$1" ]; then IFS= read -r k < "$1" || true; fi; if [ -n "$k" ]; then fp_of "$k"; fi; k=; }
+# The pid of this host's re-resolver loop, if one runs. Command line and mount namespace must
+# match: a reused pid, or another lab host's loop, is not ours to stop.
+reresolver() {
+  rr_pid=$(cat "$1/reresolve.pid" 2>/dev/null) || return 0
+  case $rr_pid in ''|*[!0-9]*) return 0 ;; esac
+  [ "$(tr '\0' ' ' 2>/dev/null < "/proc/$rr_pid/cmdline")" = "/bin/sh $1/reresolve.sh loop " ] || return 0
+  [ "$(readlink "/proc/$rr_pid/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] || echo "$rr_pid"
+}
 # The interfaces this host plans for the mesh.
 planned() {
   case $1 in "$BR"|"$VX"|wg0-7) return 0 ;; esac
@@ -164,7 +183,7 @@ for pid_file in /var/run/frr/zebra.pid /var/run/frr/*/zebra.pid; do
   [ "$pid_file" != "$RUN/zebra.pid" ] || continue
   if alive "$pid_file"; then
     other=${pid_file%/zebra.pid}; other=${other#/var/run/frr}; other=${other#/}
-    refuse "FRR instance ${other:-frr (the host's own)} runs zebra in this network namespace" \
+    refuse "FRR instance ${other:-frr (the default one)} runs zebra in this network namespace" \
       "evpn mode runs its own instance ($PS): stop that one (systemctl disable --now frr), or use mode stp"
   fi
 done
@@ -197,51 +216,78 @@ for dev in /sys/class/net/* /sys/class/net/.[!.]* /sys/class/net/..?*; do
   planned "$name" && continue
   act ip link del dev "$name"; did "$name removed (no longer planned)"
 done
-field() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {print $2}'; }
 
+WG=wg0-7
+PORT=56567
 step "link "wg0-7
-L=wg0-7
-GONE=0
-if exists "$L" && ! wg show "$L" public-key >/dev/null 2>&1; then
-  act ip link del dev "$L"; did "$L removed (not a WireGuard interface)"; GONE=$CHECK
+WG_GONE=0
+if exists "$WG" && ! wg show "$WG" public-key >/dev/null 2>&1; then
+  act ip link del dev "$WG"; did "$WG removed (not a WireGuard interface)"; WG_GONE=$CHECK
 fi
-if ! exists "$L" || [ "$GONE" = 1 ]; then make_wg "$L"; fi
-mark "$L"
-if fresh "$L" || [ -z "$KEYSRC" ] || [ "$(wg show "$L" public-key)" != "$(wg pubkey < "$KEYSRC")" ]; then
-  act wg set "$L" private-key "$KEY"; said "$L" "$L private key set"
+if ! exists "$WG" || [ "$WG_GONE" = 1 ]; then
+  make_wg "$WG"
 fi
-if fresh "$L" || [ "$(wg show "$L" listen-port)" != 56567 ]; then
-  act wg set "$L" listen-port 56567; said "$L" "$L listen-port "56567
+mark "$WG"
+if fresh "$WG" || [ -z "$KEYSRC" ] \
+  || [ "$(wg show "$WG" public-key)" != "$(wg pubkey < "$KEYSRC")" ]; then
+  act wg set "$WG" private-key "$KEY"; said "$WG" "$WG private key set"
 fi
-ensure_mtu "$L" 1550
-ensure_addr "$L" 169.254.0.15/31
+if fresh "$WG" || [ "$(wg show "$WG" listen-port)" != "$PORT" ]; then
+  act wg set "$WG" listen-port "$PORT"; said "$WG" "$WG listen-port $PORT"
+fi
+ensure_mtu "$WG" 1550
+ensure_addr "$WG" 169.254.0.15/31
 # Forwarding on this interface only: what comes in over a link may go on to another link.
-if fresh "$L" || [ "$(cat "/proc/sys/net/ipv4/conf/$L/forwarding")" != 1 ]; then
-  act sh -c 'echo 1 > "/proc/sys/net/ipv4/conf/$1/forwarding"' sh "$L"; said "$L" "$L forwarding on"
+if fresh "$WG" || [ "$(cat "/proc/sys/net/ipv4/conf/$WG/forwarding")" != 1 ]; then
+  act sh -c 'echo 1 > "/proc/sys/net/ipv4/conf/$1/forwarding"' sh "$WG"; said "$WG" "$WG forwarding on"
 fi
 # OSPF says hello by multicast: kernel WireGuard interfaces come without the flag.
-case "$(ip -o link show dev "$L" 2>/dev/null)" in
+case "$(ip -o link show dev "$WG" 2>/dev/null)" in
   *"<"*MULTICAST*">"*) ;;
-  *) act ip link set dev "$L" multicast on; said "$L" "$L multicast on" ;;
+  *) act ip link set dev "$WG" multicast on; said "$WG" "$WG multicast on" ;;
 esac
-ensure_up "$L"
-# Its one peer: every address may be routed to it (FRR's routes choose the interface).
-allowed= keepalive= endpoints= current=
-if ! fresh "$L" || [ "$CHECK" = 0 ]; then
-  allowed=$(wg show "$L" allowed-ips); keepalive=$(wg show "$L" persistent-keepalive)
-  endpoints=$(wg show "$L" endpoints); current=$(wg show "$L" peers)
+ensure_up "$WG"
+
+step "link "wg0-7" peers"
+# One `wg set` per peer that differs: the sessions of the others are never touched.
+# (`wg syncconf` would also reset the private key and port, as the file has neither.)
+allowed= keepalive= endpoints= current= psks=
+if ! fresh "$WG" || [ "$CHECK" = 0 ]; then
+  allowed=$(wg show "$WG" allowed-ips)
+  psks=$(wg show "$WG" preshared-keys | psk_fps)
+  keepalive=$(wg show "$WG" persistent-keepalive)
+  endpoints=$(wg show "$WG" endpoints)
+  current=$(wg show "$WG" peers)
 fi
-PUB=R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=
-if [ "$(field "$allowed" "$PUB")" != 0.0.0.0/0 ] \
-  || [ "$(field "$keepalive" "$PUB")" != 25 ] \
-  || [ "$(field "$endpoints" "$PUB")" != 198.18.4.12:56567 ]; then
-  act wg set "$L" peer "$PUB" allowed-ips 0.0.0.0/0 endpoint 198.18.4.12:56567 persistent-keepalive 25
-  said "$L" "$L peer "rho
+field() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {print $2}'; }
+if [ "$(field "$allowed" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 0.0.0.0/0 ] \
+  || [ "$(field "$keepalive" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 25 ] \
+  || [ "$(field "$endpoints" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 198.18.4.12:56567 ]; then
+  act wg set "$WG" peer R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I= allowed-ips 0.0.0.0/0 endpoint 198.18.4.12:56567 persistent-keepalive 25
+  did "$WG peer "rho
 fi
+case $(field "$psks" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=) in
+  ''|none) ;;
+  *) act wg set "$WG" peer R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I= preshared-key /dev/null; did "$WG peer "rho" preshared-key removed" ;;
+esac
+psks=
 for pub in $current; do
-  [ "$pub" = "$PUB" ] && continue
-  act wg set "$L" peer "$pub" remove; did "$L peer $pub removed"
+  case $pub in R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=|'') continue ;; esac
+  act wg set "$WG" peer "$pub" remove; did "$WG peer $pub removed"
 done
+# Pre-shared key files of peers that have none planned (any more).
+for f in "$PSKDIR"/*; do
+  [ -e "$f" ] || continue
+  case ${f##*/} in '') continue ;; esac
+  act rm -f "$f"; did "pre-shared key file ${f##*/} removed"
+done
+if [ -d "$PSKDIR" ]; then act rmdir "$PSKDIR"; did "pre-shared key directory removed"; fi
+
+step "re-resolver"
+rr_pid=$(reresolver "$STATE")
+# No peer is known by DNS name: stop a loop an earlier plan started.
+if [ -n "$rr_pid" ]; then act kill "$rr_pid"; did "re-resolver stopped"; fi
+act rm -f "$STATE/reresolve.sh" "$STATE/reresolve.pid" "$STATE/reresolve.log"
 
 step "bridge"
 BR_GONE=0

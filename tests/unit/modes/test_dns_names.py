@@ -17,12 +17,14 @@ import pytest
 
 from mesh_push import inventory
 from mesh_push.core.model import Mesh
-from mesh_push.host import templates as render
-from mesh_push.inventory import dns_name_problem, endpoint_address
+from mesh_push.core.values import dns_name_problem, endpoint_address
+from mesh_push.host.templates import load_templates
 from mesh_push.lab import addresses
 from mesh_push.lab.errors import LabError
 from mesh_push.lab.names import moved, served_names
-from mesh_push.modes import plan
+from mesh_push.modes import scripts
+from mesh_push.modes.base import Plan
+from tests import kit
 
 KEYS = {
     "hub": "F/imQ+PQttzsOuj9x5Q4BUCdJs1IzEEAdDh+3wUelyI=",
@@ -49,12 +51,16 @@ def load(tmp_path: Path, extra: str = "", text: str = MESH) -> Mesh:
     return inventory.load(path)
 
 
-def build(tmp_path: Path, extra: str = "") -> plan.Plan:
-    return plan.build(load(tmp_path, extra), KEYS)
+def build(tmp_path: Path, extra: str = "") -> Plan:
+    return kit.plan(load(tmp_path, extra), KEYS)
 
 
-def script(p: plan.Plan, host: str) -> str:
-    return render.render_host(p, p.host(host), render.load_templates())
+def script(p: Plan, host: str) -> str:
+    return kit.script(p, host)
+
+
+def reresolver(p: Plan, host: str) -> str:
+    return scripts.reresolver(p, p.host(host), load_templates())
 
 
 # --------------------------------------------------------------------------- validation
@@ -141,16 +147,16 @@ def test_peers_of_a_named_host_get_name_and_port(tmp_path: Path) -> None:
             "Hub.Example.NET:56560",
             "Hub.Example.NET",
         )
-        assert p.host(host).named_peers == (peer,)
+        assert p.host(host).named_peers == ((p.host(host).wg[0], peer),)
     hub = {pe.name: pe for pe in p.host("hub").peers}
     assert hub["bob"].endpoint == "192.0.2.11:56560" and hub["bob"].endpoint_name is None
     assert hub["pi"].endpoint is None and p.host("hub").named_peers == ()
 
 
 def test_plan_json_shows_the_name(tmp_path: Path) -> None:
-    from mesh_push.views import report
+    from mesh_push.views import reports
 
-    data = report.plan_json(build(tmp_path))
+    data = reports.plan_json(build(tmp_path))
     hosts = {h["name"]: h for h in data["hosts"]}
     assert hosts["hub"]["address"] == "Hub.Example.NET"
     assert hosts["pi"]["peers"][0]["endpoint"] == "Hub.Example.NET:56560"
@@ -165,15 +171,44 @@ def test_a_host_with_a_named_peer_carries_and_starts_the_re_resolver(tmp_path: P
     text = script(p, "pi")
     # Carried as one shell word (a heredoc would end at a line of a value that matched its
     # delimiter).
-    carried = render.render_reresolver(p, p.host("pi"), render.load_templates())
+    carried = reresolver(p, "pi")
     assert f"RERESOLVER={shlex.quote(carried)}\n" in text
-    assert f"check {KEYS['hub']} hub Hub.Example.NET 56560 || rc=1" in carried
+    assert f"check wg0 {KEYS['hub']} hub Hub.Example.NET 56560 || rc=1" in carried
     assert "sleep 7 &" in carried
     assert 'setsid /bin/sh "$STATE/reresolve.sh" loop' in text
     assert 'did "re-resolver every "7" s"' in text
     # The endpoint is the re-resolver's business: `wg show` never shows a name.
     assert "endpoint Hub.Example.NET" not in text
     subprocess.run(["sh", "-n"], input=text.encode(), check=True)
+
+
+def test_evpn_re_resolves_a_named_peer_on_its_link_interface(tmp_path: Path) -> None:
+    """evpn mode takes DNS names as stp does: a link interface's one peer is known by name at
+    the link's port (wireguard.port + VNI), and the same re-resolver keeps it pointed there,
+    on that interface."""
+    mesh = load(tmp_path, ", reresolve: 7", MESH.replace("mesh:\n", "mesh:\n  mode: evpn\n", 1))
+    p = kit.plan(mesh, KEYS)
+    for host in ("bob", "pi"):
+        (lk,) = [lk for lk in mesh.links if set(lk.hosts) == {"hub", host}]
+        port = 56560 + lk.vni
+        ((iface, peer),) = p.host(host).named_peers
+        assert (iface.name, iface.port) == (f"wg0-{lk.vni}", port)
+        assert (peer.name, peer.endpoint, peer.endpoint_name, peer.port) == (
+            "hub",
+            f"Hub.Example.NET:{port}",
+            "Hub.Example.NET",
+            port,
+        )
+        text = script(p, host)
+        carried = reresolver(p, host)
+        assert f"RERESOLVER={shlex.quote(carried)}\n" in text
+        assert f"check wg0-{lk.vni} {KEYS['hub']} hub Hub.Example.NET {port} || rc=1" in carried
+        assert "sleep 7 &" in carried
+        assert 'setsid /bin/sh "$STATE/reresolve.sh" loop' in text
+        assert "endpoint Hub.Example.NET" not in text
+        subprocess.run(["sh", "-n"], input=text.encode(), check=True)
+    assert p.host("hub").named_peers == ()
+    assert "setsid" not in script(p, "hub")
 
 
 def test_a_host_without_named_peers_only_stops_a_left_over_loop(tmp_path: Path) -> None:
@@ -195,23 +230,23 @@ def test_hostile_names_are_quoted_even_past_the_loader(tmp_path: Path) -> None:
     p = build(tmp_path)
     evil = "x'; touch /tmp/pwned; echo '$(id)"
     hp = p.host("pi")
-    peer = dataclasses.replace(hp.peers[0], endpoint_name=evil, name="h`id`")
-    text = render.render_reresolver(
-        p, dataclasses.replace(hp, peers=(peer,)), render.load_templates()
-    )
+    (iface,) = hp.wg
+    peer = dataclasses.replace(iface.peers[0], endpoint_name=evil, name="h`id`")
+    iface = dataclasses.replace(iface, name="wg$(id)", peers=(peer,))
+    text = scripts.reresolver(p, dataclasses.replace(hp, wg=(iface,)), load_templates())
     (line,) = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("check ")]
-    # The shell reads the line back as exactly the four words, and runs nothing.
+    # The shell reads the line back as exactly the five words, and runs nothing.
     words = subprocess.run(
         ["sh", "-c", "printf '%s\\n' " + line.removeprefix("check ").removesuffix(" || rc=1")],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.splitlines()
-    assert words == [KEYS["hub"], "h`id`", evil, "56560"]
+    assert words == ["wg$(id)", KEYS["hub"], "h`id`", evil, "56560"]
 
 
 def test_down_stops_the_re_resolver_first(tmp_path: Path) -> None:
-    text = render.render_down(build(tmp_path), render.load_templates(), purge=False)
+    text = scripts.down_script(build(tmp_path).mesh, load_templates(), purge=False)
     assert text.index("re-resolver stopped") < text.index("ip link del")
     subprocess.run(["sh", "-n"], input=text.encode(), check=True)
 
@@ -239,8 +274,7 @@ class Resolver:
     """The rendered re-resolver of pi, with `wg` and `getent` replaced by fakes."""
 
     def __init__(self, tmp_path: Path) -> None:
-        p = build(tmp_path)
-        text = render.render_reresolver(p, p.host("pi"), render.load_templates())
+        text = reresolver(build(tmp_path), "pi")
         fake = tmp_path / "fake"
         fake.mkdir()
         for name, body in (("wg", FAKE_WG), ("getent", FAKE_GETENT)):

@@ -4,15 +4,19 @@ reflectors, link numbering), FRR's JSON as captured on the lab → FrrState, and
 from __future__ import annotations
 
 import dataclasses
+import shlex
+import subprocess
 from pathlib import Path
 
 from mesh_push import inventory
-from mesh_push.host.state import HostState
+from mesh_push.core.model import LEGACY_MARK, Mesh
+from mesh_push.engine import keys
+from mesh_push.host.state import HostState, Link, WgIf
 from mesh_push.modes.evpn import judge as evpn_judge
 from mesh_push.modes.evpn import observe
 from mesh_push.modes.evpn import underlay as evpn
 from mesh_push.modes.evpn.plan import EvpnPlan, own
-from mesh_push.modes.judgement import HostVerdict
+from mesh_push.modes.judgement import HostVerdict, Kind
 from tests.kit import DATA, ROOT, judge, plan, script
 
 EVPN_DATA = DATA / "evpn"
@@ -69,6 +73,89 @@ def test_links_number_interfaces_ports_and_addresses_by_vni() -> None:
     assert pi0_peer.endpoint is None and pi0_peer.keepalive is None
     assert [n for n, _ in pi0.neighbors] == ["bob", "rho"] and not pi0.reflector
     assert len(rho.neighbors) == 4 and rho.reflector
+
+
+def psk_mesh() -> Mesh:
+    """The evpn lab with a pre-shared key on every link (`mesh.psk`)."""
+    path = ROOT / "inventory/lab-evpn.yaml"
+    text = path.read_text().replace("  keys: host\n", "  keys: host\n  psk: true\n", 1)
+    return inventory.parse(text, path)
+
+
+def test_pre_shared_keys_in_evpn_mode() -> None:
+    """evpn mode takes pre-shared keys as stp does: each link interface's one peer has the
+    key file of the host at its far end and the link's key by fingerprint, and the host script
+    installs that file's key on that interface (never the key itself)."""
+    mesh = psk_mesh()
+    assert mesh.psk and all(lk.psk for lk in mesh.links)
+    fps = {lk: keys.psk_fingerprint(f"key of {'+'.join(lk.hosts)}") for lk in mesh.links}
+    p = own(plan(mesh, {h.name: f"{h.name}-key" for h in mesh.hosts}, fps))
+    for h in mesh.hosts:
+        hp = p.evpn_host(h.name)
+        assert len(hp.peers) == len(hp.links) > 0
+        text = script(p, h.name)
+        assert text.count('preshared-key "$F"') == len(hp.links)
+        for end in hp.links:
+            (peer,) = end.iface.peers
+            (lk,) = [lk for lk in mesh.links if lk.vni == end.vni]
+            assert peer.name == end.peer and peer.psk
+            assert (peer.psk_file, peer.psk_fp) == (mesh.psk_file(end.peer), fps[lk])
+            # On the link's own interface: its block sets WG, then installs the peer's file.
+            block = text.split(f"\nWG={end.name}\n", 1)[1].split("\nWG=", 1)[0]
+            assert f"\nF={shlex.quote(mesh.psk_file(end.peer))}\n" in block
+            assert f"want={shlex.quote(fps[lk])}\n" in block
+        for lk in mesh.links:
+            assert f"key of {'+'.join(lk.hosts)}" not in text
+        subprocess.run(["sh", "-n"], input=text.encode(), check=True)
+    plain = lab_plan()  # no psk: none planned, and any one found is removed
+    assert not any(pe.psk for hp in plain.hosts for pe in hp.peers)
+    assert 'preshared-key "$F"' not in script(plain, "rho")
+
+
+NOW = 1_800_000_000
+
+
+def link_interfaces(p: EvpnPlan, name: str, alias: str, silent: set[str]) -> HostState:
+    """`name`'s link interfaces as its script leaves them (with the mark `alias`), nothing
+    else read; the peers of `silent` never answered a handshake, the others just did."""
+    hp = p.evpn_host(name)
+    links, wg = {}, {}
+    for end in hp.links:
+        (peer,) = end.iface.peers
+        key = peer.public_key or ""
+        links[end.name] = Link(
+            end.name, True, p.mesh.mtu.wireguard, "wireguard", addresses=[str(end.address)],
+            alias=alias,
+        )  # fmt: skip
+        wg[end.name] = WgIf(
+            public_key=hp.public_key or "",
+            listen_port=end.port,
+            handshakes={key: 0 if end.peer in silent else NOW - 5},
+            allowed_ips={key: str(peer.allowed_ip)},
+            keepalives={key: str(peer.keepalive or "off")},
+            psks={key: "none"},
+        )
+    return HostState(name, NOW, links, wg)
+
+
+def test_judge_names_each_peer_without_a_handshake() -> None:
+    """As in stp mode: a link interface's peer that never answered is a runtime finding of its
+    host, by name; the others are fine. Interfaces with the mark every mesh shared before
+    meshes had names are this mesh's, as its own mark's are."""
+    p = lab_plan()
+    for alias in (p.mesh.mark, LEGACY_MARK):
+        j = judge(p, {"rho": link_interfaces(p, "rho", alias, {"pi0"})})
+        v = j.hosts["rho"]
+        silent = [f for f in v.findings if f.text.startswith("no handshake with")]
+        assert [(f.kind, f.text) for f in silent] == [(Kind.RUNTIME, "no handshake with pi0")]
+        # Nothing else of the link interfaces is amiss; the bridge and VXLAN device were not
+        # read (so missing), and the silent link is the link's problem too.
+        assert v.reasons == [
+            "no handshake with pi0",
+            "bridge internet missing",
+            "vxlan wg0-vx missing",
+            "link rho–pi0: no handshake at rho",
+        ]
 
 
 def frr_sections(prefix: str = "") -> dict[str, str]:

@@ -7,42 +7,79 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from mesh_push import inventory
+from mesh_push import cli, inventory, modes
+from mesh_push.core.model import Mesh
 from mesh_push.engine import changes, connect, gather, verify
 from mesh_push.engine import keys as mesh_keys
 from mesh_push.engine.outcome import HostReport, Outcome
-from mesh_push.host import state as observe
-from mesh_push.modes import judge, plan
-from tests.kit import OBSERVED, ROOT
+from mesh_push.engine.session import Access, Session, quiet
+from mesh_push.host.facts import Facts, Gathered
+from mesh_push.host.state import HostState, WgIf
+from mesh_push.modes.base import Plan
+from mesh_push.modes.judgement import REJECT_AFTER_TIME_S, Judgement, Kind
+from mesh_push.modes.stp.judge import StpJudgement
+from mesh_push.modes.stp.observe import StpBridge, StpSeen
+from mesh_push.modes.stp.plan import StpPlan, own
+from tests.kit import OBSERVED, ROOT, plan, state
 
 HOSTS = ["bob", "rho", "vorke", "epsilon", "pi0"]
-CONFIG, RUNTIME = judge.Kind.CONFIG, judge.Kind.RUNTIME
-States = dict[str, observe.HostState]
+CONFIG, RUNTIME = Kind.CONFIG, Kind.RUNTIME
+LAB = ROOT / "inventory/lab.yaml"
+States = dict[str, HostState]
+
+
+@functools.cache
+def lab_mesh() -> Mesh:
+    return inventory.load(LAB)
 
 
 @functools.cache
 def captured() -> States:
-    return {h: observe.parse((OBSERVED / f"{h}.txt").read_text(), "internet") for h in HOSTS}
+    return {h: state((OBSERVED / f"{h}.txt").read_text(), lab_mesh()) for h in HOSTS}
 
 
 def keys() -> dict[str, str]:
-    return {h: st.public_key or "" for h, st in captured().items()}
+    return {h: wg0(st).public_key for h, st in captured().items()}
 
 
 @functools.cache
-def lab_plan() -> plan.Plan:
-    return plan.build(inventory.load(ROOT / "inventory/lab.yaml"), keys())
+def lab_plan() -> StpPlan:
+    return own(plan(lab_mesh(), keys()))
 
 
 def states() -> States:
     """A fresh deep copy of the healthy captured mesh, for one case to break."""
     return copy.deepcopy(captured())
+
+
+def wg0(st: HostState) -> WgIf:
+    """The host's one WireGuard interface (stp mode), as read."""
+    return st.wg[lab_mesh().wg_interface]
+
+
+def stp_of(st: HostState) -> StpBridge:
+    """The host's bridge as its STP reports it (stp mode's part of the state)."""
+    seen = st.mode_state
+    assert isinstance(seen, StpSeen) and seen.stp is not None
+    return seen.stp
+
+
+def judge(
+    p: Plan,
+    states: States,
+    errors: dict[str, str] | None = None,
+    scope: Collection[str] | None = None,
+) -> StpJudgement:
+    """The one judge, as the engine asks it: through the mesh's mode."""
+    j = modes.of(p.mesh).judge(p, states, errors, scope)
+    assert isinstance(j, StpJudgement)
+    return j
 
 
 # What to break. Each takes the states (and may remove a host's state).
@@ -59,9 +96,7 @@ def link(host: str, name: str, **changed: Any) -> Callable[[States], None]:
 
 def port(host: str, name: str, state: str) -> Callable[[States], None]:
     def mutate(s: States) -> None:
-        stp = s[host].stp
-        assert stp is not None
-        stp.ports[name].state = state
+        stp_of(s[host]).ports[name].state = state
 
     return mutate
 
@@ -79,14 +114,14 @@ def handshake(host: str, peer: str, age: int | None) -> Callable[[States], None]
 
     def mutate(s: States) -> None:
         st = s[host]
-        st.handshakes[keys()[peer]] = 0 if age is None else st.now - age
+        wg0(st).handshakes[keys()[peer]] = 0 if age is None else st.now - age
 
     return mutate
 
 
 def peer_removed(host: str, peer: str) -> Callable[[States], None]:
     def mutate(s: States) -> None:
-        del s[host].allowed_ips[keys()[peer]]
+        del wg0(s[host]).allowed_ips[keys()[peer]]
 
     return mutate
 
@@ -94,9 +129,7 @@ def peer_removed(host: str, peer: str) -> Callable[[States], None]:
 def wire_removed(host: str, wire: str) -> Callable[[States], None]:
     def mutate(s: States) -> None:
         del s[host].links[wire]
-        stp = s[host].stp
-        assert stp is not None
-        del stp.ports[wire]  # a deleted interface leaves its bridge too
+        del stp_of(s[host]).ports[wire]  # a deleted interface leaves its bridge too
 
     return mutate
 
@@ -115,7 +148,7 @@ class Case:
     unhealthy: set[str] = field(default_factory=set)  # hosts whose verdict is not healthy
     host: str = "bob"  # the host that must carry the finding
     text: str = ""  # a fragment of that finding
-    kind: judge.Kind = CONFIG
+    kind: Kind = CONFIG
     tree_matches_plan: bool | None = True
     errors: dict[str, str] | None = None
 
@@ -149,7 +182,7 @@ CASES = {
         text="handshake with rho is 400 s old",
         kind=RUNTIME,
     ),
-    "handshake just fresh": Case(handshake("bob", "rho", judge.REJECT_AFTER_TIME_S)),
+    "handshake just fresh": Case(handshake("bob", "rho", REJECT_AFTER_TIME_S)),
     "handshake never": Case(
         handshake("bob", "rho", None), {"bob", "rho"}, text="no handshake with rho", kind=RUNTIME
     ),
@@ -209,7 +242,7 @@ def test_judge(name: str) -> None:
     s = states()
     if case.mutate is not None:
         case.mutate(s)
-    j = judge.judge(lab_plan(), s, case.errors)
+    j = judge(lab_plan(), s, case.errors)
 
     everything = (j.reasons, {h: v.reasons for h, v in j.hosts.items()})
     assert j.healthy is not bool(case.unhealthy), everything
@@ -231,20 +264,20 @@ def test_judge(name: str) -> None:
 def test_unreachable_host_verdict() -> None:
     s = states()
     unreachable(s)
-    j = judge.judge(lab_plan(), s, {"pi0": "ssh: connection refused"})
+    j = judge(lab_plan(), s, {"pi0": "ssh: connection refused"})
     pi0 = j.hosts["pi0"]
     assert (pi0.reachable, pi0.healthy, pi0.state) == (False, None, None)
     assert any("ssh: connection refused" in r for r in pi0.reasons)
     # rho's peer and wire towards pi0 are not held against rho: its end is fine.
     assert j.hosts["rho"].healthy
-    assert not judge.judge(lab_plan(), s).hosts["pi0"].reachable  # no message: still a verdict
+    assert not judge(lab_plan(), s).hosts["pi0"].reachable  # no message: still a verdict
 
 
 def test_tree_differs_is_said_for_the_whole_mesh() -> None:
     s = states()
     port("vorke", "bob", "forwarding")(s)
     port("vorke", "epsilon", "blocking")(s)
-    j = judge.judge(lab_plan(), s)
+    j = judge(lab_plan(), s)
     assert "the spanning tree differs from the plan" in j.reasons
     wire = next(w for w in j.wires if set(w["hosts"]) == {"vorke", "bob"})
     assert wire["ends"]["vorke"]["stp_state"] == "forwarding"
@@ -257,10 +290,10 @@ def test_scope_leaves_out_what_lies_outside() -> None:
     s = states()
     unreachable(s)
     scope = [h for h in HOSTS if h != "pi0"]
-    scoped = judge.judge(lab_plan(), s, scope=scope)
+    scoped = judge(lab_plan(), s, scope=scope)
     assert scoped.healthy, (scoped.reasons, {h: v.reasons for h, v in scoped.hosts.items()})
     assert set(scoped.hosts) == set(scope) and scoped.tree_matches_plan is None
-    unscoped = judge.judge(lab_plan(), s)
+    unscoped = judge(lab_plan(), s)
     assert not unscoped.healthy and unscoped.hosts["pi0"].healthy is None
 
 
@@ -268,7 +301,7 @@ def test_scope_still_judges_what_lies_inside() -> None:
     s = states()
     peer_removed("rho", "bob")(s)
     unreachable(s)
-    j = judge.judge(lab_plan(), s, scope=[h for h in HOSTS if h != "pi0"])
+    j = judge(lab_plan(), s, scope=[h for h in HOSTS if h != "pi0"])
     assert not j.healthy and j.hosts["rho"].drift == ["peer bob not configured"]
 
 
@@ -276,24 +309,27 @@ def test_scope_still_judges_what_lies_inside() -> None:
 
 
 class Recorder:
+    """Every call of the mesh's mode's judge (the one Mode.judge), with its hosts and scope."""
+
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[tuple[tuple[str, ...], list[str] | None]] = []
-        real = judge.judge
+        mode = modes.of(lab_mesh())
+        real = mode.judge
 
         def recording(
-            p: plan.Plan,
+            p: Plan,
             states: States,
             errors: dict[str, str] | None = None,
             scope: Any = None,
-        ) -> judge.Judgement:
+        ) -> Judgement:
             self.calls.append((tuple(sorted(states)), None if scope is None else list(scope)))
             return real(p, states, errors, scope)
 
-        monkeypatch.setattr(judge, "judge", recording)
+        monkeypatch.setattr(mode, "judge", recording)
 
 
-def facts(applied: str) -> gather.Facts:
-    return gather.Facts("", applied, False, True, True, True, False)
+def facts(applied: str) -> Facts:
+    return Facts("", applied, False, True, True, True, False)
 
 
 def test_up_decides_with_the_judge(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -305,17 +341,14 @@ def test_up_decides_with_the_judge(monkeypatch: pytest.MonkeyPatch) -> None:
     handshake("vorke", "bob", 400)(s)  # runtime only: no reason to apply vorke
     scripts = {h: f"script of {h}" for h in HOSTS}
     applied = {h: changes.digest(text) for h, text in scripts.items()}
-    todo = changes.decide(
-        lab_plan(), scripts, gather.Gathered({h: facts(applied[h]) for h in HOSTS}, s)
-    )
+    todo = changes.decide(lab_plan(), scripts, Gathered({h: facts(applied[h]) for h in HOSTS}, s))
     assert rec.calls == [(tuple(sorted(HOSTS)), HOSTS)]
     assert todo.to_apply == ["bob"] and todo.drift == {"bob": ["wire rho missing"]}
     assert sorted(todo.unchanged) == sorted(h for h in HOSTS if h != "bob")
 
 
-def fake_session(outcomes: dict[str, Outcome]) -> connect.Session:
-    mesh = inventory.load(ROOT / "inventory/lab.yaml")
-    session = connect.Session(mesh, connect.Access())
+def fake_session(outcomes: dict[str, Outcome]) -> Session:
+    session = Session(lab_mesh(), Access())
     for name, outcome in outcomes.items():
         session.reports[name] = HostReport(name, outcome)
         if outcome.ok and outcome is not Outcome.EXCLUDED:
@@ -333,7 +366,7 @@ def test_verify_asks_the_judge_and_needs_no_round_trip_when_nothing_changed(
 
     monkeypatch.setattr(gather, "poll", no_poll)
     outcomes = dict.fromkeys(HOSTS, Outcome.UNCHANGED) | {"pi0": Outcome.EXCLUDED}
-    result = verify.verify(fake_session(outcomes), lab_plan(), states(), connect.quiet)
+    result = verify.verify(fake_session(outcomes), lab_plan(), states(), quiet)
     worked_on = [h for h in HOSTS if h != "pi0"]
     assert result.ok and not result.problems and not result.pinged
     assert sorted(result.hosts) == sorted(worked_on) and result.not_verified == []
@@ -344,9 +377,9 @@ def test_verify_judges_fresh_states_after_an_apply(monkeypatch: pytest.MonkeyPat
     """An applied host: verify polls and judges until healthy (here at once), then pings."""
     rec = Recorder(monkeypatch)
     monkeypatch.setattr(gather, "poll", lambda _session, names: {n: states()[n] for n in names})
-    monkeypatch.setattr(verify, "_ping_wires", lambda *_args: [])
+    monkeypatch.setattr(verify, "_ping", lambda *_args: [])
     outcomes = dict.fromkeys(HOSTS, Outcome.UNCHANGED) | {"bob": Outcome.CHANGED}
-    result = verify.verify(fake_session(outcomes), lab_plan(), {}, connect.quiet)
+    result = verify.verify(fake_session(outcomes), lab_plan(), {}, quiet)
     assert result.ok and result.pinged
     assert rec.calls == [(tuple(sorted(HOSTS)), HOSTS)]
 
@@ -355,11 +388,9 @@ def test_status_asks_the_judge(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> 
     """`status` with the captured mesh as what the hosts print, pi0 unreachable."""
     import json
 
-    from mesh_push.monitoring import status
-
     rec = Recorder(monkeypatch)
 
-    def open_all(mesh: Any, access: Any, first: str | None, *_args: Any) -> connect.Session:
+    def open_all(mesh: Any, access: Any, first: str | None, *_args: Any) -> Session:
         assert first == gather.first_command(mesh)
         session = fake_session(dict.fromkeys(HOSTS, Outcome.PENDING))
         for h in HOSTS:
@@ -371,8 +402,7 @@ def test_status_asks_the_judge(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> 
 
     monkeypatch.setattr(connect, "open_all", open_all)
     monkeypatch.setattr(mesh_keys, "public_keys", lambda _mesh, **_kw: keys())
-    mesh = inventory.load(ROOT / "inventory/lab.yaml")
-    assert status.run(mesh, connect.Access(), as_json=True, watch=None) == 1
+    assert cli.main(["status", "-i", str(LAB), "--json"]) == cli.EXIT_FAILED
     out = json.loads(capsys.readouterr().out)
     assert rec.calls == [(tuple(sorted(h for h in HOSTS if h != "pi0")), None)]
     verdicts = {h["name"]: h["healthy"] for h in out["hosts"]}

@@ -23,7 +23,8 @@ def seed() -> StpPlan:
 def test_seed_hosts_links_vnis() -> None:
     p = seed()
     assert [h.name for h in p.hosts] == ["bob", "rho", "vorke", "epsilon", "pi0"]
-    assert {str(p.stp_host(h.name).wg_address) for h in p.hosts} == {f"10.88.88.{n}/24" for n in range(1, 6)}
+    wg_addresses = {str(p.stp_host(h.name).wg_address) for h in p.hosts}
+    assert wg_addresses == {f"10.88.88.{n}/24" for n in range(1, 6)}
     vnis = {frozenset((lk.a, lk.b)): lk.vni for lk in p.mesh.links}
     assert vnis[frozenset(("epsilon", "vorke"))] == 1
     assert vnis[frozenset(("epsilon", "bob"))] == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,24 +15,25 @@ import pytest
 
 from mesh_push import cli, inventory
 from mesh_push.engine import keys
-from mesh_push.host import templates as render
-from mesh_push.modes import plan
-from tests.kit import GOLDEN, ROOT
+from mesh_push.host.templates import load_templates
+from mesh_push.modes import scripts
+from mesh_push.modes.base import Plan
+from mesh_push.modes.evpn.plan import EvpnPlan, own
+from tests.kit import GOLDEN, ROOT, plan, script
 
 
-def seed_plan() -> plan.Plan:
+def seed_plan() -> Plan:
     keys = json.loads((GOLDEN / "seed.keys.json").read_text())
-    return plan.build(inventory.load(ROOT / "inventory/seed.yaml"), keys)
+    return plan(inventory.load(ROOT / "inventory/seed.yaml"), keys)
 
 
 @pytest.mark.parametrize("host", ["bob", "rho", "vorke", "epsilon", "pi0"])
 def test_golden_scripts(host: str) -> None:
-    p = seed_plan()
-    script = render.render_host(p, p.host(host), render.load_templates())
+    text = script(seed_plan(), host)
     golden = GOLDEN / "seed" / f"{host}.sh"
     if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text(script)
-    assert script == golden.read_text()
+        golden.write_text(text)
+    assert text == golden.read_text()
 
 
 @pytest.mark.parametrize("host", ["bob", "rho", "vorke", "epsilon", "pi0"])
@@ -43,14 +45,14 @@ def test_scripts_parse(host: str) -> None:
 def test_down_script_parses() -> None:
     p = seed_plan()
     for purge in (False, True):
-        text = render.render_down(p, render.load_templates(), purge)
+        text = scripts.down_script(p.mesh, load_templates(), purge)
         subprocess.run(["bash", "-n"], input=text.encode(), check=True)
 
 
 def test_script_never_holds_a_private_key_in_host_mode() -> None:
     p = seed_plan()
     for hp in p.hosts:
-        text = render.render_host(p, hp, render.load_templates())
+        text = script(p, hp.name)
         assert "PrivateKey" not in text and "MESH_PUSH_KEY" not in text
         assert "wg genkey >" in text  # made on the host, into a file
 
@@ -125,7 +127,7 @@ def test_render_in_controller_mode_holds_no_private_key(tmp_path: Path) -> None:
     assert (out / "bob.sh").read_text() != first
 
 
-def psk_plan() -> plan.Plan:
+def psk_plan() -> Plan:
     """The seed with pre-shared keys on every link but bob–epsilon; the fingerprint of
     bob–rho's key is not known (as for `mesh-push render`)."""
     import dataclasses
@@ -139,25 +141,24 @@ def psk_plan() -> plan.Plan:
     }
     fps.update({lk: None for lk in links if set(lk.hosts) == {"bob", "rho"}})
     known = {hp.name: hp.public_key for hp in p.hosts if hp.public_key}
-    return plan.build(mesh, known, fps)  # type: ignore[arg-type]
+    return plan(mesh, known, fps)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("host", ["bob", "epsilon"])
 def test_golden_scripts_with_psks(host: str) -> None:
-    p = psk_plan()
-    script = render.render_host(p, p.host(host), render.load_templates())
+    text = script(psk_plan(), host)
     golden = GOLDEN / "seed-psk" / f"{host}.sh"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.parent.mkdir(exist_ok=True)
-        golden.write_text(script)
-    assert script == golden.read_text()
-    subprocess.run(["bash", "-n"], input=script.encode(), check=True)
+        golden.write_text(text)
+    assert text == golden.read_text()
+    subprocess.run(["bash", "-n"], input=text.encode(), check=True)
 
 
 def test_scripts_name_psk_files_never_keys() -> None:
     p = psk_plan()
     for hp in p.hosts:
-        text = render.render_host(p, hp, render.load_templates())
+        text = script(p, hp.name)
         for lk in p.mesh.links:
             assert f"key of {'+'.join(lk.hosts)}" not in text
         for peer in hp.peers:
@@ -165,22 +166,24 @@ def test_scripts_name_psk_files_never_keys() -> None:
                 assert 'preshared-key "$F"' in text and f"F={p.mesh.psk_file(peer.name)}" in text
 
 
-def evpn_plan() -> plan.Plan:
+def evpn_plan() -> EvpnPlan:
     keys = json.loads((GOLDEN / "seed.keys.json").read_text())
-    return plan.build(inventory.load(ROOT / "inventory/lab-evpn.yaml"), keys)
+    return own(plan(inventory.load(ROOT / "inventory/lab-evpn.yaml"), keys))
+
+
+def frr_conf(host_script: str) -> str:
+    """The FRR configuration an evpn host script carries (one shell word, FRR_CONF=...)."""
+    start = host_script.index("\nFRR_CONF=") + len("\nFRR_CONF=")
+    end = host_script.index("\nFRR_DAEMONS=", start)
+    (conf,) = shlex.split(host_script[start:end])
+    return conf
 
 
 @pytest.mark.parametrize("host", ["bob", "rho", "vorke", "epsilon", "pi0"])
 def test_golden_evpn_scripts_and_frr_configs(host: str) -> None:
     """Mode evpn: the host script and the FRR configuration it carries, pinned."""
-    p = evpn_plan()
-    env = render.load_templates()
-    hp = p.host(host)
-    assert hp.evpn is not None
-    out = {
-        f"{host}.sh": render.render_host(p, hp, env),
-        f"{host}.frr.conf": render.render_frr(p, hp, hp.evpn, env),
-    }
+    text = script(evpn_plan(), host)
+    out = {f"{host}.sh": text, f"{host}.frr.conf": frr_conf(text)}
     for name, text in out.items():
         golden = GOLDEN / "evpn" / name
         if os.environ.get("UPDATE_GOLDEN"):
@@ -193,20 +196,19 @@ def test_evpn_frr_config_follows_the_plan() -> None:
     """Route reflectors peer with everyone, clients with the two reflectors; each link
     interface has its planned OSPF cost and BFD; the VTEP is OSPF's and BGP's router id."""
     p = evpn_plan()
-    env = render.load_templates()
     u = p.underlay
-    assert u is not None and set(u.reflectors) == {"rho", "bob"}
-    for hp in p.hosts:
-        assert hp.evpn is not None
-        conf = render.render_frr(p, hp, hp.evpn, env)
-        assert f"ospf router-id {hp.evpn.vtep}" in conf and f"bgp router-id {hp.evpn.vtep}" in conf
+    assert set(u.reflectors) == {"rho", "bob"}
+    for h in p.hosts:
+        hp = p.evpn_host(h.name)
+        conf = frr_conf(script(p, hp.name))
+        assert f"ospf router-id {hp.vtep}" in conf and f"bgp router-id {hp.vtep}" in conf
         peers = re.findall(r"^ neighbor (\S+) remote-as", conf, re.M)
-        want = [str(p.host(o).evpn.vtep) for o in u.hosts if o != hp.name]  # type: ignore[union-attr]
+        want = [str(p.evpn_host(o).vtep) for o in u.hosts if o != hp.name]
         if hp.name not in u.reflectors:
-            want = [str(p.host(o).evpn.vtep) for o in u.hosts if o in u.reflectors]  # type: ignore[union-attr]
+            want = [str(p.evpn_host(o).vtep) for o in u.hosts if o in u.reflectors]
         assert sorted(peers) == sorted(want), hp.name
         assert ("route-reflector-client" in conf) == (hp.name in u.reflectors)
-        for end in hp.evpn.links:
+        for end in hp.links:
             block = conf.split(f"interface {end.name}\n", 1)[1].split("exit", 1)[0]
             assert f"ip ospf cost {end.cost}" in block and "ip ospf bfd" in block
             assert f"network {end.address.network} area 0" in conf
