@@ -14,6 +14,7 @@ import pytest
 
 from mesh_push import inventory
 from mesh_push.core.model import Mesh
+from mesh_push.core.problems import InventoryError
 from mesh_push.engine import ssh
 from mesh_push.files import become
 
@@ -73,7 +74,7 @@ def test_become_defaults_to_sudo_unless_root(tmp_path: Path) -> None:
 
 
 def test_bad_become_is_an_inventory_problem(tmp_path: Path) -> None:
-    with pytest.raises(inventory.InventoryError) as e:
+    with pytest.raises(InventoryError) as e:
         mesh(tmp_path, "ssh: {become: su}\n")
     assert "ssh.become: must be one of sudo, none, not 'su'" in str(e.value.problems[0])
 

@@ -19,7 +19,7 @@ import pytest
 
 from mesh_push import cli, inventory
 from mesh_push.core.model import Mesh
-from mesh_push.engine import connect, ssh
+from mesh_push.engine import connect, ssh, ssh_config
 from mesh_push.engine.outcome import Outcome
 
 INVENTORY = """
@@ -86,7 +86,7 @@ def test_match_exec_never_runs(
 
 def test_strip_match_exec_keeps_other_blocks() -> None:
     text = "Host a\n  User x\nMatch exec true\n  User y\n  Port 1\nMatch host b\n  User z\n"
-    out, lines = ssh.strip_match_exec(text)
+    out, lines = ssh_config.strip_match_exec(text)
     assert lines == [3]
     assert out == "Host a\n  User x\n\n\n\nMatch host b\n  User z\n"
 
@@ -440,9 +440,9 @@ def test_odd_exceptions_in_later_stages_fail_one_host(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """gather, apply (down, next keys) and verify: each host's work is its own boundary."""
-    from mesh_push.engine import apply, gather, verify
+    from mesh_push.engine import apply, gather, keys, verify
     from mesh_push.engine.outcome import HostReport
-    from mesh_push.modes import plan
+    from tests import kit
 
     m = load(tmp_path)
     session = connect.Session(m, connect.Access())
@@ -457,12 +457,14 @@ def test_odd_exceptions_in_later_stages_fail_one_host(
 
     monkeypatch.setattr(ssh, "run", odd_run)
     assert gather.poll(session, ["bob", "rho"]) == {}
-    p = plan.build(m, {})
-    problems = verify._ping_wires(session, p, ["bob", "rho", "pi0"])
+    p = kit.plan(m, {})
+    problems = verify._ping(session, p, ["bob", "rho", "pi0"])
     assert any("rho: unexpected ValueError" in s for s in problems), problems
-    assert apply.stage_next_keys(session, ["bob"], connect.quiet) == {}
+    assert keys._stage_next(session, ["bob"], connect.quiet) == {}
     assert session.reports["bob"].failure is not None
     assert "bob: unexpected EOFError" in session.reports["bob"].failure.message
+    # Dropped: nothing more is sent to it, and what its first command printed is not read.
+    assert "bob" not in session.conns and "bob" not in session.outputs
     apply.down(session, "true", connect.quiet)
     rho = session.reports["rho"]
     assert rho.outcome is Outcome.FAILED and rho.failure is not None
@@ -476,8 +478,8 @@ def test_odd_exceptions_in_later_stages_fail_one_host(
 
     monkeypatch.setattr(gather, "parse_state", parse)
     session.outputs["pi0"] = "boom"
-    got = gather.from_session(session)
-    assert sorted(got.states) == ["bob", "rho"] and "pi0" not in session.conns
+    got = gather.from_session(session, connect.quiet)
+    assert sorted(got.states) == ["rho"] and "pi0" not in session.conns
     pi0 = session.reports["pi0"]
     assert pi0.failure is not None and pi0.failure.step == "gather"
     assert pi0.failure.message == "pi0: unexpected KeyError: 'wg-public-key'"

@@ -1,21 +1,26 @@
-"""Each host's ways, chosen from its facts (backends.py), and how they show in what is sent."""
+"""Each host's ways, chosen from its facts (host/facts.py), and how they show in what is sent;
+and where stp mode reads the spanning tree from (modes/stp/observe.py): brctl's section where it
+has one, else iproute2's `ip -j -d link`."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import re
 
 import pytest
 
 from mesh_push import inventory
-from mesh_push.engine import gather
-from mesh_push.engine.gather import Facts
+from mesh_push.core.model import Mesh
 from mesh_push.host import facts as backends
 from mesh_push.host import programs as hostcmd
 from mesh_push.host import state as observe
-from mesh_push.host import templates as render
-from mesh_push.modes import plan
-from tests.kit import ROOT
+from mesh_push.host.facts import Facts
+from mesh_push.modes.stp import observe as stp_observe
+from mesh_push.modes.stp.observe import StpBridge, StpSeen
+from tests import kit
+from tests.kit import OBSERVED, ROOT
 
 FULL = Facts(
     public_key=None,
@@ -34,24 +39,22 @@ def test_facts_parse_from_the_first_command_s_output() -> None:
         "wg=/usr/bin/wg\nbrctl=\nsystemd=yes\nflock=/usr/bin/flock\napplied=d1g3st\n"
         "=== hostname\nh\n"
     )
-    f = gather.parse_facts(text)
+    f = backends.parse_facts(text)
     assert f == Facts("abc", "d1g3st", False, True, True, False, True, True)
-    assert not gather.parse_facts(text.replace("/usr/bin/flock", "")).flock
+    assert not backends.parse_facts(text.replace("/usr/bin/flock", "")).flock
 
 
 @pytest.mark.parametrize(
-    ("change", "wireguard", "boot", "stp"),
+    ("change", "wireguard", "boot"),
     [
-        ({}, "kernel", "systemd", "brctl"),
-        ({"kernel_wireguard": False}, "wireguard-go", "systemd", "brctl"),
-        ({"systemd": False, "brctl": False}, "kernel", "none", "iproute2"),
+        ({}, "kernel", "systemd"),
+        ({"kernel_wireguard": False}, "wireguard-go", "systemd"),
+        ({"systemd": False, "brctl": False}, "kernel", "none"),
     ],
 )
-def test_the_first_supported_way_wins(
-    change: dict[str, bool], wireguard: str, boot: str, stp: str
-) -> None:
+def test_the_first_supported_way_wins(change: dict[str, bool], wireguard: str, boot: str) -> None:
     chosen = backends.choose(dataclasses.replace(FULL, **change))
-    assert (chosen.wireguard.name, chosen.boot.name, chosen.stp.name) == (wireguard, boot, stp)
+    assert (chosen.wireguard.name, chosen.boot.name) == (wireguard, boot)
 
 
 @pytest.mark.parametrize(
@@ -71,12 +74,10 @@ def test_a_host_without_what_is_needed_is_told_what_to_install(
 
 def test_the_script_makes_the_interface_the_chosen_way() -> None:
     mesh = inventory.load(ROOT / "inventory/seed.yaml")
-    p = plan.build(mesh, {h.name: h.public_key or "" for h in mesh.hosts})
-    env = render.load_templates()
-    hp = p.host("bob")
-    kernel = render.render_host(p, hp, env, wireguard="kernel")
-    go = render.render_host(p, hp, env, wireguard="wireguard-go")
-    auto = render.render_host(p, hp, env)
+    p = kit.plan(mesh, {h.name: h.public_key or "" for h in mesh.hosts})
+    kernel = kit.script(p, "bob", wireguard="kernel")
+    go = kit.script(p, "bob", wireguard="wireguard-go")
+    auto = kit.script(p, "bob")
     assert 'ip link add dev "$1" type wireguard\n' in kernel and "wireguard-go" not in kernel
     assert 'wireguard-go "$1"' in go and "type wireguard" not in go
     assert "type wireguard 2>/dev/null" in auto and 'wireguard-go "$1"' in auto
@@ -88,16 +89,65 @@ def test_systemd_is_told_only_where_it_runs() -> None:
     assert "systemctl" not in hostcmd.apply(mesh, "d", "", backends.PlainBoot.reload)
 
 
+@functools.cache
+def lab_mesh() -> Mesh:
+    return inventory.load(ROOT / "inventory/lab.yaml")
+
+
+def stp_seen(text: str) -> StpSeen:
+    """stp mode's part of the state the engine parses from the gather's output."""
+    seen = kit.state(text, lab_mesh()).mode_state
+    assert isinstance(seen, StpSeen)
+    return seen
+
+
+def without_brctl(text: str, instead: str = "") -> str:
+    """The capture as a host without brctl prints it: its section empty (the gather runs
+    brctl only where `command -v` finds it), or holding `instead`."""
+    out, n = re.subn(r"(?ms)^(=== brctl\n).*?(?=^=== )", lambda m: m.group(1) + instead, text)
+    assert n == 1
+    return out
+
+
+HOSTS = ["bob", "rho", "vorke", "epsilon", "pi0"]
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_the_tree_is_brctl_s_where_it_has_a_section(host: str) -> None:
+    text = (OBSERVED / f"{host}.txt").read_text()
+    s = observe.sections(text)
+    by_brctl = stp_observe.parse_brctl_showstp(s["brctl"])
+    assert by_brctl is not None and by_brctl.name == "internet"
+    assert stp_seen(text).stp == by_brctl
+    assert stp_observe.parse(s, json.loads(s["ip-link"]), "internet").stp == by_brctl
+
+
+@pytest.mark.parametrize(
+    "instead", ["", "bridge internet can't get info: Operation not supported\n"]
+)
+@pytest.mark.parametrize("host", HOSTS)
+def test_without_brctl_the_tree_is_iproute2_s(host: str, instead: str) -> None:
+    text = without_brctl((OBSERVED / f"{host}.txt").read_text(), instead)
+    s = observe.sections(text)
+    assert stp_observe.parse_brctl_showstp(s["brctl"]) is None
+    by_ip = stp_observe.stp_from_ip_json(json.loads(s["ip-link"]), "internet")
+    assert by_ip is not None and by_ip.ports
+    assert stp_seen(text).stp == by_ip
+    # The root still comes from sysfs, as with brctl.
+    assert stp_seen(text).root_id == stp_seen((OBSERVED / f"{host}.txt").read_text()).root_id
+
+
 def test_both_stp_readers_agree_on_a_real_capture() -> None:
-    text = (ROOT / "tests/data/observe/vorke.txt").read_text()
-    by_brctl = gather.parse_state(text, inventory.load(ROOT / "inventory/lab.yaml"))
-    facts = dataclasses.replace(gather.parse_facts(text), brctl=False)
-    assert backends.choose_stp(facts) is backends.Iproute2
-    assert by_brctl.stp is not None
-    sections = {"brctl": ""}
-    links = json.loads(observe.sections(text)["ip-link"])
-    by_ip = backends.Iproute2.read(sections, links, "internet")
-    assert by_ip is not None
+    text = (OBSERVED / "vorke.txt").read_text()
+    by_brctl = stp_seen(text).stp
+    by_ip = stp_seen(without_brctl(text)).stp
+    assert isinstance(by_brctl, StpBridge) and isinstance(by_ip, StpBridge)
+    assert by_ip is not by_brctl and by_ip != by_brctl  # each read from its own section
     assert {p.name: p.state for p in by_ip.ports.values()} == {
-        p.name: p.state for p in by_brctl.stp.ports.values()
+        p.name: p.state for p in by_brctl.ports.values()
+    }
+    assert {p.name: p.state for p in by_ip.ports.values()} == {
+        "bob": "blocking",
+        "epsilon": "forwarding",
+        "rho": "blocking",
     }

@@ -161,16 +161,22 @@ def test_boot_unit_installed_and_removed_at_the_same_paths() -> None:
     ]
 
 
-def test_gather_runs_as_one_command_string(tmp_path: Path) -> None:
+# The sections each mode's part of the gather adds (where the host has nothing of the mesh:
+# evpn asks FRR only when the mesh's instance runs).
+MODE_SECTIONS = {"stp": ["brctl", "bridge-root"], "evpn": ["frr-daemons"]}
+
+
+@pytest.mark.parametrize("mode", modes.NAMES)
+def test_gather_runs_as_one_command_string(tmp_path: Path, mode: str) -> None:
     """Multi-line, as the login shell (sh or bash -c) or `sudo sh -c` gets it: every section
     comes out, and a value is one word whatever it holds."""
     evil = f"x'$(touch {tmp_path}/pwned)\"`touch {tmp_path}/pwned`"
     mesh = dataclasses.replace(seed_plan().mesh, wg_interface=evil, bridge=evil)
-    cmd = hostcmd.gather(mesh, _mode_gather(mesh))
+    cmd = hostcmd.gather(mesh, modes.named(mode).gather_template)
     want = ["hostname", "now", "wg-all-public-key", "wg-all-listen-port",
             "wg-all-latest-handshakes", "wg-all-endpoints", "wg-all-transfer",
             "wg-all-allowed-ips", "wg-all-persistent-keepalive", "wg-all-preshared-keys",
-            "psk-files", "ip-link", "boot", "brctl", "bridge-root", "end"]  # fmt: skip
+            "psk-files", "ip-link", "boot", *MODE_SECTIONS[mode], "end"]  # fmt: skip
     target = ssh.Target("h", "h", 22, "debian", (), None, sudo=True)
     line, _ = ssh.as_root(cmd, target, None)
     env = fake_sudo(tmp_path, None)
