@@ -27,10 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mesh_push import inventory
+from mesh_push import inventory, modes
 from mesh_push.lab import failover
-from mesh_push.modes import plan
-from mesh_push.modes.stp import tree as stp
+from mesh_push.modes.base import Plan
+from mesh_push.modes.evpn.plan import EvpnPlan
+from mesh_push.modes.stp import pairs as stp
+from mesh_push.modes.stp.plan import StpPlan
+from mesh_push.modes.topology import Edge, edge
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB, NET = "mpbm", "198.19.200"
@@ -54,10 +57,10 @@ def variant(source: Path, mode: str, dest: Path) -> Path:
 
 
 def plan_figures(stp_mesh: Any, evpn_mesh: Any) -> dict[str, Any]:
-    sp = plan.build(stp_mesh, {})
-    ep = plan.build(evpn_mesh, {})
+    sp = modes.of(stp_mesh).plan(stp_mesh, {})
+    ep = modes.of(evpn_mesh).plan(evpn_mesh, {})
+    assert isinstance(sp, StpPlan) and isinstance(ep, EvpnPlan)
     u = ep.underlay
-    assert u is not None
     names = [h.name for h in stp_mesh.hosts]
     best = {(a, b): u.latency_of(path) for a, b, path in u.pairs()}
     stp_paths = {(a, b): path for a, b, path in stp.tree_paths(sp.tree.expected, names)}
@@ -99,17 +102,18 @@ def cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     )
 
 
-def users_of(p: plan.Plan, link: stp.Edge) -> tuple[str, str] | None:
+def users_of(p: Plan, link: Edge) -> tuple[str, str] | None:
     """A host pair whose planned path crosses `link`: its own ends first."""
     names = [h.name for h in p.mesh.hosts]
-    if p.underlay is not None:
+    if isinstance(p, EvpnPlan):
         paths = list(p.underlay.pairs())
     else:
+        assert isinstance(p, StpPlan)
         paths = list(stp.tree_paths(p.tree.expected, names))
     crossing = [
         (a, b)
         for a, b, path in paths
-        if any(stp.edge(x, y) == link for x, y in itertools.pairwise(path))
+        if any(edge(x, y) == link for x, y in itertools.pairwise(path))
     ]
     if not crossing:
         return None
@@ -128,13 +132,13 @@ def lab_figures(inv: Path, cuts: int) -> dict[str, Any]:
         up_s = time.monotonic() - t
         if res.returncode != 0:
             raise SystemExit(f"up failed:\n{res.stdout[-2000:]}\n{res.stderr}")
-        p = plan.build(mesh, {})
+        p = modes.of(mesh).plan(mesh, {})
         window = 5.0 if mesh.mode == "evpn" else mesh.stp.max_age + 2 * mesh.stp.forward_delay + 6
         rows = []
         for lk in mesh.links:
             if len(rows) >= cuts:
                 break
-            link = stp.edge(lk.a, lk.b)
+            link = edge(lk.a, lk.b)
             pair = users_of(p, link)
             if pair is None:
                 continue

@@ -96,19 +96,20 @@ def plan_command(path: Path, *extra: str) -> dict[str, float]:
 
 CHILD = """
 import base64, hashlib, json, resource, sys, time
-from mesh_push import inventory
-from mesh_push.modes import plan
-from mesh_push.host import templates as render
+from mesh_push import inventory, modes
+from mesh_push.host.templates import load_templates
+from mesh_push.modes import scripts
 path = sys.argv[1]
 t0 = time.perf_counter()
 mesh = inventory.load(path)
 t1 = time.perf_counter()
 keys = {h.name: base64.b64encode(hashlib.sha256(h.name.encode()).digest()).decode()
         for h in mesh.hosts}
-p = plan.build(mesh, keys)
+mode = modes.of(mesh)
+p = mode.plan(mesh, keys)
 t2 = time.perf_counter()
-env = render.load_templates()
-total = sum(len(render.render_host(p, hp, env)) for hp in p.hosts)
+env = load_templates()
+total = sum(len(scripts.host_script(mode, p, hp, env)) for hp in p.hosts)
 t3 = time.perf_counter()
 print(json.dumps({"load": t1 - t0, "plan": t2 - t1, "render": t3 - t2, "total": t3 - t0,
                   "tree": p.tree.method, "bytes": total,

@@ -279,16 +279,17 @@ def json_ssh_part(report: dict[str, Any] | None) -> dict[str, float] | None:
 
 def rendered_scripts(inv: Path) -> tuple[dict[str, str], str]:
     """Each host's up script, and the down script (the same for every host)."""
-    from mesh_push import inventory
+    from mesh_push import inventory, modes
     from mesh_push.engine import keys
-    from mesh_push.host import templates as render
-    from mesh_push.modes import plan
+    from mesh_push.host.templates import load_templates
+    from mesh_push.modes import scripts
 
     mesh = inventory.load(inv)
-    p = plan.build(mesh, keys.public_keys(mesh))
-    env = render.load_templates()
-    ups = {hp.name: render.render_host(p, hp, env) for hp in p.hosts}
-    return ups, render.render_down(plan.build(mesh, {}), env, purge=False)
+    mode = modes.of(mesh)
+    p = mode.plan(mesh, keys.public_keys(mesh))
+    env = load_templates()
+    ups = {hp.name: scripts.host_script(mode, p, hp, env) for hp in p.hosts}
+    return ups, scripts.down_script(mesh, env, purge=False)
 
 
 def check(run: dict[str, Any], what: str) -> None:
@@ -367,11 +368,11 @@ def bench_lab(size: int, runs: int, inner: int, tmp: Path, stp: dict[str, int]) 
     i = str(inv)
     res: dict[str, list[Any]] = {k: [] for k in (*COMMANDS, *FLOORS)}
     from mesh_push import inventory
-    from mesh_push.host import programs as hostcmd
+    from mesh_push.engine.gather import first_command
 
     mesh = inventory.load(inv)
     # What `status` runs on each host: the facts, then the state.
-    gather = hostcmd.facts(mesh, False)
+    gather = first_command(mesh)
     links = len(data["links"])
     print(
         f"  lab {name}: {size} hosts, {links} links on {net}, lab up {lab_up_s:.2f} s, stp {stp}",

@@ -4,7 +4,7 @@
 
 1. Exact search time against the number of edge subsets it tries, C(links, hosts − 1), on
    random connected graphs (random latencies 1..100 ms), median of 3 runs each; fitted
-   seconds per subset. EXACT_SEARCH_LIMIT in mesh_push/stp.py comes from this.
+   seconds per subset. EXACT_SEARCH_LIMIT in mesh_push/modes/stp/tree.py comes from this.
 2. The heuristic (best shortest-path tree over every root) against the exact optimum on
    random small graphs: routing-cost ratio heuristic / exact.
 3. The tree search plus failover analysis at the limit: it must stay well under 1 s.
