@@ -1,5 +1,5 @@
 """What the lab test modules share: running this tree's `mesh-push`, a renamed and renumbered copy
-of inventory/lab.yaml, a copy of templates/ with a snippet injected, and a lab that is brought up
+of inventory/lab.yaml, a template with a snippet injected, and a lab that is brought up
 for a block and always taken down after it. Each module keeps its own lab name and network so
 that they never collide."""
 
@@ -65,17 +65,22 @@ def lab_inventory(dest: Path, lab: str, prefix: str) -> Path:
     return dest
 
 
-def templates_with(dest_dir: Path, inject: str, before: str = 'step "bridge"\n') -> Path:
-    """A copy of templates/ in `dest_dir`/templates, with `inject` put into host.sh.j2 just
-    before the first `before`."""
+def templates_with(
+    dest_dir: Path,
+    inject: str,
+    before: str = 'step "bridge"\n',
+    template: str = "stp/host.sh.j2",
+) -> Path:
+    """A directory for `--templates` (`dest_dir`/templates) that holds only `template` (its
+    path under templates/; by default stp mode's host script, inventory/lab.yaml's mode),
+    with `inject` put just before its first `before`: every other template, and what it
+    includes, is the built-in one."""
     out = dest_dir / "templates"
-    out.mkdir()
-    for t in (ROOT / "templates").iterdir():
-        text = t.read_text()
-        if t.name == "host.sh.j2":
-            assert before in text, f"host.sh.j2 has no {before!r}"
-            text = text.replace(before, inject + before, 1)
-        (out / t.name).write_text(text)
+    text = (ROOT / "templates" / template).read_text()
+    assert before in text, f"{template} has no {before!r}"
+    dest = out / template
+    dest.parent.mkdir(parents=True)
+    dest.write_text(text.replace(before, inject + before, 1))
     return out
 
 

@@ -130,7 +130,7 @@ DRIFTS = {
         ("wire rho cost 77, planned 12",),
         ("wire rho cost 12",),
     ),
-    # The boot unit is written by the apply wrapper (apply.sh.j2), after the host script.
+    # The boot unit is written by the apply wrapper (programs/apply.sh.j2), after the host script.
     "boot unit removed": Drift(
         (("rm", "-f", UNIT, WANTS),), ("boot unit missing",), ("boot unit installed",), True
     ),
@@ -139,7 +139,7 @@ DRIFTS = {
 
 def wait_for_quiet_bridge(lab: Lab, seconds: float = 30) -> None:
     """During a topology change the kernel shows ageing_time as 2 × forward_delay, while
-    host.sh.j2 only expects forward_delay there: an apply in that window reports a change
+    stp/host.sh.j2 only expects forward_delay there: an apply in that window reports a change
     ("internet ageing_time 200") that would make any host look changed."""
     deadline = time.monotonic() + seconds
     while lab.exec("cat", "/sys/class/net/internet/bridge/topology_change").strip() != "0":

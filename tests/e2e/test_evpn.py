@@ -21,7 +21,8 @@ import pytest
 
 from mesh_push import inventory
 from mesh_push.lab import failover
-from mesh_push.modes import plan
+from mesh_push.modes.evpn.plan import EvpnPlan, own, vxlan_name
+from tests import kit
 from tests.conftest import require_root
 from tests.e2e.labkit import ROOT, cli_argv, lab_exec, mesh_push
 from tests.schemas import validate
@@ -51,7 +52,7 @@ done | grep -E 'wireguard-go|/usr/lib/frr|reresolve' | sort
 class Lab:
     name: str
     inventory: Path
-    plan: plan.Plan
+    plan: EvpnPlan
     # Each host as BEFORE_AFTER saw it before `up`.
     before: dict[str, str] = field(default_factory=dict)
 
@@ -91,13 +92,13 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     try:
         mesh_push("lab", "up", "-i", str(inv), check=True)
         mesh = inventory.load(inv)
-        lab = Lab(name, inv, plan.build(mesh, {}))
+        lab = Lab(name, inv, own(kit.plan(mesh)))
         lab.before = {h: lab.exec(h, "sh", "-c", BEFORE_AFTER).stdout for h in lab.hosts}
         t0 = time.monotonic()
         up = lab.run("up", "--yes", check=True)
         print(f"\n{name}: up from nothing {time.monotonic() - t0:.1f} s\n{up.stdout[-300:]}")
         keys = json.loads(lab.run("plan", "--json", check=True).stdout)
-        lab.plan = plan.build(mesh, {h["name"]: h["public_key"] for h in keys["hosts"]})
+        lab.plan = own(kit.plan(mesh, {h["name"]: h["public_key"] for h in keys["hosts"]}))
         yield lab
     finally:
         mesh_push("lab", "down", "--name", name)
@@ -117,7 +118,7 @@ def test_healthy_with_bgp_bfd_and_evpn(lab: Lab) -> None:
         assert all(b["state"] == "up" for b in frr["bfd"]), (h["name"], frr["bfd"])
         assert len(frr["remote_vteps"]) == others, (h["name"], frr["remote_vteps"])
     reflectors = set(status["route_reflectors"])
-    assert reflectors == set(lab.plan.underlay.reflectors)  # type: ignore[union-attr]
+    assert reflectors == set(lab.plan.underlay.reflectors)
     for h in status["hosts"]:
         assert len(h["frr"]["bgp"]) == (others if h["name"] in reflectors else 2)
 
@@ -186,13 +187,12 @@ def _wrong_hops(lab: Lab) -> list[str]:
     """Each pair's path, followed hop by hop with each host's `ip route get` of the
     destination's VTEP: every hop must start one of the plan's shortest paths."""
     u = lab.plan.underlay
-    assert u is not None
-    vtep = {h: str(lab.plan.host(h).evpn.vtep) for h in lab.hosts}  # type: ignore[union-attr]
+    vtep = {h: str(lab.plan.evpn_host(h).vtep) for h in lab.hosts}
     by_vtep = {v: h for h, v in vtep.items()}
     # Each host's next hop towards every VTEP, as its kernel routes it: dev → the link's peer.
     hop: dict[tuple[str, str], str] = {}
     for h in lab.hosts:
-        peer_of = {e.name: e.peer for e in lab.plan.host(h).evpn.links}  # type: ignore[union-attr]
+        peer_of = {e.name: e.peer for e in lab.plan.evpn_host(h).links}
         targets = " ".join(v for o, v in vtep.items() if o != h)
         out = lab.exec(h, "sh", "-c", f"for v in {targets}; do ip -o route get $v; done").stdout
         for line in out.splitlines():
@@ -223,7 +223,6 @@ def _cuts(lab: Lab) -> list[tuple[str, str]]:
     """Two links whose own ends' planned path is the link itself (traffic between them must
     move when it is cut): the write-up's two short ones, or the 20-host lab's first two."""
     u = lab.plan.underlay
-    assert u is not None
     direct = [(lk.a, lk.b) for lk in lab.plan.mesh.links if u.path(lk.a, lk.b) == [lk.a, lk.b]]
     wanted = [("bob", "rho"), ("epsilon", "vorke")]
     return wanted if all(w in direct for w in wanted) else direct[:2]
@@ -295,13 +294,13 @@ def test_drift_is_repaired_and_a_foreign_interface_refused(lab: Lab) -> None:
     wg0-vx) stops bob's script before any change, and stays as it was."""
     if len(lab.hosts) > 5:
         return
-    link = next(e.name for e in lab.plan.host("bob").evpn.links if e.peer == "rho")  # type: ignore[union-attr]
+    link = next(e.name for e in lab.plan.evpn_host("bob").links if e.peer == "rho")
     lab.exec("bob", "ip", "link", "del", "dev", link)
     res = lab.run("up", "--check")
     assert res.returncode == 3 and link in res.stdout, res.stdout[-3000:]
     lab.run("up", "--yes", check=True)
     _wait_healthy(lab, 30)
-    vx = lab.plan.mesh.evpn_vxlan
+    vx = vxlan_name(lab.plan.mesh)
     lab.exec("bob", "ip", "link", "del", "dev", vx)
     lab.exec("bob", "ip", "link", "add", "name", vx, "type", "bridge")
     try:

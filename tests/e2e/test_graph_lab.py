@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from mesh_push.modes.stp import graph
+from mesh_push.modes import picture
 from tests.conftest import require_root
 from tests.e2e.labkit import lab_inventory, lab_up, mesh_push
-from tests.test_graph import blocking_end, parse, wire
+from tests.unit.modes.test_graph import blocking_end, parse, wire
 
 pytestmark = pytest.mark.lab
 
@@ -51,7 +51,7 @@ def test_healthy_mesh_is_green(inv: Path, tmp_path: Path) -> None:
     assert code == 0
     nodes, edges = parse(out.with_suffix(".dot").read_text())
     assert {n for n, a in nodes.items() if a.get("fillcolor") == "palegreen"} == HOSTS
-    assert {e["color"] for e in edges.values()} == {graph.WIRE_COLOUR["healthy"]}
+    assert {e["color"] for e in edges.values()} == {picture.WIRE_COLOUR["healthy"]}
     assert out.read_text().startswith("<?xml")
 
 

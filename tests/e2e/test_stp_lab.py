@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from mesh_push import inventory
-from mesh_push.host import state as observe
+from mesh_push.modes.stp import observe
 from tests.conftest import require_root
 from tests.e2e.labkit import (
     HOSTS,

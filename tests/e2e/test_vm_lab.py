@@ -17,7 +17,8 @@ import pytest
 
 from mesh_push.engine import gather
 from mesh_push.host import facts as backends
-from mesh_push.inventory import lab_dir, load
+from mesh_push.inventory import load
+from mesh_push.inventory.schema import lab_dir
 from tests.conftest import require_root
 from tests.e2e.labkit import HOSTS, NUMBER, cli_argv, lab_exec, lab_inventory, mesh_push
 
@@ -152,7 +153,7 @@ def test_facts_say_kernel_wireguard_and_hosts_use_it(vm_lab: VmLab) -> None:
         gather.first_command(mesh), "ip -d -j link show wg0", "ps -e -o comm=", "uname -r"
     )
     for host, (facts_text, link, procs, kernel) in found.items():
-        facts = gather.parse_facts(facts_text)
+        facts = backends.parse_facts(facts_text)
         assert facts.kernel_wireguard and facts.systemd, (host, facts_text)
         assert backends.choose(facts).wireguard.name == "kernel"
         assert json.loads(link)[0]["linkinfo"]["info_kind"] == "wireguard"

@@ -159,7 +159,7 @@ class Lab:
 
 
 def new_lab(tmp: Path, source: Path = LAB_YAML) -> Lab:
-    from mesh_push.inventory import lab_dir
+    from mesh_push.inventory.schema import lab_dir
 
     name = unique_name()
     inv = lab_inventory(tmp / f"{name}.yaml", name, free_network(), source)

@@ -92,7 +92,7 @@ def seed_rho() -> str:
     return kit.script(seed_plan(), "rho")
 
 
-def down(p: Plan) -> str:
+def down_script(p: Plan) -> str:
     return scripts.down_script(p.mesh, load_templates(), purge=True)
 
 
@@ -147,7 +147,7 @@ def test_what_is_not_ours_stops_the_script_before_any_change() -> None:
         for path in ("/var/lib/mesh-push/seed", "/etc/wireguard/mesh-push-seed.key"):
             assert not b.exists(path), path
         # down leaves them alone too.
-        down = b.run(down(seed_plan()))
+        down = b.run(down_script(seed_plan()))
         assert down.returncode == 0 and down.stdout == "no changes\n", down
         assert b.links() == before
 
@@ -184,7 +184,7 @@ def test_two_meshes_side_by_side(tmp_path: Path) -> None:
         assert b.run(seed_rho()).stdout == "no changes\n"
         assert b.run(other_rho(other)).stdout == "no changes\n"
 
-        down = b.run(down(other))
+        down = b.run(down_script(other))
         assert down.returncode == 0, down.stderr
         assert {ln for ln in down.stdout.splitlines() if ln.endswith(" removed")} >= {
             "changed: wg7 removed", "changed: br-other removed", "changed: zed removed",
@@ -265,7 +265,7 @@ def test_an_older_install_of_another_mesh_is_left_alone() -> None:
             "echo '[Service]' > /etc/systemd/system/mesh-push.service\n"
         )
         assert made.returncode == 0, made.stderr
-        down = b.run(down(seed_plan()))
+        down = b.run(down_script(seed_plan()))
         # wg0 carries the legacy mark under a name seed plans: seed's, by the migration rule.
         assert down.stdout.splitlines() == ["changed: wg0 removed"], down
         assert b.exists("/var/lib/mesh-push/apply.sh")
