@@ -13,10 +13,7 @@ import pytest
 
 from mesh_push import inventory
 from mesh_push.core.problems import InventoryError, format_path, printable
-from mesh_push.inventory import (
-    MAX_BYTES,
-    MAX_JUMPS,
-    MAX_NODES,
+from mesh_push.core.values import (
     endpoint_address,
     ifname_problem,
     name_problem,
@@ -25,6 +22,10 @@ from mesh_push.inventory import (
     text_problem,
     user_problem,
 )
+from mesh_push.inventory.files import MAX_BYTES
+from mesh_push.inventory.hosts import MAX_JUMPS
+from mesh_push.inventory.schema import MESH_NAME_MAX
+from mesh_push.inventory.yamldoc import MAX_NODES
 
 TWO = "hosts:\n  bob: {endpoint: static, address: 192.0.2.1}\n  rho: {endpoint: nat}\n"
 
@@ -68,9 +69,9 @@ def test_unsafe_interface_names(name: str, why: str) -> None:
 
 
 def test_mesh_names_may_be_longer_but_not_unsafe() -> None:
-    assert name_problem("m" * 64, inventory.MESH_NAME_MAX) is None
-    assert "1 to 64 bytes" in (name_problem("m" * 65, inventory.MESH_NAME_MAX) or "")
-    assert "holds '\\n'" in (name_problem("a\nb", inventory.MESH_NAME_MAX) or "")
+    assert name_problem("m" * 64, MESH_NAME_MAX) is None
+    assert "1 to 64 bytes" in (name_problem("m" * 65, MESH_NAME_MAX) or "")
+    assert "holds '\\n'" in (name_problem("a\nb", MESH_NAME_MAX) or "")
 
 
 @pytest.mark.parametrize("user", ["root", "debian", "_svc", "ci-bot", "host$", "u" * 32])

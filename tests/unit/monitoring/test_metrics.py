@@ -5,7 +5,9 @@ inventory's checks) and hostile host output are escaped, never new series."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import math
 import os
 import re
@@ -16,13 +18,57 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from mesh_push import inventory
+from mesh_push.core.model import Mesh
 from mesh_push.files.fsutil import LocalFileError
 from mesh_push.host import state as observe
-from mesh_push.modes import judge, plan
+from mesh_push.modes.base import Plan
+from mesh_push.modes.stp.metrics import STP_STATES
+from mesh_push.modes.stp.observe import StpBridge, StpSeen
+from mesh_push.modes.stp.plan import StpPlan, own
 from mesh_push.monitoring import metrics
 from mesh_push.monitoring.status import write_textfile
-from tests.kit import ROOT
-from tests.test_judge import HOSTS, keys, lab_plan, port, states
+from tests.kit import OBSERVED, ROOT, judge, plan, state
+
+# The lab's mesh (inventory/lab.yaml, stp) as captured healthy (tests/data/observe).
+HOSTS = ["bob", "rho", "vorke", "epsilon", "pi0"]
+States = dict[str, observe.HostState]
+
+
+@functools.cache
+def lab_mesh() -> Mesh:
+    return inventory.load(ROOT / "inventory/lab.yaml")
+
+
+@functools.cache
+def captured() -> States:
+    return {h: state((OBSERVED / f"{h}.txt").read_text(), lab_mesh()) for h in HOSTS}
+
+
+def keys() -> dict[str, str]:
+    wg = lab_mesh().wg_interface
+    return {h: st.wg[wg].public_key for h, st in captured().items()}
+
+
+@functools.cache
+def lab_plan() -> StpPlan:
+    return own(plan(lab_mesh(), keys()))
+
+
+def states() -> States:
+    """A fresh deep copy of the healthy captured mesh, for one test to break."""
+    return copy.deepcopy(captured())
+
+
+def seen(st: observe.HostState) -> StpSeen:
+    assert isinstance(st.mode_state, StpSeen)
+    return st.mode_state
+
+
+def bridge(st: observe.HostState) -> StpBridge:
+    stp = seen(st).stp
+    assert stp is not None
+    return stp
 
 
 def promtool() -> str:
@@ -33,7 +79,7 @@ def promtool() -> str:
 
 def snapshot(s: dict[str, observe.HostState] | None = None) -> metrics.Snapshot:
     p = lab_plan()
-    return metrics.Snapshot(p, judge.judge(p, states() if s is None else s), 0.75, 1.8e9)
+    return metrics.Snapshot(p, judge(p, states() if s is None else s), 0.75, 1.8e9)
 
 
 def samples(snap: metrics.Snapshot, tmp_path: Path) -> list[Sample]:
@@ -86,15 +132,15 @@ def test_a_healthy_mesh(tmp_path: Path) -> None:
         for here, there in ((lk.a, lk.b), (lk.b, lk.a)):
             at = {"host": here, "peer": there, "wire": wire}
             planned = "blocking" if (here, there) in blocking else "forwarding"
-            for state in metrics.STP_STATES:
-                want = 1 if state == planned else 0
-                assert value(found, "mesh_push_port_stp_state", state=state, **at) == want
+            for stp_state in STP_STATES:
+                want = 1 if stp_state == planned else 0
+                assert value(found, "mesh_push_port_stp_state", state=stp_state, **at) == want
             assert value(found, "mesh_push_port_stp_matches_plan", **at) == 1
 
 
 def test_a_port_forwarding_against_the_plan(tmp_path: Path) -> None:
     s = states()
-    port("vorke", "bob", "forwarding")(s)  # planned blocking
+    bridge(s["vorke"]).ports["bob"].state = "forwarding"  # planned blocking
     found = samples(snapshot(s), tmp_path)
     wire = wire_of("vorke", "bob")
     at = {"host": "vorke", "peer": "bob", "wire": wire}
@@ -122,7 +168,7 @@ def test_a_handshake_never_made_is_infinitely_old(tmp_path: Path) -> None:
     s = states()
     rho_key = lab_plan().host("rho").public_key
     assert rho_key
-    s["bob"].handshakes[rho_key] = 0
+    s["bob"].wg["wg0"].handshakes[rho_key] = 0
     found = samples(snapshot(s), tmp_path)
     assert value(found, "mesh_push_peer_handshake_age_seconds", host="bob", peer="rho") == (
         math.inf
@@ -130,7 +176,10 @@ def test_a_handshake_never_made_is_infinitely_old(tmp_path: Path) -> None:
 
 
 def test_every_metric_is_documented() -> None:
-    names = {fam.name for fam in metrics.families(snapshot())}
+    # Both modes' families (an evpn mesh's, judged with no host read, has them all, empty).
+    evpn = plan(inventory.load(ROOT / "inventory/lab-evpn.yaml"))
+    both = (snapshot(), metrics.Snapshot(evpn, judge(evpn, {}), 0.75, 1.8e9))
+    names = {fam.name for snap in both for fam in metrics.families(snap)}
     doc = (ROOT / "docs/monitoring.md").read_text()
     documented = set(re.findall(r"`(mesh_push_[a-z_]+)`", doc))
     # Counters are documented with the `_total` their samples carry.
@@ -150,7 +199,7 @@ HOSTILE = [
 ]
 
 
-def hostile_plan() -> tuple[plan.Plan, dict[str, str]]:
+def hostile_plan() -> tuple[Plan, dict[str, str]]:
     """The lab's plan with hostile mesh and host names, built past the inventory's checks."""
     p = lab_plan()
     new = {h: f"{h}{HOSTILE[i % len(HOSTILE)]}" for i, h in enumerate(HOSTS)}
@@ -162,19 +211,18 @@ def hostile_plan() -> tuple[plan.Plan, dict[str, str]]:
         links=tuple(dataclasses.replace(lk, a=new[lk.a], b=new[lk.b]) for lk in mesh.links),
         stp=dataclasses.replace(mesh.stp, root=new[mesh.stp.root] if mesh.stp.root else None),
     )
-    return plan.build(mesh, {new[h]: k for h, k in keys().items()}), new
+    return plan(mesh, {new[h]: k for h, k in keys().items()}), new
 
 
 def test_hostile_names_and_host_output_are_escaped(tmp_path: Path) -> None:
     p, new = hostile_plan()
     s = {new[h]: st for h, st in states().items()}
     for st in s.values():
-        assert st.stp is not None
         # What a host prints is not trusted either: a root id and port states of its making.
-        st.root_id = HOSTILE[3]
-        for pt in st.stp.ports.values():
+        seen(st).root_id = HOSTILE[3]
+        for pt in bridge(st).ports.values():
             pt.state = 'forwarding"} 1\nmesh_push_mesh_healthy 1'
-    snap = metrics.Snapshot(p, judge.judge(p, s), 0.5, 1.8e9)
+    snap = metrics.Snapshot(p, judge(p, s), 0.5, 1.8e9)
     found = samples(snap, tmp_path)
     names = {fam.name for fam in metrics.families(snap)}
     assert {x.name.removesuffix("_total") for x in found} <= names
@@ -185,14 +233,14 @@ def test_hostile_names_and_host_output_are_escaped(tmp_path: Path) -> None:
     assert {x.labels["peer"] for x in found if "peer" in x.labels} <= set(new.values())
     # A root id that is not a bridge id's form is not passed on.
     assert {x.labels["root"] for x in found if "root" in x.labels} == {"unknown"}
-    assert {x.labels["state"] for x in found if "state" in x.labels} == set(metrics.STP_STATES)
+    assert {x.labels["state"] for x in found if "state" in x.labels} == set(STP_STATES)
     # A state no kernel reports is in no state series, and matches no plan.
     assert not [x for x in found if x.name == "mesh_push_port_stp_state" and x.value]
 
 
 def test_a_foreign_root_is_shown_by_its_bridge_id(tmp_path: Path) -> None:
     s = states()
-    s["pi0"].root_id = "8000.02aabbccddee"
+    seen(s["pi0"]).root_id = "8000.02aabbccddee"
     found = samples(snapshot(s), tmp_path)
     assert value(found, "mesh_push_bridge_root_info", host="pi0") == 1
     roots = [

@@ -15,7 +15,7 @@ import yaml
 from mesh_push import cli
 from mesh_push.monitoring import metrics
 from tests.kit import ROOT
-from tests.test_metrics import promtool, snapshot
+from tests.unit.monitoring.test_metrics import promtool, snapshot
 
 EXAMPLES = ROOT / "examples/monitoring"
 METRIC = re.compile(r"\bmesh_push_[a-z_]+\b")

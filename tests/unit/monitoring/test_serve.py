@@ -16,20 +16,21 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mesh_push.cli import main
-from mesh_push.modes import judge
 from mesh_push.monitoring import metrics, serve
-from tests.test_judge import lab_plan, states
+from tests.kit import OBSERVED, ROOT, judge
+from tests.unit.monitoring.test_metrics import HOSTS, keys, lab_plan, states
 
 CLI = [sys.executable, "-m", "mesh_push.cli"]
 
 
 def snap() -> metrics.Snapshot:
     p = lab_plan()
-    return metrics.Snapshot(p, judge.judge(p, states()), 0.1, time.time())
+    return metrics.Snapshot(p, judge(p, states()), 0.1, time.time())
 
 
 class SlowGather:
@@ -238,8 +239,7 @@ def test_a_port_in_use_is_a_usage_error_without_traceback() -> None:
 SERVE_ONLY = """
 import sys, time
 from mesh_push.monitoring import serve
-from tests.test_serve import snap
-from tests.kit import ROOT
+from tests.unit.monitoring.test_serve import snap
 sys.exit(serve.serve("lab", snap, ("127.0.0.1", 0), 0.2))
 """
 
@@ -284,23 +284,24 @@ def captured_hosts(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     any further command fails the test. Returns the first commands sent, one per open_all."""
     from mesh_push.engine import connect, gather
     from mesh_push.engine import keys as mesh_keys
-    from mesh_push.engine.outcome import Outcome
-    from tests.test_judge import DATA, HOSTS, fake_session, keys
+    from mesh_push.engine.outcome import HostReport
+    from mesh_push.engine.session import Access, Session
 
     opened: list[str | None] = []
 
-    def open_all(mesh: object, access: object, first: str | None, *_a: object) -> connect.Session:
+    def open_all(mesh: Any, access: Access, first: str | None, *_a: object) -> Session:
         opened.append(first)
-        session = fake_session(dict.fromkeys(HOSTS, Outcome.PENDING))
+        session = Session(mesh, access)
         for h in HOSTS:
-            session.outputs[h] = (DATA / f"{h}.txt").read_text()
+            session.reports[h] = HostReport(h)
+            session.outputs[h] = (OBSERVED / f"{h}.txt").read_text()
         return session
 
     def no_more(*_args: object, **_kw: object) -> None:
         raise AssertionError("a second round trip")
 
     monkeypatch.setattr(connect, "open_all", open_all)
-    monkeypatch.setattr(connect.Session, "run", no_more)
+    monkeypatch.setattr(Session, "run", no_more)
     monkeypatch.setattr(gather, "poll", no_more)
     monkeypatch.setattr(mesh_keys, "public_keys", lambda _mesh, **_kw: keys())
     return opened
@@ -310,13 +311,12 @@ def test_a_refresh_is_status_one_round_trip_per_host(captured_hosts: list[str | 
     """The serve loop's gather is `status`'s: one open_all whose first command is the gather
     (facts and state in one program), and not one command more."""
     from mesh_push import inventory
-    from mesh_push.engine import connect, gather
+    from mesh_push.engine import gather
+    from mesh_push.engine.session import Access
     from mesh_push.monitoring import status
 
     mesh = inventory.load(ROOT / "inventory/lab.yaml")
-    refresher = serve.Refresher(
-        lambda: status.gather(mesh, connect.Access()), metrics.Latest(), 30, print
-    )
+    refresher = serve.Refresher(lambda: status.gather(mesh, Access()), metrics.Latest(), 30, print)
     refresher.refresh()
     refresher.refresh()
     assert captured_hosts == [gather.first_command(mesh)] * 2

@@ -1,7 +1,9 @@
 """Every `--json` output against its schema in docs/schemas/ (described in docs/json.md).
 
-Real documents, built without hosts: `plan` and `render` by running the command; `status`
-from the captured lab states of tests/data/observe, judged; the run document (`up`,
+Real documents, built without hosts: `plan` and `render` by running the command, in both
+modes; `status` from the captured lab states of tests/data/observe, judged (evpn mode: its
+link interfaces as the gather reads them, with FRR as captured in tests/data/evpn); the run
+document (`up`,
 `rotate-keys`, `down`) from hand-built reports of every outcome; `measure` and the lab's
 commands through their own printing code, with what needs hosts or root replaced by
 values. The schemas' enums are checked against the code they come from, and a few wrong
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import re
 import shutil
@@ -24,25 +27,56 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from mesh_push import inventory
+from mesh_push.cli import handlers
 from mesh_push.core import model
+from mesh_push.engine import commands, outcome
 from mesh_push.engine import measure as measure_cmd
-from mesh_push.engine import outcome
 from mesh_push.engine.apply import Rollout
 from mesh_push.engine.commands import Run
+from mesh_push.engine.keys import public_keys as known_keys
 from mesh_push.engine.outcome import HostReport, Outcome
 from mesh_push.engine.verify import Verification
 from mesh_push.host import state as observe
+from mesh_push.inventory.schema import LAB_KINDS, LAB_LOGINS, LAB_NAME
 from mesh_push.lab import addresses, ops
 from mesh_push.lab import cli as lab_cli
 from mesh_push.lab import move as lab_move
 from mesh_push.lab.names import moved
 from mesh_push.lab.state import LabState
-from mesh_push.modes import judge, plan
-from mesh_push.views import report
-from tests.kit import GOLDEN, OBSERVED, ROOT
+from mesh_push.modes.base import Plan
+from mesh_push.modes.evpn import observe as evpn_observe
+from mesh_push.modes.stp.observe import StpBridge, StpSeen, stp_from_ip_json
+from mesh_push.views import reports
+from mesh_push.views import run as run_view
+from tests.kit import DATA, GOLDEN, OBSERVED, ROOT, judge, plan
+from tests.kit import state as kit_state
+from tests.schemas import NAMES, SCHEMAS, errors, schema, validate
 
-from .schemas import NAMES, SCHEMAS, errors, schema, validate
-from .test_observe import HOSTS, lab_plan, state
+HOSTS = ["bob", "rho", "vorke", "epsilon", "pi0"]
+LAB = ROOT / "inventory/lab.yaml"
+
+
+@functools.cache
+def _lab_mesh() -> model.Mesh:
+    return inventory.load(LAB)
+
+
+def state(host: str) -> observe.HostState:
+    """`host`'s state as captured on the lab (tests/data/observe), parsed as the engine does."""
+    return kit_state((OBSERVED / f"{host}.txt").read_text(), _lab_mesh())
+
+
+def public_key(st: observe.HostState) -> str:
+    return st.wg[_lab_mesh().wg_interface].public_key
+
+
+def lab_plan() -> Plan:
+    return plan(_lab_mesh(), {h: public_key(state(h)) for h in HOSTS})
+
+
+def stp_of(st: observe.HostState) -> StpBridge | None:
+    assert isinstance(st.mode_state, StpSeen)
+    return st.mode_state.stp
 
 
 def mesh_push(*args: str) -> subprocess.CompletedProcess[str]:
@@ -106,7 +140,7 @@ def test_status_stp_states_cover_the_captured_ones() -> None:
     for host in HOSTS:
         text = (OBSERVED / f"{host}.txt").read_text()
         links = json.loads(observe.sections(text)["ip-link"])
-        for stp in (state(host).stp, observe.stp_from_ip_json(links, "internet")):
+        for stp in (stp_of(state(host)), stp_from_ip_json(links, "internet")):
             assert stp is not None
             seen |= {port.state for port in stp.ports.values()}
     assert seen and seen <= set(states)
@@ -121,16 +155,16 @@ def test_plan_and_lab_enums_follow_the_model() -> None:
     node = schema("lab-up")["$defs"]["node"]["properties"]
     assert node["kind"]["enum"] == [*endpoint_kinds, "router"]
     assert node["role"]["enum"] == list(typing.get_args(addresses.Role))
-    assert _enum("lab-up", "properties", "login") == list(inventory.LAB_LOGINS)
-    assert _enum("lab-up", "properties", "kind") == list(inventory.LAB_KINDS)
-    assert _enum("lab-status", "$defs", "lab", "properties", "kind") == list(inventory.LAB_KINDS)
+    assert _enum("lab-up", "properties", "login") == list(LAB_LOGINS)
+    assert _enum("lab-up", "properties", "kind") == list(LAB_KINDS)
+    assert _enum("lab-status", "$defs", "lab", "properties", "kind") == list(LAB_KINDS)
     assert _enum("lab-status", "$defs", "node", "properties", "kind") == [*endpoint_kinds, "router"]
     for name, where in (
         ("lab-up", schema("lab-up")["properties"]["name"]),
         ("lab-status", schema("lab-status")["$defs"]["lab"]["properties"]["name"]),
         ("lab-move", schema("lab-move")["properties"]["lab"]),
     ):
-        assert where["pattern"] == inventory.LAB_NAME.pattern, name
+        assert where["pattern"] == LAB_NAME.pattern, name
 
 
 # --------------------------------------------------------------------------- plan, render
@@ -144,9 +178,11 @@ def test_plan_and_lab_enums_follow_the_model() -> None:
         ["-i", "inventory/lab.yaml", "--cut", "bob-rho"],
         ["-i", "inventory/lab.yaml", "--cut", "rho-pi0"],  # pi0 cut off: null costs, empty paths
         ["-i", "inventory/lab-evpn.yaml"],
+        ["-i", "inventory/lab-evpn.yaml", "--cut", "bob-rho"],  # two pairs reroute
+        ["-i", "inventory/lab-evpn.yaml", "--cut", "rho-pi0"],  # pi0 cut off: no new path
         ["-i", "inventory/lab-evpn20.yaml"],
     ],
-    ids=["seed", "lab", "lab-cut", "lab-cut-off", "evpn", "evpn20"],
+    ids=["seed", "lab", "lab-cut", "lab-cut-off", "evpn", "evpn-cut", "evpn-cut-off", "evpn20"],
 )
 def test_plan(args: list[str]) -> None:
     res = mesh_push("plan", *args, "--json")
@@ -155,23 +191,83 @@ def test_plan(args: list[str]) -> None:
     doc = json.loads(res.stdout)
     if "seed" in args[1]:
         assert all(h["public_key"] is None for h in doc["hosts"])
-    if "rho-pi0" in args:
+    evpn = "evpn" in args[1]
+    assert doc["mode"] == ("evpn" if evpn else "stp")
+    assert all(pe["interface"] for h in doc["hosts"] for pe in h["peers"])
+    if evpn:
+        assert doc["tree"] is None and doc["stp"] is None
+        assert all("ospf_cost" in lk and "in_tree" not in lk for lk in doc["links"])
+        cut = doc["evpn"]["cut"]
+        assert (cut is None) is ("--cut" not in args)
+        if "bob-rho" in args:
+            assert cut["link"] == ["bob", "rho"] and cut["rerouted"]
+            assert all(r["new_path"] for r in cut["rerouted"])
+        if "rho-pi0" in args:
+            assert all(r["new_path"] == [] for r in cut["rerouted"])
+    else:
+        assert doc["evpn"] is None
+        assert all("in_tree" in lk and "ospf_cost" not in lk for lk in doc["links"])
+    if "rho-pi0" in args and not evpn:
         assert doc["tree"]["routing_cost_ms"] is None
         assert any(p["path"] == [] for p in doc["tree"]["pairs"])
 
 
+def _plan_doc(*args: str) -> dict[str, Any]:
+    res = mesh_push("plan", *args, "--json")
+    assert res.returncode == 0, res.stderr
+    doc: dict[str, Any] = json.loads(res.stdout)
+    return doc
+
+
+def _without(data: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != key}
+
+
 def test_plan_schema_refuses_what_the_plan_never_prints() -> None:
-    doc = json.loads(mesh_push("plan", "-i", "inventory/lab.yaml", "--json").stdout)
+    doc = _plan_doc("-i", "inventory/lab.yaml")
+    host, link = doc["hosts"][0], doc["links"][0]
     for broken in (
         {**doc, "extra": 1},
         {**doc, "mtu": {**doc["mtu"], "policy": "shrink"}},
-        {**doc, "hosts": [{**doc["hosts"][0], "public_key": "not a key"}]},
+        {**doc, "hosts": [{**host, "public_key": "not a key"}]},
         {
             **doc,
             "tree": {**doc["tree"], "pairs": [{"hosts": ["a", "b"], "path": [], "latency_ms": 3}]},
         },
+        # stp mode has a tree, the stp timers and no evpn part; its hosts wires, its links
+        # in_tree and never an OSPF cost; every peer names its interface
+        {**doc, "tree": None},
+        {**doc, "stp": None},
+        {**doc, "mode": "evpn"},
+        {**doc, "hosts": [_without(host, "wires")]},
+        {**doc, "hosts": [{**host, "peers": [_without(host["peers"][0], "interface")]}]},
+        {**doc, "links": [_without(link, "in_tree")]},
+        {**doc, "links": [{**link, "ospf_cost": 10}]},
     ):
-        assert errors(broken, "plan")
+        assert errors(broken, "plan"), broken
+
+
+def test_plan_schema_refuses_what_an_evpn_plan_never_prints() -> None:
+    doc = _plan_doc("-i", "inventory/lab-evpn.yaml")
+    host, link, evpn = doc["hosts"][0], doc["links"][0], doc["evpn"]
+    cut = _plan_doc("-i", "inventory/lab-evpn.yaml", "--cut", "rho-pi0")["evpn"]["cut"]
+    off = cut["rerouted"][0]  # a pair cut off
+    for broken in (
+        # no tree and no stp part, no bridge priority or wires, no in_tree; every link has
+        # its OSPF cost
+        {**doc, "tree": _plan_doc("-i", "inventory/lab.yaml")["tree"]},
+        {**doc, "stp": {"hello": 2, "forward_delay": 15, "max_age": 20}},
+        {**doc, "evpn": None},
+        {**doc, "hosts": [{**host, "bridge_priority": 32768}]},
+        {**doc, "hosts": [{**host, "wires": []}]},
+        {**doc, "links": [{**link, "in_tree": True}]},
+        {**doc, "links": [_without(link, "ospf_cost")]},
+        # a pair cut off has no new latency; a path has both its ends; cut is always there
+        {**doc, "evpn": {**evpn, "cut": {**cut, "rerouted": [{**off, "new_latency_ms": 1.0}]}}},
+        {**doc, "evpn": {**evpn, "cut": {**cut, "rerouted": [{**off, "new_path": ["rho"]}]}}},
+        {**doc, "evpn": _without(evpn, "cut")},
+    ):
+        assert errors(broken, "plan"), broken
 
 
 def test_render(tmp_path: Path) -> None:
@@ -196,7 +292,7 @@ def _states() -> dict[str, observe.HostState]:
 
 def test_status_healthy() -> None:
     p = lab_plan()
-    doc = report.status_json(p, judge.judge(p, _states()))
+    doc = reports.status_json(p, judge(p, _states()))
     validate(doc, "status")
     assert doc["healthy"] is True
 
@@ -204,7 +300,7 @@ def test_status_healthy() -> None:
 def test_status_with_an_unreachable_host() -> None:
     p = lab_plan()
     states = {h: st for h, st in _states().items() if h != "pi0"}
-    doc = report.status_json(p, judge.judge(p, states, {"pi0": "connect: timed out"}))
+    doc = reports.status_json(p, judge(p, states, {"pi0": "connect: timed out"}))
     validate(doc, "status")
     pi0 = next(h for h in doc["hosts"] if h["name"] == "pi0")
     assert pi0["reachable"] is False and pi0["healthy"] is None
@@ -216,19 +312,21 @@ def test_status_with_an_unreachable_host() -> None:
 def test_status_unhealthy_everywhere_it_can_be() -> None:
     """A tree that differs, a port still learning, a stale handshake, a bridge and a wg0 gone."""
     states = {h: copy.deepcopy(st) for h, st in _states().items()}
-    vorke = states["vorke"].stp
+    vorke = stp_of(states["vorke"])
     assert vorke is not None
     vorke.ports["bob"].state = "forwarding"
     vorke.ports["epsilon"].state = "learning"
     p = lab_plan()
     pi0_key = p.host("pi0").public_key
     assert pi0_key is not None
-    states["rho"].handshakes[pi0_key] = states["rho"].now - 400
-    states["epsilon"].stp = None
+    states["rho"].wg["wg0"].handshakes[pi0_key] = states["rho"].now - 400
+    epsilon_seen = states["epsilon"].mode_state
+    assert isinstance(epsilon_seen, StpSeen)
+    epsilon_seen.stp = None
     del states["epsilon"].links["internet"]
-    states["bob"].public_key = states["bob"].listen_port = None  # wg0 gone
+    del states["bob"].wg["wg0"]  # wg0 gone
     del states["bob"].links["wg0"]
-    doc = report.status_json(p, judge.judge(p, states))
+    doc = reports.status_json(p, judge(p, states))
     validate(doc, "status")
     assert doc["healthy"] is False and doc["tree_matches_plan"] is False
     epsilon = next(h for h in doc["hosts"] if h["name"] == "epsilon")
@@ -240,9 +338,9 @@ def test_status_unhealthy_everywhere_it_can_be() -> None:
 def test_status_before_a_key_is_known() -> None:
     """A first `up` never ran for vorke: its peers' planned key is null, and with it what
     `wg` says about that peer."""
-    keys = {h: state(h).public_key or "" for h in HOSTS if h != "vorke"}
-    p = plan.build(inventory.load(ROOT / "inventory/lab.yaml"), keys)
-    doc = report.status_json(p, judge.judge(p, _states()))
+    known = {h: public_key(state(h)) for h in HOSTS if h != "vorke"}
+    p = plan(_lab_mesh(), known)
+    doc = reports.status_json(p, judge(p, _states()))
     validate(doc, "status")
     peers = [pe for h in doc["hosts"] for pe in h["wireguard"]["peers"] if pe["name"] == "vorke"]
     assert peers and all(pe["public_key"] is None for pe in peers)
@@ -257,13 +355,115 @@ def test_the_example_in_status_md_is_valid() -> None:
 def test_status_schema_refuses_an_unreachable_host_said_healthy() -> None:
     p = lab_plan()
     states = {h: st for h, st in _states().items() if h != "pi0"}
-    doc = json.loads(json.dumps(report.status_json(p, judge.judge(p, states))))
+    doc = json.loads(json.dumps(reports.status_json(p, judge(p, states))))
     pi0 = next(h for h in doc["hosts"] if h["name"] == "pi0")
     pi0["healthy"] = True
     assert errors(doc, "status")
     doc["healthy"] = True
     pi0["healthy"] = None
     assert errors(doc, "status")
+
+
+EVPN = ROOT / "inventory/lab-evpn.yaml"
+NOW = 1_800_000_000
+PSK_FP = "0123456789abcdef"  # a pre-shared key's fingerprint, as hosts report it
+
+
+def _evpn_plan(psk: bool = False) -> Plan:
+    """The evpn lab's plan, its keys from inventory/lab-evpn.state.json; with `psk`, every
+    link has a pre-shared key (of fingerprint PSK_FP)."""
+    text = EVPN.read_text()
+    if psk:
+        text = text.replace("  mode: evpn\n", "  mode: evpn\n  psk: true\n")
+    mesh = inventory.parse(text, EVPN)
+    return plan(mesh, known_keys(mesh), dict.fromkeys(mesh.links, PSK_FP) if psk else None)
+
+
+def _frr(prefix: str = "") -> evpn_observe.FrrState:
+    def read(name: str) -> str:
+        return (DATA / "evpn" / f"{prefix}rho-{name}.json").read_text()
+
+    frr = evpn_observe.parse(
+        {
+            "frr-daemons": "watchfrr\nzebra\nbgpd\nospfd\nbfdd",
+            "frr-bgp": read("bgp-l2vpn-evpn-summary"),
+            "frr-bfd": read("bfd-peers"),
+            "frr-ospf": read("ospf-neighbor"),
+            "frr-vni": read("evpn-vni-detail"),
+        }
+    )
+    assert frr is not None
+    return frr
+
+
+def _evpn_states(p: Plan) -> dict[str, observe.HostState]:
+    """Every host but pi0 as the gather reads it: each link interface up, its peer heard from
+    5 s ago (with the planned pre-shared key, or none); rho's FRR as captured on the lab, the
+    others' not read."""
+    out = {}
+    for hp in p.hosts:
+        if hp.name == "pi0":
+            continue
+        links, wg = {}, {}
+        for iface in hp.wg:
+            (peer,) = iface.peers
+            key = peer.public_key or ""
+            links[iface.name] = observe.Link(
+                iface.name, True, p.mesh.mtu.wireguard, "wireguard",
+                addresses=[str(iface.address)], alias=p.mesh.mark,
+            )  # fmt: skip
+            wg[iface.name] = observe.WgIf(
+                public_key=hp.public_key or "",
+                listen_port=iface.port,
+                handshakes={key: NOW - 5},
+                endpoints={key: "198.18.4.99:51820"},
+                transfer={key: (1234, 5678)},
+                allowed_ips={key: str(peer.allowed_ip)},
+                keepalives={key: str(peer.keepalive or "off")},
+                psks={key: peer.psk_fp or "none"},
+            )
+        frr = _frr() if hp.name == "rho" else None
+        out[hp.name] = observe.HostState(hp.name, NOW, links, wg, mode_state=frr)
+    return out
+
+
+@pytest.mark.parametrize("psk", [False, True], ids=["no-psk", "psk"])
+def test_status_evpn(psk: bool) -> None:
+    p = _evpn_plan(psk)
+    doc = reports.status_json(p, judge(p, _evpn_states(p), {"pi0": "connect: timed out"}))
+    validate(doc, "status")
+    assert doc["mode"] == "evpn" and doc["healthy"] is False
+    hosts = {h["name"]: h for h in doc["hosts"]}
+    assert hosts["pi0"]["reachable"] is False
+    assert hosts["pi0"]["links"] is None and hosts["pi0"]["frr"] is None
+    assert hosts["rho"]["frr"] is not None and hosts["bob"]["frr"] is None
+    ends = [h["links"] for h in doc["hosts"] if h["links"] is not None]
+    assert ends and all(
+        lk["endpoint"] == "198.18.4.99:51820"
+        and lk["preshared_key"] is psk
+        and lk["preshared_key_planned"] is psk
+        for links in ends
+        for lk in links
+    )
+    for w in doc["links"]:
+        for name, end in w["ends"].items():
+            if name == "pi0":
+                assert end is None
+            else:
+                assert end["preshared_key"] is psk
+
+
+def test_status_schema_refuses_an_evpn_link_without_its_pre_shared_key() -> None:
+    p = _evpn_plan()
+    doc = json.loads(json.dumps(reports.status_json(p, judge(p, _evpn_states(p)))))
+    validate(doc, "status")
+    for name in ("preshared_key", "preshared_key_planned", "endpoint"):
+        broken = copy.deepcopy(doc)
+        del broken["hosts"][0]["links"][0][name]
+        assert errors(broken, "status"), name
+    broken = copy.deepcopy(doc)
+    del broken["links"][0]["ends"][broken["links"][0]["hosts"][0]]["preshared_key"]
+    assert errors(broken, "status")
 
 
 # --------------------------------------------------------------------------- run
@@ -311,7 +511,7 @@ def _only(reports: dict[str, HostReport], *outcomes: Outcome) -> dict[str, HostR
 
 
 def _run_doc(run: Run) -> dict[str, Any]:
-    doc = report.run_json(run)
+    doc = run_view.run_json(run)
     validate(doc, "run")
     assert doc["ok"] is run.ok
     return doc
@@ -365,7 +565,7 @@ def test_down_and_no_verify() -> None:
 
 def test_run_schema_refuses_the_old_and_the_inconsistent() -> None:
     reports = _only(_reports(), Outcome.CHANGED, Outcome.FAILED)
-    doc = report.run_json(Run(reports, Rollout([["changed", "failed"]], 2)))
+    doc = run_view.run_json(Run(reports, Rollout([["changed", "failed"]], 2)))
     validate(doc, "run")
 
     def broken(name: str, **change: Any) -> dict[str, Any]:
@@ -392,7 +592,7 @@ def test_run_schema_refuses_the_old_and_the_inconsistent() -> None:
 
 
 PINGS = {
-    # host → peer → what ping printed (hostcmd.measure puts each under a marker line)
+    # host → peer → what ping printed (programs.measure puts each under a marker line)
     "bob": {"epsilon": [80.1, 80.3, 79.9], "rho": [12.0, 12.4, 11.8], "vorke": []},
     "rho": {"bob": [12.2, 12.1, 12.3], "epsilon": [85.0, 85.2, 84.9], "vorke": []},
     "epsilon": {"bob": [80.0, 80.2, 80.1], "rho": [85.1, 85.1, 85.0], "vorke": []},
@@ -411,9 +611,9 @@ def _ping_text(peers: dict[str, list[float]], count: int) -> str:
 
 
 def _fake_measure(
-    mesh: model.Mesh, p: Any, count: int, *_: Any
+    mesh: model.Mesh, _access: Any, count: int
 ) -> tuple[list[measure_cmd.LinkResult], dict[str, str]]:
-    """measure.measure without hosts: the same assembly over parsed ping outputs."""
+    """commands.measure without hosts: the same assembly over parsed ping outputs."""
     per_host = {h: measure_cmd.parse_pings(_ping_text(peers, count)) for h, peers in PINGS.items()}
     results = []
     for lk in mesh.links:
@@ -437,13 +637,13 @@ def test_measure(
 ) -> None:
     inv = tmp_path / "lab.yaml"
     shutil.copy(ROOT / "inventory/lab.yaml", inv)
-    monkeypatch.setattr(measure_cmd, "measure", _fake_measure)
+    monkeypatch.setattr(commands, "measure", _fake_measure)
     monkeypatch.delenv("MESH_PUSH_BECOME_PASSWORD_FILE", raising=False)
     monkeypatch.delenv("MESH_PUSH_BECOME_PASSWORD", raising=False)
     args = argparse.Namespace(
         inventory=inv, count=3, write=write, json=True, accept_new=False, ask_become_pass=False
     )
-    code = measure_cmd.run(args)
+    code = handlers.measure(args)
     out = capsys.readouterr().out
     validate(out, "measure")
     doc = json.loads(out)
@@ -460,7 +660,7 @@ def test_measure_all_links_measured(
     full = {h: {pe.name: [1.5, 1.25] for pe in lab_plan().host(h).peers} for h in HOSTS}
     monkeypatch.setattr(sys.modules[__name__], "PINGS", full)
     monkeypatch.setattr(sys.modules[__name__], "UNREACHABLE", {})
-    monkeypatch.setattr(measure_cmd, "measure", _fake_measure)
+    monkeypatch.setattr(commands, "measure", _fake_measure)
     args = argparse.Namespace(
         inventory=ROOT / "inventory/lab.yaml",
         count=2,
@@ -469,7 +669,7 @@ def test_measure_all_links_measured(
         accept_new=False,
         ask_become_pass=False,
     )
-    assert measure_cmd.run(args) == 0
+    assert handlers.measure(args) == 0
     out = capsys.readouterr().out
     validate(out, "measure")
     assert json.loads(out)["ok"] is True
@@ -594,7 +794,7 @@ def test_check_every_outcome_with_a_diff() -> None:
     checked = (Outcome.WOULD_CHANGE, Outcome.UNCHANGED, Outcome.FAILED, Outcome.UNREACHABLE)
     reports = _only(_reports(), *checked, Outcome.EXCLUDED)
     reports["would-change"].diff = "--- would-change: applied\n+++ would-change: new\n"
-    doc = report.check_json(Run(reports, checked=True))
+    doc = run_view.check_json(Run(reports, checked=True))
     validate(doc, "run")
     assert doc["check"] is True and doc["pending"] is True and doc["ok"] is False
     assert doc["rollout"] is None and doc["verify"] is None
@@ -602,6 +802,6 @@ def test_check_every_outcome_with_a_diff() -> None:
     assert (
         diffs["would-change"].startswith("--- would-change: applied") and diffs["unchanged"] is None
     )
-    clean = report.check_json(Run(_only(_reports(), Outcome.UNCHANGED), checked=True))
+    clean = run_view.check_json(Run(_only(_reports(), Outcome.UNCHANGED), checked=True))
     validate(clean, "run")
     assert clean["ok"] is True and clean["pending"] is False

@@ -8,19 +8,25 @@ import io
 import json
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from rich.console import Console
 
 from mesh_push import cli
+from mesh_push.cli import handlers
 from mesh_push.core.model import Host, Link, Mesh, Mtu, SshDefaults, Stp
+from mesh_push.core.problems import UsageError
 from mesh_push.engine.commands import Run
 from mesh_push.engine.outcome import HostReport, Outcome
 from mesh_push.engine.verify import Verification
-from mesh_push.modes import plan
-from mesh_push.views import report
+from mesh_push.host.state import HostState, WgIf
+from mesh_push.modes.judgement import Finding, HostVerdict, Kind
+from mesh_push.modes.stp.judge import StpJudgement
+from mesh_push.modes.stp.observe import StpBridge, StpPort, StpSeen
+from mesh_push.views import console, reports
+from mesh_push.views import run as views_run
+from tests.kit import plan
 
 # Names no inventory lets through, built into a model directly.
 MARKUP = "[red]a"
@@ -71,17 +77,17 @@ def _mesh(names: tuple[str, ...] = NAMES, latency: float | None = None) -> Mesh:
 
 
 def test_safe_text() -> None:
-    assert report.safe_text("[red]a") == "\\[red]a"
-    assert report.safe_text("\x1b[31mx\x1b[0m") == "\\x1b[31mx\\x1b[0m"
-    assert report.safe_text("a\r\nb\tc\x9bd") == "a\\x0d\nb\tc\\x9bd"
-    assert report.safe_text("a\nb", multiline=False) == "a\\x0ab"
-    assert report.safe_text("x\u202ey") == "x\\u202ey"
-    assert report.safe_text("Zürich — ok") == "Zürich — ok"
+    assert console.safe_text("[red]a") == "\\[red]a"
+    assert console.safe_text("\x1b[31mx\x1b[0m") == "\\x1b[31mx\\x1b[0m"
+    assert console.safe_text("a\r\nb\tc\x9bd") == "a\\x0d\nb\tc\\x9bd"
+    assert console.safe_text("a\nb", multiline=False) == "a\\x0ab"
+    assert console.safe_text("x\u202ey") == "x\\u202ey"
+    assert console.safe_text("Zürich — ok") == "Zürich — ok"
 
 
 def test_plan_shows_hostile_names_as_text() -> None:
-    p = plan.build(_mesh(), {})
-    text = _render(report.show_plan, p)
+    p = plan(_mesh())
+    text = _render(reports.show_plan, p)
     _clean(text)
     assert "[red]a" in text  # shown as written, not as red "a"
     assert "\\x1b[31mb" in text
@@ -90,14 +96,14 @@ def test_plan_shows_hostile_names_as_text() -> None:
     assert "[bold]mesh\\x1b[2J" in text
     # the same through the plain tables of a big plan
     many = tuple(f"h{i}" for i in range(300)) + NAMES
-    text = _render(report.show_plan, plan.build(_mesh(many), {}))
+    text = _render(reports.show_plan, plan(_mesh(many)))
     _clean(text)
     assert "[red]a" in text and "\\x1b[31mb" in text
 
 
 def test_plan_json_escapes_rather_than_neutralises() -> None:
-    p = plan.build(_mesh(), {})
-    data = json.loads(json.dumps(report.plan_json(p)))
+    p = plan(_mesh())
+    data = json.loads(json.dumps(reports.plan_json(p)))
     assert [h["name"] for h in data["hosts"]] == list(NAMES)  # JSON escapes them itself
 
 
@@ -108,13 +114,13 @@ def test_host_output_in_run_results_and_progress() -> None:
     ok = HostReport(MARKUP, Outcome.CHANGED, changes=["\x1b[1mwg0 up"])
     verification = Verification(False, 1.0, [f"{OSC}: {hostile}"], {}, not_verified=[BIDI])
     run = Run({ANSI: bad, MARKUP: ok}, verification=verification)
-    text = _render(report.show_run, run)
+    text = _render(views_run.show_run, run)
     _clean(text)
     assert "[bold red]password[/]" in text and "\\x1b]0;owned\\x07" in text
     assert "[red]a" in text and "\\x1b[31mb" in text
 
     buf = io.StringIO()
-    progress = report.Progress()
+    progress = views_run.Progress()
     progress.out = Console(file=buf, force_terminal=False, width=200)
     progress.host(MARKUP, hostile)
     _clean(buf.getvalue())
@@ -122,30 +128,31 @@ def test_host_output_in_run_results_and_progress() -> None:
 
 
 def test_status_shows_gathered_state_as_text() -> None:
-    p = plan.build(_mesh(), {})
-    stp_state = SimpleNamespace(
+    p = plan(_mesh())
+    # What a host printed, as the parsers leave it: numbers too where a host could print any
+    # text (the views never trust the type).
+    bridge = StpBridge(
+        name="internet",
         bridge_id="8000.[blink]x\x1b[5m",
         designated_root="\x1b[2Jroot",
-        root_port="[red]p",
-        path_cost="\x07",
-        ports={"w": SimpleNamespace(name="w\x1b", state="forwarding\x1b[0m", path_cost=1)},
+        root_port="[red]p",  # type: ignore[arg-type]
+        path_cost="\x07",  # type: ignore[arg-type]
+        ports={"w": StpPort(name="w\x1b", number=1, state="forwarding\x1b[0m", path_cost=1)},
     )
-    state = SimpleNamespace(
-        public_key="k",
-        listen_port=1,
-        handshake_age=lambda key: None,
-        endpoints={},
-        transfer={},
-        psks={},
-        stp=stp_state,
-        root_id=None,
+    state = HostState(
+        hostname="h",
+        now=0,
+        links={},
+        wg={"wg0": WgIf(public_key="k", listen_port=1)},
+        mode_state=StpSeen(bridge, root_id=""),
     )
     hosts = {
-        n: SimpleNamespace(
-            state=state if i % 2 else None,
+        n: HostVerdict(
+            name=n,
             reachable=bool(i % 2),
             healthy=False,
-            reasons=[f"{n}: \x1b[31m[red]bad\x07"],
+            findings=[Finding(Kind.RUNTIME, f"{n}: \x1b[31m[red]bad\x07")],
+            state=state if i % 2 else None,
         )
         for i, n in enumerate(NAMES)
     }
@@ -163,16 +170,20 @@ def test_status_shows_gathered_state_as_text() -> None:
         },
         "problems": ["\x1b]0;t\x07"],
     }
-    j = SimpleNamespace(
-        hosts=hosts, healthy=False, reasons=["\x1b[2J[bold]r"], tree_matches_plan=None, wires=[wire]
+    j = StpJudgement(
+        healthy=False,
+        hosts=hosts,
+        wires=[wire],
+        reasons=["\x1b[2J[bold]r"],
+        tree_matches_plan=None,
     )
-    text = _render(report.show_status, p, j)
+    text = _render(reports.show_status, p, j)
     _clean(text)
     assert "8000.[blink]x\\x1b[5m" in text and "[red]bad" in text and "[bold]r" in text
 
 
 def _printed(capsys: pytest.CaptureFixture[str], data: Any) -> Any:
-    report.print_json(data)
+    console.print_json(data)
 
     def refuse(constant: str) -> Any:
         raise AssertionError(f"{constant} is not JSON")
@@ -187,8 +198,8 @@ def test_print_json_is_strict(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_plan_json_of_huge_latencies_is_strict(capsys: pytest.CaptureFixture[str]) -> None:
     # The inventory refuses such latencies now; a model built directly still prints JSON.
-    p = plan.build(_mesh(("a", "b", "c"), latency=1e308), {})
-    tree = _printed(capsys, report.plan_json(p))["tree"]
+    p = plan(_mesh(("a", "b", "c"), latency=1e308))
+    tree = _printed(capsys, reports.plan_json(p))["tree"]
     assert tree["routing_cost_ms"] is None and tree["planned_routing_cost_ms"] is None
     assert any(pair["latency_ms"] is None for pair in tree["pairs"])
 
@@ -212,9 +223,9 @@ def test_usage_errors_are_printed_as_text(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def plan_with_a_bad_cut(_args: Any) -> int:
-        raise cli.UsageError("--cut \x1b[2J: no such link")
+        raise UsageError("--cut \x1b[2J: no such link")
 
-    monkeypatch.setattr(cli, "cmd_plan", plan_with_a_bad_cut)
+    monkeypatch.setattr(handlers, "plan", plan_with_a_bad_cut)
     assert cli.main(["plan", "-i", "x.yaml"]) == cli.EXIT_USAGE
     err = capsys.readouterr().err
     assert "\x1b" not in err and "--cut \\x1b[2J: no such link" in err
