@@ -8,13 +8,17 @@ import json
 import re
 import shlex
 import subprocess
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mesh_push import cli
 from mesh_push.monitoring import metrics
+from tests import kit
 from tests.kit import ROOT
+from tests.unit.modes.test_both_modes import KEYS, healthy_states, mesh_of
 from tests.unit.monitoring.test_metrics import promtool, snapshot
 
 EXAMPLES = ROOT / "examples/monitoring"
@@ -22,8 +26,13 @@ METRIC = re.compile(r"\bmesh_push_[a-z_]+\b")
 
 
 def exported() -> set[str]:
-    """Every sample name the metrics have (a counter's carry `_total`)."""
-    return {x.name for fam in metrics.families(snapshot()) for x in fam.samples}
+    """Every sample name the metrics have in either mode (a counter's carry `_total`)."""
+    names = {x.name for fam in metrics.families(snapshot()) for x in fam.samples}
+    with tempfile.TemporaryDirectory() as tmp:
+        mesh = mesh_of("evpn", Path(tmp))
+        p = kit.plan(mesh, KEYS)
+        evpn = metrics.Snapshot(p, kit.judge(p, healthy_states(p)), 0.1, 1.0)
+    return names | {x.name for fam in metrics.families(evpn) for x in fam.samples}
 
 
 def run_promtool(*args: str) -> None:
@@ -40,11 +49,16 @@ def test_alert_rules_fire_when_they_should() -> None:
 
 
 def test_alert_rules_cover_the_issue_and_name_real_metrics() -> None:
-    rules = yaml.safe_load((EXAMPLES / "alerts.yml").read_text())["groups"][0]["rules"]
-    exprs = {r["alert"]: r["expr"] for r in rules}
+    groups = yaml.safe_load((EXAMPLES / "alerts.yml").read_text())["groups"]
+    exprs = {r["alert"]: r["expr"] for g in groups for r in g["rules"]}
     assert "mesh_push_mesh_healthy == 0" in exprs["MeshPushMeshUnhealthy"]
     assert "mesh_push_peer_handshake_age_seconds > 180" in exprs["MeshPushHandshakeStale"]
     assert "mesh_push_tree_matches_plan == 0" in exprs["MeshPushTreeDiffersFromPlan"]
+    # evpn mode's routing: BGP sessions, EVPN routes, OSPF adjacencies, BFD sessions.
+    assert "mesh_push_bgp_session_up == 0" in exprs["MeshPushBgpSessionDown"]
+    assert "mesh_push_bgp_evpn_routes == 0" in exprs["MeshPushEvpnRoutesMissing"]
+    assert "mesh_push_ospf_adjacency_full == 0" in exprs["MeshPushOspfAdjacencyDown"]
+    assert "mesh_push_bfd_session_up == 0" in exprs["MeshPushBfdSessionDown"]
     named = {m for e in exprs.values() for m in METRIC.findall(e)}
     assert named <= exported(), named - exported()
 
