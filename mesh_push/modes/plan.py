@@ -42,6 +42,15 @@ def waves(mesh: Mesh) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(out[w]) for w in sorted(out))
 
 
+def links_by_host(mesh: Mesh) -> dict[str, list[Link]]:
+    """Each host's links, in the inventory's order (Mesh.links_of for every host at once)."""
+    out: dict[str, list[Link]] = {h.name: [] for h in mesh.hosts}
+    for link in mesh.links:
+        out[link.a].append(link)
+        out[link.b].append(link)
+    return out
+
+
 def wave_of(order: tuple[tuple[str, ...], ...]) -> dict[str, int]:
     return {name: i for i, names in enumerate(order) for name in names}
 

@@ -85,10 +85,7 @@ def build(
     order = common.waves(mesh)
     wave_of = common.wave_of(order)
     by_name = {h.name: h for h in mesh.hosts}
-    links_of: dict[str, list[Link]] = {h.name: [] for h in mesh.hosts}
-    for link in mesh.links:
-        links_of[link.a].append(link)
-        links_of[link.b].append(link)
+    links_of = common.links_by_host(mesh)
     plans: list[HostPlan] = []
     for h in mesh.hosts:
         ends = []
