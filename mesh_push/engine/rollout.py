@@ -1,5 +1,5 @@
 """Rollout policy: which hosts, in what batches, how many failures we accept, and the
-rollback each host arms for itself when a confirmation is asked for (its shell: hostcmd).
+rollback each host arms for itself when a confirmation is asked for (its shell: host/programs.py).
 Pure."""
 
 from __future__ import annotations

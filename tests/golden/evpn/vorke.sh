@@ -91,7 +91,7 @@ ensure_bridge_opt() {
   fi
   act ip link set dev "$BR" type bridge "$1" "$2"; said "$BR" "$BR $1 $2"
 }
-# A WireGuard interface $1, made the way the host's facts chose (backends.py).
+# A WireGuard interface $1, made the way the host's facts chose (host/facts.py).
 make_wg() {
   if [ "$CHECK" = 1 ]; then
     # Whether the kernel can: loaded, built in or loadable (as the facts tell).
@@ -143,7 +143,7 @@ frr_running() {
 }
 
 step "ownership"
-# Every check before any change (see host.sh.j2).
+# Every check before any change (see stp/host.sh.j2).
 if [ ! -x /usr/lib/frr/frrinit.sh ] || [ ! -x /usr/lib/frr/zebra ]; then
   printf 'mesh-push: FRR is not installed; evpn mode needs it: apt-get install frr\n' >&2; REFUSED=1
 fi

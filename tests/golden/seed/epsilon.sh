@@ -89,7 +89,7 @@ ensure_bridge_opt() {
   fi
   act ip link set dev "$BR" type bridge "$1" "$2"; said "$BR" "$BR $1 $2"
 }
-# A WireGuard interface $1, made the way the host's facts chose (backends.py).
+# A WireGuard interface $1, made the way the host's facts chose (host/facts.py).
 make_wg() {
   if [ "$CHECK" = 1 ]; then
     # Whether the kernel can: loaded, built in or loadable (as the facts tell).
