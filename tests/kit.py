@@ -33,7 +33,12 @@ def plan(
 def script(p: Plan, name: str, allow_missing_peers: bool = False, **kwargs: object) -> str:
     env = kwargs.pop("env", None) or load_templates()
     return scripts.host_script(
-        modes.of(p.mesh), p, p.host(name), env, allow_missing_peers, **kwargs  # type: ignore[arg-type]
+        modes.of(p.mesh),
+        p,
+        p.host(name),
+        env,
+        allow_missing_peers,
+        **kwargs,  # type: ignore[arg-type]
     )
 
 

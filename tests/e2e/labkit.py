@@ -1,11 +1,13 @@
 """What the lab test modules share: running this tree's `mesh-push`, a renamed and renumbered copy
-of inventory/lab.yaml, a template with a snippet injected, and a lab that is brought up
-for a block and always taken down after it. Each module keeps its own lab name and network so
-that they never collide."""
+of inventory/lab.yaml (or of inventory/lab-evpn.yaml), an inventory put in evpn mode, each
+link's ends as the plan has them in either mode, a template with a snippet injected, and a lab
+that is brought up for a block and always taken down after it. Each module keeps its own lab
+name and network (per mode, for a module that runs in both) so that they never collide."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -13,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,20 +52,87 @@ def lab_exec(lab: str, host: str, *cmd: str) -> subprocess.CompletedProcess[str]
     return mesh_push("lab", "exec", "--name", lab, host, "--", *cmd)
 
 
-def lab_inventory(dest: Path, lab: str, prefix: str) -> Path:
-    """Write inventory/lab.yaml to `dest` as lab `lab` on `prefix`.0/23 (`prefix` like
-    "198.18.8"), every 198.18.0.x address moved to `prefix`.x; returns `dest`."""
-    text = (ROOT / "inventory/lab.yaml").read_text()
+# The two modes, for tests that run in both: the write-up's five hosts as each mode's lab
+# inventory, and the /24 prefix of its addresses.
+MODES = ("stp", "evpn")
+LAB_INVENTORY = {
+    "stp": ("inventory/lab.yaml", "198.18.0"),
+    "evpn": ("inventory/lab-evpn.yaml", "198.18.4"),
+}
+
+
+def lab_inventory(dest: Path, lab: str, prefix: str, mode: str = "stp") -> Path:
+    """Write inventory/lab.yaml (with mode evpn, inventory/lab-evpn.yaml: the same hosts and
+    links) to `dest` as lab `lab` on `prefix`.0/23 (`prefix` like "198.18.8"), every address
+    of its network moved to `prefix`.x; returns `dest`."""
+    source, old = LAB_INVENTORY[mode]
+    text = (ROOT / source).read_text()
     text, renamed = re.subn(
         r"lab:\n  name: \w+\n  network: \S+",
         f"lab:\n  name: {lab}\n  network: {prefix}.0/23",
         text,
     )
-    assert renamed == 1, "inventory/lab.yaml has no `lab:` section to rename"
-    text = text.replace("198.18.0.", f"{prefix}.")
-    assert f"name: {lab}" in text and "198.18.0." not in text
+    assert renamed == 1, f"{source} has no `lab:` section to rename"
+    text = text.replace(f"{old}.", f"{prefix}.")
+    assert f"name: {lab}" in text and f"{old}." not in text
     dest.write_text(text)
     return dest
+
+
+def in_mode(text: str, mode: str) -> str:
+    """An stp inventory's text in `mode`: for evpn, `mode: evpn` in its `mesh:` section and
+    its `stp:` line (with the comments just above it) dropped, as an evpn mesh refuses
+    `mesh.stp`."""
+    if mode == "stp":
+        return text
+    assert mode == "evpn", mode
+    text, dropped = re.subn(r"(?m)^(  #.*\n)*  stp: .*\n", "", text)
+    assert dropped == 1, "no `stp:` line in the inventory's `mesh:` section"
+    assert text.count("mesh:\n") == 1
+    return text.replace("mesh:\n", "mesh:\n  mode: evpn\n")
+
+
+@dataclass(frozen=True)
+class End:
+    """A link's end at a host, as `plan --json` plans it. stp: the host's one WireGuard
+    interface and port, its WireGuard address; evpn: the link's own interface (WG-VNI) on
+    port wireguard.port + VNI, its /31."""
+
+    interface: str
+    port: int  # the interface's listen port
+    address: str  # the host's tunnel address on the link (bare)
+    peer_address: str  # the far end's: what a ping over this link goes to
+    allowed_ip: str  # the peer's allowed-ips
+    endpoint: str | None  # the peer's endpoint (`ADDRESS:PORT`, `NAME:PORT`) if it has one
+    keepalive: int | None
+
+
+def link_ends(inventory: Path) -> dict[tuple[str, str], End]:
+    """(host, peer) → the end at `host` of its link with `peer`, from `plan --json`."""
+    plan = json.loads(mesh_push("plan", "-i", str(inventory), "--json", check=True).stdout)
+    bare = {h["name"]: h["wg_address"].split("/")[0] for h in plan["hosts"]}
+    if plan["evpn"] is None:  # stp: one interface, one port, the host's WireGuard address
+        pairs = [(h["name"], pe["name"]) for h in plan["hosts"] for pe in h["peers"]]
+        addr = {(h, peer): bare[h] for h, peer in pairs}
+        port = {k: plan["wireguard"]["port"] for k in pairs}
+    else:
+        links = {(h["name"], lk["peer"]): lk for h in plan["evpn"]["hosts"] for lk in h["links"]}
+        addr = {k: lk["address"].split("/")[0] for k, lk in links.items()}
+        port = {k: lk["port"] for k, lk in links.items()}
+    ends = {}
+    for h in plan["hosts"]:
+        for pe in h["peers"]:
+            k = (h["name"], pe["name"])
+            ends[k] = End(
+                pe["interface"],
+                port[k],
+                addr[k],
+                addr[(pe["name"], h["name"])],
+                pe["allowed_ip"],
+                pe["endpoint"],
+                pe["keepalive"],
+            )
+    return ends
 
 
 def templates_with(
@@ -144,8 +214,6 @@ def _still(value: object) -> object:
 
 def snapshot(lab: str, host: str) -> str:
     """The host's state as `--check` must leave it (SNAPSHOT), as one comparable text."""
-    import json
-
     res = lab_exec(lab, host, "sh", "-c", SNAPSHOT)
     assert res.returncode == 0, res.stderr
     links, _, rest = res.stdout.partition("=== wg\n")

@@ -41,8 +41,12 @@ echo '=== frr'
 find /etc/frr /var/run/frr -mindepth 1 ! -name ospfd-gr.json | sort
 echo '=== processes'
 me=$(readlink /proc/self/ns/net)
+# Not this listing itself: this shell and what it started (the loop, the grep) would show
+# their own command lines, the grep only when it has started in time.
 for p in /proc/[0-9]*; do
   [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$me" ] || continue
+  [ "${p#/proc/}" != "$$" ] || continue
+  [ "$(awk '/^PPid:/ {print $2}' "$p/status" 2>/dev/null)" != "$$" ] || continue
   tr '\0' ' ' < "$p/cmdline" 2>/dev/null; echo
 done | grep -E 'wireguard-go|/usr/lib/frr|reresolve' | sort
 """
