@@ -35,8 +35,9 @@ def _templates_arg(p: argparse.ArgumentParser) -> None:
         "--templates",
         type=Path,
         metavar="DIR",
-        help="render the host and down scripts (host.sh.j2, reresolve.sh.j2, down.sh.j2) from "
-        "the templates in DIR instead of the built-in ones",
+        help="render the scripts from the plan with DIR's templates where DIR has one under the "
+        "same path as the built-in ones (stp/host.sh.j2, evpn/host.sh.j2, scripts/down.sh.j2, "
+        "scripts/reresolve.sh.j2, include/...); the host programs are always the built-in ones",
     )
 
 
