@@ -319,6 +319,28 @@ def test_drift_is_repaired_and_a_foreign_interface_refused(lab: Lab) -> None:
     _wait_healthy(lab, 30)
 
 
+def test_an_frr_daemon_that_lost_its_configuration_gets_it_again(lab: Lab) -> None:
+    """As a daemon that missed its part of frr.conf at start (seen on a slow guest): bob's
+    bgpd and ospfd running with no configuration is drift that `up --check` names and `up`
+    repairs, giving the instance its file again."""
+    if len(lab.hosts) > 5:
+        return
+    ps = lab.plan.mesh.frr_pathspace
+    asn = lab.plan.mesh.evpn.asn
+    lab.exec("bob", "vtysh", "-N", ps, "-c", "conf t", "-c", f"no router bgp {asn}", "-c",
+             "no router ospf")  # fmt: skip
+    status = json.loads(lab.run("status", "--json").stdout)
+    bob = next(h for h in status["hosts"] if h["name"] == "bob")
+    assert any("BGP session with" in r and "not configured" in r for r in bob["reasons"]), bob
+    res = lab.run("up", "--check")
+    assert res.returncode == 3 and "given its configuration again" in res.stdout, res.stdout
+    res = lab.run("up", "--yes", "--json")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr
+    bob = next(h for h in json.loads(res.stdout)["hosts"] if h["name"] == "bob")
+    assert f"FRR instance {ps} given its configuration again" in bob["changes"], bob
+    _wait_healthy(lab, 30)
+
+
 def test_switching_modes_both_ways(lab: Lab, tmp_path: Path) -> None:
     """The same mesh to stp mode and back (five hosts): each `up` converges from the other
     mode's state, the FRR instance goes with evpn mode and comes back with it."""

@@ -445,6 +445,22 @@ elif [ "$CONF_NEW" = 1 ]; then
     frr restart; did "FRR instance $PS restarted"
   fi
 fi
+# FRR hands each daemon its part of frr.conf as watchfrr starts it; a daemon that missed it
+# (seen on a slow guest: bgpd and ospfd running with no configuration) would stay so, and
+# nothing above would notice: give the instance its file again.
+frr_loaded() {
+  cfg=$(vtysh -N "$PS" -c 'show running-config' 2>/dev/null) || return 1
+  printf '%s\n' "$cfg" | grep -q '^router bgp ' && printf '%s\n' "$cfg" | grep -q '^router ospf'
+}
+if [ "$CHECK" = 0 ]; then
+  for _ in $(seq 20); do frr_loaded && break; sleep 1; done
+  if ! frr_loaded; then
+    vtysh -N "$PS" -b >/dev/null 2>&1 || true
+    did "FRR instance $PS given its configuration again"
+  fi
+elif frr_running && ! frr_loaded; then
+  did "FRR instance $PS given its configuration again"
+fi
 
 step "done"
 if [ "$MTU_CHANGED" = 1 ]; then act ip route flush cache; fi
