@@ -1,6 +1,7 @@
 """What each command does with its arguments: read the inventory, call one command of the
-engine (engine/commands.py), and print what it returns through the views. Imported only when
-a command runs (cli/__init__.py)."""
+engine (engine/commands.py, engine/offline.py), and print what it returns through the views.
+Imported only when a command runs (cli/__init__.py); each handler imports what only it needs,
+so that `plan` loads no SSH and `status` no Jinja."""
 
 from __future__ import annotations
 
@@ -9,32 +10,31 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mesh_push import inventory, modes
 from mesh_push.cli import EXIT_FAILED, EXIT_OK, EXIT_PENDING, SERVE_INTERVAL_S
 from mesh_push.core.model import Mesh
 from mesh_push.core.problems import UsageError, printable
-from mesh_push.engine import commands, keys, rollout
-from mesh_push.engine.changes import Changes
-from mesh_push.engine.commands import Run
-from mesh_push.engine.measure import format_ms
-from mesh_push.engine.session import Access
+from mesh_push.engine import rollout
 from mesh_push.files import become, picture
-from mesh_push.host.templates import load_templates
-from mesh_push.inventory import latencies
 from mesh_push.modes.topology import Edge, edge
-from mesh_push.monitoring import serve
-from mesh_push.monitoring import status as monitor
-from mesh_push.views import console, reports
-from mesh_push.views import run as run_view
+
+if TYPE_CHECKING:
+    from mesh_push.engine.changes import Changes
+    from mesh_push.engine.commands import Run
+    from mesh_push.engine.session import Access
 
 
 def plan(args: argparse.Namespace) -> int:
+    from mesh_push.engine import offline
+    from mesh_push.views import console, reports
+
     if args.graph:
         picture.check(args.graph)
     mesh = inventory.load(args.inventory)
     cut = _parse_cut(args.cut, mesh) if args.cut else None
-    p = commands.plan(mesh)
+    p = offline.plan(mesh)
     if args.graph:
         _wrote(picture.write(modes.of(mesh).graph(p, None, cut).source, args.graph))
     if args.json:
@@ -61,8 +61,12 @@ def _parse_cut(text: str, mesh: Mesh) -> Edge:
 
 
 def render(args: argparse.Namespace) -> int:
+    from mesh_push.engine import offline
+    from mesh_push.host.templates import load_templates
+    from mesh_push.views import console
+
     mesh = inventory.load(args.inventory)
-    written = commands.render(mesh, load_templates(args.templates), args.output)
+    written = offline.render(mesh, load_templates(args.templates), args.output)
     if args.json:
         console.print_json({"scripts": {path.stem: str(path) for path in written}})
     else:
@@ -80,6 +84,8 @@ def _confirm(question: str, yes: bool) -> bool:
 
 
 def _access(args: argparse.Namespace) -> Access:
+    from mesh_push.engine.session import Access
+
     try:
         password = become.password(args.ask_become_pass)
     except become.BecomePasswordError as e:
@@ -92,6 +98,8 @@ def up(args: argparse.Namespace) -> int:
 
 
 def rotate_keys(args: argparse.Namespace) -> int:
+    from mesh_push.engine import keys
+
     mesh = inventory.load(args.inventory)
     names = args.hosts or [h.name for h in mesh.hosts]
     unknown = sorted(set(names) - {h.name for h in mesh.hosts})
@@ -127,6 +135,10 @@ def _rollout_options(args: argparse.Namespace, mesh: Mesh) -> rollout.Options:
 def _converge(
     args: argparse.Namespace, mesh: Mesh, rotate: Sequence[str], rotate_psk: Sequence[str]
 ) -> int:
+    from mesh_push.engine import commands
+    from mesh_push.host.templates import load_templates
+    from mesh_push.views import run as run_view
+
     opts = _rollout_options(args, mesh)
     templates = load_templates(args.templates)
     if args.diff and not args.check:
@@ -165,6 +177,10 @@ def _converge(
 
 
 def down(args: argparse.Namespace) -> int:
+    from mesh_push.engine import commands
+    from mesh_push.host.templates import load_templates
+    from mesh_push.views import run as run_view
+
     mesh = inventory.load(args.inventory)
     templates = load_templates(args.templates)
     if not args.check and not _confirm(
@@ -179,6 +195,9 @@ def down(args: argparse.Namespace) -> int:
 
 
 def _finish(args: argparse.Namespace, run: Run) -> int:
+    from mesh_push.views import console
+    from mesh_push.views import run as run_view
+
     if args.json:
         console.print_json(run_view.check_json(run) if run.checked else run_view.run_json(run))
     else:
@@ -189,6 +208,9 @@ def _finish(args: argparse.Namespace, run: Run) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
+    from mesh_push.monitoring import status as monitor
+    from mesh_push.views import console, reports
+
     if args.graph:
         picture.check(args.graph)  # before connecting to any host
     if args.serve is not None:
@@ -214,6 +236,9 @@ def status(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from mesh_push.monitoring import serve
+    from mesh_push.monitoring import status as monitor
+
     others = {
         "--watch": args.watch,
         "--json": args.json,
@@ -232,6 +257,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def measure(args: argparse.Namespace) -> int:
+    from mesh_push.engine import commands
+    from mesh_push.engine.measure import format_ms
+    from mesh_push.inventory import latencies
+    from mesh_push.views import console, reports
+
     if not 1 <= args.count <= 1000:
         raise UsageError("--count must be between 1 and 1000")
     mesh = inventory.load(args.inventory)

@@ -14,7 +14,7 @@ from mesh_push.core.model import Mesh
 from mesh_push.engine import keys, rollout, ssh
 from mesh_push.engine.changes import Changes
 from mesh_push.engine.outcome import Outcome, tail, unexpected
-from mesh_push.engine.session import READ_TIMEOUT_S, HostError, Progress, Session
+from mesh_push.engine.session import HostError, Progress, Session
 from mesh_push.files.fsutil import LocalFileError
 from mesh_push.host import programs
 from mesh_push.host.facts import Backends
@@ -198,7 +198,7 @@ def _settle(session: Session, name: str, token: str, seconds: float, progress: P
             res = ssh.run(
                 fresh,
                 programs.confirm(session.mesh, token),
-                timeout=programs.LOCK_WAIT_S + READ_TIMEOUT_S,
+                timeout=programs.LOCK_WAIT_S + programs.READ_TIMEOUT_S,
             )
             if res.ok:
                 confirmed = "confirmed over a fresh connection"

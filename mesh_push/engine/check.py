@@ -16,7 +16,7 @@ from collections.abc import Collection
 
 from mesh_push.engine.apply import changed_lines, failed_step, refusals
 from mesh_push.engine.outcome import Outcome
-from mesh_push.engine.session import READ_TIMEOUT_S, Progress, Session
+from mesh_push.engine.session import Progress, Session
 from mesh_push.host import programs
 
 # A check runs no lock and starts nothing: it ends as fast as the host can read its state.
@@ -52,7 +52,7 @@ def check(
         rep = session.reports[name]
         progress(name, "checking")
         cmd = programs.check(session.mesh, with_diff, name in rotate, down)
-        res = session.run(name, cmd, scripts[name], CHECK_TIMEOUT_S + READ_TIMEOUT_S)
+        res = session.run(name, cmd, scripts[name], CHECK_TIMEOUT_S + programs.READ_TIMEOUT_S)
         rep.seconds["check"] = res.seconds
         out, marker, applied = res.stdout.partition(programs.APPLIED_MARKER + "\n")
         if with_diff:

@@ -3,10 +3,10 @@ entered once and in order (docs/design.md):
 
     up, rotate-keys   Connect → Gather → Keys → Plan → Render → Apply → Verify
     … --check         Connect → Gather → Keys → Plan → Render → Check: nothing changes
-    down              Connect → Gather → Render → Apply (the down script)
+    down              Connect → Render → Apply (the down script)
     status            Connect → Gather → Keys → Plan → Judge
-    measure           Connect → Gather → Keys → Plan → Measure
-    plan, render      Keys → Plan (→ Render), no host
+    measure           Connect → Keys → Plan → Measure
+    plan, render      Keys → Plan (→ Render), no host: offline.py
 
 Connect and Gather are one head, `_head`, for all of them. cli.py parses the arguments, calls
 one of these and prints what it returns; nothing here prints."""
@@ -15,18 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mesh_push import modes
 from mesh_push.core.model import Mesh
-from mesh_push.engine import apply, changes, check, connect, gather, keys, verify
+from mesh_push.engine import apply, changes, check, connect, gather, keys, offline, verify
 from mesh_push.engine.measure import LinkResult
 from mesh_push.engine.measure import measure as measure_links
 from mesh_push.engine.outcome import HostReport, Outcome
 from mesh_push.engine.rollout import Options
 from mesh_push.engine.session import Access, Progress, Session, quiet
-from mesh_push.files.fsutil import private_dir
 from mesh_push.host.facts import Backends
 from mesh_push.modes import scripts
 from mesh_push.modes.base import Plan
@@ -76,13 +74,12 @@ def targets(mesh: Mesh, opts: Options) -> list[str]:
 
 
 def _head(
-    mesh: Mesh, access: Access, opts: Options, progress: Progress, make_keys: bool = False
+    mesh: Mesh, access: Access, opts: Options, progress: Progress, first: str | None
 ) -> tuple[Session, gather.Gathered]:
-    """Connect to --limit's hosts (all without it), each running the facts and state program
-    (with `make_keys`, `keys: host`, it makes a private key where there is none): the others
-    are reported as excluded. Then Gather."""
+    """Connect to --limit's hosts (all without it), each running `first` (the facts and state
+    program, for all but `down` and `measure`, which need no state: None), the others reported
+    as excluded; then Gather what the first commands printed."""
     chosen = targets(mesh, opts)
-    first = gather.first_command(mesh, make_keys)
     session = connect.open_all(mesh, access, first, progress, chosen)
     for h in mesh.hosts:
         if h.name not in chosen:
@@ -106,7 +103,9 @@ def up(
     """Build or converge the mesh (`rotate`: give those hosts new key pairs first;
     `rotate_psk`: new pre-shared keys for their links)."""
     mode = modes.of(mesh)
-    session, gathered = _head(mesh, access, opts, progress, make_keys=mesh.keys == "host")
+    # With `keys: host`, the facts program makes a private key where there is none.
+    first = gather.first_command(mesh, generate_key=mesh.keys == "host")
+    session, gathered = _head(mesh, access, opts, progress, first)
     try:
         backends = gather.ways(session, gathered, progress)
         k = keys.for_up(session, gathered, rotate, rotate_psk, progress)
@@ -147,7 +146,7 @@ def check_up(
     """`up --check` (`rotate-keys --check` with `rotate`): what `up` would change on each
     host as it is now, changing nothing anywhere: no key is made, staged or stored."""
     mode = modes.of(mesh)
-    session, gathered = _head(mesh, access, opts, progress)
+    session, gathered = _head(mesh, access, opts, progress, gather.first_command(mesh))
     try:
         backends = gather.ways(session, gathered, progress)
         k = keys.for_check(session, gathered, rotate, rotate_psk)
@@ -177,7 +176,8 @@ def _render(
 
     # In the inventory's order: rollout batches are cut from it.
     names = [h.name for h in session.mesh.hosts if h.name in session.conns]
-    rendered = session.each(names, one, session.failing("render", progress))
+    # Pure work, waiting on no host: one after the other (threads would only take turns).
+    rendered = session.each(names, one, session.failing("render", progress), at_once=False)
     return {n: rendered[n] for n in names if n in rendered}
 
 
@@ -191,7 +191,7 @@ def down(
 ) -> Run:
     """Take the mesh off every host (private keys too with `purge`); with `dry` (`down
     --check`) only say what that would remove."""
-    session, _gathered = _head(mesh, access, Options(), progress)
+    session, _gathered = _head(mesh, access, Options(), progress, None)
     try:
         script = scripts.down_script(mesh, templates, purge)
         if dry:
@@ -206,35 +206,17 @@ def down(
 def status(mesh: Mesh, access: Access) -> tuple[Plan, Judgement]:
     """Every host's state in one round trip, judged against the plan."""
     mode = modes.of(mesh)
-    session, gathered = _head(mesh, access, Options(), quiet)
+    session, gathered = _head(mesh, access, Options(), quiet, gather.first_command(mesh))
     session.close()
     p = mode.plan(mesh, keys.public_keys(mesh))
     errors = {n: r.details for n, r in session.reports.items() if n not in gathered.states}
     return p, mode.judge(p, gathered.states, errors)
 
 
-def plan(mesh: Mesh) -> Plan:
-    """`plan`: read only, it makes no key."""
-    return modes.of(mesh).plan(mesh, keys.public_keys(mesh))
-
-
-def render(mesh: Mesh, templates: jinja2.Environment, out: Path) -> list[Path]:
-    """`render`: one 0600 file per host in `out`, made 0700 if missing; an existing directory
-    is used as it is, if only we can write to it (fsutil.private_dir). It makes no key and
-    writes nothing else; keys.MissingKeys when a public key is not known."""
-    known = keys.public_keys(mesh)
-    keys.require_all(mesh, known)
-    mode = modes.of(mesh)
-    p = mode.plan(mesh, known)
-    texts = {hp.name: scripts.host_script(mode, p, hp, templates) for hp in p.hosts}
-    with private_dir(out) as d:
-        return [d.write(f"{name}.sh", text, 0o600) for name, text in texts.items()]
-
-
 def measure(mesh: Mesh, access: Access, count: int) -> tuple[list[LinkResult], dict[str, str]]:
     """Every link's round trip over its tunnel, from both ends."""
-    session, _gathered = _head(mesh, access, Options(), quiet)
+    session, _gathered = _head(mesh, access, Options(), quiet, None)
     try:
-        return measure_links(session, plan(mesh), count)
+        return measure_links(session, offline.plan(mesh), count)
     finally:
         session.close()

@@ -13,7 +13,8 @@ import paramiko
 from mesh_push.core.model import Mesh
 from mesh_push.engine import ssh
 from mesh_push.engine.outcome import HostReport, Outcome
-from mesh_push.engine.session import READ_TIMEOUT_S, Access, HostError, Progress, Session, quiet
+from mesh_push.engine.session import Access, HostError, Progress, Session, quiet
+from mesh_push.host import programs
 
 
 def open_all(
@@ -47,7 +48,7 @@ def open_all(
         )
         rep.seconds["connect"] = time.monotonic() - start
         if first is not None or target.sudo:
-            res = ssh.run(remote, first or "true", timeout=READ_TIMEOUT_S)
+            res = ssh.run(remote, first or "true", timeout=programs.READ_TIMEOUT_S)
             rep.seconds["command"] = res.seconds
             if first is not None:
                 session.outputs[name] = res.stdout

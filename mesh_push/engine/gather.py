@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from mesh_push import modes
 from mesh_push.core.model import Mesh
-from mesh_push.engine.session import READ_TIMEOUT_S, HostError, Progress, Session
+from mesh_push.engine.session import HostError, Progress, Session
 from mesh_push.host import programs
 from mesh_push.host.facts import Backends, NoBackend, choose, parse_facts
 from mesh_push.host.facts import Gathered as Gathered
@@ -35,7 +35,7 @@ def from_session(session: Session, progress: Progress) -> Gathered:
         text = session.outputs[name]
         out.facts[name], out.states[name] = parse_facts(text), parse_state(text, session.mesh)
 
-    session.each(list(session.outputs), one, session.failing("gather", progress))
+    session.each(list(session.outputs), one, session.failing("gather", progress), at_once=False)
     return out
 
 
@@ -58,7 +58,7 @@ def poll(session: Session, names: Iterable[str]) -> dict[str, HostState]:
     cmd = first_command(mesh)
 
     def one(name: str) -> HostState:
-        return parse_state(session.run(name, cmd, timeout=READ_TIMEOUT_S).stdout, mesh)
+        return parse_state(session.run(name, cmd, timeout=programs.READ_TIMEOUT_S).stdout, mesh)
 
     def ignored(_name: str, _err: HostError) -> None:
         pass

@@ -28,13 +28,12 @@ import json
 import secrets
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mesh_push.core.model import Link, Mesh
 from mesh_push.core.problems import UsageError
 from mesh_push.core.values import public_key_problem
-from mesh_push.engine.gather import Gathered
-from mesh_push.engine.outcome import HostReport, tail
-from mesh_push.engine.session import READ_TIMEOUT_S, Progress, Refused, Session
+from mesh_push.engine.outcome import HostReport, Refused, tail
 from mesh_push.files.fsutil import (
     LocalFileError,
     PrivateDir,
@@ -43,6 +42,10 @@ from mesh_push.files.fsutil import (
     private_dir,
 )
 from mesh_push.host import programs
+from mesh_push.host.facts import Gathered
+
+if TYPE_CHECKING:
+    from mesh_push.engine.session import Progress, Session
 
 
 @dataclass
@@ -161,7 +164,7 @@ def _stage_next(session: Session, names: list[str], progress: Progress) -> dict[
     cmd = programs.rotate_key(mesh)
 
     def one(name: str) -> str:
-        res = session.run(name, cmd, timeout=programs.LOCK_WAIT_S + READ_TIMEOUT_S)
+        res = session.run(name, cmd, timeout=programs.LOCK_WAIT_S + programs.READ_TIMEOUT_S)
         pub = res.stdout.strip()
         if public_key_problem(pub):
             raise Refused(tail(res.stderr) or "could not make a new key pair")
@@ -478,7 +481,7 @@ def _from_owners(
         cmd = programs.psk_keys(
             session.mesh, [lk.other(name) for lk in made], [lk.other(name) for lk in kept]
         )
-        res = session.run(name, cmd, timeout=READ_TIMEOUT_S)
+        res = session.run(name, cmd, timeout=programs.READ_TIMEOUT_S)
         # Only the lines asked for, each a well-formed key: the output holds secrets and is
         # never kept as it is (no failure tail of stdout).
         got: dict[Link, str] = {}

@@ -7,11 +7,13 @@ from __future__ import annotations
 import re
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mesh_push.engine.session import HostError, Session
 from mesh_push.host import programs
 from mesh_push.modes.base import Plan
+
+if TYPE_CHECKING:
+    from mesh_push.engine.session import HostError, Session
 
 MARK = "=== mesh-push measure "
 TIME_RE = re.compile(r"time[=<]([0-9.]+) ?ms")

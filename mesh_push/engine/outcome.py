@@ -40,6 +40,10 @@ class Failure:
         return f"{host}: {self.step}{code}: {self.message}{tail}"
 
 
+class Refused(Exception):
+    """A host answered, but its program refused or failed: the message says why, as it is."""
+
+
 def unexpected(e: BaseException) -> str:
     """An exception nobody planned for (a library's bug, a dropped socket, a bad key file), in
     one line with its type: it fails one host, never the whole command."""

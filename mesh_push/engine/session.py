@@ -13,14 +13,11 @@ from typing import TypeVar
 
 from mesh_push.core.model import Mesh
 from mesh_push.engine import ssh
-from mesh_push.engine.outcome import HostReport, Outcome, unexpected
+from mesh_push.engine.outcome import HostReport, Outcome, Refused, unexpected
 
 T = TypeVar("T")
 Progress = Callable[[str, str], None]
 
-# Reading state takes milliseconds on a host; a read that has not answered in this long is
-# stuck (seen on an overloaded 50-host lab), and a poll must not wait out the apply timeout.
-READ_TIMEOUT_S = 30.0
 WORKERS = 64
 
 
@@ -34,10 +31,6 @@ class Access:
 
     accept_new: bool = False
     become_password: str | None = field(default=None, repr=False)
-
-
-class Refused(Exception):
-    """A host answered, but its program refused or failed: the message says why, as it is."""
 
 
 @dataclass(frozen=True)
@@ -77,9 +70,12 @@ class Session:
     reports: dict[str, HostReport] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
 
-    def each(self, names: Iterable[str], fn: Callable[[str], T], failed: OnError) -> dict[str, T]:
-        """`fn` on every host of `names` at once: what each returned. A host whose `fn`
-        raised is left out, and `failed` hears why at once."""
+    def each(
+        self, names: Iterable[str], fn: Callable[[str], T], failed: OnError, at_once: bool = True
+    ) -> dict[str, T]:
+        """`fn` on every host of `names` at once (one after the other without `at_once`, for
+        work that waits on no host): what each returned. A host whose `fn` raised is left
+        out, and `failed` hears why at once."""
         out: dict[str, T] = {}
 
         def one(name: str) -> None:
@@ -88,7 +84,11 @@ class Session:
             except Exception as e:
                 failed(name, HostError.of(name, e))
 
-        parallel(names, one)
+        if at_once:
+            parallel(names, one)
+        else:
+            for name in names:
+                one(name)
         return out
 
     def failing(

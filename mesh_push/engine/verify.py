@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from mesh_push import modes
 from mesh_push.engine import gather, ssh
 from mesh_push.engine.outcome import Outcome
-from mesh_push.engine.session import READ_TIMEOUT_S, HostError, Progress, Session
+from mesh_push.engine.session import HostError, Progress, Session
 from mesh_push.host import programs
 from mesh_push.host.state import HostState
 from mesh_push.modes.base import Plan
@@ -80,7 +80,7 @@ def _ping(session: Session, p: Plan, names: list[str]) -> list[str]:
         ]
         if not peers:
             return
-        res = session.run(name, programs.ping(peers), timeout=READ_TIMEOUT_S)
+        res = session.run(name, programs.ping(peers), timeout=programs.READ_TIMEOUT_S)
         for peer in res.stdout.split():
             problems.append(f"{name}: no ping across the bridge to {peer}")
 

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 # run on the same host to finish before it gives up, and the exit code it then gives up with.
 LOCK_WAIT_S = 30
 EXIT_LOCKED = 75  # EX_TEMPFAIL: try again later
+# Reading state takes milliseconds on a host; a read that has not answered in this long is
+# stuck (seen on an overloaded 50-host lab), and a poll must not wait out the apply timeout.
+READ_TIMEOUT_S = 30.0
 # The apply command's exit code for a script that did not arrive whole (its digest differs).
 EXIT_BAD_DIGEST = 65  # EX_DATAERR
 

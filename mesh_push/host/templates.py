@@ -39,6 +39,9 @@ def load_templates(directory: Path | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
+        # A run renders every host's script from the same files: each template is read once,
+        # not looked at again (a stat per template and include per host) at every use.
+        auto_reload=False,
     )
     # `{{ value | sh }}`: one shell word whatever the value holds (names come from users).
     env.filters["sh"] = lambda value: shlex.quote(str(value))

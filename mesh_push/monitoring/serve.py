@@ -31,7 +31,7 @@ from mesh_push.files.fsutil import LocalFileError
 from mesh_push.monitoring import metrics
 
 # Room for one slow gather on top of a missed refresh: an unreachable host costs the gather
-# its SSH timeouts (connect.READ_TIMEOUT_S is 30 s).
+# its SSH timeouts (programs.READ_TIMEOUT_S is 30 s).
 SLOW_GATHER_S = 60.0
 
 

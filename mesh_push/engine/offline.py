@@ -1,0 +1,35 @@
+"""The commands that contact no host (engine/commands.py has the others): `plan` and `render`,
+Keys (read only: they make no key) → Plan (→ Render). Nothing here loads SSH."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mesh_push import modes
+from mesh_push.core.model import Mesh
+from mesh_push.engine import keys
+from mesh_push.files.fsutil import private_dir
+from mesh_push.modes import scripts
+from mesh_push.modes.base import Plan
+
+if TYPE_CHECKING:
+    import jinja2
+
+
+def plan(mesh: Mesh) -> Plan:
+    """`plan`: read only, it makes no key."""
+    return modes.of(mesh).plan(mesh, keys.public_keys(mesh))
+
+
+def render(mesh: Mesh, templates: jinja2.Environment, out: Path) -> list[Path]:
+    """`render`: one 0600 file per host in `out`, made 0700 if missing; an existing directory
+    is used as it is, if only we can write to it (fsutil.private_dir). It makes no key and
+    writes nothing else; keys.MissingKeys when a public key is not known."""
+    known = keys.public_keys(mesh)
+    keys.require_all(mesh, known)
+    mode = modes.of(mesh)
+    p = mode.plan(mesh, known)
+    texts = {hp.name: scripts.host_script(mode, p, hp, templates) for hp in p.hosts}
+    with private_dir(out) as d:
+        return [d.write(f"{name}.sh", text, 0o600) for name, text in texts.items()]
