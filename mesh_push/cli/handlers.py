@@ -1,7 +1,7 @@
 """What each command does with its arguments: read the inventory, call one command of the
 engine (engine/commands.py, engine/offline.py), and print what it returns through the views.
 Imported only when a command runs (cli/__init__.py); each handler imports what only it needs,
-so that `plan` loads no SSH and `status` no Jinja."""
+so that `plan` and `render` load no SSH."""
 
 from __future__ import annotations
 
