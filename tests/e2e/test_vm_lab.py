@@ -238,6 +238,19 @@ def test_down_restores_the_links_and_removes_the_unit(vm_lab: VmLab) -> None:
         assert files == "", (host, files)
 
 
+def frr_story() -> str:
+    """What each guest's FRR instance says of itself: for a failed evpn `up`, so that a
+    failure on a slow guest explains itself in CI's log."""
+    vty = "vtysh -N mesh-push-lab -c"
+    found = on_all(
+        f"{vty} 'show bgp summary' 2>&1 | tail -8",
+        f"{vty} 'show ip route' 2>&1 | tail -12",
+        f"{vty} 'show ip ospf neighbor' 2>&1",
+        "journalctl --no-pager -n 25 -u 'frr@*' 2>&1",
+    )
+    return "".join(f"\n=== {h}\n" + "\n".join(parts) for h, parts in found.items())
+
+
 def test_evpn_mode_on_the_same_guests(vm_lab: VmLab, tmp_path: Path) -> None:
     """Mode evpn (docs/evpn.md) where it matters most: kernel WireGuard (one interface per
     link, multicast turned on for OSPF), FRR started through systemd (`frr@`, its instance
@@ -250,7 +263,7 @@ def test_evpn_mode_on_the_same_guests(vm_lab: VmLab, tmp_path: Path) -> None:
     run = VmLab(evpn_inv, vm_lab.config)
     t0 = time.monotonic()
     res = run.run("up", "--yes", "--json")
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr + frr_story()
     say(vm_lab.config, f"evpn up on 5 guests {time.monotonic() - t0:.0f} s")
     status = json.loads(run.run("status", "--json").stdout)
     assert status["mode"] == "evpn"
