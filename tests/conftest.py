@@ -2,7 +2,11 @@
 tests/properties (invariants over many generated meshes), tests/root (the real kernel in
 network namespaces, as root), tests/lab and tests/e2e (the lab: real sshd, WireGuard, VXLAN,
 bridges). A test's directory gives its marker (`root`, `lab`, or `vm` for the QEMU suite);
-a test with one needs root: without it, it is skipped, except under CI=true where it fails."""
+a test with one needs root: without it, it is skipped, except under CI=true where it fails.
+A test that asks for root without such a marker fails (`require_root`).
+
+Under pytest-xdist (scripts/test runs `-n 4 --dist loadfile`) each module runs whole in one
+worker, the longest first (`FIRST`); every lab's name and range comes from tests/labs.py."""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+from tests import labs
 
 TESTS = Path(__file__).resolve().parent
 # Where a test lives → the marker every test there carries.
@@ -21,6 +27,27 @@ MARKERS = {
     "lab/test_lab_frr.py": "lab",
 }
 NEEDS_ROOT = {"root", "lab", "vm"}
+# Modules that wait longest, started first so that no worker is left with one at the end (the
+# rest keep collection order); from `--durations=0`, longest first.
+FIRST = [
+    "e2e/test_vm_lab.py",
+    "e2e/test_evpn.py",
+    "e2e/test_monitoring_lab.py",
+    "e2e/test_two_meshes.py",
+    "e2e/test_mesh.py",
+    "e2e/test_lock_integrity.py",
+    "e2e/test_stp_lab.py",
+    "e2e/test_psk.py",
+    "e2e/test_live_changes.py",
+    "e2e/test_rollout.py",
+]
+_current: list[pytest.Item] = []  # the test being set up or run
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The main process takes this run's lab space; xdist workers inherit it (not re-taken).
+    if os.geteuid() == 0 and not hasattr(config, "workerinput"):
+        labs.claim_space()
 
 
 def marker_of(path: Path) -> str | None:
@@ -31,19 +58,34 @@ def marker_of(path: Path) -> str | None:
     return None
 
 
+def _rank(item: pytest.Item) -> int:
+    rel = Path(str(item.fspath)).resolve().relative_to(TESTS).as_posix()
+    return FIRST.index(rel) if rel in FIRST else len(FIRST)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         marker = marker_of(Path(str(item.fspath)))
         if marker is not None:
             item.add_marker(getattr(pytest.mark, marker))
+    items.sort(key=_rank)  # stable: the rest keep their order
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    _current[:] = [item]
     if any(item.get_closest_marker(m) for m in NEEDS_ROOT):
         require_root()
 
 
 def require_root() -> None:
+    """For a test that needs root: skips it without (fails it under CI=true). A test without
+    a `root`, `lab` or `vm` marker fails here: `-m 'not root and not lab and not vm'` (the
+    fast run, as any user) must never reach it."""
+    if _current and not any(_current[0].get_closest_marker(m) for m in NEEDS_ROOT):
+        pytest.fail(
+            f"{_current[0].nodeid} needs root but has no root, lab or vm marker: move it under"
+            " tests/root, tests/lab or tests/e2e (tests/conftest.py MARKERS)"
+        )
     if os.geteuid() == 0:
         return
     if os.environ.get("CI") == "true":

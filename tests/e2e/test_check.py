@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
+from tests import labs
 from tests.conftest import require_root
 from tests.e2e.labkit import HOSTS, lab_inventory, lab_up, mesh_push, snapshot, templates_with
 from tests.schemas import validate
 
-LAB = "mpq"
-NET = "198.18.88"
+LAB, NET = labs.lab("mpq")  # tests/labs.py: this module's own
 PENDING = 3  # cli.EXIT_PENDING
 
 pytestmark = pytest.mark.lab

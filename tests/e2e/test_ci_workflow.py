@@ -19,14 +19,14 @@ from typing import Any
 
 import yaml
 
+from tests import labs
 from tests.conftest import require_root
 from tests.e2e.labkit import HOSTS, ROOT, lab_exec, lab_inventory, lab_up, mesh_push
 
 EXAMPLE = ROOT / "examples/ci"
 WORKFLOW = EXAMPLE / "mesh-rollout.yml"
 DRIFT_WORKFLOW = EXAMPLE / "mesh-drift-check.yml"
-LAB = "mpw"
-NET = "198.18.24"
+LAB, NET = labs.lab("mpw")  # tests/labs.py: this module's own
 # The workflow's variables that the test replaces with the lab's files; nothing else is changed.
 PATH_VARS = (
     "INVENTORY",

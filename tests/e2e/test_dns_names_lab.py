@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from tests import labs
 from tests.conftest import require_root
 from tests.e2e.labkit import MODES, End, in_mode, lab_exec, lab_up, link_ends, mesh_push
 
 # Each mode's lab and network (/23s checked unused on this machine before they were chosen).
-LABS = {"stp": ("mpn", "198.18.32"), "evpn": ("mpnev", "198.18.116")}
+LABS = {"stp": labs.lab("mpn"), "evpn": labs.lab("mpnev")}
 assert set(LABS) == set(MODES)
 NAME = "hub.mesh.test"
 RERESOLVE_S = 2

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from tests import labs
 from tests.conftest import require_root
 from tests.e2e.labkit import HOSTS, lab_exec, lab_inventory, lab_up, mesh_push, snapshot
 
-LAB = "mpd"
-NET = "198.18.64"
+LAB, NET = labs.lab("mpd")  # tests/labs.py: this module's own
 HOST = "bob"
 # inventory/lab.yaml is mesh `lab`: its boot unit.
 UNIT = "/etc/systemd/system/mesh-push-lab.service"

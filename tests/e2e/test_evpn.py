@@ -22,15 +22,15 @@ import pytest
 from mesh_push import inventory
 from mesh_push.lab import failover
 from mesh_push.modes.evpn.plan import EvpnPlan, own, vxlan_name
-from tests import kit
+from tests import kit, labs
 from tests.conftest import require_root
 from tests.e2e.labkit import ROOT, cli_argv, lab_exec, mesh_push
 from tests.schemas import validate
 
-# Each lab's own name and network (198.18.104.0/23, 198.18.108.0/23).
+# Each lab's own name and network (tests/labs.py), its inventory and that inventory's prefix.
 LABS = {
-    "five": ("mpe5", "198.18.104", ROOT / "inventory/lab-evpn.yaml", "198.18.4"),
-    "twenty": ("mpe20", "198.18.108", ROOT / "inventory/lab-evpn20.yaml", "198.18.6"),
+    "five": (*labs.lab("mpe5"), ROOT / "inventory/lab-evpn.yaml", "198.18.4"),
+    "twenty": (*labs.lab("mpe20"), ROOT / "inventory/lab-evpn20.yaml", "198.18.6"),
 }
 FAILOVER_BOUND_S = 3.0
 # What must be as it was before `up` once `down` ran: the links, FRR's files and every

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from tests import labs
 from tests.conftest import require_root
 from tests.e2e.labkit import ROOT, cli_argv, lab_inventory, lab_up
 
-LAB = "mpfc"
-NET = "198.18.52"
+LAB, NET = labs.lab("mpfc")  # tests/labs.py: this module's own
 LAB_DIR = Path("/run/mesh-push/lab") / LAB
 STATIC = {"bob": 11, "rho": 12, "epsilon": 14}
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from mesh_push.modes import picture
+from tests import labs
 from tests.conftest import require_root
 from tests.e2e.labkit import MODES, lab_exec, lab_inventory, lab_up, mesh_push
 from tests.unit.modes.test_graph import blocking_end, parse, wire
@@ -28,7 +29,7 @@ from tests.unit.modes.test_graph import blocking_end, parse, wire
 pytestmark = pytest.mark.lab
 
 # Each mode's lab and network (/23s checked unused on this machine before they were chosen).
-LABS = {"stp": ("mpg", "198.18.80"), "evpn": ("mpgev", "198.18.120")}
+LABS = {"stp": labs.lab("mpg"), "evpn": labs.lab("mpgev")}
 assert set(LABS) == set(MODES)
 HOSTS = {"bob", "rho", "vorke", "epsilon", "pi0"}
 CUT = ("bob", "epsilon")

@@ -19,6 +19,7 @@ import pytest
 
 from mesh_push import cli
 from mesh_push.engine import ssh
+from tests import labs
 from tests.conftest import require_root
 from tests.e2e.labkit import (
     HOSTS,
@@ -31,8 +32,7 @@ from tests.e2e.labkit import (
     templates_with,
 )
 
-LAB = "mpc"
-NET = "198.18.20"
+LAB, NET = labs.lab("mpc")  # tests/labs.py: this module's own
 
 
 class Mesh:

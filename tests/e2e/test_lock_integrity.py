@@ -18,6 +18,7 @@ import pytest
 from mesh_push import cli
 from mesh_push.engine import ssh
 from mesh_push.host import programs as hostcmd
+from tests import labs
 from tests.conftest import require_root
 from tests.e2e.labkit import (
     HOSTS,
@@ -31,8 +32,7 @@ from tests.e2e.labkit import (
 )
 from tests.schemas import validate
 
-LAB = "mpl"
-NET = "198.18.76"
+LAB, NET = labs.lab("mpl")  # tests/labs.py: this module's own
 STATE = "/var/lib/mesh-push/lab"  # the mesh of inventory/lab.yaml is named lab
 # Each release's host script appends its name here when it runs (the state directory is
 # private to each lab host).

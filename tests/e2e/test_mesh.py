@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import labs
 from tests.conftest import require_root
 from tests.e2e.labkit import (
     HOSTS,
@@ -30,8 +31,7 @@ from tests.e2e.labkit import (
     templates_with,
 )
 
-LAB = "mpe"
-NET = "198.18.8"
+LAB, NET = labs.lab("mpe")  # tests/labs.py: this module's own
 # inventory/lab.yaml is mesh `lab`: where its key and state live on a host.
 KEY = "/etc/wireguard/mesh-push-lab.key"
 STATE = "/var/lib/mesh-push/lab"

@@ -6,7 +6,7 @@ both ends while every BGP session, EVPN's routes and remote VTEPs and FRR stay u
 underlay routes around the cut), then back to 1; and a host cut off from the mesh loses its
 BGP sessions, and every host the VTEP it no longer reaches, until its link is healed. Also
 the cost of one refresh against `status`. Needs root; under CI=true it must run. Labs `mpx`
-on 198.18.84.0/23 (stp) and `mpmev` on 198.18.124.0/23 (evpn); the server listens on
+(stp) and `mpmev` (evpn), as tests/labs.py places them; the server listens on
 127.0.0.1 only, and is stopped by its pid."""
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mesh_push import inventory as inventory_mod
+from tests import labs
 from tests.conftest import require_root
 from tests.e2e.labkit import MODES, ROOT, cli_argv, lab_inventory, lab_up, mesh_push
 
 # Each mode's lab and network (/23s checked unused on this machine before they were chosen).
-LABS = {"stp": ("mpx", "198.18.84"), "evpn": ("mpmev", "198.18.124")}
+LABS = {"stp": labs.lab("mpx"), "evpn": labs.lab("mpmev")}
 assert set(LABS) == set(MODES)
 # stp: a wire of the planned tree: cutting it moves the tree. evpn: a link on the shortest
 # path of its own two hosts: cutting it reroutes them.

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests import labs
 from tests.conftest import require_root
 from tests.e2e.labkit import (
     MODES,
@@ -33,7 +34,7 @@ from tests.e2e.labkit import (
 )
 
 # Each mode's lab and network (/23s checked unused on this machine before they were chosen).
-LABS = {"stp": ("mpp", "198.18.96"), "evpn": ("mppev", "198.18.112")}
+LABS = {"stp": labs.lab("mpp"), "evpn": labs.lab("mppev")}
 assert set(LABS) == set(MODES)
 PSK_DIR = "/etc/wireguard/mesh-push-psk.psk"
 STATE = "/var/lib/mesh-push/psk"

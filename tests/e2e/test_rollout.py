@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from tests import labs
 from tests.conftest import require_root
 from tests.e2e.labkit import lab_exec, lab_inventory, lab_up, mesh_push, templates_with
 
-LAB = "mpr"
-NET = "198.18.28"
+LAB, NET = labs.lab("mpr")  # tests/labs.py: this module's own
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,11 @@ import pytest
 
 from mesh_push import inventory
 from mesh_push.engine import ssh
+from tests import labs
 from tests.conftest import require_root
 from tests.e2e.labkit import HOSTS, lab_exec, lab_inventory, lab_up, mesh_push
 
-LAB = "mpk"
-NET = "198.18.68"
+LAB, NET = labs.lab("mpk")  # tests/labs.py: this module's own
 LAB_DIR = Path("/run/mesh-push/lab") / LAB
 # The key and state directory of inventory/lab.yaml's mesh (named lab) on each host.
 KEY = "/etc/wireguard/mesh-push-lab.key"

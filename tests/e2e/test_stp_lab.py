@@ -18,6 +18,7 @@ import yaml
 
 from mesh_push import inventory
 from mesh_push.modes.stp import observe
+from tests import labs
 from tests.conftest import require_root
 from tests.e2e.labkit import (
     HOSTS,
@@ -30,8 +31,7 @@ from tests.e2e.labkit import (
     mesh_push,
 )
 
-LAB = "mps"
-NET = "198.18.12"
+LAB, NET = labs.lab("mps")  # tests/labs.py: this module's own
 BRIDGE = "internet"
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests import labs
 from tests.conftest import require_root
 from tests.e2e.labkit import ROOT, cli_argv, lab_exec, lab_up, sample_cmdlines
 
@@ -125,13 +126,13 @@ def whole_life(lab: Lab) -> None:
 
 
 def test_passwordless_sudo(tmp_path: Path) -> None:
-    with cloud_lab(tmp_path, "mpsu", "198.18.56", "sudo") as lab:
+    with cloud_lab(tmp_path, *labs.lab("mpsu"), "sudo") as lab:
         root_login_refused(lab)
         whole_life(lab)
 
 
 def test_sudo_with_a_password(tmp_path: Path) -> None:
-    with cloud_lab(tmp_path, "mpsp", "198.18.60", "sudo-password") as lab:
+    with cloud_lab(tmp_path, *labs.lab("mpsp"), "sudo-password") as lab:
         assert lab.password_file is not None
         password = lab.password_file.read_text().strip()
         root_login_refused(lab)

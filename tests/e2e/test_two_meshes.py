@@ -25,11 +25,11 @@ from typing import Any
 
 import pytest
 
+from tests import labs
 from tests.conftest import require_root
 from tests.e2e.labkit import lab_exec, lab_up, mesh_push
 
-LAB = "mpm"
-NET = "198.18.72"
+LAB, NET = labs.lab("mpm")  # tests/labs.py: this module's own
 HOSTS = ["bob", "rho", "pi0"]
 FOREIGN = "wg9"  # made by "someone else" on bob, and the name gamma wants
 

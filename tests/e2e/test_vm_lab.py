@@ -19,13 +19,13 @@ from mesh_push.engine import gather
 from mesh_push.host import facts as backends
 from mesh_push.inventory import load
 from mesh_push.inventory.schema import lab_dir
+from tests import labs
 from tests.conftest import require_root
 from tests.e2e.labkit import HOSTS, NUMBER, cli_argv, lab_exec, lab_inventory, mesh_push
 
 pytestmark = [pytest.mark.vm]
 
-LAB = "mpv"
-NET = "198.18.92"  # 198.18.92.0/23: this suite's own
+LAB, NET = labs.lab("mpv")  # tests/labs.py: this module's own
 UNIT = "mesh-push-lab.service"  # the boot unit of mesh `lab` (inventory/lab.yaml)
 REBOOTED = "pi0"  # behind NAT: its peers find it again only through its own keepalives
 

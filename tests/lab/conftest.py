@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -24,12 +23,11 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import labs
 from tests.conftest import require_root
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_YAML = REPO / "inventory" / "lab.yaml"
-# Test labs live in 198.19.0.0/16, away from the 198.18.0.0/23 of a user's `mplab`.
-TEST_SPACE = ipaddress.IPv4Network("198.19.0.0/16")
 
 
 @pytest.fixture
@@ -55,30 +53,6 @@ def ip_json(*args: str) -> Any:
     return json.loads(out or "[]")
 
 
-def taken_networks() -> list[ipaddress.IPv4Network]:
-    nets = []
-    for link in ip_json("addr"):
-        for a in link.get("addr_info", []):
-            if a.get("family") == "inet":
-                nets.append(ipaddress.IPv4Interface(f"{a['local']}/{a['prefixlen']}").network)
-    for r in ip_json("route"):
-        dst = r.get("dst", "default")
-        if dst != "default" and ":" not in dst:
-            nets.append(ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False))
-    return nets
-
-
-def free_network(avoid: list[ipaddress.IPv4Network] | None = None) -> ipaddress.IPv4Network:
-    taken = taken_networks() + (avoid or [])
-    # Start at a random /23 so that parallel test runs rarely race for the same one.
-    subnets = list(TEST_SPACE.subnets(new_prefix=23))
-    start = secrets.randbelow(len(subnets))
-    for net in subnets[start:] + subnets[:start]:
-        if not any(net.overlaps(t) for t in taken):
-            return net
-    raise RuntimeError("no free /23 in 198.19.0.0/16 for a test lab")
-
-
 def lab_inventory(
     dest: Path, name: str, network: ipaddress.IPv4Network, source: Path = LAB_YAML
 ) -> Path:
@@ -95,11 +69,6 @@ def lab_inventory(
             host["address"] = str(new_wan.network_address + offset)
     dest.write_text(yaml.safe_dump(data, sort_keys=False))
     return dest
-
-
-def unique_name(prefix: str = "mpt") -> str:
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-    return prefix + "".join(secrets.choice(alphabet) for _ in range(6 - len(prefix)))
 
 
 @dataclass
@@ -161,8 +130,8 @@ class Lab:
 def new_lab(tmp: Path, source: Path = LAB_YAML) -> Lab:
     from mesh_push.inventory.schema import lab_dir
 
-    name = unique_name()
-    inv = lab_inventory(tmp / f"{name}.yaml", name, free_network(), source)
+    name, network = labs.claim_network()  # 198.19.0.0/16, never another run's or worker's
+    inv = lab_inventory(tmp / f"{name}.yaml", name, network, source)
     return Lab(name, lab_dir(name), inv)
 
 

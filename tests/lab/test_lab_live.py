@@ -14,6 +14,8 @@ from typing import Any
 import paramiko
 import pytest
 
+from tests import labs
+
 from .conftest import Lab, ip_json, lab_inventory, mesh_push, new_lab
 
 pytestmark = pytest.mark.lab
@@ -162,7 +164,8 @@ def test_up_refuses_a_network_the_machine_uses(root: None, tmp_path: Path) -> No
     network = ipaddress.IPv4Network(used[0])
     if network.prefixlen > 28:
         network = network.supernet(new_prefix=28)
-    inv = lab_inventory(tmp_path / "clash.yaml", "mptclx", network)
+    name, _ = labs.claim_network()
+    inv = lab_inventory(tmp_path / "clash.yaml", name, network)
     before_links, before_ns = ip_json("link"), ip_json("netns", "list")
     before = root_view()
     done = mesh_push("lab", "up", "-i", str(inv))
@@ -170,7 +173,7 @@ def test_up_refuses_a_network_the_machine_uses(root: None, tmp_path: Path) -> No
     assert "overlaps" in done.stderr and "nothing was changed" in done.stderr
     assert ip_json("link") == before_links and ip_json("netns", "list") == before_ns
     assert root_view() == before
-    assert not Path("/run/mesh-push/lab/mptclx").exists()
+    assert not Path(f"/run/mesh-push/lab/{name}").exists()
 
 
 def test_lab_commands_need_root(
@@ -301,9 +304,7 @@ def test_two_labs_side_by_side(lab_factory: Any, tmp_path: Path) -> None:
 def test_down_cleans_up_after_a_crashed_up(root: None) -> None:
     """No state file, half-made namespaces with a process in one, the controller veth:
     `lab down --name` finds them all by prefix."""
-    from .conftest import unique_name
-
-    name = unique_name("mpc")
+    name, _ = labs.claim_network()
     made = [f"{name}-wan", f"{name}-h-bob"]
     for ns in made:
         subprocess.run(["ip", "netns", "add", ns], check=True)
