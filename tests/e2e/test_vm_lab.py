@@ -8,6 +8,7 @@ under CI=true."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -106,6 +107,10 @@ def vm_lab(
     inv = vm_inventory(tmp_path_factory.mktemp("vm") / "lab.yaml")
     mesh_push("lab", "down", "--name", LAB)
     t0 = time.monotonic()
+    # The suite's longest module, beside the namespace labs on two cores: its QEMU guests (they
+    # inherit this worker's priority) go first, so the suite ends with it, not after it.
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    os.setpriority(os.PRIO_PROCESS, 0, -10)
     try:
         res = mesh_push("lab", "up", "-i", str(inv), "--json", timeout=1500)
         assert res.returncode == 0, res.stdout + res.stderr
@@ -115,6 +120,7 @@ def vm_lab(
             f"{vm['boot_seconds']} s; lab up {time.monotonic() - t0:.0f} s")  # fmt: skip
         yield VmLab(inv, pytestconfig)
     finally:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
         t_down = time.monotonic()
         down = mesh_push("lab", "down", "--name", LAB)
         assert down.returncode == 0, down.stderr
