@@ -446,11 +446,17 @@ elif [ "$CONF_NEW" = 1 ]; then
   fi
 fi
 # FRR hands each daemon its part of frr.conf as watchfrr starts it; a daemon that missed it
-# (seen on a slow guest: bgpd and ospfd running with no configuration) would stay so, and
-# nothing above would notice: give the instance its file again.
+# would stay so, and nothing above would notice: give the instance its file again. Seen on
+# slow guests: bgpd and ospfd with no configuration, and bgpd with some neighbours only
+# (watchfrr restarted every daemon and killed the loader after its 20 s), so every
+# session the file activates must be there.
 frr_loaded() {
   cfg=$(vtysh -N "$PS" -c 'show running-config' 2>/dev/null) || return 1
-  printf '%s\n' "$cfg" | grep -q '^router bgp ' && printf '%s\n' "$cfg" | grep -q '^router ospf'
+  printf '%s\n' "$cfg" | grep -q '^router ospf' || return 1
+  printf '%s\n' "$cfg" | grep -q '^router bgp ' || return 1
+  printf '%s\n' "$FRR_CONF" | grep '^  neighbor .* activate$' | while IFS= read -r line; do
+    printf '%s\n' "$cfg" | grep -qxF -- "$line" || exit 1
+  done
 }
 if [ "$CHECK" = 0 ]; then
   for _ in $(seq 20); do frr_loaded && break; sleep 1; done
