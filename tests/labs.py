@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import fcntl
 import ipaddress
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import IO
+
+from mesh_push.lab.addresses import overlaps
+from mesh_push.lab.system import ip_json
 
 # A lab's name → the third octet of its /23 in 198.18.0.0/17 (space 0).
 LABS: dict[str, int] = {
@@ -104,27 +105,13 @@ def claim_space() -> int:
     return k
 
 
-def _taken() -> list[ipaddress.IPv4Network]:
-    """The machine's own addresses and routes: a claimed range must overlap none."""
-    nets = []
-    for args in (["addr"], ["route"]):
-        out = subprocess.run(["ip", "-j", *args], capture_output=True, text=True, check=True)
-        for entry in json.loads(out.stdout or "[]"):
-            for a in entry.get("addr_info", []):
-                if a.get("family") == "inet":
-                    nets.append(ipaddress.IPv4Interface(f"{a['local']}/{a['prefixlen']}").network)
-            dst = entry.get("dst")
-            if dst and dst != "default" and ":" not in dst:
-                nets.append(ipaddress.IPv4Network(dst, strict=False))
-    return nets
-
-
 def claim_network() -> tuple[str, ipaddress.IPv4Network]:
     """A /23 of 198.19.0.0/16 that no other process of any run holds and the machine does not
     use, held until this process ends, and a lab name that is this /23's alone."""
-    taken = _taken()
+    # What `lab up` itself refuses: the machine's own addresses and routes.
+    addrs, routes = ip_json("addr"), ip_json("route")
     for index, net in enumerate(DYNAMIC.subnets(new_prefix=23)):
-        if any(net.overlaps(t) for t in taken):
+        if overlaps(net, addrs, routes):
             continue
         f = _try_lock(LOCKS / f"net-{net.network_address}.lock")
         if f is not None:
