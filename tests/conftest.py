@@ -5,7 +5,7 @@ bridges). A test's directory gives its marker (`root`, `lab`, or `vm` for the QE
 a test with one needs root: without it, it is skipped, except under CI=true where it fails.
 A test that asks for root without such a marker fails (`require_root`).
 
-Under pytest-xdist (`scripts/test --parallel`: `-n 4 --dist loadfile`) each module runs whole in one
+Under pytest-xdist (`scripts/test`: `-n 4 --dist loadfile`) each module runs whole in one
 worker, the longest first (`FIRST`); every lab's name and range comes from tests/labs.py."""
 
 from __future__ import annotations

@@ -151,6 +151,18 @@ def _ping_log(lab: Lab, src: str, dst: str, seconds: int) -> subprocess.Popen[st
     )
 
 
+def _first_reply(ping: subprocess.Popen[str]) -> str:
+    """ping's output up to its first reply: replies are flowing. Under load, starting `lab
+    exec` and ping took over 2 s once, and a fixed sleep then cut before the first reply."""
+    assert ping.stdout is not None
+    head = ""
+    while not _replies(head):
+        line = ping.stdout.readline()
+        assert line, f"ping ended before any reply:\n{head}"
+        head += line
+    return head
+
+
 def _replies(text: str) -> list[float]:
     return [float(m.group(1)) for m in re.finditer(r"^\[(\d+\.\d+)\] \d+ bytes from", text, re.M)]
 
@@ -166,11 +178,12 @@ def test_cut_fails_over_in_time_to_the_predicted_tree_and_heal_restores(lab: Lab
     ping = _ping_log(lab, a, b, seconds=int(bound) + 20)
     cut_done = False
     try:
-        time.sleep(2)  # replies flowing before the cut
+        head = _first_reply(ping)
         t_cut = time.time()
         mesh_push("lab", "cut", "--name", LAB, a, b, check=True)
         cut_done = True
         out, _ = ping.communicate(timeout=bound + 40)
+        out = head + out
         after = _replies(out)
         before = [t for t in after if t < t_cut]
         assert before, out

@@ -21,6 +21,30 @@ class FrrState:
     macs: dict[int, int]  # VNI → MACs known
 
 
+# What templates/evpn/gather.sh.j2 asks the instance, in one vtysh whose -E echoes each
+# question after the prompt ("bob# show bfd peers json"), and the section each answer is.
+QUESTIONS = {
+    "show bgp l2vpn evpn summary json": "frr-bgp",
+    "show bfd peers json": "frr-bfd",
+    "show ip ospf neighbor json": "frr-ospf",
+    "show evpn vni detail json": "frr-vni",
+}
+
+
+def answers(text: str) -> dict[str, str]:
+    """The frr-vtysh section split at each echoed question; the last answer to one counts."""
+    out: dict[str, str] = {}
+    key = None
+    for line in text.splitlines():
+        prompt, sep, question = line.partition("# ")
+        if sep and " " not in prompt and question in QUESTIONS:
+            key = QUESTIONS[question]
+            out[key] = ""
+        elif key is not None:
+            out[key] += line + "\n"
+    return out
+
+
 def _json(text: str) -> Any:
     try:
         return json.loads(text) if text.strip() else None
@@ -32,6 +56,7 @@ def parse(s: dict[str, str]) -> FrrState | None:
     """None when the host has no FRR section at all (not evpn, or an older gather)."""
     if "frr-daemons" not in s:
         return None
+    s = {**s, **answers(s.get("frr-vtysh", ""))}
     st = FrrState({d for d in s["frr-daemons"].split() if d}, {}, {}, {}, {}, {}, {})
     bgp = _json(s.get("frr-bgp", ""))
     if isinstance(bgp, dict):

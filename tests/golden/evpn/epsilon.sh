@@ -600,8 +600,9 @@ frr_loaded() {
   done
 }
 if [ "$CHECK" = 0 ]; then
-  for _ in $(seq 20); do frr_loaded && break; sleep 1; done
-  if ! frr_loaded; then
+  loaded=0
+  for _ in $(seq 20); do if frr_loaded; then loaded=1; break; fi; sleep 1; done
+  if [ "$loaded" = 0 ]; then
     vtysh -N "$PS" -b >/dev/null 2>&1 || true
     did "FRR instance $PS given its configuration again"
   fi

@@ -50,17 +50,21 @@ disarm() {
 }
 lock_gone() { exit 0; }  # a `down` removed everything: nothing left to roll back
 trap 'if [ -n "$CHILD" ]; then kill "$CHILD" 2>/dev/null; fi; exit 0' TERM
-echo $$ > "$STATE/armed.pid.new" && mv "$STATE/armed.pid.new" "$STATE/armed.pid"
 ours() { [ -e "$STATE/armed.token" ] && [ "$(cat "$STATE/armed.token")" = "$TOKEN" ]; }
-# Held (returns) once no other run holds the lock; exits once the token is not ours.
-hold() { until ours && take_lock "$1" 30; do ours || exit 0; done; }
+# Superseded (a later run took the token): its pid file goes with it, if it is still its own.
+give_up() {
+  if [ "$(cat "$STATE/armed.pid" 2>/dev/null)" = "$$" ]; then rm -f "$STATE/armed.pid"; fi
+  exit 0
+}
+# Held (returns) once no other run holds the lock; gives up once the token is not ours.
+hold() { until ours && take_lock "$1" 30; do ours || give_up; done; }
 hold "rollback timer, waiting for the apply to end"
 exec 9>&-
 sleep 60 & CHILD=$!
 wait "$CHILD"
 CHILD=
 hold "rollback timer"
-ours || exit 0
+ours || give_up
 if [ ! -e "$STATE/confirmed.$TOKEN" ]; then
   sh "$STATE/rollback.sh" 9>&- > "$STATE/rollback.log" 2>&1 || true
   mkdir -p "$STATE"

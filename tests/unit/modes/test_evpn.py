@@ -162,12 +162,34 @@ def frr_sections(prefix: str = "") -> dict[str, str]:
     def read(name: str) -> str:
         return (EVPN_DATA / f"{prefix}rho-{name}.json").read_text()
 
-    return {
-        "frr-daemons": "watchfrr\nzebra\nbgpd\nospfd\nbfdd",
-        "frr-bgp": read("bgp-l2vpn-evpn-summary"),
-        "frr-bfd": read("bfd-peers"),
-        "frr-ospf": read("ospf-neighbor"),
-        "frr-vni": read("evpn-vni-detail"),
+    # What gather.sh.j2 prints: one vtysh -E, each question echoed after the prompt.
+    captures = ["bgp-l2vpn-evpn-summary", "bfd-peers", "ospf-neighbor", "evpn-vni-detail"]
+    vtysh = "".join(
+        f"rho# {q}\n{read(c)}" for q, c in zip(observe.QUESTIONS, captures, strict=True)
+    )
+    return {"frr-daemons": "watchfrr\nzebra\nbgpd\nospfd\nbfdd", "frr-vtysh": vtysh}
+
+
+def test_the_gather_asks_what_observe_reads() -> None:
+    text = (ROOT / "templates/evpn/gather.sh.j2").read_text()
+    asked = text.split("QUESTIONS='", 1)[1].split("'", 1)[0].splitlines()
+    assert asked == list(observe.QUESTIONS)
+
+
+def test_vtysh_answers_split_at_each_echoed_question() -> None:
+    """A failed question (bfdd down) ends the one vtysh; each is then asked again on its own,
+    and the last answer to each counts. A line that only looks like a prompt is an answer's."""
+    text = (
+        'bob# show bgp l2vpn evpn summary json\n{"a": 1}\n'
+        "bob# show bfd peers json\n% bfdd is not running\n"
+        'bob# show bgp l2vpn evpn summary json\n{"a": 2}\n'
+        "bob# show bfd peers json\n"
+        "bob# show ip ospf neighbor json\nsome thing# show evpn vni detail json\n"
+    )
+    assert observe.answers(text) == {
+        "frr-bgp": '{"a": 2}\n',
+        "frr-bfd": "",
+        "frr-ospf": "some thing# show evpn vni detail json\n",
     }
 
 
