@@ -384,6 +384,34 @@ def test_verify_judges_fresh_states_after_an_apply(monkeypatch: pytest.MonkeyPat
     assert rec.calls == [(tuple(sorted(HOSTS)), HOSTS)]
 
 
+def test_verify_polls_again_while_a_ping_fails_within_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The judge satisfied but a ping not yet through (a VTEP's route a moment behind its
+    session): verify polls again, judge and pings, until both hold; past the bound, the
+    pings' problems are the verdict."""
+    Recorder(monkeypatch)
+    polls: list[int] = []
+
+    def poll(_session: Any, names: list[str]) -> States:
+        polls.append(1)
+        return {n: states()[n] for n in names}
+
+    monkeypatch.setattr(gather, "poll", poll)
+    monkeypatch.setattr(verify.time, "sleep", lambda _s: None)
+    answers = [["bob: no ping across the bridge to rho"], []]
+    monkeypatch.setattr(verify, "_ping", lambda *_args: answers.pop(0))
+    outcomes = dict.fromkeys(HOSTS, Outcome.UNCHANGED) | {"bob": Outcome.CHANGED}
+    result = verify.verify(fake_session(outcomes), lab_plan(), {}, quiet)
+    assert result.ok and result.pinged and len(polls) == 2
+
+    monkeypatch.setattr(verify, "_ping", lambda *_args: ["bob: no ping across the bridge to rho"])
+    clock = iter(range(0, 10_000, 10))
+    monkeypatch.setattr(verify.time, "monotonic", lambda: float(next(clock)))
+    result = verify.verify(fake_session(outcomes), lab_plan(), {}, quiet)
+    assert not result.ok and result.problems == ["bob: no ping across the bridge to rho"]
+
+
 def test_status_asks_the_judge(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
     """`status` with the captured mesh as what the hosts print, pi0 unreachable."""
     import json
