@@ -145,6 +145,10 @@ def test_each_host_runs_its_own_frr(lab: Lab) -> None:
 
 
 def test_every_pair_pings_at_the_mtu(lab: Lab) -> None:
+    """Every ordered pair passes a DF frame of the bridge's MTU. A pair whose path cannot
+    carry that size loses every probe; one of three probes answered is the property. (One
+    probe each, 380 at once on the twenty hosts' wireguard-go with the CPU saturated, lost
+    one once: a lost packet, not a size the path refuses.)"""
     size = lab.plan.mesh.mtu.bridge - 28  # IPv4 and ICMP headers
     failed: list[str] = []
 
@@ -154,7 +158,7 @@ def test_every_pair_pings_at_the_mtu(lab: Lab) -> None:
             src,
             "sh",
             "-c",
-            f"for t in {targets}; do ping -c 1 -W 2 -M do -s {size} "
+            f"for t in {targets}; do ping -c 3 -i 0.2 -W 2 -M do -s {size} "
             '"$t" >/dev/null 2>&1 || echo "$t"; done',
         )
         failed.extend(f"{src} → {t}" for t in res.stdout.split())
