@@ -33,6 +33,9 @@ MARK_PREFIX = "mesh-push"
 # re-marked); the legacy script, unit and key are taken over when the script says it was
 # this mesh's (host.sh.j2, facts.sh.j2, down.sh.j2).
 LEGACY_MARK = MARK_PREFIX
+# The protocol number of the routes a mesh adds (evpn: its VTEPs' unreachable network), which
+# tells them from anyone else's; unassigned in iproute2's rt_protos.
+NOROUTE_PROTO = 233
 LEGACY_STATE_DIR = STATE_ROOT
 LEGACY_BOOT_UNIT = f"{UNIT_DIR}/mesh-push.service"
 LEGACY_BOOT_WANTS = f"{WANTS_DIR}/mesh-push.service"

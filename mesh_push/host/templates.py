@@ -81,6 +81,7 @@ def host_paths(mesh: Mesh) -> dict[str, Any]:
         "boot_unit": mesh.boot_unit,
         "boot_wants": mesh.boot_wants,
         "pathspace": mesh.frr_pathspace,
+        "noroute_proto": model.NOROUTE_PROTO,
         "legacy": {
             "mark": model.LEGACY_MARK,
             "state_dir": model.LEGACY_STATE_DIR,

@@ -323,6 +323,64 @@ def test_drift_is_repaired_and_a_foreign_interface_refused(lab: Lab) -> None:
     _wait_healthy(lab, 30)
 
 
+def _kernel_routes(lab: Lab, host: str) -> list[str]:
+    """The host's IPv4 routes as its kernel has them (what traffic follows)."""
+    return sorted(lab.exec(host, "ip", "-4", "-o", "route", "show", "table", "main").stdout
+                  .splitlines())  # fmt: skip
+
+
+def test_a_hostile_host_changes_no_other_hosts_routes(lab: Lab) -> None:
+    """vorke (five hosts) turns hostile: its own FRR redistributes into OSPF 0.0.0.0/1,
+    128.0.0.0/1, the controller's /32 and bob's VTEP (each through a next hop vorke already
+    uses, so vorke itself still answers). The routes reach every other host's OSPF, and no
+    other host's kernel routes change (frr.conf's `ip protocol ospf route-map`); the others
+    stay healthy. A VTEP with no route is unreachable, not sent out the default route."""
+    if len(lab.hosts) > 5:
+        return
+    ps = lab.plan.mesh.frr_pathspace
+    others = [h for h in lab.hosts if h != "vorke"]
+    before = {h: _kernel_routes(lab, h) for h in others}
+    controller = lab.inventory.read_text().split("network: ")[-1].split(".0/23")[0] + ".1"
+    gw = lab.exec("vorke", "ip", "-4", "-o", "route", "get", "1.1.1.1").stdout.split()
+    via = gw[gw.index("via") + 1] if "via" in gw else gw[gw.index("dev") + 1]
+    to_ctl = lab.exec("vorke", "ip", "-4", "-o", "route", "get", controller).stdout.split()
+    to_bob = next(e.name for e in lab.plan.evpn_host("vorke").links if e.peer == "bob")
+    bob_vtep = str(lab.plan.evpn_host("bob").vtep)
+    hostile = [
+        f"ip route 0.0.0.0/1 {via}",
+        f"ip route 128.0.0.0/1 {via}",
+        f"ip route {controller}/32 {to_ctl[to_ctl.index('dev') + 1]}",
+        f"ip route {bob_vtep}/32 {to_bob}",
+    ]
+    vty = ["vtysh", "-N", ps, "-c", "conf t"]
+    args = [a for line in [*hostile, "router ospf", "redistribute static"] for a in ("-c", line)]
+    assert lab.exec("vorke", *vty, *args).returncode == 0
+    try:
+        # Delivered: rho's OSPF holds vorke's routes (in its RIB, not installed).
+        deadline = time.monotonic() + 20
+        while True:
+            rib = lab.exec("rho", "vtysh", "-N", ps, "-c", "show ip route 0.0.0.0/1 json").stdout
+            if "0.0.0.0/1" in rib:
+                break
+            assert time.monotonic() < deadline, "vorke's routes never reached rho's OSPF"
+            time.sleep(1)
+        time.sleep(3)  # OSPF's SPF throttle, and zebra's decision, at every host
+        for h in others:
+            assert _kernel_routes(lab, h) == before[h], h
+        status = json.loads(lab.run("status", "--json").stdout)
+        sick = {x["name"]: x["reasons"] for x in status["hosts"] if not x["healthy"]}
+        assert set(sick) <= {"vorke"}, sick
+        # An address of the VTEPs' network that no host has: unreachable, not the default.
+        nobody = str(lab.plan.mesh.wg_network.network_address + 250)
+        res = lab.exec("rho", "ip", "-4", "route", "get", nobody)
+        assert res.returncode != 0 and "no route to host" in res.stderr.lower(), res
+    finally:
+        undo = [a for line in ["router ospf", "no redistribute static", "exit",
+                               *(f"no {x}" for x in hostile)] for a in ("-c", line)]  # fmt: skip
+        assert lab.exec("vorke", *vty, *undo).returncode == 0
+    _wait_healthy(lab, 30)
+
+
 def test_an_frr_daemon_that_lost_its_configuration_gets_it_again(lab: Lab) -> None:
     """As a daemon that missed its part of frr.conf at start (seen on a slow guest): bob's
     bgpd and ospfd running with no configuration is drift that `up --check` names and `up`

@@ -16,7 +16,7 @@ from mesh_push.modes import scripts
 from mesh_push.modes.base import HostPlan, Plan
 from mesh_push.modes.evpn import judge, observe, settings
 from mesh_push.modes.evpn import plan as evpn_plan
-from mesh_push.modes.evpn.plan import EvpnHost, own, vxlan_name
+from mesh_push.modes.evpn.plan import EvpnHost, mesh_routes, own, vxlan_name
 from mesh_push.modes.judgement import Judgement
 from mesh_push.modes.mode import Mode
 from mesh_push.modes.reports import Report
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 # OSPF adjacencies (hellos every second), then BGP sessions (retried every 5 s), then the EVPN
 # routes: seconds, with room for a loaded host.
 CONVERGENCE_S = 60.0
+# EVPN routes one BGP neighbour may send (a MAC, a MAC and address, a VTEP's flood route per
+# host): a route reflector passes on the whole mesh's. Past it, bgpd closes that session.
+MAX_ROUTES = 50000
 
 
 class EvpnMode(Mode):
@@ -58,7 +61,14 @@ class EvpnMode(Mode):
 
     def render(self, plan: Plan, hp: HostPlan, env: jinja2.Environment, **values: Any) -> str:
         mesh = plan.mesh
-        frr = {"version": __version__, "mesh": mesh, "h": hp, "e": hp}
+        frr = {
+            "version": __version__,
+            "mesh": mesh,
+            "h": hp,
+            "e": hp,
+            "routes": mesh_routes(mesh),
+            "max_routes": MAX_ROUTES,
+        }
         return env.get_template(self.host_template).render(
             **values,
             e=hp,

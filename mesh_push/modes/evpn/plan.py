@@ -76,6 +76,14 @@ def vtep(mesh: Mesh, host: Host) -> IPv4Address:
     return address(mesh.wg_network, host)
 
 
+def mesh_routes(mesh: Mesh) -> tuple[IPv4Network, ...]:
+    """All a host may learn from OSPF (docs/security.md#evpn): every VTEP's /32 and every
+    link's /31, nothing else (no default, no address outside the mesh)."""
+    vteps = [IPv4Network(f"{vtep(mesh, h)}/32") for h in mesh.hosts]
+    links = [IPv4Network(f"{link_addresses(lk)[0]}/31") for lk in mesh.links]
+    return tuple(sorted(vteps) + sorted(links))
+
+
 def build(
     mesh: Mesh,
     public_keys: Mapping[str, str],

@@ -25,6 +25,10 @@ VXLAN_PORT=4789
 SEGMENT=100
 VTEP=10.88.88.2
 PS=mesh-push-labevpn
+# The VTEPs' network: unreachable here but for OSPF's /32s (step "vtep routes"). The route is
+# this mesh's by its protocol number (unassigned in iproute2's rt_protos), as down removes it.
+VTEPS=10.88.88.0/24
+NOROUTE_PROTO=233
 ETC=/etc/frr/$PS
 RUN=/var/run/frr/$PS
 CHECK=${MESH_PUSH_CHECK:-0}
@@ -190,6 +194,16 @@ for pid_file in /var/run/frr/zebra.pid /var/run/frr/*/zebra.pid; do
       "evpn mode runs its own instance ($PS): stop that one (systemctl disable --now frr), or use mode stp"
   fi
 done
+vtep_route=$(ip -o route show exact "$VTEPS" 2>/dev/null || true)
+case $vtep_route in
+  ''|"unreachable $VTEPS proto $NOROUTE_PROTO "*) ;;
+  # Through an interface of this mesh (stp mode's, removed below as unplanned).
+  *" dev "*) vtep_dev=${vtep_route#* dev }; ours "${vtep_dev%% *}" || vtep_route=foreign ;;
+  *) vtep_route=foreign ;;
+esac
+if [ "$vtep_route" = foreign ]; then
+  refuse "a route to $VTEPS" "mesh.wireguard.network must be the mesh's own"
+fi
 [ "$REFUSED" = 0 ] || exit 1
 
 step "state directory"
@@ -486,6 +500,14 @@ ensure_mtu "$BR" 1500
 # The bridge's address, and the VTEP's /32: the VXLAN source, FRR's router id.
 ensure_addr "$BR" 10.99.99.2/24 10.88.88.2/32
 
+step "vtep routes"
+# A VTEP without a route (its host cut off, or OSPF not yet up) is unreachable: VXLAN to it is
+# dropped here, never sent out the default route in cleartext. OSPF's /32s are more specific.
+case "$(ip -o route show exact "$VTEPS" 2>/dev/null || true)" in
+  "unreachable $VTEPS proto $NOROUTE_PROTO "*) ;;
+  *) act ip route add unreachable "$VTEPS" proto "$NOROUTE_PROTO"; did "$VTEPS unreachable but through the links" ;;
+esac
+
 step "vxlan"
 case "$(ip -d -o link show dev "$VX" 2>/dev/null)" in
   *"vxlan id $SEGMENT local $VTEP "*"dstport $VXLAN_PORT "*nolearning*) ;;
@@ -566,6 +588,37 @@ interface wg0-7
  ip ospf bfd profile mesh-push
 exit
 !
+! What this host takes from the others (docs/security.md#evpn). OSPF: zebra installs only the
+! mesh'"'"'s VTEP /32s and link /31s, so no host can route anything else (a default, an address
+! outside the mesh) into the mesh. BGP EVPN: only routes for the mesh'"'"'s VNI with a VTEP
+! of the mesh as next hop, and at most 50000 from one neighbour.
+ip prefix-list mesh-push-ospf seq 5 permit 10.88.88.1/32
+ip prefix-list mesh-push-ospf seq 10 permit 10.88.88.2/32
+ip prefix-list mesh-push-ospf seq 15 permit 10.88.88.3/32
+ip prefix-list mesh-push-ospf seq 20 permit 10.88.88.4/32
+ip prefix-list mesh-push-ospf seq 25 permit 10.88.88.5/32
+ip prefix-list mesh-push-ospf seq 30 permit 169.254.0.2/31
+ip prefix-list mesh-push-ospf seq 35 permit 169.254.0.4/31
+ip prefix-list mesh-push-ospf seq 40 permit 169.254.0.6/31
+ip prefix-list mesh-push-ospf seq 45 permit 169.254.0.8/31
+ip prefix-list mesh-push-ospf seq 50 permit 169.254.0.10/31
+ip prefix-list mesh-push-ospf seq 55 permit 169.254.0.12/31
+ip prefix-list mesh-push-ospf seq 60 permit 169.254.0.14/31
+route-map mesh-push-ospf permit 10
+ match ip address prefix-list mesh-push-ospf
+exit
+ip protocol ospf route-map mesh-push-ospf
+!
+ip prefix-list mesh-push-vteps seq 5 permit 10.88.88.1/32
+ip prefix-list mesh-push-vteps seq 10 permit 10.88.88.2/32
+ip prefix-list mesh-push-vteps seq 15 permit 10.88.88.3/32
+ip prefix-list mesh-push-vteps seq 20 permit 10.88.88.4/32
+ip prefix-list mesh-push-vteps seq 25 permit 10.88.88.5/32
+route-map mesh-push-evpn permit 10
+ match evpn vni 100
+ match ip next-hop prefix-list mesh-push-vteps
+exit
+!
 router ospf
  ospf router-id 10.88.88.2
  log-adjacency-changes
@@ -600,12 +653,20 @@ router bgp 65000
  !
  address-family l2vpn evpn
   neighbor 10.88.88.1 activate
+  neighbor 10.88.88.1 route-map mesh-push-evpn in
+  neighbor 10.88.88.1 maximum-prefix 50000
   neighbor 10.88.88.1 route-reflector-client
   neighbor 10.88.88.3 activate
+  neighbor 10.88.88.3 route-map mesh-push-evpn in
+  neighbor 10.88.88.3 maximum-prefix 50000
   neighbor 10.88.88.3 route-reflector-client
   neighbor 10.88.88.4 activate
+  neighbor 10.88.88.4 route-map mesh-push-evpn in
+  neighbor 10.88.88.4 maximum-prefix 50000
   neighbor 10.88.88.4 route-reflector-client
   neighbor 10.88.88.5 activate
+  neighbor 10.88.88.5 route-map mesh-push-evpn in
+  neighbor 10.88.88.5 maximum-prefix 50000
   neighbor 10.88.88.5 route-reflector-client
   advertise-all-vni
   ! Each bridge'"'"'s own MAC and address as a type-2 route: unicast goes straight to its VTEP

@@ -238,6 +238,12 @@ if [ -d "/etc/frr/$PS" ] || [ -d "/var/run/frr/$PS" ]; then
   act rm -rf "/etc/frr/$PS" "/var/run/frr/$PS"
   did "FRR instance $PS stopped and removed"
 fi
+# The VTEPs' unreachable route (evpn/host.sh.j2), by its protocol number: ours only.
+case "$(ip -o route show exact 10.88.88.0/24 2>/dev/null || true)" in
+  "unreachable "10.88.88.0/24" proto "233" "*)
+    act ip route del unreachable 10.88.88.0/24 proto 233
+    did "route "10.88.88.0/24" removed" ;;
+esac
 
 step "unplanned interfaces"
 # This mesh's interfaces that are no longer planned (a wire to a host gone, a renamed
