@@ -33,10 +33,13 @@ LABS = {
     "twenty": (*labs.lab("mpe20"), ROOT / "inventory/lab-evpn20.yaml", "198.18.6"),
 }
 FAILOVER_BOUND_S = 3.0
-# What must be as it was before `up` once `down` ran: the links, FRR's files and every
-# process in the host's network namespace (wireguard-go, FRR's daemons, the re-resolver).
+# What must be as it was before `up` once `down` ran: the links, the routes (the VTEPs'
+# unreachable route is the mesh's), FRR's files and every process in the host's network
+# namespace (wireguard-go, FRR's daemons, the re-resolver).
 BEFORE_AFTER = r"""
 ip -o link show | sed 's/^[0-9]*: //; s/ .*//' | sort
+echo '=== routes'
+ip -4 -o route show table main | sort
 echo '=== frr'
 find /etc/frr /var/run/frr -mindepth 1 ! -name ospfd-gr.json | sort
 echo '=== processes'
@@ -331,24 +334,23 @@ def _kernel_routes(lab: Lab, host: str) -> list[str]:
 
 def test_a_hostile_host_changes_no_other_hosts_routes(lab: Lab) -> None:
     """vorke (five hosts) turns hostile: its own FRR redistributes into OSPF 0.0.0.0/1,
-    128.0.0.0/1, the controller's /32 and bob's VTEP (each through a next hop vorke already
-    uses, so vorke itself still answers). The routes reach every other host's OSPF, and no
-    other host's kernel routes change (frr.conf's `ip protocol ospf route-map`); the others
-    stay healthy. A VTEP with no route is unreachable, not sent out the default route."""
+    128.0.0.0/1, the controller's /32 and bob's VTEP (through next hops that leave vorke's
+    own routes to the controller and to bob as they were, so vorke itself still answers).
+    The routes reach every other host's OSPF, and no other host's kernel routes change
+    (frr.conf's `ip protocol ospf route-map`); the others stay healthy. A VTEP with no route
+    is unreachable, not sent out the default route."""
     if len(lab.hosts) > 5:
         return
     ps = lab.plan.mesh.frr_pathspace
     others = [h for h in lab.hosts if h != "vorke"]
     before = {h: _kernel_routes(lab, h) for h in others}
     controller = lab.inventory.read_text().split("network: ")[-1].split(".0/23")[0] + ".1"
-    gw = lab.exec("vorke", "ip", "-4", "-o", "route", "get", "1.1.1.1").stdout.split()
-    via = gw[gw.index("via") + 1] if "via" in gw else gw[gw.index("dev") + 1]
     to_ctl = lab.exec("vorke", "ip", "-4", "-o", "route", "get", controller).stdout.split()
     to_bob = next(e.name for e in lab.plan.evpn_host("vorke").links if e.peer == "bob")
     bob_vtep = str(lab.plan.evpn_host("bob").vtep)
     hostile = [
-        f"ip route 0.0.0.0/1 {via}",
-        f"ip route 128.0.0.0/1 {via}",
+        f"ip route 0.0.0.0/1 {controller}",  # the lab's hosts have no default route
+        f"ip route 128.0.0.0/1 {controller}",
         f"ip route {controller}/32 {to_ctl[to_ctl.index('dev') + 1]}",
         f"ip route {bob_vtep}/32 {to_bob}",
     ]

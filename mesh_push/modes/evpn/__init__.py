@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 # OSPF adjacencies (hellos every second), then BGP sessions (retried every 5 s), then the EVPN
 # routes: seconds, with room for a loaded host.
 CONVERGENCE_S = 60.0
-# EVPN routes one BGP neighbour may send (a MAC, a MAC and address, a VTEP's flood route per
-# host): a route reflector passes on the whole mesh's. Past it, bgpd closes that session.
-MAX_ROUTES = 50000
 
 
 class EvpnMode(Mode):
@@ -67,7 +64,6 @@ class EvpnMode(Mode):
             "h": hp,
             "e": hp,
             "routes": mesh_routes(mesh),
-            "max_routes": MAX_ROUTES,
         }
         return env.get_template(self.host_template).render(
             **values,

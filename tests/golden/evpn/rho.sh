@@ -590,8 +590,9 @@ exit
 !
 ! What this host takes from the others (docs/security.md#evpn). OSPF: zebra installs only the
 ! mesh'"'"'s VTEP /32s and link /31s, so no host can route anything else (a default, an address
-! outside the mesh) into the mesh. BGP EVPN: only routes for the mesh'"'"'s VNI with a VTEP
-! of the mesh as next hop, and at most 50000 from one neighbour.
+! outside the mesh) into the mesh. BGP EVPN: only MAC/IP (type 2) and flood (type 3) routes
+! of the mesh'"'"'s VNI. (FRR 8.4 matches no next hop of an EVPN route, and has no
+! maximum-prefix for l2vpn evpn.)
 ip prefix-list mesh-push-ospf seq 5 permit 10.88.88.1/32
 ip prefix-list mesh-push-ospf seq 10 permit 10.88.88.2/32
 ip prefix-list mesh-push-ospf seq 15 permit 10.88.88.3/32
@@ -609,14 +610,13 @@ route-map mesh-push-ospf permit 10
 exit
 ip protocol ospf route-map mesh-push-ospf
 !
-ip prefix-list mesh-push-vteps seq 5 permit 10.88.88.1/32
-ip prefix-list mesh-push-vteps seq 10 permit 10.88.88.2/32
-ip prefix-list mesh-push-vteps seq 15 permit 10.88.88.3/32
-ip prefix-list mesh-push-vteps seq 20 permit 10.88.88.4/32
-ip prefix-list mesh-push-vteps seq 25 permit 10.88.88.5/32
 route-map mesh-push-evpn permit 10
  match evpn vni 100
- match ip next-hop prefix-list mesh-push-vteps
+ match evpn route-type macip
+exit
+route-map mesh-push-evpn permit 20
+ match evpn vni 100
+ match evpn route-type multicast
 exit
 !
 router ospf
@@ -654,19 +654,15 @@ router bgp 65000
  address-family l2vpn evpn
   neighbor 10.88.88.1 activate
   neighbor 10.88.88.1 route-map mesh-push-evpn in
-  neighbor 10.88.88.1 maximum-prefix 50000
   neighbor 10.88.88.1 route-reflector-client
   neighbor 10.88.88.3 activate
   neighbor 10.88.88.3 route-map mesh-push-evpn in
-  neighbor 10.88.88.3 maximum-prefix 50000
   neighbor 10.88.88.3 route-reflector-client
   neighbor 10.88.88.4 activate
   neighbor 10.88.88.4 route-map mesh-push-evpn in
-  neighbor 10.88.88.4 maximum-prefix 50000
   neighbor 10.88.88.4 route-reflector-client
   neighbor 10.88.88.5 activate
   neighbor 10.88.88.5 route-map mesh-push-evpn in
-  neighbor 10.88.88.5 maximum-prefix 50000
   neighbor 10.88.88.5 route-reflector-client
   advertise-all-vni
   ! Each bridge'"'"'s own MAC and address as a type-2 route: unicast goes straight to its VTEP
