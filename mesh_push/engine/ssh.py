@@ -17,6 +17,7 @@ import base64
 import binascii
 import contextlib
 import logging
+import select
 import shlex
 import threading
 import time
@@ -45,6 +46,9 @@ DEFAULT_IDENTITIES = ("id_rsa", "id_ecdsa", "id_ed25519")
 SUDO_NEEDS_PASSWORD = "a password is required"
 SUDO_WRONG_PASSWORD = ("incorrect password attempt", "Sorry, try again")
 SUDO_REFUSED = ("is not in the sudoers file", "may not run sudo", "is not allowed to execute")
+# The most one command may print, stdout and stderr together: an evpn host's state with the
+# routes of a few hundred hosts is far less; more is a host flooding us.
+MAX_OUTPUT = 16 << 20
 
 
 @dataclass
@@ -344,8 +348,12 @@ class Result:
 
 def run(remote: Remote, command: str, stdin: str | None = None, timeout: float = 300) -> Result:
     """One remote command as root, stdin streamed then closed. Straight on the paramiko
-    channel: one round trip, no polling threads. BecomeError when sudo refused."""
+    channel: one round trip, no polling threads. `timeout` bounds the whole command, and at
+    most MAX_OUTPUT bytes are read from it: a host that trickles, floods or never stops
+    fails alone (SshError), it never holds the caller or its memory. BecomeError when sudo
+    refused."""
     start = time.monotonic()
+    deadline = start + timeout
     transport = remote.conn.client.get_transport()
     if transport is None or not transport.is_active():
         raise SshError(f"{remote.host}: connection lost")
@@ -359,17 +367,13 @@ def run(remote: Remote, command: str, stdin: str | None = None, timeout: float =
         chan.settimeout(timeout)
         chan.exec_command(line)
         if preamble or stdin:
+            chan.settimeout(_left(deadline))
             chan.sendall((preamble + (stdin or "")).encode())
         chan.shutdown_write()
-        # paramiko buffers stderr on its own; our scripts write little of it, so reading
-        # stdout to its end first cannot fill the window and stall.
-        out = bytearray()
-        while data := chan.recv(65536):
-            out += data
-        err = bytearray()
-        while data := chan.recv_stderr(65536):
-            err += data
-        code = chan.recv_exit_status()
+        out, err = _read_all(remote.host, chan, deadline)
+        if not chan.status_event.wait(_left(deadline)):
+            raise TimeoutError
+        code = chan.exit_status
     except TimeoutError:
         raise SshError(f"{remote.host}: command timed out after {timeout:g} s") from None
     except (paramiko.SSHException, EOFError, OSError) as e:
@@ -389,6 +393,33 @@ def run(remote: Remote, command: str, stdin: str | None = None, timeout: float =
     return result
 
 
+def _left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    return left
+
+
+def _read_all(host: str, chan: paramiko.Channel, deadline: float) -> tuple[bytearray, bytearray]:
+    """stdout and stderr to their end, both at once (a host that fills one while we wait on
+    the other cannot stall us), until the deadline and at most MAX_OUTPUT bytes in all. The
+    channel's fileno is readable while either has data, and at its end."""
+    out, err = bytearray(), bytearray()
+    while True:
+        readable, _, _ = select.select([chan], [], [], _left(deadline))
+        if not readable:
+            raise TimeoutError
+        while chan.recv_ready():
+            out += chan.recv(65536)
+        while chan.recv_stderr_ready():
+            err += chan.recv_stderr(65536)
+        if len(out) + len(err) > MAX_OUTPUT:
+            raise SshError(
+                f"{host}: sent more than {MAX_OUTPUT >> 20} MiB of output: stopped reading "
+                "(a command of mesh-push prints far less; look at what runs there)"
+            )
+        if chan.eof_received and not chan.recv_ready() and not chan.recv_stderr_ready():
+            return out, err
 def close(remote: Remote) -> None:
     conn: Connection | None = remote.conn
     while conn is not None:

@@ -6,10 +6,7 @@ in tests/e2e/test_ssh_keys_lab.py."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,6 +18,7 @@ from mesh_push import cli, inventory
 from mesh_push.core.model import Mesh
 from mesh_push.engine import connect, ssh, ssh_config
 from mesh_push.engine.outcome import Outcome
+from tests.fake_sshd import sshd
 
 INVENTORY = """
 hosts:
@@ -252,50 +250,6 @@ def test_never_dialled_by_bare_name_with_an_endpoint_address(
 
 
 # --------------------------------------------------------------------------- known_hosts
-
-
-class _Server(paramiko.ServerInterface):
-    def __init__(self, auths: list[str]) -> None:
-        self.auths = auths
-
-    def get_allowed_auths(self, username: str) -> str:
-        return "publickey"
-
-    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
-        self.auths.append(username)
-        return paramiko.AUTH_SUCCESSFUL
-
-
-@contextlib.contextmanager
-def sshd(host_key: paramiko.PKey) -> Iterator[tuple[int, list[str]]]:
-    """A paramiko sshd on 127.0.0.1 that lets in any public key; yields its port and the
-    users it authenticated."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    auths: list[str] = []
-    transports: list[paramiko.Transport] = []
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            t = paramiko.Transport(conn)
-            t.add_server_key(host_key)
-            transports.append(t)
-            with contextlib.suppress(Exception):
-                t.start_server(server=_Server(auths))
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1], auths
-    finally:
-        listener.close()
-        for t in transports:
-            t.close()
 
 
 @pytest.fixture
