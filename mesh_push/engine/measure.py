@@ -9,6 +9,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mesh_push.core.reported import decimal, whole
 from mesh_push.host import programs
 from mesh_push.modes.base import Plan
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from mesh_push.engine.session import HostError, Session
 
 MARK = "=== mesh-push measure "
-TIME_RE = re.compile(r"time[=<]([0-9.]+) ?ms")
+TIME_RE = re.compile(r"time[=<](\S+?) ?ms")
 SENT_RE = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
 PING_TIMEOUT_S = 60
 
@@ -86,9 +87,10 @@ def parse_pings(text: str) -> dict[str, End]:
         if cur is None:
             continue
         if m := TIME_RE.search(line):
-            cur.times_ms.append(float(m.group(1)))
+            cur.times_ms.append(decimal(m.group(1), "ping's time"))
         elif m := SENT_RE.search(line):
-            cur.sent, cur.received = int(m.group(1)), int(m.group(2))
+            cur.sent = whole(m.group(1), "ping's count")
+            cur.received = whole(m.group(2), "ping's count")
     for end in out.values():
         if not end.times_ms:
             end.error = "no reply"

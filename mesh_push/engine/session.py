@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from mesh_push.core.model import Mesh
+from mesh_push.core.reported import Unreadable
 from mesh_push.engine import ssh
 from mesh_push.engine.outcome import HostReport, Outcome, Refused, unexpected
 
@@ -43,8 +44,11 @@ class HostError:
 
     @classmethod
     def of(cls, name: str, e: Exception) -> HostError:
-        plain = isinstance(e, ssh.SshError | Refused)
-        return cls(str(e) if plain else f"{name}: {unexpected(e)}", e)
+        if isinstance(e, ssh.SshError | Refused):
+            return cls(str(e), e)
+        if isinstance(e, Unreadable):
+            return cls(f"{name}: cannot read what it sent: {e}", e)
+        return cls(f"{name}: {unexpected(e)}", e)
 
 
 # Told of one host's failure as it happens (in that host's worker).

@@ -420,6 +420,8 @@ def _read_all(host: str, chan: paramiko.Channel, deadline: float) -> tuple[bytea
             )
         if chan.eof_received and not chan.recv_ready() and not chan.recv_stderr_ready():
             return out, err
+
+
 def close(remote: Remote) -> None:
     conn: Connection | None = remote.conn
     while conn is not None:

@@ -84,8 +84,12 @@ def _ping(session: Session, p: Plan, names: list[str]) -> list[str]:
         if not peers:
             return
         res = session.run(name, programs.ping(peers), timeout=programs.READ_TIMEOUT_S)
-        for peer in res.stdout.split():
+        silent = set(res.stdout.split())
+        asked = {other for other, _ in peers}
+        for peer in sorted(silent & asked):
             problems.append(f"{name}: no ping across the bridge to {peer}")
+        if silent - asked:  # the host's own words, never shown: it may be anything
+            problems.append(f"{name}: the ping program printed names it was not given")
 
     def failed(name: str, err: HostError) -> None:
         # An unexpected error's text names the host already.

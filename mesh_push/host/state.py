@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mesh_push.core.reported import whole
+
 SECTION = re.compile(r"^=== (\S+)$")
 # A mode's part of the state, from the sections and `ip -j -d addr show` (Mode.parse_state).
 ModeParser = Callable[[dict[str, str], list[dict[str, Any]]], object]
@@ -100,7 +102,7 @@ def parse(text: str, mode: ModeParser | None = None) -> HostState:
         links[link.name] = link
     return HostState(
         hostname=s.get("hostname", "").strip(),
-        now=int(s.get("now", "0").strip() or 0),
+        now=whole(s.get("now", "").strip() or 0, "its clock (date +%s)"),
         links=links,
         wg=parse_wg_all(s),
         boot_unit={"yes": True, "no": False}.get(s.get("boot", "").strip()),
@@ -119,8 +121,8 @@ def _pairs(text: str) -> dict[str, str]:
     return out
 
 
-def _int(text: str) -> int:
-    return int(text) if text.strip().isdigit() else 0
+def _wg_int(text: str, what: str) -> int:
+    return whole(text, f"wg show's {what}") if text.strip() else 0
 
 
 def parse_wg_all(s: dict[str, str]) -> dict[str, WgIf]:
@@ -145,11 +147,12 @@ def parse_wg_all(s: dict[str, str]) -> dict[str, WgIf]:
             if what == "public-key":
                 w.public_key = cells[1].strip()
             elif what == "listen-port":
-                w.listen_port = int(cells[1]) if cells[1].strip().isdigit() else None
+                port = cells[1].strip()
+                w.listen_port = whole(port, "wg show's listen-port") if port else None
             elif len(cells) >= 3:
                 key, value = cells[1], "\t".join(cells[2:]).strip()
                 if what == "latest-handshakes":
-                    w.handshakes[key] = _int(value)
+                    w.handshakes[key] = _wg_int(value, what)
                 elif what == "endpoints":
                     w.endpoints[key] = value
                 elif what == "allowed-ips":
@@ -160,7 +163,7 @@ def parse_wg_all(s: dict[str, str]) -> dict[str, WgIf]:
                     w.psks[key] = value
                 else:
                     rx, _, tx = value.partition("\t")
-                    w.transfer[key] = (_int(rx), _int(tx))
+                    w.transfer[key] = (_wg_int(rx, what), _wg_int(tx, what))
     return out
 
 
@@ -168,7 +171,7 @@ def _timers(data: dict[str, Any]) -> dict[str, int]:
     keys = ["hello_time", "forward_delay", "max_age"]
     if data.get("topology_change") == 0:
         keys.append("ageing_time")
-    return {k: int(data[k]) for k in keys if isinstance(data.get(k), int)}
+    return {k: whole(data[k], k) for k in keys if isinstance(data.get(k), int)}
 
 
 def _link(x: dict[str, Any]) -> Link:
@@ -182,9 +185,9 @@ def _link(x: dict[str, Any]) -> Link:
     return Link(
         str(x["ifname"]),
         "UP" in x.get("flags", []),
-        int(x.get("mtu", 0)),
+        whole(x.get("mtu", 0), "mtu"),
         kind,
-        int(data["id"]) if vxlan and "id" in data else None,
+        whole(data["id"], "vxlan id") if vxlan and "id" in data else None,
         x.get("master"),
         mac=str(x.get("address", "")),
         addresses=[
@@ -194,10 +197,10 @@ def _link(x: dict[str, Any]) -> Link:
         ],
         remote=str(data["remote"]) if vxlan and "remote" in data else None,
         local=str(data["local"]) if vxlan and "local" in data else None,
-        port=int(data["port"]) if vxlan and "port" in data else None,
-        priority=int(data["priority"]) if bridge and "priority" in data else None,
+        port=whole(data["port"], "vxlan port") if vxlan and "port" in data else None,
+        priority=whole(data["priority"], "priority") if bridge and "priority" in data else None,
         stp_on=bool(data["stp_state"]) if bridge and "stp_state" in data else None,
         timers=_timers(data) if bridge else {},
-        cost=int(slave["cost"]) if "cost" in slave else None,
+        cost=whole(slave["cost"], "port cost") if "cost" in slave else None,
         alias=str(x.get("ifalias", "")),
     )

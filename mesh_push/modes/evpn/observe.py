@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from mesh_push.core.reported import Unreadable, whole
+
 
 @dataclass
 class FrrState:
@@ -70,7 +72,7 @@ def parse(s: dict[str, str]) -> FrrState | None:
                 st.bgp[str(addr)] = str(info.get("state", ""))
                 rcd = info.get("pfxRcd", info.get("prefixReceivedCount"))
                 if isinstance(rcd, int):
-                    st.bgp_prefixes[str(addr)] = rcd
+                    st.bgp_prefixes[str(addr)] = whole(rcd, "BGP prefixes received")
     bfd = _json(s.get("frr-bfd", ""))
     for peer in bfd if isinstance(bfd, list) else ():
         if isinstance(peer, dict) and "peer" in peer:
@@ -85,8 +87,8 @@ def parse(s: dict[str, str]) -> FrrState | None:
     vnis = _json(s.get("frr-vni", ""))
     for v in _vni_entries(vnis):
         try:
-            vni = int(v["vni"])
-        except (KeyError, TypeError, ValueError):
+            vni = whole(v["vni"], "VNI")
+        except (KeyError, Unreadable):
             continue
         remotes = v.get("remoteVteps") or v.get("numRemoteVteps")
         st.remote_vteps[vni] = {
@@ -94,7 +96,7 @@ def parse(s: dict[str, str]) -> FrrState | None:
             for r in (remotes if isinstance(remotes, list) else [])
         }
         if isinstance(v.get("numMacs"), int):
-            st.macs[vni] = v["numMacs"]
+            st.macs[vni] = whole(v["numMacs"], "the VNI's MAC count")
     return st
 
 

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from mesh_push.core.reported import whole
+
 
 @dataclass
 class StpPort:
@@ -45,7 +47,7 @@ def parse_brctl_showstp(text: str) -> StpBridge | None:
     for line in lines[1:]:
         head = re.match(r"^(\S+) \((\d+)\)$", line)
         if head:
-            port = StpPort(head.group(1), int(head.group(2)), "")
+            port = StpPort(head.group(1), whole(head.group(2), "brctl port number"), "")
             bridge.ports[port.name] = port
             continue
         for key, value in _pairs(line):
@@ -55,9 +57,9 @@ def parse_brctl_showstp(text: str) -> StpBridge | None:
                 elif key == "designated root":
                     bridge.designated_root = value
                 elif key == "root port":
-                    bridge.root_port = int(value)
+                    bridge.root_port = whole(value, "brctl root port")
                 elif key == "path cost":
-                    bridge.path_cost = int(value)
+                    bridge.path_cost = whole(value, "brctl path cost")
             elif key == "state":
                 port.state = value
             elif key == "port id":
@@ -67,7 +69,7 @@ def parse_brctl_showstp(text: str) -> StpBridge | None:
             elif key == "designated bridge":
                 port.designated_bridge = value
             elif key == "path cost":
-                port.path_cost = int(value)
+                port.path_cost = whole(value, "brctl port path cost")
     return bridge
 
 
@@ -89,8 +91,8 @@ def stp_from_ip_json(links: list[dict[str, Any]], bridge: str) -> StpBridge | No
         bridge,
         normalise_bridge_id(str(info.get("bridge_id", ""))),
         normalise_bridge_id(str(info.get("root_id", ""))),
-        int(info.get("root_port", 0)),
-        int(info.get("root_path_cost", 0)),
+        whole(info.get("root_port", 0), "root_port"),
+        whole(info.get("root_path_cost", 0), "root_path_cost"),
     )
     for x in links:
         if x.get("master") != bridge:
@@ -98,12 +100,12 @@ def stp_from_ip_json(links: list[dict[str, Any]], bridge: str) -> StpBridge | No
         slave = x.get("linkinfo", {}).get("info_slave_data", {})
         out.ports[x["ifname"]] = StpPort(
             x["ifname"],
-            int(str(slave.get("no", "0")), 16),
+            whole(str(slave.get("no", "0")), "port no", 16),
             str(slave.get("state", "")),
             str(slave.get("id", "")).removeprefix("0x"),
             normalise_bridge_id(str(slave.get("root_id", ""))),
             normalise_bridge_id(str(slave.get("bridge_id", ""))),
-            int(slave.get("cost", 0)),
+            whole(slave.get("cost", 0), "port cost"),
         )
     return out
 
