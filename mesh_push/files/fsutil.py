@@ -191,12 +191,13 @@ def _write_at(dir_fd: int, name: str, data: str | bytes, mode: int, shown: Path)
         raise LocalFileError(f"cannot write {shown}: {e.strerror or e}") from None
 
 
-def atomic_write(path: Path, data: str | bytes, mode: int = 0o600) -> None:
-    """Write one file atomically (see _write_at) in `path`'s directory, made if missing. For
-    files that are not secret, beside the inventory (the state file, the inventory itself):
-    their directory is the user's and is not checked."""
+def atomic_write(path: Path, data: str | bytes, mode: int = 0o600, make_dir: bool = True) -> None:
+    """Write one file atomically (see _write_at) in `path`'s directory, made if missing
+    (unless not `make_dir`). For files that are not secret, beside the inventory (the state
+    file, the inventory itself): their directory is the user's and is not checked."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if make_dir:
+            path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
         raise LocalFileError(f"cannot write {path}: {e.strerror or e}") from None

@@ -9,7 +9,7 @@ from pathlib import Path
 from mesh_push.core.model import Mesh
 from mesh_push.engine.commands import status
 from mesh_push.engine.session import Access
-from mesh_push.files.fsutil import LocalFileError
+from mesh_push.files.fsutil import atomic_write
 from mesh_push.monitoring import metrics, serve
 from mesh_push.monitoring.metrics import Snapshot
 
@@ -22,14 +22,14 @@ def gather(mesh: Mesh, access: Access) -> Snapshot:
 
 
 def write_textfile(path: Path, snap: Snapshot) -> None:
-    """node_exporter's textfile format, written to a temporary file and renamed over `path`
-    (prometheus_client's write_to_textfile), so the collector never reads half a file."""
-    from prometheus_client import write_to_textfile
+    """node_exporter's textfile format, written atomically (fsutil.atomic_write: a new
+    temporary file, O_EXCL and O_NOFOLLOW, renamed over `path`), so the collector never reads
+    half a file, and nobody who can write in its directory can aim the write elsewhere with
+    a symbolic link (prometheus_client's write_to_textfile opens a predictable name)."""
+    from prometheus_client import generate_latest
 
-    try:
-        write_to_textfile(str(path), metrics.registry(metrics.Latest(metrics.families(snap))))
-    except OSError as e:
-        raise LocalFileError(f"cannot write {path}: {e.strerror or e}") from None
+    text = generate_latest(metrics.registry(metrics.Latest(metrics.families(snap))))
+    atomic_write(path, text, 0o644, make_dir=False)  # the collector's: a typo is an error
 
 
 def run_server(mesh: Mesh, access: Access, listen: tuple[str, int], interval: float) -> int:

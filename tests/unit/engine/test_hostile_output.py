@@ -83,8 +83,9 @@ def test_whole_numbers_are_digits_within_bounds(value: object, ok: int | None) -
 def test_evpn_counts_beyond_bounds_fail_that_host() -> None:
     sections = {
         "frr-daemons": "zebra bgpd",
-        "frr-bgp": json.dumps({"peers": {"10.0.0.1": {"state": "Established", "pfxRcd": 10**400}}})
-        .replace("Infinity", "1"),
+        "frr-bgp": json.dumps(
+            {"peers": {"10.0.0.1": {"state": "Established", "pfxRcd": 10**400}}}
+        ).replace("Infinity", "1"),
     }
     with pytest.raises(Unreadable, match="out of range"):
         evpn_observe.parse(sections)

@@ -171,7 +171,9 @@ def test_healthz_goes_stale_and_a_failed_gather_keeps_the_last_figures() -> None
     assert logged == ["gather failed: unexpected OSError: keys unreadable"]
     assert next(f.name for f in latest.collect()) == "mesh_push_mesh_healthy"
     ok, text = refresher.health()
-    assert ok and "failed: unexpected OSError: keys unreadable" in text
+    # Said to anyone who asks: that it failed, never the error (it may hold paths, users).
+    assert ok and "the last one failed: the exporter's log says why" in text
+    assert "keys unreadable" not in text
     now[0] += serve.stale_after(10) + 1
     ok, text = refresher.health()
     assert not ok and text.startswith("stale: ")
@@ -335,3 +337,14 @@ def test_status_prometheus_writes_the_textfile(
     bad = ["status", "-i", str(ROOT / "inventory/lab.yaml"), "--prometheus", str(tmp_path)]
     assert main(bad) == 2  # a directory: cannot write
     assert f"cannot write {tmp_path}" in capsys.readouterr().err
+    # Whoever can write in the collector's directory plants a link to a file of root's: the
+    # link is replaced, the file it named is untouched, and no temporary file is left.
+    secret = tmp_path / "root-only"
+    secret.write_text("precious\n")
+    out.unlink()
+    out.symlink_to(secret)
+    assert main(argv) == 0
+    assert secret.read_text() == "precious\n"
+    assert not out.is_symlink() and "mesh_push_mesh_healthy" in out.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mesh.prom", "root-only"]
+    assert oct(out.stat().st_mode & 0o777) == oct(0o644)
