@@ -66,7 +66,13 @@ def render(args: argparse.Namespace) -> int:
     from mesh_push.views import console
 
     mesh = inventory.load(args.inventory)
-    written = offline.render(mesh, load_templates(args.templates), args.output)
+    written, stand_ins = offline.render(mesh, load_templates(args.templates), args.output)
+    if stand_ins:
+        print(
+            f"mesh-push: public keys not known yet for {', '.join(stand_ins)}: the scripts "
+            "carry stand-in keys that no host has (`mesh-push up` makes the real ones)",
+            file=sys.stderr,
+        )
     if args.json:
         console.print_json({"scripts": {path.stem: str(path) for path in written}})
     else:

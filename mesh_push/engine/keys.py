@@ -17,7 +17,8 @@ memory only, to hand it to the apply of the ends that need it, on stdin. It is n
 on the controller, never printed, never put in a report.
 
 Only `up` and `rotate-keys` make or change keys; `--check` stands in for the keys it would
-make (stand_in_key, stand_in) and `plan`, `render` and `status` only read.
+make (stand_in_key, stand_in), and so does `render` for keys not known yet; `plan`, `render`
+and `status` only read.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mesh_push.core.model import Link, Mesh
-from mesh_push.core.problems import UsageError
 from mesh_push.core.values import public_key_problem
 from mesh_push.engine.outcome import HostReport, Refused, tail
 from mesh_push.files.fsutil import (
@@ -107,24 +107,6 @@ def for_check(
     known.update((n, stand_in_key(n)) for n in stand_ins)
     fps = _psks_for_check(mesh, gathered, session.conns, psk_rotation(session, rotate_psk))
     return Keys(known, fps)
-
-
-def require_all(mesh: Mesh, known: Mapping[str, str]) -> None:
-    """UsageError unless every host's public key is known (`render` writes whole scripts)."""
-    missing = [h.name for h in mesh.hosts if h.name not in known]
-    if not missing:
-        return
-    if mesh.keys == "controller":
-        why = (
-            f": they are made by `mesh-push up` (keys: controller), into {mesh.keystore}; "
-            f"or set public_key in {mesh.source}.{legacy_hint(mesh)}"
-        )
-    else:
-        why = (
-            f": run `mesh-push up` once (keys: host), set public_key in {mesh.source}, "
-            "or use `keys: controller`"
-        )
-    raise UsageError("public keys unknown for " + ", ".join(missing) + why)
 
 
 def after_apply(mesh: Mesh, keys: Keys, reports: Mapping[str, HostReport]) -> None:

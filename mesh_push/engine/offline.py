@@ -22,14 +22,16 @@ def plan(mesh: Mesh) -> Plan:
     return modes.of(mesh).plan(mesh, keys.public_keys(mesh))
 
 
-def render(mesh: Mesh, templates: jinja2.Environment, out: Path) -> list[Path]:
+def render(mesh: Mesh, templates: jinja2.Environment, out: Path) -> tuple[list[Path], list[str]]:
     """`render`: one 0600 file per host in `out`, made 0700 if missing; an existing directory
     is used as it is, if only we can write to it (fsutil.private_dir). It makes no key and
-    writes nothing else; keys.MissingKeys when a public key is not known."""
+    writes nothing else. A host whose public key is not known yet (no `up` has run) gets a
+    stand-in key, as `up --check` does; the second value names those hosts."""
     known = keys.public_keys(mesh)
-    keys.require_all(mesh, known)
+    stand_ins = [h.name for h in mesh.hosts if h.name not in known]
+    known.update((n, keys.stand_in_key(n)) for n in stand_ins)
     mode = modes.of(mesh)
     p = mode.plan(mesh, known)
     texts = {hp.name: scripts.host_script(mode, p, hp, templates) for hp in p.hosts}
     with private_dir(out) as d:
-        return [d.write(f"{name}.sh", text, 0o600) for name, text in texts.items()]
+        return [d.write(f"{name}.sh", text, 0o600) for name, text in texts.items()], stand_ins

@@ -15,6 +15,7 @@ from mesh_push.core.model import Mesh
 from mesh_push.core.reported import Unreadable
 from mesh_push.engine import ssh
 from mesh_push.engine.outcome import HostReport, Outcome, Refused, unexpected
+from mesh_push.host.templates import TemplateProblem
 
 T = TypeVar("T")
 Progress = Callable[[str, str], None]
@@ -48,6 +49,8 @@ class HostError:
             return cls(str(e), e)
         if isinstance(e, Unreadable):
             return cls(f"{name}: cannot read what it sent: {e}", e)
+        if isinstance(e, TemplateProblem):
+            return cls(f"{name}: {e}", e)
         return cls(f"{name}: {unexpected(e)}", e)
 
 

@@ -72,13 +72,18 @@ def test_render_command_writes_private_files(tmp_path: Path) -> None:
     assert (out / "rho.sh").read_text() == (GOLDEN / "seed" / "rho.sh").read_text()
 
 
-def test_render_without_keys_is_a_usage_error(
+def test_render_without_keys_uses_stand_ins_and_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """README's `render` line on a fresh checkout: no key known yet, as `up --check`."""
     inv = tmp_path / "seed.yaml"
     shutil.copy(ROOT / "inventory/seed.yaml", inv)
-    assert cli.main(["render", "-i", str(inv), "-o", str(tmp_path / "out")]) == 2
-    assert "public keys unknown" in capsys.readouterr().err
+    assert cli.main(["render", "-i", str(inv), "-o", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "public keys not known yet for bob, rho, vorke, epsilon, pi0" in err
+    assert "stand-in keys that no host has" in err
+    rho = (tmp_path / "out" / "rho.sh").read_text()
+    assert keys.stand_in_key("bob") in rho and keys.stand_in_key("rho") not in rho
 
 
 def _controller_inventory(tmp_path: Path) -> Path:
@@ -95,15 +100,15 @@ def _tree(root: Path) -> list[str]:
 
 def test_plan_and_render_make_no_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """keys: controller: only `up` makes keys. `plan` writes nothing at all; `render` without
-    keys says to run `up`, and writes nothing either."""
+    keys writes its scripts with stand-in keys, and nothing else."""
     inv = _controller_inventory(tmp_path)
     before = _tree(tmp_path)
     assert cli.main(["plan", "-i", str(inv)]) == 0
     assert cli.main(["plan", "-i", str(inv), "--json"]) == 0
-    assert cli.main(["render", "-i", str(inv), "-o", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err
-    assert "public keys unknown" in err and "`mesh-push up`" in err
-    assert _tree(tmp_path) == before
+    assert cli.main(["render", "-i", str(inv), "-o", str(tmp_path / "out")]) == 0
+    assert "stand-in keys" in capsys.readouterr().err
+    seed = ["bob", "rho", "vorke", "epsilon", "pi0"]
+    assert _tree(tmp_path) == sorted([*before, "out", *(f"out/{h}.sh" for h in seed)])
 
 
 def test_render_in_controller_mode_holds_no_private_key(tmp_path: Path) -> None:
@@ -212,3 +217,28 @@ def test_evpn_frr_config_follows_the_plan() -> None:
             block = conf.split(f"interface {end.name}\n", 1)[1].split("exit", 1)[0]
             assert f"ip ospf cost {end.cost}" in block and "ip ospf bfd" in block
             assert f"network {end.address.network} area 0" in conf
+
+
+@pytest.mark.parametrize(
+    ("template", "said"),
+    [
+        ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "line 2: access to attribute"),
+        ("{{ cycler.__init__.__globals__.os.system('id') }}", "line 2: access to attribute"),
+        ("{% set d = {} %}{{ d.update(a=1) }}", "line 2: access to attribute 'update'"),
+        ("{{ nope", "line 2: unexpected end of template"),
+        ('{% include "nothere.j2" %}', "line 2: 'nothere.j2' not found"),
+    ],
+)
+def test_templates_of_a_directory_are_sandboxed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], template: str, said: str
+) -> None:
+    """`--templates DIR` from a shared repository: its shell runs on the hosts, as meant, but
+    it reaches nothing of the controller's Python; its mistakes are exit 2 with file and line,
+    and nothing is written."""
+    (tmp_path / "t" / "stp").mkdir(parents=True)
+    (tmp_path / "t" / "stp" / "host.sh.j2").write_text(f"#!/bin/sh\n{template}\n")
+    argv = ["render", "-i", str(ROOT / "inventory/lab.yaml"), "-o", str(tmp_path / "out")]
+    assert cli.main([*argv, "--templates", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert f"mesh-push: template {tmp_path}/t/stp/host.sh.j2, {said}" in err, err
+    assert not (tmp_path / "out").exists()
