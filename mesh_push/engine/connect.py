@@ -43,9 +43,12 @@ def open_all(
         if isinstance(cfg, ssh.SshError):
             raise ssh.SshError(f"{name}: {cfg}")
         target = ssh.resolve(mesh, mesh.host(name), cfg)
-        remote = opened[name] = ssh.connect(
-            mesh, target, access.accept_new, become_password=access.become_password
-        )
+        remote = opened[name] = ssh.connect(mesh, target, access.accept_new)
+        # The password is given only to a host whose sudo asks: one that does not never learns it.
+        password = access.become_password if target.sudo else None
+        if password is not None and ssh.sudo_asks(remote, programs.READ_TIMEOUT_S):
+            remote.become_password = password
+            session.sudo_asks.add(name)
         rep.seconds["connect"] = time.monotonic() - start
         if first is not None or target.sudo:
             res = ssh.run(remote, first or "true", timeout=programs.READ_TIMEOUT_S)

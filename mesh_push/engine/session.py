@@ -76,6 +76,7 @@ class Session:
     conns: dict[str, ssh.Remote] = field(default_factory=dict)
     reports: dict[str, HostReport] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    sudo_asks: set[str] = field(default_factory=set)  # the hosts given the sudo password
 
     def each(
         self, names: Iterable[str], fn: Callable[[str], T], failed: OnError, at_once: bool = True
@@ -133,7 +134,8 @@ class Session:
         in (rollout confirmation)."""
         mesh = self.mesh
         target = ssh.resolve(mesh, mesh.host(name))
-        return ssh.connect(mesh, target, False, timeout, self.access.become_password)
+        asked = self.access.become_password if name in self.sudo_asks else None
+        return ssh.connect(mesh, target, False, timeout, asked)
 
     def drop(self, name: str) -> None:
         """Done with a host that failed: nothing more is sent to it."""

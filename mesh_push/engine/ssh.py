@@ -21,7 +21,7 @@ import select
 import shlex
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,8 @@ class Remote:
 
     conn: Connection
     target: Target
-    become_password: str | None = None
+    # Only for a host whose sudo asked for it (sudo_asks); never shown.
+    become_password: str | None = field(default=None, repr=False)
 
     @property
     def host(self) -> str:
@@ -389,8 +390,21 @@ def run(remote: Remote, command: str, stdin: str | None = None, timeout: float =
         time.monotonic() - start,
     )
     if why := become_problem(result, remote.target, remote.become_password):
-        raise BecomeError(why)
+        asks = remote.become_password is None and SUDO_NEEDS_PASSWORD in result.stderr
+        raise BecomeError(why, needs_password=asks)
     return result
+
+
+def sudo_asks(remote: Remote, timeout: float) -> bool:
+    """Whether the host's sudo asks for a password (`sudo -n` says so): the password goes
+    only to hosts that ask. BecomeError when sudo refuses us for another reason."""
+    try:
+        run(replace(remote, become_password=None), ":", timeout=timeout)
+    except BecomeError as e:
+        if e.needs_password:
+            return True
+        raise
+    return False
 
 
 def _left(deadline: float) -> float:

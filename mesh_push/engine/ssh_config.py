@@ -29,7 +29,12 @@ class SshError(Exception):
 
 
 class BecomeError(SshError):
-    """We are logged in, but sudo would not make us root."""
+    """We are logged in, but sudo would not make us root (`needs_password`: because it asks
+    for a password and was given none)."""
+
+    def __init__(self, why: str, needs_password: bool = False) -> None:
+        super().__init__(why)
+        self.needs_password = needs_password
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ def password(ask: bool) -> str | None:
             raise BecomePasswordError(f"{PASSWORD_FILE_ENV}: {path}: larger than a password")
         text = data.decode(errors="replace")
         return _one_line(text.removesuffix("\n").removesuffix("\r"), path)
-    value = os.environ.get(PASSWORD_ENV)
+    # Taken out of the environment: no child (`dot`, `ssh-keygen`) inherits it.
+    value = os.environ.pop(PASSWORD_ENV, None)
     return _one_line(value, PASSWORD_ENV) if value else None
 
 
