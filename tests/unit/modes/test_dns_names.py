@@ -386,3 +386,28 @@ def test_move_gives_a_named_host_a_new_address(tmp_path: Path) -> None:
 def test_moves_that_cannot_be(tmp_path: Path, host: str, address: str, why: str) -> None:
     with pytest.raises(LabError, match=why):
         moved(lab_plan(tmp_path), host, address)
+
+
+@pytest.mark.parametrize(
+    "poisoned",
+    [
+        ["127.0.0.1"],
+        ["127.3.4.5", "::1"],
+        ["0.0.0.0", "::"],
+        ["10.88.88.7"],  # the mesh's WireGuard network
+        ["10.99.99.3"],  # its bridge network
+        ["169.254.0.9"],  # evpn's link addresses
+        ["fe80::1", "::ffff:127.0.0.1"],
+    ],
+)
+def test_a_name_that_points_into_the_mesh_or_at_itself_is_refused(
+    resolver: Resolver, poisoned: list[str]
+) -> None:
+    resolver.state("192.0.2.50:56560", *poisoned)
+    res = resolver.once()
+    assert resolver.endpoint == "192.0.2.50:56560" and res.stdout == ""
+    assert "Hub.Example.NET resolves only to addresses a peer may not have" in res.stderr
+    # Beside a usable address, they are skipped.
+    resolver.state("192.0.2.50:56560", *poisoned, "192.0.2.70")
+    resolver.once()
+    assert resolver.endpoint == "192.0.2.70:56560"
