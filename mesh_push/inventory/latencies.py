@@ -105,5 +105,8 @@ def write(path: Path, text: str, new: dict[frozenset[str], str]) -> str | None:
         parse(new_text, path)
     except InventoryError as e:
         raise RewriteError(f"the edited inventory would not load: {e}") from None
-    atomic_write(path, new_text, mode=stat.S_IMODE(os.stat(path).st_mode))
+    # A symbolic link (an inventory kept in a repository, linked from elsewhere) stays one:
+    # the file it names is what is replaced.
+    real = path.resolve()
+    atomic_write(real, new_text, mode=stat.S_IMODE(os.stat(real).st_mode))
     return str(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import deque
+from pathlib import Path
 
 import pytest
 
@@ -244,3 +245,19 @@ def test_measure_parses_pings_and_edits_only_latencies() -> None:
     assert edited == text.replace("{hosts: [bob, rho], vni: 6, latency_ms: 12}",
                                   "{hosts: [bob, rho], vni: 6, latency_ms: 11.46}")  # fmt: skip
     assert measure.format_ms(0.0001) == "0.01"
+
+
+def test_measure_write_keeps_a_symlinked_inventory_a_link(tmp_path: Path) -> None:
+    from mesh_push.inventory import latencies
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "seed.yaml").write_text((ROOT / "inventory/seed.yaml").read_text())
+    (repo / "seed.yaml").chmod(0o640)
+    link = tmp_path / "mesh.yaml"
+    link.symlink_to(repo / "seed.yaml")
+    new = {frozenset(("bob", "rho")): "11.46"}
+    assert latencies.write(link, link.read_text(), new) == str(link)
+    assert link.is_symlink() and "latency_ms: 11.46}" in (repo / "seed.yaml").read_text()
+    assert (repo / "seed.yaml").stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in repo.iterdir()) == ["seed.yaml"]
