@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     _templates_arg(p)
     _json_arg(p)
     ssh_args(p)
+    _trust_state_arg(p)
     p.add_argument("-y", "--yes", action="store_true", help="apply without asking")
     p.add_argument("--no-verify", action="store_true", help="skip the checks after applying")
     _check_args(p, "`up`")
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     _templates_arg(p)
     _json_arg(p)
     ssh_args(p)
+    _trust_state_arg(p)
     p.add_argument("hosts", nargs="*", metavar="HOST", help="hosts to rotate (default: all)")
     p.add_argument("-y", "--yes", action="store_true", help="rotate without asking")
     p.add_argument(
@@ -311,6 +313,15 @@ def listen_address(text: str) -> tuple[str, int]:
         return parse_listen(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _trust_state_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--trust-state",
+        action="store_true",
+        help="give peers a public key from the state file even where none of them has it and "
+        "its host is not reached (after a rotation made from another controller)",
+    )
 
 
 def ssh_args(p: argparse.ArgumentParser) -> None:

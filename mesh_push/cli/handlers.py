@@ -96,7 +96,7 @@ def _access(args: argparse.Namespace) -> Access:
         password = become.password(args.ask_become_pass)
     except become.BecomePasswordError as e:
         raise UsageError(str(e)) from None
-    return Access(args.accept_new, password)
+    return Access(args.accept_new, password, getattr(args, "trust_state", False))
 
 
 def up(args: argparse.Namespace) -> int:

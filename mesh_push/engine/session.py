@@ -29,10 +29,12 @@ def quiet(_host: str, _message: str) -> None:
 
 @dataclass(frozen=True)
 class Access:
-    """What the user allowed: new host keys, and the sudo password (never printed)."""
+    """What the user allowed: new host keys, the sudo password (never printed), keys of the
+    state file that the hosts cannot vouch for."""
 
     accept_new: bool = False
     become_password: str | None = field(default=None, repr=False)
+    trust_state: bool = False  # keys of the state file that no peer has (keys.trust_state)
 
 
 @dataclass(frozen=True)

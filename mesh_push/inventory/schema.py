@@ -93,6 +93,10 @@ def parse(text: str, file: Path) -> Mesh:
     keys: KeyMode = m.choice("keys", ("host", "controller"), "host")
     psk = m.get("psk", bool, False, "true or false")
     state = path_field(m, "state")
+    if state is not None and not state.endswith(".json"):
+        # A name that says what it is: mesh.state must never aim at a file of something else.
+        problems.add((*m.path, "state"), f"must name a .json file, not {state!r}")
+        state = None
     keystore = path_field(m, "keystore")
     m.done()
 
