@@ -602,12 +602,25 @@ staticd_options="-P 0"
 frr_profile="datacenter"
 '
 frr_differs() { ! printf '%s' "$2" | cmp -s - "$ETC/$1"; }
-frr_put() {
-  printf '%s' "$2" > "$ETC/$1.new"
-  chown frr:frr "$ETC/$1.new"; chmod 0640 "$ETC/$1.new"; mv "$ETC/$1.new" "$ETC/$1"
+# /etc/frr is FRR's user's, who could plant a link anywhere below it. So $ETC is root's
+# (group frr reads), and every write happens from inside it (cd, then names without a
+# slash): a link planted on the path leads nowhere, and a file is renamed over, never opened.
+frr_in_etc() {
+  real=$(cd -P "${ETC%/*}" && pwd -P)/${ETC##*/}
+  cd -P "$ETC" 2>/dev/null && [ "$(pwd -P)" = "$real" ] || {
+    printf 'mesh-push: %s is not a directory of its own (a symbolic link?): not writing FRR files there\n' "$ETC" >&2
+    exit 1
+  }
 }
+frr_put() (
+  frr_in_etc
+  [ "$(stat -c %u:%a .)" = 0:750 ] || { chown root:frr . && chmod 0750 .; } || exit 1
+  tmp=$(mktemp ".$1.XXXXXX") || exit 1
+  { printf '%s' "$2" > "$tmp" && chgrp frr "$tmp" && chmod 0640 "$tmp" && mv -f "$tmp" "$1"; } || { rm -f "$tmp"; exit 1; }
+)
 frr_write() { act frr_put "$@"; did "FRR $1 written"; }
-if [ ! -d "$ETC" ]; then act install -d -o frr -g frr -m 0750 "$ETC"; fi
+# mkdir never follows a link; frr_put then gives the directory to root:frr 0750.
+if [ ! -d "$ETC" ] && [ ! -L "$ETC" ]; then act mkdir -m 0750 "$ETC"; fi
 DAEMONS_NEW=0; CONF_NEW=0
 FRR_VTYSH='service integrated-vtysh-config
 '
