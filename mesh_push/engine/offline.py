@@ -29,6 +29,8 @@ def render(mesh: Mesh, templates: jinja2.Environment, out: Path) -> tuple[list[P
     stand-in key, as `up --check` does; the second value names those hosts."""
     known = keys.public_keys(mesh)
     stand_ins = [h.name for h in mesh.hosts if h.name not in known]
+    if stand_ins and mesh.keys == "controller" and (hint := keys.legacy_hint(mesh)):
+        raise keys.KeystoreError(f"no keystore at {mesh.keystore}.{hint}")
     known.update((n, keys.stand_in_key(n)) for n in stand_ins)
     mode = modes.of(mesh)
     p = mode.plan(mesh, known)

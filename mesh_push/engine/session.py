@@ -34,7 +34,7 @@ class Access:
 
     accept_new: bool = False
     become_password: str | None = field(default=None, repr=False)
-    trust_state: bool = False  # keys of the state file that no peer has (keys.trust_state)
+    trust_state: bool = False  # keys of the state file that no peer has (state_file.trust_state)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 from mesh_push.core.model import LEGACY_MARK, Link, Mesh
 from mesh_push.host.state import HostState, WgIf
 from mesh_push.host.state import Link as Seen
-from mesh_push.modes.base import HostPlan, Peer, Plan
+from mesh_push.modes.base import HostPlan, Peer, Plan, allowed_text
 from mesh_push.modes.judgement import REJECT_AFTER_TIME_S, HostVerdict
 
 # One end of a link as its host has it: (link, here, there, state, problems) → the mode's
@@ -67,7 +67,7 @@ def _peer(peer: Peer, w: WgIf, age: float | None, v: HostVerdict) -> None:
     if key not in w.allowed_ips:
         v.config(f"peer {peer.name} not configured")
         return
-    if w.allowed_ips[key] != str(peer.allowed_ip):
+    if allowed_text(w.allowed_ips[key].split()) != peer.allowed_ips_text:
         v.config(f"peer {peer.name} allowed-ips {w.allowed_ips[key]}")
     keepalive = w.keepalives.get(key)
     if keepalive is not None and keepalive != str(peer.keepalive or "off"):

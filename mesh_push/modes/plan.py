@@ -74,7 +74,7 @@ def peer(
     link: Link,
     public_keys: Mapping[str, str],
     psk_fps: Mapping[Link, str | None] | None,
-    allowed: IPv4Interface | IPv4Network,
+    allowed: tuple[IPv4Network, ...],
     port: int,
     address: IPv4Address,
 ) -> Peer:
@@ -86,7 +86,7 @@ def peer(
     return Peer(
         name=other.name,
         public_key=public_keys.get(other.name),
-        allowed_ip=allowed,
+        allowed_ips=allowed,
         endpoint=endpoint(other, port),
         keepalive=None if here.endpoint == "static" else KEEPALIVE_S,
         endpoint_name=other.dns_name if other.endpoint == "static" else None,

@@ -109,7 +109,7 @@ def plan_json(p: Plan, mode: str, host_extra: Any, link_extra: Any) -> dict[str,
                     {
                         "name": pe.name,
                         "interface": i.name,
-                        "allowed_ip": str(pe.allowed_ip),
+                        "allowed_ips": [str(n) for n in pe.allowed_ips],
                         "endpoint": pe.endpoint,
                         "keepalive": pe.keepalive,
                     }

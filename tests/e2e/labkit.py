@@ -102,7 +102,7 @@ class End:
     port: int  # the interface's listen port
     address: str  # the host's tunnel address on the link (bare)
     peer_address: str  # the far end's: what a ping over this link goes to
-    allowed_ip: str  # the peer's allowed-ips
+    allowed_ips: str  # the peer's allowed-ips, as `wg set` takes them (comma-separated)
     endpoint: str | None  # the peer's endpoint (`ADDRESS:PORT`, `NAME:PORT`) if it has one
     keepalive: int | None
 
@@ -128,7 +128,7 @@ def link_ends(inventory: Path) -> dict[tuple[str, str], End]:
                 port[k],
                 addr[k],
                 addr[(pe["name"], h["name"])],
-                pe["allowed_ip"],
+                ",".join(pe["allowed_ips"]),
                 pe["endpoint"],
                 pe["keepalive"],
             )

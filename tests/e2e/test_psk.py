@@ -226,7 +226,7 @@ def test_a_wrong_key_fails_the_handshake_and_status_says_so(lab: Lab) -> None:
     ).format(
         wg=end.interface,
         bob=pub["bob"],
-        allowed=end.allowed_ip,
+        allowed=end.allowed_ips,
         endpoint=end.endpoint,
         keepalive=end.keepalive,
     )

@@ -397,9 +397,10 @@ def host_calls(p: Plan, controller_key: bool, wireguard: str) -> list[list[str]]
     for pe in hp.peers:
         by_address = bool(pe.endpoint) and not pe.endpoint_name
         keepalive = s(pe.keepalive or "off")
-        wanted = [s(pe.allowed_ip), keepalive, *([s(pe.endpoint)] if by_address else [])]
-        if any(wanted):  # the stub shows nothing: only "" matches
-            argv = ["wg", "set", wg, "peer", s(pe.public_key), "allowed-ips", s(pe.allowed_ip)]
+        allowed = [s(pe.allowed_ips_text), keepalive, *([s(pe.endpoint)] if by_address else [])]
+        if any(allowed):  # the stub shows nothing: only "" matches
+            ips = s(",".join(str(n) for n in pe.allowed_ips))
+            argv = ["wg", "set", wg, "peer", s(pe.public_key), "allowed-ips", ips]
             if by_address:
                 argv += ["endpoint", s(pe.endpoint)]
             calls.append([*argv, "persistent-keepalive", keepalive])
@@ -837,7 +838,7 @@ def other_fields(v: str) -> list[Case]:
         bridge_priority=v,
     )
     p = with_iface(p, address=v)
-    p = with_peer(p, EPS, public_key=v, allowed_ip=v, endpoint=v, keepalive=v, name=v)
+    p = with_peer(p, EPS, public_key=v, allowed_ips=(v,), endpoint=v, keepalive=v, name=v)
     p = with_peer(p, "bob", name=v, endpoint_name=v)
     p = with_wire(p, EPS, vni=v, local=v, remote=v, cost=v)
     hosts = list(base_plan().mesh.hosts)

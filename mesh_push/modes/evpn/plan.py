@@ -15,7 +15,7 @@ from mesh_push.modes.evpn.underlay import Underlay, link_addresses, underlay
 from mesh_push.modes.topology import edge
 
 # A link's one peer may send from, and be sent, any address: FRR's routes choose the link.
-EVERYTHING = IPv4Network("0.0.0.0/0")
+OSPF_HELLOS = IPv4Network("224.0.0.5/32")  # AllSPFRouters
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,14 @@ def vtep(mesh: Mesh, host: Host) -> IPv4Address:
     return address(mesh.wg_network, host)
 
 
+def link_allowed(mesh: Mesh, theirs: IPv4Address) -> tuple[IPv4Network, ...]:
+    """What may cross a link, and so its peer's allowed-ips: VXLAN, BGP and transit between
+    VTEPs (the VTEPs' network), OSPF and BFD from its link address, and OSPF's hellos (sent to
+    224.0.0.5 on a point-to-point network, which WireGuard routes by allowed-ips too). A peer
+    can send from no other address: nothing from outside the mesh enters through a link."""
+    return (mesh.wg_network, IPv4Network(f"{theirs}/32"), OSPF_HELLOS)
+
+
 def mesh_routes(mesh: Mesh) -> tuple[IPv4Network, ...]:
     """All a host may learn from OSPF (docs/security.md#evpn): every VTEP's /32 and every
     link's /31, nothing else (no default, no address outside the mesh)."""
@@ -102,7 +110,8 @@ def build(
             first, second = link_addresses(lk)
             mine, theirs = (first, second) if lk.a == h.name else (second, first)
             port = mesh.wg_port + lk.vni
-            peer = common.peer(mesh, h, other, lk, public_keys, psk_fps, EVERYTHING, port, theirs)
+            allowed = link_allowed(mesh, theirs)
+            peer = common.peer(mesh, h, other, lk, public_keys, psk_fps, allowed, port, theirs)
             iface = WgIface(
                 f"{mesh.wg_interface}-{lk.vni}", port, IPv4Interface(f"{mine}/31"), (peer,), True
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from mesh_push.core.model import Link, Mesh
 from mesh_push.modes import plan as common
@@ -69,10 +69,11 @@ def build(
         wires: list[Wire] = []
         for link in links_of[h.name]:
             other = by_name[link.other(h.name)]
-            allowed = IPv4Interface(f"{wg_addr[other.name]}/32")
+            there = wg_addr[other.name]
+            allowed = (IPv4Network(f"{there}/32"),)
             peers.append(
                 common.peer(
-                    mesh, h, other, link, public_keys, psk_fps, allowed, mesh.wg_port, allowed.ip
+                    mesh, h, other, link, public_keys, psk_fps, allowed, mesh.wg_port, there
                 )
             )
             wires.append(

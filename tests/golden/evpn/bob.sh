@@ -276,10 +276,12 @@ if ! fresh "$WG" || [ "$CHECK" = 0 ]; then
   current=$(wg show "$WG" peers)
 fi
 field() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {print $2}'; }
-if [ "$(field "$allowed" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != 0.0.0.0/0 ] \
+# A peer's allowed-ips, sorted and one space apart (wg lists them in its own order).
+ips() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {for (i = 2; i <= NF; i++) print $i}' | sort | awk '{printf "%s%s", s, $0; s = " "}'; }
+if [ "$(ips "$allowed" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != '10.88.88.0/24 169.254.0.4/32 224.0.0.5/32' ] \
   || [ "$(field "$keepalive" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != off ] \
   || [ "$(field "$endpoints" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != 198.18.4.14:56562 ]; then
-  act wg set "$WG" peer 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA= allowed-ips 0.0.0.0/0 endpoint 198.18.4.14:56562 persistent-keepalive off
+  act wg set "$WG" peer 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA= allowed-ips 10.88.88.0/24,169.254.0.4/32,224.0.0.5/32 endpoint 198.18.4.14:56562 persistent-keepalive off
   did "$WG peer "epsilon
 fi
 case $(field "$psks" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=) in
@@ -335,9 +337,11 @@ if ! fresh "$WG" || [ "$CHECK" = 0 ]; then
   current=$(wg show "$WG" peers)
 fi
 field() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {print $2}'; }
-if [ "$(field "$allowed" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=)" != 0.0.0.0/0 ] \
+# A peer's allowed-ips, sorted and one space apart (wg lists them in its own order).
+ips() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {for (i = 2; i <= NF; i++) print $i}' | sort | awk '{printf "%s%s", s, $0; s = " "}'; }
+if [ "$(ips "$allowed" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=)" != '10.88.88.0/24 169.254.0.6/32 224.0.0.5/32' ] \
   || [ "$(field "$keepalive" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=)" != off ]; then
-  act wg set "$WG" peer RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0= allowed-ips 0.0.0.0/0 persistent-keepalive off
+  act wg set "$WG" peer RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0= allowed-ips 10.88.88.0/24,169.254.0.6/32,224.0.0.5/32 persistent-keepalive off
   did "$WG peer "vorke
 fi
 case $(field "$psks" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=) in
@@ -393,10 +397,12 @@ if ! fresh "$WG" || [ "$CHECK" = 0 ]; then
   current=$(wg show "$WG" peers)
 fi
 field() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {print $2}'; }
-if [ "$(field "$allowed" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 0.0.0.0/0 ] \
+# A peer's allowed-ips, sorted and one space apart (wg lists them in its own order).
+ips() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {for (i = 2; i <= NF; i++) print $i}' | sort | awk '{printf "%s%s", s, $0; s = " "}'; }
+if [ "$(ips "$allowed" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != '10.88.88.0/24 169.254.0.13/32 224.0.0.5/32' ] \
   || [ "$(field "$keepalive" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != off ] \
   || [ "$(field "$endpoints" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 198.18.4.12:56566 ]; then
-  act wg set "$WG" peer R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I= allowed-ips 0.0.0.0/0 endpoint 198.18.4.12:56566 persistent-keepalive off
+  act wg set "$WG" peer R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I= allowed-ips 10.88.88.0/24,169.254.0.13/32,224.0.0.5/32 endpoint 198.18.4.12:56566 persistent-keepalive off
   did "$WG peer "rho
 fi
 case $(field "$psks" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=) in

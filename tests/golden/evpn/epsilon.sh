@@ -276,9 +276,11 @@ if ! fresh "$WG" || [ "$CHECK" = 0 ]; then
   current=$(wg show "$WG" peers)
 fi
 field() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {print $2}'; }
-if [ "$(field "$allowed" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=)" != 0.0.0.0/0 ] \
+# A peer's allowed-ips, sorted and one space apart (wg lists them in its own order).
+ips() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {for (i = 2; i <= NF; i++) print $i}' | sort | awk '{printf "%s%s", s, $0; s = " "}'; }
+if [ "$(ips "$allowed" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=)" != '10.88.88.0/24 169.254.0.3/32 224.0.0.5/32' ] \
   || [ "$(field "$keepalive" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=)" != off ]; then
-  act wg set "$WG" peer RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0= allowed-ips 0.0.0.0/0 persistent-keepalive off
+  act wg set "$WG" peer RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0= allowed-ips 10.88.88.0/24,169.254.0.3/32,224.0.0.5/32 persistent-keepalive off
   did "$WG peer "vorke
 fi
 case $(field "$psks" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=) in
@@ -334,10 +336,12 @@ if ! fresh "$WG" || [ "$CHECK" = 0 ]; then
   current=$(wg show "$WG" peers)
 fi
 field() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {print $2}'; }
-if [ "$(field "$allowed" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != 0.0.0.0/0 ] \
+# A peer's allowed-ips, sorted and one space apart (wg lists them in its own order).
+ips() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {for (i = 2; i <= NF; i++) print $i}' | sort | awk '{printf "%s%s", s, $0; s = " "}'; }
+if [ "$(ips "$allowed" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != '10.88.88.0/24 169.254.0.5/32 224.0.0.5/32' ] \
   || [ "$(field "$keepalive" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != off ] \
   || [ "$(field "$endpoints" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != 198.18.4.11:56562 ]; then
-  act wg set "$WG" peer wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0= allowed-ips 0.0.0.0/0 endpoint 198.18.4.11:56562 persistent-keepalive off
+  act wg set "$WG" peer wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0= allowed-ips 10.88.88.0/24,169.254.0.5/32,224.0.0.5/32 endpoint 198.18.4.11:56562 persistent-keepalive off
   did "$WG peer "bob
 fi
 case $(field "$psks" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=) in
@@ -393,10 +397,12 @@ if ! fresh "$WG" || [ "$CHECK" = 0 ]; then
   current=$(wg show "$WG" peers)
 fi
 field() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {print $2}'; }
-if [ "$(field "$allowed" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 0.0.0.0/0 ] \
+# A peer's allowed-ips, sorted and one space apart (wg lists them in its own order).
+ips() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {for (i = 2; i <= NF; i++) print $i}' | sort | awk '{printf "%s%s", s, $0; s = " "}'; }
+if [ "$(ips "$allowed" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != '10.88.88.0/24 169.254.0.9/32 224.0.0.5/32' ] \
   || [ "$(field "$keepalive" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != off ] \
   || [ "$(field "$endpoints" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 198.18.4.12:56564 ]; then
-  act wg set "$WG" peer R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I= allowed-ips 0.0.0.0/0 endpoint 198.18.4.12:56564 persistent-keepalive off
+  act wg set "$WG" peer R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I= allowed-ips 10.88.88.0/24,169.254.0.9/32,224.0.0.5/32 endpoint 198.18.4.12:56564 persistent-keepalive off
   did "$WG peer "rho
 fi
 case $(field "$psks" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=) in

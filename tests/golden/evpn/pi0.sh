@@ -274,10 +274,12 @@ if ! fresh "$WG" || [ "$CHECK" = 0 ]; then
   current=$(wg show "$WG" peers)
 fi
 field() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {print $2}'; }
-if [ "$(field "$allowed" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 0.0.0.0/0 ] \
+# A peer's allowed-ips, sorted and one space apart (wg lists them in its own order).
+ips() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {for (i = 2; i <= NF; i++) print $i}' | sort | awk '{printf "%s%s", s, $0; s = " "}'; }
+if [ "$(ips "$allowed" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != '10.88.88.0/24 169.254.0.14/32 224.0.0.5/32' ] \
   || [ "$(field "$keepalive" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 25 ] \
   || [ "$(field "$endpoints" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 198.18.4.12:56567 ]; then
-  act wg set "$WG" peer R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I= allowed-ips 0.0.0.0/0 endpoint 198.18.4.12:56567 persistent-keepalive 25
+  act wg set "$WG" peer R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I= allowed-ips 10.88.88.0/24,169.254.0.14/32,224.0.0.5/32 endpoint 198.18.4.12:56567 persistent-keepalive 25
   did "$WG peer "rho
 fi
 case $(field "$psks" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=) in

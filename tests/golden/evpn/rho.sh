@@ -277,10 +277,12 @@ if ! fresh "$WG" || [ "$CHECK" = 0 ]; then
   current=$(wg show "$WG" peers)
 fi
 field() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {print $2}'; }
-if [ "$(field "$allowed" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != 0.0.0.0/0 ] \
+# A peer's allowed-ips, sorted and one space apart (wg lists them in its own order).
+ips() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {for (i = 2; i <= NF; i++) print $i}' | sort | awk '{printf "%s%s", s, $0; s = " "}'; }
+if [ "$(ips "$allowed" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != '10.88.88.0/24 169.254.0.8/32 224.0.0.5/32' ] \
   || [ "$(field "$keepalive" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != off ] \
   || [ "$(field "$endpoints" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != 198.18.4.14:56564 ]; then
-  act wg set "$WG" peer 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA= allowed-ips 0.0.0.0/0 endpoint 198.18.4.14:56564 persistent-keepalive off
+  act wg set "$WG" peer 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA= allowed-ips 10.88.88.0/24,169.254.0.8/32,224.0.0.5/32 endpoint 198.18.4.14:56564 persistent-keepalive off
   did "$WG peer "epsilon
 fi
 case $(field "$psks" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=) in
@@ -336,9 +338,11 @@ if ! fresh "$WG" || [ "$CHECK" = 0 ]; then
   current=$(wg show "$WG" peers)
 fi
 field() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {print $2}'; }
-if [ "$(field "$allowed" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=)" != 0.0.0.0/0 ] \
+# A peer's allowed-ips, sorted and one space apart (wg lists them in its own order).
+ips() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {for (i = 2; i <= NF; i++) print $i}' | sort | awk '{printf "%s%s", s, $0; s = " "}'; }
+if [ "$(ips "$allowed" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=)" != '10.88.88.0/24 169.254.0.10/32 224.0.0.5/32' ] \
   || [ "$(field "$keepalive" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=)" != off ]; then
-  act wg set "$WG" peer RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0= allowed-ips 0.0.0.0/0 persistent-keepalive off
+  act wg set "$WG" peer RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0= allowed-ips 10.88.88.0/24,169.254.0.10/32,224.0.0.5/32 persistent-keepalive off
   did "$WG peer "vorke
 fi
 case $(field "$psks" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=) in
@@ -394,10 +398,12 @@ if ! fresh "$WG" || [ "$CHECK" = 0 ]; then
   current=$(wg show "$WG" peers)
 fi
 field() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {print $2}'; }
-if [ "$(field "$allowed" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != 0.0.0.0/0 ] \
+# A peer's allowed-ips, sorted and one space apart (wg lists them in its own order).
+ips() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {for (i = 2; i <= NF; i++) print $i}' | sort | awk '{printf "%s%s", s, $0; s = " "}'; }
+if [ "$(ips "$allowed" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != '10.88.88.0/24 169.254.0.12/32 224.0.0.5/32' ] \
   || [ "$(field "$keepalive" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != off ] \
   || [ "$(field "$endpoints" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != 198.18.4.11:56566 ]; then
-  act wg set "$WG" peer wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0= allowed-ips 0.0.0.0/0 endpoint 198.18.4.11:56566 persistent-keepalive off
+  act wg set "$WG" peer wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0= allowed-ips 10.88.88.0/24,169.254.0.12/32,224.0.0.5/32 endpoint 198.18.4.11:56566 persistent-keepalive off
   did "$WG peer "bob
 fi
 case $(field "$psks" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=) in
@@ -453,9 +459,11 @@ if ! fresh "$WG" || [ "$CHECK" = 0 ]; then
   current=$(wg show "$WG" peers)
 fi
 field() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {print $2}'; }
-if [ "$(field "$allowed" 30up729qmoJrUMDLwZQ3X4PLKC9W+utaKwj9kIkY2hI=)" != 0.0.0.0/0 ] \
+# A peer's allowed-ips, sorted and one space apart (wg lists them in its own order).
+ips() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {for (i = 2; i <= NF; i++) print $i}' | sort | awk '{printf "%s%s", s, $0; s = " "}'; }
+if [ "$(ips "$allowed" 30up729qmoJrUMDLwZQ3X4PLKC9W+utaKwj9kIkY2hI=)" != '10.88.88.0/24 169.254.0.15/32 224.0.0.5/32' ] \
   || [ "$(field "$keepalive" 30up729qmoJrUMDLwZQ3X4PLKC9W+utaKwj9kIkY2hI=)" != off ]; then
-  act wg set "$WG" peer 30up729qmoJrUMDLwZQ3X4PLKC9W+utaKwj9kIkY2hI= allowed-ips 0.0.0.0/0 persistent-keepalive off
+  act wg set "$WG" peer 30up729qmoJrUMDLwZQ3X4PLKC9W+utaKwj9kIkY2hI= allowed-ips 10.88.88.0/24,169.254.0.15/32,224.0.0.5/32 persistent-keepalive off
   did "$WG peer "pi0
 fi
 case $(field "$psks" 30up729qmoJrUMDLwZQ3X4PLKC9W+utaKwj9kIkY2hI=) in

@@ -288,7 +288,9 @@ if ! fresh "$WG" || [ "$CHECK" = 0 ]; then
   current=$(wg show "$WG" peers)
 fi
 field() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {print $2}'; }
-if [ "$(field "$allowed" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != 10.88.88.4/32 ] \
+# A peer's allowed-ips, sorted and one space apart (wg lists them in its own order).
+ips() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {for (i = 2; i <= NF; i++) print $i}' | sort | awk '{printf "%s%s", s, $0; s = " "}'; }
+if [ "$(ips "$allowed" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != 10.88.88.4/32 ] \
   || [ "$(field "$keepalive" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != off ] \
   || [ "$(field "$endpoints" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != 104.196.99.86:56560 ]; then
   act wg set "$WG" peer 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA= allowed-ips 10.88.88.4/32 endpoint 104.196.99.86:56560 persistent-keepalive off
@@ -298,7 +300,7 @@ case $(field "$psks" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=) in
   ''|none) ;;
   *) act wg set "$WG" peer 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA= preshared-key /dev/null; did "$WG peer "epsilon" preshared-key removed" ;;
 esac
-if [ "$(field "$allowed" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 10.88.88.2/32 ] \
+if [ "$(ips "$allowed" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 10.88.88.2/32 ] \
   || [ "$(field "$keepalive" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != off ] \
   || [ "$(field "$endpoints" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != 198.51.100.2:56560 ]; then
   act wg set "$WG" peer R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I= allowed-ips 10.88.88.2/32 endpoint 198.51.100.2:56560 persistent-keepalive off
@@ -316,7 +318,7 @@ if [ "$(field "$psks" R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=)" != "$want" 
   act wg set "$WG" peer R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I= preshared-key "$F"
   did "$WG peer "rho" preshared-key"
 fi
-if [ "$(field "$allowed" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=)" != 10.88.88.3/32 ] \
+if [ "$(ips "$allowed" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=)" != 10.88.88.3/32 ] \
   || [ "$(field "$keepalive" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=)" != off ]; then
   act wg set "$WG" peer RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0= allowed-ips 10.88.88.3/32 persistent-keepalive off
   did "$WG peer "vorke

@@ -292,7 +292,9 @@ if ! fresh "$WG" || [ "$CHECK" = 0 ]; then
   current=$(wg show "$WG" peers)
 fi
 field() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {print $2}'; }
-if [ "$(field "$allowed" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != 10.88.88.1/32 ] \
+# A peer's allowed-ips, sorted and one space apart (wg lists them in its own order).
+ips() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {for (i = 2; i <= NF; i++) print $i}' | sort | awk '{printf "%s%s", s, $0; s = " "}'; }
+if [ "$(ips "$allowed" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != 10.88.88.1/32 ] \
   || [ "$(field "$keepalive" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != off ] \
   || [ "$(field "$endpoints" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != 86.188.161.69:56560 ]; then
   act wg set "$WG" peer wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0= allowed-ips 10.88.88.1/32 endpoint 86.188.161.69:56560 persistent-keepalive off
@@ -302,7 +304,7 @@ case $(field "$psks" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=) in
   ''|none) ;;
   *) act wg set "$WG" peer wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0= preshared-key /dev/null; did "$WG peer "bob" preshared-key removed" ;;
 esac
-if [ "$(field "$allowed" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != 10.88.88.4/32 ] \
+if [ "$(ips "$allowed" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != 10.88.88.4/32 ] \
   || [ "$(field "$keepalive" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != off ] \
   || [ "$(field "$endpoints" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != 104.196.99.86:56560 ]; then
   act wg set "$WG" peer 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA= allowed-ips 10.88.88.4/32 endpoint 104.196.99.86:56560 persistent-keepalive off
@@ -312,7 +314,7 @@ case $(field "$psks" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=) in
   ''|none) ;;
   *) act wg set "$WG" peer 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA= preshared-key /dev/null; did "$WG peer "epsilon" preshared-key removed" ;;
 esac
-if [ "$(field "$allowed" 30up729qmoJrUMDLwZQ3X4PLKC9W+utaKwj9kIkY2hI=)" != 10.88.88.5/32 ] \
+if [ "$(ips "$allowed" 30up729qmoJrUMDLwZQ3X4PLKC9W+utaKwj9kIkY2hI=)" != 10.88.88.5/32 ] \
   || [ "$(field "$keepalive" 30up729qmoJrUMDLwZQ3X4PLKC9W+utaKwj9kIkY2hI=)" != off ]; then
   act wg set "$WG" peer 30up729qmoJrUMDLwZQ3X4PLKC9W+utaKwj9kIkY2hI= allowed-ips 10.88.88.5/32 persistent-keepalive off
   did "$WG peer "pi0
@@ -321,7 +323,7 @@ case $(field "$psks" 30up729qmoJrUMDLwZQ3X4PLKC9W+utaKwj9kIkY2hI=) in
   ''|none) ;;
   *) act wg set "$WG" peer 30up729qmoJrUMDLwZQ3X4PLKC9W+utaKwj9kIkY2hI= preshared-key /dev/null; did "$WG peer "pi0" preshared-key removed" ;;
 esac
-if [ "$(field "$allowed" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=)" != 10.88.88.3/32 ] \
+if [ "$(ips "$allowed" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=)" != 10.88.88.3/32 ] \
   || [ "$(field "$keepalive" RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=)" != off ]; then
   act wg set "$WG" peer RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0= allowed-ips 10.88.88.3/32 persistent-keepalive off
   did "$WG peer "vorke

@@ -228,7 +228,7 @@ def state(p: Plan, host: str, psks: dict[str, str]) -> observe.HostState:
         st.links[iface.name] = observe.Link(
             iface.name, True, p.mesh.mtu.wireguard, "wireguard", addresses=[str(iface.address)]
         )
-        planned = {str(pe.public_key): str(pe.allowed_ip) for pe in iface.peers}
+        planned = {str(pe.public_key): pe.allowed_ips_text for pe in iface.peers}
         st.wg[iface.name] = observe.WgIf(
             public_key=hp.public_key or "",
             allowed_ips=planned,

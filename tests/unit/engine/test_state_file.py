@@ -12,7 +12,7 @@ import pytest
 
 from mesh_push import cli, inventory
 from mesh_push.core.problems import InventoryError
-from mesh_push.engine import keys
+from mesh_push.engine import state_file
 from mesh_push.host.facts import Facts, Gathered
 from tests.unit.modes.test_judge import HOSTS, LAB, states
 from tests.unit.modes.test_judge import keys as captured_keys
@@ -81,15 +81,15 @@ def test_a_state_key_no_peer_has_for_an_unreached_host_is_distrusted() -> None:
     real = captured_keys()
     reached = [h for h in HOSTS if h != "pi0"]
     swapped = {**real, "pi0": "A" * 43 + "="}
-    assert keys.distrusted(mesh, lab_gathered(reached), swapped) == ["pi0"]
-    assert keys.distrusted(mesh, lab_gathered(reached), real) == []
+    assert state_file.distrusted(mesh, lab_gathered(reached), swapped) == ["pi0"]
+    assert state_file.distrusted(mesh, lab_gathered(reached), real) == []
     # Reached, it says its own key; its peers' word is not needed.
-    assert keys.distrusted(mesh, lab_gathered(HOSTS), swapped) == []
+    assert state_file.distrusted(mesh, lab_gathered(HOSTS), swapped) == []
     # Peers with no peers at all (a first up): nothing to compare with.
     empty = lab_gathered(reached)
     for st in empty.states.values():
         st.wg = {}
-    assert keys.distrusted(mesh, empty, swapped) == []
+    assert state_file.distrusted(mesh, empty, swapped) == []
 
 
 def test_up_refuses_a_swapped_state_key_unless_trusted(
@@ -103,6 +103,8 @@ def test_up_refuses_a_swapped_state_key_unless_trusted(
     swapped = {**captured_keys(), "pi0": "A" * 43 + "="}
     mesh.state_file.write_text(json.dumps({"public_keys": swapped}))
     reached = [h for h in HOSTS if h != "pi0"]
-    with pytest.raises(keys.StateKeysError, match=r"gives pi0 \(AAAAAAAAAAAA…\) a public key"):
-        keys.trust_state(Session(mesh, Access()), lab_gathered(reached))
-    keys.trust_state(Session(mesh, Access(trust_state=True)), lab_gathered(reached))
+    with pytest.raises(
+        state_file.StateKeysError, match=r"gives pi0 \(AAAAAAAAAAAA…\) a public key"
+    ):
+        state_file.trust_state(Session(mesh, Access()), lab_gathered(reached))
+    state_file.trust_state(Session(mesh, Access(trust_state=True)), lab_gathered(reached))

@@ -14,7 +14,7 @@ import pytest
 
 from mesh_push import cli, inventory
 from mesh_push.core.model import Mesh
-from mesh_push.engine import keys, ssh
+from mesh_push.engine import keys, ssh, state_file
 from mesh_push.files import fsutil
 from tests.kit import GOLDEN, ROOT
 
@@ -89,9 +89,10 @@ def test_plan_in_controller_mode_creates_no_file(
     capsys.readouterr()
     assert cli.main(["plan", "-i", str(inv), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["hosts"]
-    assert cli.main(["render", "-i", str(inv), "-o", str(tmp_path / "out")]) == 2
-    assert "made by `mesh-push up`" in capsys.readouterr().err
-    assert tree(tmp_path) == before and not data_home.exists()
+    assert cli.main(["render", "-i", str(inv), "-o", str(tmp_path / "out")]) == 0
+    assert "stand-in keys" in capsys.readouterr().err
+    assert [p for p in tree(tmp_path) if p not in before and not p.startswith("out")] == []
+    assert not data_home.exists()
 
 
 def test_legacy_keystore_is_named_never_used(
@@ -257,9 +258,16 @@ def test_render_never_writes_through_a_planted_symlink(seed: Path, tmp_path: Pat
 
 def test_state_file_replaces_a_planted_symlink(tmp_path: Path) -> None:
     m: Mesh = inventory.load(write_inventory(tmp_path / "mesh.yaml", keys_mode="host"))
+    key = {"bob": "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="}
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
     m.state_file.symlink_to(victim)
-    keys.save_public_keys(m, {"bob": "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="})
-    assert victim.read_text() == "precious\n" and not m.state_file.is_symlink()
-    assert mode(m.state_file) == 0o644 and "bob" in keys.read_state(m)
+    # A link to a file that is not a state file: neither read nor replaced.
+    with pytest.raises(fsutil.LocalFileError, match="is not a mesh-push state file"):
+        state_file.save_public_keys(m, key)
+    assert victim.read_text() == "precious\n" and m.state_file.is_symlink()
+    # A link to a state file: replaced by the new file, the old one left as it was.
+    victim.write_text('{"public_keys": {}}')
+    state_file.save_public_keys(m, key)
+    assert victim.read_text() == '{"public_keys": {}}' and not m.state_file.is_symlink()
+    assert mode(m.state_file) == 0o644 and "bob" in state_file.read_state(m)

@@ -215,7 +215,7 @@ def healthy_states(p: Plan) -> dict[str, HostState]:
                 public_key=hp.public_key or "",
                 listen_port=iface.port,
                 handshakes={str(pe.public_key): 990 for pe in iface.peers},
-                allowed_ips={str(pe.public_key): str(pe.allowed_ip) for pe in iface.peers},
+                allowed_ips={str(pe.public_key): pe.allowed_ips_text for pe in iface.peers},
                 keepalives={str(pe.public_key): str(pe.keepalive or "off") for pe in iface.peers},
                 psks={str(pe.public_key): pe.psk_fp or "none" for pe in iface.peers},
             )

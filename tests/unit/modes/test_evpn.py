@@ -131,7 +131,7 @@ def link_interfaces(p: EvpnPlan, name: str, alias: str, silent: set[str]) -> Hos
             public_key=hp.public_key or "",
             listen_port=end.port,
             handshakes={key: 0 if end.peer in silent else NOW - 5},
-            allowed_ips={key: str(peer.allowed_ip)},
+            allowed_ips={key: peer.allowed_ips_text},
             keepalives={key: str(peer.keepalive or "off")},
             psks={key: "none"},
         )

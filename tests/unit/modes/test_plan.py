@@ -44,7 +44,7 @@ def test_peers_endpoints_and_keepalive() -> None:
     assert all(pe.keepalive is None for pe in rho.peers)  # rho is static
     pi0 = p.stp_host("pi0")
     assert [(pe.name, pe.keepalive) for pe in pi0.peers] == [("rho", 25)]
-    assert [str(pe.allowed_ip) for pe in pi0.peers] == ["10.88.88.2/32"]
+    assert [pe.allowed_ips_text for pe in pi0.peers] == ["10.88.88.2/32"]
     assert [(w.name, w.vni, str(w.remote)) for w in pi0.wires] == [("rho", 7, "10.88.88.2")]
 
 

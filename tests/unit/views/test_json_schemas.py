@@ -418,7 +418,7 @@ def _evpn_states(p: Plan) -> dict[str, observe.HostState]:
                 handshakes={key: NOW - 5},
                 endpoints={key: "198.18.4.99:51820"},
                 transfer={key: (1234, 5678)},
-                allowed_ips={key: str(peer.allowed_ip)},
+                allowed_ips={key: peer.allowed_ips_text},
                 keepalives={key: str(peer.keepalive or "off")},
                 psks={key: peer.psk_fp or "none"},
             )
