@@ -36,6 +36,10 @@ LEGACY_MARK = MARK_PREFIX
 # The protocol number of the routes a mesh adds (evpn: its VTEPs' unreachable network), which
 # tells them from anyone else's; unassigned in iproute2's rt_protos.
 NOROUTE_PROTO = 233
+# evpn: the priority of the ip rule that lets VXLAN from a VTEP reach the VTEPs' network, and
+# (one more) of the rule that sends it nowhere else. Before `main` (32766); every mesh on a
+# host uses the same two, each rule told apart by its VTEP.
+VTEP_RULE_PREF = 20000
 LEGACY_STATE_DIR = STATE_ROOT
 LEGACY_BOOT_UNIT = f"{UNIT_DIR}/mesh-push.service"
 LEGACY_BOOT_WANTS = f"{WANTS_DIR}/mesh-push.service"

@@ -113,6 +113,7 @@ def host_paths(mesh: Mesh) -> dict[str, Any]:
         "boot_wants": mesh.boot_wants,
         "pathspace": mesh.frr_pathspace,
         "noroute_proto": model.NOROUTE_PROTO,
+        "vtep_rule_pref": model.VTEP_RULE_PREF,
         "legacy": {
             "mark": model.LEGACY_MARK,
             "state_dir": model.LEGACY_STATE_DIR,

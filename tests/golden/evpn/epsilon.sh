@@ -29,6 +29,7 @@ PS=mesh-push-labevpn
 # this mesh's by its protocol number (unassigned in iproute2's rt_protos), as down removes it.
 VTEPS=10.88.88.0/24
 NOROUTE_PROTO=233
+RULE_PREF=20000
 ETC=/etc/frr/$PS
 RUN=/var/run/frr/$PS
 CHECK=${MESH_PUSH_CHECK:-0}
@@ -453,6 +454,19 @@ step "vtep routes"
 case "$(ip -o route show exact "$VTEPS" 2>/dev/null || true)" in
   "unreachable $VTEPS proto $NOROUTE_PROTO "*) ;;
   *) act ip route add unreachable "$VTEPS" proto "$NOROUTE_PROTO"; did "$VTEPS unreachable but through the links" ;;
+esac
+# And VXLAN from this VTEP goes to the VTEPs' network only: an EVPN route whose next hop lies
+# outside it (a hostile host's lie: FRR 8 cannot filter next hops in l2vpn evpn) finds no
+# route, instead of the default route in cleartext. Two rules, ours by protocol number.
+TAB=$(printf '\t')
+rules=$(ip rule show 2>/dev/null || true)
+case "$rules" in *"$RULE_PREF:${TAB}from $VTEP to $VTEPS lookup main proto $NOROUTE_PROTO"*) ;;
+  *) act ip rule add from "$VTEP" to "$VTEPS" lookup main pref "$RULE_PREF" protocol "$NOROUTE_PROTO"
+     did "VXLAN from $VTEP only to $VTEPS" ;;
+esac
+case "$rules" in *"$((RULE_PREF + 1)):${TAB}from $VTEP unreachable proto $NOROUTE_PROTO"*) ;;
+  *) act ip rule add from "$VTEP" unreachable pref "$((RULE_PREF + 1))" protocol "$NOROUTE_PROTO"
+     did "VXLAN from $VTEP nowhere else" ;;
 esac
 
 step "vxlan"
