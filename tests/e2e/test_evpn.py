@@ -376,11 +376,42 @@ def test_a_hostile_host_changes_no_other_hosts_routes(lab: Lab) -> None:
         nobody = str(lab.plan.mesh.wg_network.network_address + 250)
         res = lab.exec("rho", "ip", "-4", "route", "get", nobody)
         assert res.returncode != 0 and "no route to host" in res.stderr.lower(), res
+        # VXLAN from a VTEP to an address outside the mesh (an EVPN next hop lied about):
+        # no route, not the way to the controller.
+        rho_vtep = str(lab.plan.evpn_host("rho").vtep)
+        res = lab.exec("rho", "ip", "-4", "route", "get", controller, "from", rho_vtep)
+        assert res.returncode != 0 and "unreachable" in res.stderr.lower(), res
     finally:
         undo = [a for line in ["router ospf", "no redistribute static", "exit",
                                *(f"no {x}" for x in hostile)] for a in ("-c", line)]  # fmt: skip
         assert lab.exec("vorke", *vty, *undo).returncode == 0
     _wait_healthy(lab, 30)
+
+
+def test_a_link_peer_cannot_send_from_outside_the_mesh(lab: Lab) -> None:
+    """Each link's allowed-ips is what may cross it: vorke sending to rho over their link from
+    an address outside the mesh is dropped by rho's WireGuard (it counts a frame error),
+    while the same ping from vorke's own link address is answered."""
+    if len(lab.hosts) > 5:
+        return
+    here = next(e for e in lab.plan.evpn_host("vorke").links if e.peer == "rho")
+    there = next(e for e in lab.plan.evpn_host("rho").links if e.peer == "vorke")
+    errors = f"/sys/class/net/{there.name}/statistics/rx_frame_errors"
+
+    def dropped() -> int:
+        return int(lab.exec("rho", "cat", errors).stdout)
+
+    before = dropped()
+    ok = lab.exec("vorke", "ping", "-c", "1", "-W", "2", str(here.peer_address))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert dropped() == before
+    assert lab.exec("vorke", "ip", "addr", "add", "192.0.2.77/32", "dev", "lo").returncode == 0
+    try:
+        lab.exec("vorke", "ping", "-c", "3", "-i", "0.2", "-W", "1", "-I", "192.0.2.77",
+                 str(here.peer_address))  # fmt: skip
+        assert dropped() >= before + 3
+    finally:
+        lab.exec("vorke", "ip", "addr", "del", "192.0.2.77/32", "dev", "lo")
 
 
 def test_an_frr_daemon_that_lost_its_configuration_gets_it_again(lab: Lab) -> None:
