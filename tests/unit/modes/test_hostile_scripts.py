@@ -8,14 +8,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from jinja2 import nodes
 
 from mesh_push.host import templates as render
 
-# Shell code the controller writes itself, pasted as it is.
-CODE = {"{{ arm -}}", "{{ reload }}"}
-# Step names the including template makes (templates/include/wireguard.sh.j2): shell words of
-# string literals and values through `sh`, checked where they are set.
-STEP_NAMES = {"{{ wg_step }}", "{{ peers_step }}"}
 SET_STEP = re.compile(r"{%-?\s*set\s+(\w+_step)\s*=\s*(.*?)\s*-?%}", re.S)
 
 
@@ -30,13 +26,34 @@ def test_every_interpolation_is_filtered() -> None:
     """Every `{{ … }}` in a template that lands in a shell program goes through `sh` (one
     word) or, inside a comment or a unit's text, `comment` (one line); only shell code the
     controller writes itself (arm, reload) is pasted as it is. FRR's files (frr*.j2) take
-    `frr` (one word of FRR's syntax, which is also safe in the daemons file's quotes)."""
+    `frr` (one word of FRR's syntax, which is also safe in the daemons file's quotes).
+    Checked on Jinja's own parse, so the filter must apply to the whole expression: in
+    `{{ v ~ "/x" | sh }}` it applies to "/x" alone (a filter binds tighter than `~`)."""
+    env = render.load_templates()
+    # Shell code the controller writes itself (arm, reload), and step names the including
+    # template makes (include/wireguard.sh.j2: literals and values through `sh`, checked
+    # where they are set, below).
+    pasted = {"arm", "reload", "wg_step", "peers_step"}
     for name, text in templates():
-        filters = "sh|comment|frr" if name.split("/")[-1].startswith("frr") else "sh|comment"
-        for expr in re.findall(r"{{.*?}}", text, re.S):
-            if expr in CODE or expr in STEP_NAMES:
-                continue
-            assert re.search(rf"\|\s*({filters})\s*-?}}}}$", expr), f"{name}: {expr}"
+        filters = (
+            {"sh", "comment", "frr"} if name.split("/")[-1].startswith("frr") else {"sh", "comment"}
+        )
+        for out in env.parse(text).find_all(nodes.Output):
+            for expr in out.nodes:
+                if isinstance(expr, nodes.TemplateData):
+                    continue
+                if isinstance(expr, nodes.Name) and expr.name in pasted:
+                    continue
+                ok = isinstance(expr, nodes.Filter) and expr.name in filters
+                assert ok, f"{name}, line {expr.lineno}: an expression not wholly through {filters}"
+
+
+def test_a_filter_on_part_of_an_expression_is_caught() -> None:
+    env = render.load_templates()
+    out = next(env.parse('{{ v ~ "/x" | sh }}').find_all(nodes.Output))
+    assert not isinstance(out.nodes[0], nodes.Filter)
+    out = next(env.parse('{{ (v ~ "/x") | sh }}').find_all(nodes.Output))
+    assert isinstance(out.nodes[0], nodes.Filter) and out.nodes[0].name == "sh"
 
 
 def test_step_names_are_literals_and_quoted_values() -> None:
