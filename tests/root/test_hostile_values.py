@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import re
 import shlex
 import shutil
 import subprocess
@@ -987,6 +988,13 @@ def check(c: Case, d: Path) -> list[str]:
         if files.get(path) != content:
             wrong.append(f"{path}: {files.get(path)!r}, expected {content!r}")
     wrong += [f"{path} is gone" for path in c.exists if path not in files]
+    # No key on any command line (`ps` would show it): the private key, the pre-shared keys the
+    # stubs make, and whatever secret the case's stdin carried.
+    given = {line for line in c.stdin.splitlines() if re.fullmatch(r"[A-Za-z0-9+/]{43}=", line)}
+    keys = {FAKE_PRIVATE, FAKE_PSK, *given}
+    on_argv = [x for x in calls if any(k in arg for k in keys for arg in x)]
+    if on_argv:
+        wrong.append(f"a key on a command line: {on_argv!r}")
     with tarfile.open(d / "state.tar") as tar:
         found = [n for n in tar.getnames() if n.split("/")[-1] == CANARY]
     if found or any(p.name == CANARY for p in d.rglob("*")):
