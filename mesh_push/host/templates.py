@@ -64,6 +64,9 @@ def load_templates(directory: Path | None = None) -> jinja2.Environment:
     # would end the comment and start a command).
     env.filters["comment"] = comment
     env.filters["frr"] = frr_word
+    # In a systemd unit: `%` starts a specifier and `$` a variable, even inside quotes.
+    env.filters["unit_word"] = lambda value: unit_escape(shlex.quote(str(value)))
+    env.filters["unit_text"] = lambda value: unit_escape(comment(value))
     return env
 
 
@@ -93,6 +96,12 @@ def frr_word(value: object) -> str:
     if not FRR_WORD.fullmatch(text):
         raise ValueError(f"{text!r} cannot be a word of an FRR configuration")
     return text
+
+
+def unit_escape(text: str) -> str:
+    """`text` as systemd reads it back: `%%` is `%` (no specifier such as %h), `$$` is `$`
+    (no environment variable)."""
+    return text.replace("%", "%%").replace("$", "$$")
 
 
 def comment(value: object) -> str:

@@ -26,7 +26,8 @@ def test_every_interpolation_is_filtered() -> None:
     """Every `{{ … }}` in a template that lands in a shell program goes through `sh` (one
     word) or, inside a comment or a unit's text, `comment` (one line); only shell code the
     controller writes itself (arm, reload) is pasted as it is. FRR's files (frr*.j2) take
-    `frr` (one word of FRR's syntax, which is also safe in the daemons file's quotes).
+    `frr` (one word of FRR's syntax, which is also safe in the daemons file's quotes), and
+    systemd units `unit_word` and `unit_text` (which also keep `%` and `$` literal).
     Checked on Jinja's own parse, so the filter must apply to the whole expression: in
     `{{ v ~ "/x" | sh }}` it applies to "/x" alone (a filter binds tighter than `~`)."""
     env = render.load_templates()
@@ -35,9 +36,12 @@ def test_every_interpolation_is_filtered() -> None:
     # where they are set, below).
     pasted = {"arm", "reload", "wg_step", "peers_step"}
     for name, text in templates():
-        filters = (
-            {"sh", "comment", "frr"} if name.split("/")[-1].startswith("frr") else {"sh", "comment"}
-        )
+        base = name.split("/")[-1]
+        filters = {"sh", "comment"}
+        if base.startswith("frr"):
+            filters = {"sh", "comment", "frr"}
+        elif base.endswith(".service.j2"):  # a systemd unit: its own quoting (below)
+            filters = {"unit_word", "unit_text"}
         for out in env.parse(text).find_all(nodes.Output):
             for expr in out.nodes:
                 if isinstance(expr, nodes.TemplateData):
@@ -73,3 +77,31 @@ def test_step_names_are_literals_and_quoted_values() -> None:
 def test_frr_words_refuse_what_could_end_a_line_or_a_quote(value: str) -> None:
     with pytest.raises(ValueError):
         render.frr_word(value)
+
+
+@pytest.mark.parametrize(
+    "name", ["%h", "$HOME", "${HOME}", "a%%b", "$$", "x'y", 'q"r', "a b", "%n.service", "%"]
+)
+def test_the_boot_unit_keeps_every_value_literal(name: str) -> None:
+    """systemd expands `%` specifiers and `$` variables in a unit even inside quotes: read
+    back as systemd does (`%%` is `%`, `$$` is `$`, then its shell-like quoting), the unit
+    runs the mesh's own script and names the mesh as it is."""
+    import dataclasses
+    import shlex
+
+    from mesh_push import inventory
+    from mesh_push.host import programs
+    from tests.kit import ROOT
+
+    mesh = dataclasses.replace(inventory.load(ROOT / "inventory/seed.yaml"), name=name)
+    text = programs.boot_unit(mesh)
+    fields = dict(
+        line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#")
+    )
+
+    def systemd(value: str) -> str:
+        assert re.fullmatch(r"([^%$]|%%|\$\$)*", value), value  # nothing systemd would expand
+        return value.replace("%%", "%").replace("$$", "$")
+
+    assert shlex.split(systemd(fields["ExecStart"])) == ["/bin/sh", f"{mesh.state_dir}/apply.sh"]
+    assert systemd(fields["Description"]) == f"mesh-push: bring mesh {name} back at boot"
