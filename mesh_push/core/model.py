@@ -107,6 +107,9 @@ class Stp:
     # the dead wire until they age out (at forward_delay during a topology change): a short
     # ageing time bounds that, at the price of some flooding on a quiet network.
     ageing: int = 300
+    # Wires are named prefix + the peer's name ("" by default, as in the write-up): two meshes
+    # with different prefixes can both link the same two hosts.
+    wire_prefix: str = ""
 
 
 @dataclass(frozen=True)

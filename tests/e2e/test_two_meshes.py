@@ -6,10 +6,10 @@ were, and it stays healthy. Then a WireGuard interface someone else made, named 
 mesh's, makes that mesh's `up` fail on its host with an error that names it, and the
 interface is left exactly as it was (ifindex, key, port), by `up` and by `down`.
 
-Wires are named after the host at their other end, so two meshes cannot both have a wire to
-the same peer on one host (the second is refused, as any interface another mesh made): the
-meshes here split the triangle bob, rho, pi0. `alpha` has bob–rho and rho–pi0, `beta` (and
-later `gamma`) pi0–bob.
+Wires are named after the host at their other end, so two meshes can both have a wire to the
+same peer on one host only if one of them prefixes its wires (mesh.stp.wire_prefix; without,
+the second is refused, as any interface another mesh made). `alpha` has bob–rho and rho–pi0,
+`beta` (wires `b-PEER`) bob–rho too, and pi0–bob, which `gamma` also has, unprefixed.
 
 Needs root; under CI=true it must run."""
 
@@ -44,13 +44,16 @@ class Mesh:
     br_net: str
     vxlan_port: int
     links: tuple[tuple[str, str], ...]
+    prefix: str = ""
 
     @property
     def hosts(self) -> list[str]:
         return [h for h in HOSTS if any(h in lk for lk in self.links)]
 
     def wires(self, host: str) -> list[str]:
-        return sorted(b if a == host else a for a, b in self.links if host in (a, b))
+        return sorted(
+            self.prefix + (b if a == host else a) for a, b in self.links if host in (a, b)
+        )
 
     def interfaces(self, host: str) -> list[str]:
         return [self.wg, self.bridge, *self.wires(host)]
@@ -85,7 +88,7 @@ mesh:
   wireguard: {{interface: {self.wg}, port: {self.port}, network: {self.wg_net}}}
   bridge: {{name: {self.bridge}, network: {self.br_net}}}
   vxlan_port: {self.vxlan_port}
-  stp: {{hello: 1, forward_delay: 4, max_age: 6, ageing: 2}}
+  stp: {{hello: 1, forward_delay: 4, max_age: 6, ageing: 2, wire_prefix: "{self.prefix}"}}
 lab: {{name: {LAB}, network: {NET}.0/23}}
 hosts:
 """
@@ -99,7 +102,7 @@ hosts:
 ALPHA = Mesh("alpha", "wg0", 56560, "10.88.88.0/24", "internet", "10.99.99.0/24", 4789,
              (("bob", "rho"), ("rho", "pi0")))  # fmt: skip
 BETA = Mesh("beta", "wg1", 56561, "10.77.77.0/24", "br-beta", "10.66.66.0/24", 4790,
-            (("pi0", "bob"),))  # fmt: skip
+            (("pi0", "bob"), ("bob", "rho")), "b-")  # fmt: skip
 GAMMA = Mesh("gamma", FOREIGN, 56569, "10.55.55.0/24", "br-gamma", "10.44.44.0/24", 4791,
              (("pi0", "bob"),))  # fmt: skip
 
@@ -199,7 +202,9 @@ def test_two_meshes_on_the_same_hosts(lab: Lab) -> None:
     healthy(BETA, beta, 0)
     for m in (ALPHA, BETA):
         snapshot(m)  # each one's interfaces carry its own mark
-    for h in ("bob", "pi0"):
+    # The same link in both meshes: a wire to rho on bob in each.
+    assert {"rho", "b-rho"} <= set(links("bob")) and {"bob", "b-bob"} <= set(links("rho"))
+    for h in ("bob", "rho", "pi0"):
         units = sh(h, "ls /etc/systemd/system/multi-user.target.wants").split()
         assert units == ["mesh-push-alpha.service", "mesh-push-beta.service"], (h, units)
 

@@ -48,7 +48,7 @@ class StpMode(Mode):
 
     def leave_out(self, hp: HostPlan, names: set[str]) -> HostPlan:
         assert isinstance(hp, StpHost)
-        wires = tuple(w for w in hp.wires if w.name not in names)
+        wires = tuple(w for w in hp.wires if w.peer not in names)
         return dataclasses.replace(hp, wg=scripts.without_peers(hp, names), wires=wires)
 
     def render(self, plan: Plan, hp: HostPlan, env: jinja2.Environment, **values: Any) -> str:
@@ -82,7 +82,7 @@ class StpMode(Mode):
         return max(0.5, mesh.stp.hello)  # STP moves no faster than its hello time
 
     def ping_peers(self, plan: Plan, name: str) -> list[str]:
-        return [w.name for w in own(plan).stp_host(name).wires]  # over the wires
+        return [w.peer for w in own(plan).stp_host(name).wires]  # over the wires
 
     def plan_json(self, plan: Plan, cut: Edge | None, all_pairs: bool) -> dict[str, Any]:
         from mesh_push.modes.stp import report

@@ -66,9 +66,10 @@ def judge(
     def fields(
         lk: Link, here: str, there: str, st: HostState, problems: list[str]
     ) -> dict[str, Any]:
-        link = st.links.get(there)
+        wire = p.mesh.stp.wire_prefix + there
+        link = st.links.get(wire)
         s = seen(st).stp
-        port = s.ports.get(there) if s else None
+        port = s.ports.get(wire) if s else None
         planned = "blocking" if (here, there) in expected.blocking else "forwarding"
         actual = port.state if port else None
         if actual is not None and actual in ("forwarding", "blocking") and actual != planned:
@@ -135,7 +136,7 @@ def _judge_host(
             v.config(f"bridge priority {br.priority}, planned {hp.bridge_priority}")
         root = root_seen(p, st)
     for wire in hp.wires:
-        if wire.name not in inside:
+        if wire.peer not in inside:
             continue
         link = st.links.get(wire.name)
         if link is None:

@@ -15,7 +15,8 @@ from mesh_push.modes.stp import tree as stp
 
 @dataclass(frozen=True)
 class Wire:
-    name: str  # named after the peer host, as in the write-up
+    name: str  # mesh.stp.wire_prefix + the peer's name (the write-up: the peer's name)
+    peer: str
     vni: int
     local: IPv4Address
     remote: IPv4Address
@@ -78,7 +79,8 @@ def build(
             )
             wires.append(
                 Wire(
-                    name=other.name,
+                    name=mesh.stp.wire_prefix + other.name,
+                    peer=other.name,
                     vni=link.vni,
                     local=wg_addr[h.name],
                     remote=wg_addr[other.name],

@@ -142,13 +142,13 @@ if exists "$BR" && ! ours "$BR"; then
   refuse "$BR exists and was not made by mesh $MESH" "choose another mesh.bridge.name"
 fi
 if exists bob && ! ours bob; then
-  refuse 'bob exists and was not made by mesh '"$MESH" 'it would be the wire to host bob (wires are named after hosts): rename that host, or remove the interface'
+  refuse 'bob exists and was not made by mesh '"$MESH" 'it would be the wire to host bob (wires are named after hosts): rename that host, set mesh.stp.wire_prefix, or remove the interface'
 fi
 if exists rho && ! ours rho; then
-  refuse 'rho exists and was not made by mesh '"$MESH" 'it would be the wire to host rho (wires are named after hosts): rename that host, or remove the interface'
+  refuse 'rho exists and was not made by mesh '"$MESH" 'it would be the wire to host rho (wires are named after hosts): rename that host, set mesh.stp.wire_prefix, or remove the interface'
 fi
 if exists vorke && ! ours vorke; then
-  refuse 'vorke exists and was not made by mesh '"$MESH" 'it would be the wire to host vorke (wires are named after hosts): rename that host, or remove the interface'
+  refuse 'vorke exists and was not made by mesh '"$MESH" 'it would be the wire to host vorke (wires are named after hosts): rename that host, set mesh.stp.wire_prefix, or remove the interface'
 fi
 # Held by interface $1 instead of $2, and $1 is not this mesh's (those not planned go first
 # thing below; a planned one is re-made).

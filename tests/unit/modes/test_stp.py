@@ -261,3 +261,42 @@ def test_measure_write_keeps_a_symlinked_inventory_a_link(tmp_path: Path) -> Non
     assert link.is_symlink() and "latency_ms: 11.46}" in (repo / "seed.yaml").read_text()
     assert (repo / "seed.yaml").stat().st_mode & 0o777 == 0o640
     assert sorted(p.name for p in repo.iterdir()) == ["seed.yaml"]
+
+
+def test_a_wire_prefix_names_the_wires_and_the_judge_follows(tmp_path: Path) -> None:
+    """mesh.stp.wire_prefix: two meshes can each have a wire to the same peer on one host."""
+    import dataclasses
+
+    from mesh_push import modes
+    from tests.unit.modes.test_judge import captured, keys, lab_mesh
+
+    m = lab_mesh()
+    prefixed = dataclasses.replace(m, stp=dataclasses.replace(m.stp, wire_prefix="a-"))
+    p = own(plan(prefixed, keys()))
+    rho = p.stp_host("rho")
+    assert [(w.name, w.peer) for w in rho.wires] == [
+        ("a-bob", "bob"), ("a-epsilon", "epsilon"), ("a-pi0", "pi0"), ("a-vorke", "vorke")
+    ]  # fmt: skip
+    # The captured hosts have wires without the prefix: each is missing, and the others are
+    # this mesh's no more (unplanned interfaces are for the host script, not the judge).
+    j = modes.of(prefixed).judge(p, dict(captured()))
+    assert "wire a-bob missing" in j.hosts["rho"].drift
+
+
+@pytest.mark.parametrize(
+    ("prefix", "problem"),
+    [
+        ("a b", "holds ' '"),
+        ("x" * 15, "shorter than 15 bytes"),
+        ("longprefix-", "would be longer than an interface name"),
+    ],
+)
+def test_bad_wire_prefixes(tmp_path: Path, prefix: str, problem: str) -> None:
+    from mesh_push.core.problems import InventoryError
+
+    inv = tmp_path / "seed.yaml"
+    text = (ROOT / "inventory/seed.yaml").read_text()
+    inv.write_text(text.replace("mesh:\n", f"mesh:\n  stp: {{wire_prefix: '{prefix}'}}\n", 1))
+    with pytest.raises(InventoryError) as e:
+        inventory.load(inv)
+    assert any("mesh.stp.wire_prefix" in str(x) and problem in str(x) for x in e.value.problems)
