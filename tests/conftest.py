@@ -36,6 +36,7 @@ FIRST = [
     "e2e/test_two_meshes.py",
     "e2e/test_mesh.py",
     "e2e/test_lock_integrity.py",
+    "e2e/test_faults.py",
     "e2e/test_stp_lab.py",
     "e2e/test_psk.py",
     "e2e/test_live_changes.py",

@@ -35,6 +35,7 @@ LABS: dict[str, int] = {
     "mpw": 24,  # test_ci_workflow
     "mpr": 28,  # test_rollout
     "mpn": 32,  # test_dns_names_lab, stp
+    "mpf": 36,  # test_faults
     "mpfc": 52,  # test_first_contact
     "mpsu": 56,  # test_sudo, passwordless
     "mpsp": 60,  # test_sudo, with a password
