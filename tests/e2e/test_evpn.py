@@ -414,6 +414,31 @@ def test_a_link_peer_cannot_send_from_outside_the_mesh(lab: Lab) -> None:
         lab.exec("vorke", "ip", "addr", "del", "192.0.2.77/32", "dev", "lo")
 
 
+def test_frr_killed_on_one_host(lab: Lab) -> None:
+    """A fault (docs/security.md): every FRR daemon of rho killed (SIGKILL, by the pids in
+    its pid files). status names rho's FRR as not running; one `up` starts it again, and
+    the mesh is healthy."""
+    if len(lab.hosts) > 5:
+        return
+    ps = lab.plan.mesh.frr_pathspace
+    kill = f'for f in /var/run/frr/{ps}/*.pid; do read -r p < "$f" && kill -9 "$p"; done; true'
+    assert lab.exec("rho", "sh", "-c", kill).returncode == 0
+    deadline = time.monotonic() + 20
+    while True:
+        status = json.loads(lab.run("status", "--json").stdout)
+        rho = next(h for h in status["hosts"] if h["name"] == "rho")
+        if any(f"FRR {ps} not running" in r for r in rho["reasons"]):
+            break
+        assert time.monotonic() < deadline, rho
+        time.sleep(1)
+    assert not status["healthy"]
+    res = lab.run("up", "--yes", "--json")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr
+    rho = next(h for h in json.loads(res.stdout)["hosts"] if h["name"] == "rho")
+    assert f"FRR instance {ps} started" in rho["changes"], rho
+    _wait_healthy(lab, 30)
+
+
 def test_an_frr_daemon_that_lost_its_configuration_gets_it_again(lab: Lab) -> None:
     """As a daemon that missed its part of frr.conf at start (seen on a slow guest): bob's
     bgpd and ospfd running with no configuration is drift that `up --check` names and `up`
