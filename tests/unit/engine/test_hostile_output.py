@@ -112,3 +112,38 @@ def test_measure_reads_each_host_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     for lk in results:
         for here, end in lk.ends.items():
             assert (end.median_ms is None) == (here == "rho"), (lk.a, lk.b, here)
+
+
+@pytest.mark.parametrize("years", [-20, 20, 200])
+def test_a_host_clock_far_off_changes_no_verdict(
+    years: int, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """A fault the lab cannot make (a network namespace has the machine's clock): rho's clock
+    years off. Its handshake times come from the same clock, so ages are its own and right:
+    every host is judged as with the right time."""
+    shift = years * 365 * 86400
+    text = (OBSERVED / "rho.txt").read_text()
+    lines = text.splitlines()
+    out, section = [], ""
+    for line in lines:
+        if line.startswith("=== "):
+            section = line[4:]
+        elif section == "now":
+            line = str(int(line) + shift)
+        elif section == "wg-all-latest-handshakes":
+            iface, key, ts = line.split("\t")
+            line = f"{iface}\t{key}\t{int(ts) + shift if ts != '0' else 0}"
+        out.append(line)
+    shifted = "\n".join(out) + "\n"
+
+    def open_all(mesh: Any, access: Any, first: str | None, *_args: Any) -> Session:
+        session = fake_session(dict.fromkeys(HOSTS, Outcome.PENDING))
+        for h in HOSTS:
+            session.outputs[h] = shifted if h == "rho" else (OBSERVED / f"{h}.txt").read_text()
+        return session
+
+    monkeypatch.setattr(connect, "open_all", open_all)
+    monkeypatch.setattr(mesh_keys, "public_keys", lambda _mesh, **_kw: keys())
+    assert cli.main(["status", "-i", str(LAB), "--json"]) == 0
+    verdicts = {h["name"]: h["healthy"] for h in json.loads(capsys.readouterr().out)["hosts"]}
+    assert verdicts == dict.fromkeys(HOSTS, True)
