@@ -100,7 +100,8 @@ def repaired(lab: Lab, inv: Path) -> None:
         code, data = status(inv)
         if code == 0:
             break
-        assert time.monotonic() < deadline, data["reasons"]
+        sick = {h["name"]: h["reasons"] for h in data["hosts"] if not h["healthy"]}
+        assert time.monotonic() < deadline, (data["reasons"], sick)
         time.sleep(2)
     lab.current = inv
 

@@ -138,7 +138,7 @@ def test_what_is_not_ours_stops_the_script_before_any_change() -> None:
             "choose another mesh.wireguard.interface",
             "mesh-push: bob exists and was not made by mesh seed: refusing to touch it; it "
             "would be the wire to host bob (wires are named after hosts): rename that host, "
-            "or remove the interface",
+            "set mesh.stp.wire_prefix, or remove the interface",
             "mesh-push: VXLAN interface vx9 has id 4 on port 4789, which wire epsilon needs: "
             "refusing to touch it; choose another mesh.vxlan_port",
         ], res.stderr

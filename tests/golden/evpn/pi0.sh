@@ -336,7 +336,7 @@ esac
 # outside it (a hostile host's lie: FRR 8 cannot filter next hops in l2vpn evpn) finds no
 # route, instead of the default route in cleartext. Two rules, ours by protocol number.
 TAB=$(printf '\t')
-rules=$(ip rule show 2>/dev/null || true)
+rules=$(ip -o rule show 2>/dev/null || true)
 case "$rules" in *"$RULE_PREF:${TAB}from $VTEP to $VTEPS lookup main proto $NOROUTE_PROTO"*) ;;
   *) act ip rule add from "$VTEP" to "$VTEPS" lookup main pref "$RULE_PREF" protocol "$NOROUTE_PROTO"
      did "VXLAN from $VTEP only to $VTEPS" ;;

@@ -232,7 +232,7 @@ if [ -d "/etc/frr/$PS" ] || [ -d "/var/run/frr/$PS" ]; then
 fi
 # The rules that keep VXLAN from this host's VTEP inside the VTEPs' network (evpn/host.sh.j2):
 # ours by protocol number and by a source in this mesh's VTEPs' network (a stale VTEP's too).
-ip rule show 2>/dev/null | awk -v net=10.88.88.0/24 -v proto=233 -v pref=20000 '
+ip -o rule show 2>/dev/null | awk -v net=10.88.88.0/24 -v proto=233 -v pref=20000 '
   function v4(a,  p) { return split(a, p, ".") == 4 ? ((p[1] * 256 + p[2]) * 256 + p[3]) * 256 + p[4] : -1 }
   BEGIN { split(net, q, "/"); lo = v4(q[1]); hi = lo + 2 ^ (32 - q[2]) }
   $2 == "from" && $NF == proto && (($1 == pref ":" && $4 == "to" && $5 == net) || ($1 == (pref + 1) ":" && $4 == "unreachable")) {
