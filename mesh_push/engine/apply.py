@@ -170,8 +170,9 @@ class _Applier:
         rep.changes = changed_lines(res.stdout)
         if not res.ok:
             step = failed_step(res.stdout) or "apply"
-            why = "; ".join(refusals(res.stdout)) or "the host script failed"
-            rep.fail(Outcome.FAILED, step, why, res.exit_code, res.stdout)
+            # Its refusals, or else the last thing it said on stderr (a full disk says so there).
+            why = "; ".join(refusals(res.stdout)) or tail(res.stderr, 1) or "the host script failed"
+            rep.fail(Outcome.FAILED, step, why, res.exit_code, res.stdout + res.stderr)
             progress(name, f"failed at step {step!r} with exit code {res.exit_code}")
             return
         rep.outcome = Outcome.CHANGED if rep.changes else Outcome.UNCHANGED

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from mesh_push.core.model import Stp
 from mesh_push.core.problems import Problems
-from mesh_push.core.values import IFNAME_MAX, NAME_CHARS, chars
 from mesh_push.core.section import Draft, Section
+from mesh_push.core.values import IFNAME_MAX, NAME_CHARS, chars
 
 
 def read(sec: Section) -> Stp:

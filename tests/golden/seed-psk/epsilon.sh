@@ -388,9 +388,18 @@ ensure_bridge_opt hello_time 200
 ensure_bridge_opt forward_delay 1500
 ensure_bridge_opt max_age 2000
 # During a topology change the kernel ages MACs faster (2 × forward_delay on Linux 6) and
-# shows that as ageing_time: that is STP working, not a difference to correct.
+# shows that as ageing_time, and it puts back the configured value afterwards: that is STP
+# working, not a difference to correct. The configured value is then unseen, so the value
+# this script last set is kept in $STATE/ageing_time: a new one is set even during a change
+# (else the kernel would put back the old one when the change ends).
+AGEING=30000
 if fresh "$BR" || [ "$(cat "/sys/class/net/$BR/bridge/topology_change")" != 1 ]; then
-  ensure_bridge_opt ageing_time 30000
+  ensure_bridge_opt ageing_time "$AGEING"
+elif [ "$(cat "$STATE/ageing_time" 2>/dev/null)" != "$AGEING" ]; then
+  act ip link set dev "$BR" type bridge ageing_time "$AGEING"; said "$BR" "$BR ageing_time $AGEING"
+fi
+if [ "$CHECK" = 0 ] && [ "$(cat "$STATE/ageing_time" 2>/dev/null)" != "$AGEING" ]; then
+  mkdir -p "$STATE" && echo "$AGEING" > "$STATE/ageing_time"
 fi
 ensure_bridge_opt priority 32768
 MAC=02:6e:bf:3c:8d:63
