@@ -235,16 +235,19 @@ class Server(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._lock:
-            if len(self._open) >= MAX_CONNECTIONS:
-                oldest = min(self._waiting, key=self._open.__getitem__, default=None)
-                if oldest is None:
-                    self.log("full", f"{MAX_CONNECTIONS} requests being answered: closing others")
-                    self.shutdown_request(request)
-                    return
+            full = len(self._open) >= MAX_CONNECTIONS
+            oldest = min(self._waiting, key=self._open.__getitem__, default=None)
+            if full and oldest is not None:
                 self._waiting.discard(oldest)
                 _cut(oldest)
-            self._open[request] = time.monotonic()
-            self._waiting.add(request)
+            if not full or oldest is not None:
+                self._open[request] = time.monotonic()
+                self._waiting.add(request)
+        if full and oldest is None:
+            # Closed outside the lock: shutdown_request takes it too.
+            self.log("full", f"{MAX_CONNECTIONS} requests being answered: closing others")
+            self.shutdown_request(request)
+            return
         super().process_request(request, client_address)
 
     def answering(self, request: socket.socket) -> None:

@@ -13,8 +13,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.kit import ROOT
 
@@ -125,3 +129,58 @@ def _healthy(url: str) -> bool:
             return r.status == 200
     except OSError:
         return False
+
+
+def test_when_every_slot_is_answering_a_new_connection_is_closed_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The one place the cap refuses: every slot busy answering (here a /metrics held in its
+    collector). The extra connection is closed at once, the accept loop goes on, and once the
+    answer is out the next request is served."""
+    import threading
+
+    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.registry import CollectorRegistry
+
+    from mesh_push.monitoring import metrics, serve
+
+    monkeypatch.setattr(serve, "MAX_CONNECTIONS", 1)
+    release, inside = threading.Event(), threading.Event()
+
+    class Held:
+        def collect(self) -> Iterator[GaugeMetricFamily]:
+            inside.set()
+            release.wait(10)
+            yield GaugeMetricFamily("held", "held until released", value=1)
+
+    registry = CollectorRegistry()
+    registry.register(Held())  # type: ignore[arg-type]
+    refresher = serve.Refresher(lambda: None, metrics.Latest(), 30, lambda _t: None)  # type: ignore[arg-type, return-value]
+    srv = serve.bind("127.0.0.1", 0, serve.handler(registry, refresher))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{srv.server_address[1]}"
+    try:
+        answers: list[str] = []
+        first = threading.Thread(target=lambda: answers.append(get(base + "/metrics")))
+        first.start()
+        assert inside.wait(5)
+        extra = socket.create_connection(("127.0.0.1", srv.server_address[1]), timeout=5)
+        extra.settimeout(5)
+        assert extra.recv(1) == b""  # closed by the server, at once
+        extra.close()
+        release.set()
+        first.join(10)
+        assert answers and "held 1.0" in answers[0]
+        assert get(base + "/nothing-here").startswith("mesh-push: see /metrics")
+    finally:
+        release.set()
+        srv.shutdown()
+        srv.server_close()
+
+
+def get(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.read().decode()  # type: ignore[no-any-return]
+    except urllib.error.HTTPError as e:
+        return e.read().decode()  # type: ignore[no-any-return]
