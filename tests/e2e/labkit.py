@@ -7,6 +7,7 @@ name and network (per mode, for a module that runs in both) so that they never c
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -50,6 +51,22 @@ def mesh_push(
 
 def lab_exec(lab: str, host: str, *cmd: str) -> subprocess.CompletedProcess[str]:
     return mesh_push("lab", "exec", "--name", lab, host, "--", *cmd)
+
+
+def lab_cat(lab: str, host: str, path: str) -> str | None:
+    """A file on a lab host (None: it cannot be read)."""
+    res = lab_exec(lab, host, "cat", path)
+    return res.stdout if res.returncode == 0 else None
+
+
+def whole_boot_script(lab: str, host: str, state: str) -> str:
+    """The host's boot script (`state`/apply.sh) is the one its record says was applied, whole;
+    returns its text."""
+    script = lab_cat(lab, host, f"{state}/apply.sh")
+    assert script is not None, host
+    digest = hashlib.sha256(script.encode()).hexdigest()
+    assert lab_cat(lab, host, f"{state}/applied.sha256") == digest + "\n", host
+    return script
 
 
 # The two modes, for tests that run in both: the write-up's five hosts as each mode's lab

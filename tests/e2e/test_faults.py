@@ -33,11 +33,13 @@ from tests.conftest import require_root
 from tests.e2e.labkit import (
     ROOT,
     cli_argv,
+    lab_cat,
     lab_exec,
     lab_inventory,
     lab_up,
     mesh_push,
     templates_with,
+    whole_boot_script,
 )
 
 LAB, NET = labs.lab("mpf")
@@ -86,18 +88,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 def cat(host: str, path: str) -> str | None:
-    res = lab_exec(LAB, host, "cat", path)
-    return res.stdout if res.returncode == 0 else None
+    return lab_cat(LAB, host, path)
 
 
 def consistent(hosts: list[str] = HOSTS) -> None:
     """Each host: the boot script is the one its record says was applied, whole. (An upload
     cut short may leave a `pending.sh`, which nothing runs; the next apply replaces it.)"""
     for host in hosts:
-        script = cat(host, f"{STATE}/apply.sh")
-        assert script is not None, host
-        digest = hashlib.sha256(script.encode()).hexdigest()
-        assert cat(host, f"{STATE}/applied.sha256") == digest + "\n", host
+        whole_boot_script(LAB, host, STATE)
 
 
 def status(inv: Path) -> tuple[int, dict[str, Any]]:

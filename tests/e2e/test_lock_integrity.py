@@ -5,7 +5,6 @@ CI=true it must run."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import time
@@ -24,11 +23,13 @@ from tests.e2e.labkit import (
     HOSTS,
     ROOT,
     cli_argv,
+    lab_cat,
     lab_exec,
     lab_inventory,
     lab_up,
     mesh_push,
     templates_with,
+    whole_boot_script,
 )
 from tests.schemas import validate
 
@@ -55,16 +56,13 @@ def hosts(stdout: str) -> dict[str, dict[str, Any]]:
 
 
 def cat(host: str, path: str) -> str | None:
-    res = lab_exec(LAB, host, "cat", path)
-    return res.stdout if res.returncode == 0 else None
+    return lab_cat(LAB, host, path)
 
 
 def consistent(host: str) -> str:
-    """The host's boot script is the one its record says was applied; returns its text."""
-    script = cat(host, f"{STATE}/apply.sh")
-    assert script is not None, host
-    digest = hashlib.sha256(script.encode()).hexdigest()
-    assert cat(host, f"{STATE}/applied.sha256") == digest + "\n", host
+    """The host's boot script is the one its record says was applied, and nothing is pending;
+    returns its text."""
+    script = whole_boot_script(LAB, host, STATE)
     assert cat(host, f"{STATE}/pending.sh") is None, host
     return script
 
