@@ -77,6 +77,12 @@ def judge(
             tree_ok[0] = False
         if actual in ("listening", "learning"):
             problems.append(f"{here} end still {actual}")
+        # A port still holding an old root's BPDU (not yet aged out at max_age) can hand it
+        # on again and move the tree after every bridge already named the new root: the
+        # tree has settled only when every live port carries the root its bridge sees.
+        held = held_root(p, port.designated_root) if port and actual != "disabled" else None
+        if held and roots.get(here) and held != roots[here]:
+            problems.append(f"{here} end still holds root {held}'s information")
         return {
             "vxlan_up": bool(link and link.up),
             "stp_state": actual,
@@ -157,6 +163,12 @@ def root_seen(p: StpPlan, st: HostState) -> str | None:
         return None
     root_id = s.root_id or normalise_bridge_id(s.stp.designated_root)
     return host_of(p, root_id) or root_id
+
+
+def held_root(p: Plan, designated_root: str) -> str | None:
+    """The root a port's stored BPDU names: a host of the plan by name, else its id."""
+    root_id = normalise_bridge_id(designated_root)
+    return (host_of(p, root_id) or root_id) if root_id else None
 
 
 def host_of(p: Plan, bridge_id: str) -> str | None:

@@ -101,6 +101,14 @@ def port(host: str, name: str, state: str) -> Callable[[States], None]:
     return mutate
 
 
+def holds_root(host: str, name: str, root: str) -> Callable[[States], None]:
+    def mutate(s: States) -> None:
+        mac = lab_plan().host(root).bridge_mac.replace(":", "")
+        stp_of(s[host]).ports[name].designated_root = f"8000.{mac}"
+
+    return mutate
+
+
 def both(*fns: Callable[[States], None]) -> Callable[[States], None]:
     def mutate(s: States) -> None:
         for fn in fns:
@@ -169,6 +177,15 @@ CASES = {
         {"rho", "bob"},
         "rho",
         "wire bob–rho: rho end still learning",
+        RUNTIME,
+    ),
+    # Every bridge names the same root, but a port still holds an older root's BPDU, which
+    # can move the tree again until it ages out: not settled yet.
+    "port holds an old root": Case(
+        holds_root("rho", "bob", "pi0"),
+        {"rho", "bob"},
+        "rho",
+        "wire bob–rho: rho end still holds root pi0's information",
         RUNTIME,
     ),
     "wg0 down": Case(link("bob", "wg0", up=False), {"bob"}, text="wg0 down"),
