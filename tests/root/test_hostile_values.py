@@ -135,7 +135,10 @@ HOSTILE: list[str] = [
 assert len(HOSTILE) >= 40
 
 STUB_NAMES = ["ip", "wg", "bridge", "brctl", "wireguard-go", "sysctl", "systemctl", "setsid",
-              "ping", "getent", "modprobe", "flock", "seq", "sleep"]  # fmt: skip
+              "ping", "getent", "modprobe", "flock", "seq", "sleep", "vtysh"]  # fmt: skip
+# evpn mode's FRR, by the absolute paths its scripts call: stubs like the others, over the
+# real /usr/lib/frr (the host script refuses without FRR installed).
+FRR_STUBS = ["frrinit.sh", "zebra"]
 FAKE_PRIVATE = "c3R1Yi1wcml2YXRlLWtleS1mb3ItdGhlLXNhbmRib3g9PQ=="
 FAKE_PUBLIC = "c3R1Yi1wdWJsaWMta2V5LWZvci10aGUtc2FuZGJveD09PQ=="
 FAKE_PSK = "c3R1Yi1wcmUtc2hhcmVkLWtleS1mb3ItdGhlLXNhbmRiPQ=="
@@ -182,7 +185,7 @@ R=$W/.root-$N
 mkdir -p "$R"
 mount -t tmpfs -o mode=0755 mesh-push-sandbox "$R"
 mkdir -p "$R/usr" "$R/w" "$R/proc" "$R/dev" "$R/tmp" "$R/sys/class/net" "$R/etc/wireguard" \
-  "$R/etc/systemd/system" "$R/var/lib/mesh-push" "$R/run/wireguard"
+  "$R/etc/systemd/system" "$R/var/lib/mesh-push" "$R/run/wireguard" "$R/etc/frr" "$R/var/run"
 mount --rbind /usr "$R/usr"
 mount -o remount,bind,ro "$R/usr"
 # Debian's awk (and others) are links through /etc/alternatives.
@@ -192,15 +195,19 @@ if [ -d /etc/alternatives ]; then
   mount -o remount,bind,ro "$R/etc/alternatives"
 fi
 mount --bind "$W/stub" "$R/usr/local/sbin"
+if [ -d /usr/lib/frr ]; then mount --bind "$W/frr" "$R/usr/lib/frr"; fi
 mount --bind "$W" "$R/w"
 for l in bin sbin lib lib64 lib32 libx32; do
   if [ -L "/$l" ]; then ln -s "$(readlink "/$l")" "$R/$l"; fi
 done
 mount -t proc proc "$R/proc"
+# What evpn's host script writes there (a link's forwarding), in a file system of its own.
+mount -t tmpfs -o mode=0755 mesh-push-sandbox-conf "$R/proc/sys/net/ipv4/conf"
 mknod -m 666 "$R/dev/null" c 1 3
 mknod -m 666 "$R/dev/zero" c 1 5
 mknod -m 444 "$R/dev/urandom" c 1 9
 echo 'root:x:0:0:root:/root:/bin/sh' > "$R/etc/passwd"
+printf 'root:x:0:\nfrr:x:101:\n' > "$R/etc/group"
 exec chroot "$R" /bin/sh /w/worker.sh "$N"
 """
 
@@ -208,14 +215,17 @@ exec chroot "$R" /bin/sh /w/worker.sh "$N"
 # are emptied before each.
 WORKER = """
 N=$1
-DIRS="/var/lib/mesh-push /etc/wireguard /etc/systemd/system /run/wireguard /tmp /sys/class/net"
+DIRS="/var/lib/mesh-push /etc/wireguard /etc/systemd/system /run/wireguard /tmp /sys/class/net
+  /etc/frr /var/run"
+CONF=/proc/sys/net/ipv4/conf
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LC_ALL=C
 export PATH LC_ALL
 while read -r c; do
-  rm -rf $DIRS
+  rm -rf $DIRS "$CONF"/* "$CONF"/.[!.]* 2>/dev/null
   mkdir -p $DIRS
-  if [ -d "$c/root" ]; then cp -a "$c/root/." /; fi
+  # (cp cannot give /proc/sys its own modes, and says so: its files are checked after.)
+  if [ -d "$c/root" ]; then cp -a "$c/root/." / 2>/dev/null; fi
   (
     cd "$c" || exit
     STUB_CASE=$c
@@ -235,9 +245,9 @@ while read -r c; do
   done
   for p in /proc/[0-9]*; do [ "${p#/proc/}" = 1 ] || kill -9 "${p#/proc/}" 2>/dev/null; done
   tar -C / -cf "$c/state.tar" var/lib/mesh-push etc/wireguard etc/systemd/system run/wireguard \\
-    tmp sys/class/net 2>/dev/null
+    tmp sys/class/net etc/frr var/run proc/sys/net/ipv4/conf 2>/dev/null
 done < "/w/slice-$N"
-find / -xdev -name CANARY > "/w/found-in-sandbox-$N" 2>/dev/null
+find / /proc/sys/net/ipv4/conf -xdev -name CANARY > "/w/found-in-sandbox-$N" 2>/dev/null
 true
 """
 
@@ -913,9 +923,11 @@ WORKERS = 3
 def run_sandbox(work: Path, cases: list[Case]) -> list[Path]:
     stub = work / "stub"
     stub.mkdir()
-    for name in STUB_NAMES:
-        (stub / name).write_text(STUB)
-        (stub / name).chmod(0o755)
+    (work / "frr").mkdir()
+    for d, names in ((stub, STUB_NAMES), (work / "frr", FRR_STUBS)):
+        for name in names:
+            (d / name).write_text(STUB)
+            (d / name).chmod(0o755)
     (work / "worker.sh").write_text(WORKER)
     (work / "cases").mkdir()
     dirs = []
