@@ -121,6 +121,7 @@ def host_paths(mesh: Mesh) -> dict[str, Any]:
         "boot_unit": mesh.boot_unit,
         "boot_wants": mesh.boot_wants,
         "pathspace": mesh.frr_pathspace,
+        "vteps": str(mesh.wg_network),  # evpn: its unreachable route and rules are the mesh's
         "noroute_proto": model.NOROUTE_PROTO,
         "vtep_rule_pref": model.VTEP_RULE_PREF,
         "legacy": {

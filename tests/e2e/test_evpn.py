@@ -337,8 +337,10 @@ def test_a_hostile_host_changes_no_other_hosts_routes(lab: Lab) -> None:
     128.0.0.0/1, the controller's /32 and bob's VTEP (through next hops that leave vorke's
     own routes to the controller and to bob as they were, so vorke itself still answers).
     The routes reach every other host's OSPF, and no other host's kernel routes change
-    (frr.conf's `ip protocol ospf route-map`); the others stay healthy. A VTEP with no route
-    is unreachable, not sent out the default route."""
+    (frr.conf's `ip protocol ospf route-map`); the others stay healthy, and status names
+    vorke for what it announces. A VTEP with no route is unreachable, not sent out the
+    default route. Then bob's VTEP as a stub of vorke's own (which no filter stops): named
+    too."""
     if len(lab.hosts) > 5:
         return
     ps = lab.plan.mesh.frr_pathspace
@@ -372,6 +374,10 @@ def test_a_hostile_host_changes_no_other_hosts_routes(lab: Lab) -> None:
         status = json.loads(lab.run("status", "--json").stdout)
         sick = {x["name"]: x["reasons"] for x in status["hosts"] if not x["healthy"]}
         assert set(sick) <= {"vorke"}, sick
+        # The lie is named, and by its author.
+        lies = f"0.0.0.0/1, {bob_vtep}/32 (bob's VTEP), 128.0.0.0/1, {controller}/32"
+        said = f"announces in OSPF what is not its own: {lies}"
+        assert said in sick.get("vorke", []), sick
         # An address of the VTEPs' network that no host has: unreachable, not the default.
         nobody = str(lab.plan.mesh.wg_network.network_address + 250)
         res = lab.exec("rho", "ip", "-4", "route", "get", nobody)
@@ -381,11 +387,36 @@ def test_a_hostile_host_changes_no_other_hosts_routes(lab: Lab) -> None:
         rho_vtep = str(lab.plan.evpn_host("rho").vtep)
         res = lab.exec("rho", "ip", "-4", "route", "get", controller, "from", rho_vtep)
         assert res.returncode != 0 and "unreachable" in res.stderr.lower(), res
+        # What no filter stops (docs/security.md#evpn-routes): bob's VTEP as a stub of
+        # vorke's own, which draws bob's VXLAN traffic from whoever is closer to vorke.
+        # status names vorke for it.
+        assert lab.exec("vorke", *vty, *undo_args(hostile)).returncode == 0
+        hostile = []
+        lab.exec("vorke", "ip", "addr", "add", f"{bob_vtep}/32", "dev", "lo")
+        stub = ["-c", "router ospf", "-c", f"network {bob_vtep}/32 area 0"]
+        assert lab.exec("vorke", *vty, *stub).returncode == 0
+        stub_said = f"announces in OSPF what is not its own: {bob_vtep}/32 (bob's VTEP)"
+        deadline = time.monotonic() + 20
+        while True:
+            status = json.loads(lab.run("status", "--json").stdout)
+            vorke = next(x["reasons"] for x in status["hosts"] if x["name"] == "vorke")
+            if stub_said in vorke:
+                break
+            assert time.monotonic() < deadline, vorke
+            time.sleep(1)
     finally:
-        undo = [a for line in ["router ospf", "no redistribute static", "exit",
-                               *(f"no {x}" for x in hostile)] for a in ("-c", line)]  # fmt: skip
-        assert lab.exec("vorke", *vty, *undo).returncode == 0
+        lab.exec("vorke", *vty, "-c", "router ospf", "-c", f"no network {bob_vtep}/32 area 0")
+        lab.exec("vorke", "ip", "addr", "del", f"{bob_vtep}/32", "dev", "lo")
+        if hostile:
+            assert lab.exec("vorke", *vty, *undo_args(hostile)).returncode == 0
     _wait_healthy(lab, 30)
+
+
+def undo_args(hostile: list[str]) -> list[str]:
+    """vtysh's arguments that take back the hostile static routes and their redistribution."""
+    lines = ["router ospf", "no redistribute static", "exit",
+             *(f"no {x}" for x in hostile)]  # fmt: skip
+    return [a for line in lines for a in ("-c", line)]
 
 
 def test_a_link_peer_cannot_send_from_outside_the_mesh(lab: Lab) -> None:

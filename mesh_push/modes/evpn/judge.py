@@ -5,8 +5,10 @@ session at both ends. Pure."""
 from __future__ import annotations
 
 from collections.abc import Collection
+from ipaddress import IPv4Network
 from typing import Any
 
+from mesh_push.core import model
 from mesh_push.core.model import Link
 from mesh_push.host.state import HostState
 from mesh_push.modes import checks
@@ -60,7 +62,56 @@ def judge(
             "bfd": bfd,
         }
 
-    return conclude(verdicts, checks.links(p, states, verdicts, fields), "link", [])
+    overall = _judge_announcements(p, states, verdicts)
+    return conclude(verdicts, checks.links(p, states, verdicts, fields), "link", overall)
+
+
+def _judge_announcements(
+    p: EvpnPlan, states: dict[str, HostState], verdicts: dict[str, HostVerdict]
+) -> list[str]:
+    """What each router announces in OSPF, against what is its own: its VTEP's /32 and its
+    links' /31s (and no external route at all: no host redistributes). zebra's filter keeps
+    anything else out of the kernels (frr.conf.j2), but not another host's VTEP announced as
+    a stub, which draws that host's VXLAN traffic (docs/security.md#evpn-routes): this is
+    where that lie shows. Every host has the same database; the union of those read counts."""
+    own: dict[str, set[IPv4Network]] = {}
+    label: dict[IPv4Network, str] = {}
+    by_router: dict[str, str] = {}
+    for hp in p.hosts:
+        e = p.evpn_host(hp.name)
+        vtep_net = IPv4Network(f"{e.vtep}/32")
+        nets = {vtep_net, *(end.address.network for end in e.links)}
+        own[hp.name] = nets
+        by_router[str(e.vtep)] = hp.name
+        label[vtep_net] = f"{vtep_net} ({hp.name}'s VTEP)"
+    mesh_nets = set().union(*own.values())
+    stubs: dict[str, set[IPv4Network]] = {}
+    external: dict[str, set[IPv4Network]] = {}
+    for st in states.values():
+        frr = frr_of(st)
+        for seen, into in ((frr.announced, stubs), (frr.external, external)) if frr else ():
+            for router, nets in seen.items():
+                into.setdefault(router, set()).update(nets)
+    lies: dict[str, set[IPv4Network]] = {}
+    for router, nets in stubs.items():
+        host = by_router.get(router)
+        # A router that is no host's (a stale LSA of a removed host ages out within the
+        # hour) is judged only for what belongs to the mesh.
+        lies[router] = nets - own[host] if host else nets & mesh_nets
+    for router, nets in external.items():
+        lies[router] = lies.get(router, set()) | (nets if router in by_router else nets & mesh_nets)
+    overall: list[str] = []
+    for router, nets in sorted(lies.items()):
+        if not nets:
+            continue
+        what = ", ".join(label.get(n, str(n)) for n in sorted(nets))
+        host = by_router.get(router)
+        text = f"announces in OSPF what is not its own: {what}"
+        if host in verdicts:
+            verdicts[host].runtime(text)
+        else:
+            overall.append(f"{host or f'OSPF router {router} (no host of the mesh)'} {text}")
+    return overall
 
 
 def _judge_host(p: EvpnPlan, hp: EvpnHost, st: HostState, v: HostVerdict, inside: set[str]) -> None:
@@ -78,7 +129,27 @@ def _judge_host(p: EvpnPlan, hp: EvpnHost, st: HostState, v: HostVerdict, inside
         v.config(f"vxlan {vx} missing")
     else:
         checks.vxlan(v, f"vxlan {vx}", link, mesh, mesh.evpn.vni, hp.vtep)
+    _judge_vtep_routing(p, hp, st, v)
     _judge_frr(p, hp, st, v, inside)
+
+
+def _judge_vtep_routing(p: EvpnPlan, hp: EvpnHost, st: HostState, v: HostVerdict) -> None:
+    """The VTEPs' network unreachable but for OSPF's /32s, and VXLAN from this VTEP kept
+    inside it (host.sh.j2 step "vtep routes"): as `ip -o` prints them."""
+    frr = frr_of(st)
+    if frr is None or frr.vtep_route is None:
+        return  # not read
+    vteps, proto, pref = p.mesh.wg_network, model.NOROUTE_PROTO, model.VTEP_RULE_PREF
+    if frr.vtep_route != f"unreachable {vteps} proto {proto}":
+        v.config(f"the VTEPs' network {vteps} is not unreachable (VXLAN without a route "
+                 "would leave by the default route)")  # fmt: skip
+    rules = {
+        f"{pref}: from {hp.vtep} to {vteps} lookup main proto {proto}": f"only to {vteps}",
+        f"{pref + 1}: from {hp.vtep} unreachable proto {proto}": "nowhere else",
+    }
+    for rule, what in rules.items():
+        if rule not in frr.rules:
+            v.config(f"ip rule missing: VXLAN from {hp.vtep} {what}")
 
 
 def _judge_frr(p: EvpnPlan, hp: EvpnHost, st: HostState, v: HostVerdict, inside: set[str]) -> None:

@@ -4,7 +4,8 @@ say in their own JSON (tests/data/evpn holds real captures). Pure."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
 from typing import Any
 
 from mesh_push.core.reported import Unreadable, whole
@@ -21,7 +22,16 @@ class FrrState:
     ospf: dict[str, str]  # OSPF neighbour router id → state ("Full", ...)
     remote_vteps: dict[int, set[str]]  # VNI → the remote VTEPs EVPN installed
     macs: dict[int, int]  # VNI → MACs known
+    # OSPF's database as this host has it: what each router (by id) announces as its own
+    # networks (router LSAs' stub links), and as external routes.
+    announced: dict[str, set[IPv4Network]] = field(default_factory=dict)
+    external: dict[str, set[IPv4Network]] = field(default_factory=dict)
+    # The VTEPs' network's route and the ip rules, as `ip -o` prints them (None: not read).
+    vtep_route: str | None = None
+    rules: list[str] = field(default_factory=list)
 
+
+MAX_AGE_S = 3600  # OSPF's MaxAge (RFC 2328, appendix B)
 
 # What templates/evpn/gather.sh.j2 asks the instance, in one vtysh whose -E echoes each
 # question after the prompt ("bob# show bfd peers json"), and the section each answer is.
@@ -30,6 +40,8 @@ QUESTIONS = {
     "show bfd peers json": "frr-bfd",
     "show ip ospf neighbor json": "frr-ospf",
     "show evpn vni detail json": "frr-vni",
+    "show ip ospf database router json": "frr-lsdb",
+    "show ip ospf database external json": "frr-external",
 }
 
 
@@ -84,6 +96,11 @@ def parse(s: dict[str, str]) -> FrrState | None:
             if isinstance(e, dict):
                 state = str(e.get("nbrState") or e.get("state") or "")
                 st.ospf[str(rid)] = state.partition("/")[0]
+    st.announced = _lsas(_json(s.get("frr-lsdb", "")), "routerLinkStates", _stubs)
+    st.external = _lsas(_json(s.get("frr-external", "")), "asExternalLinkStates", _external)
+    if "vtep-route" in s:
+        st.vtep_route = " ".join(s["vtep-route"].split())
+        st.rules = [" ".join(line.split()) for line in s.get("vtep-rules", "").splitlines()]
     vnis = _json(s.get("frr-vni", ""))
     for v in _vni_entries(vnis):
         try:
@@ -109,3 +126,47 @@ def _vni_entries(data: Any) -> list[dict[str, Any]]:
             return [data]
         return [v for v in data.values() if isinstance(v, dict)]
     return []
+
+
+def _lsas(data: Any, key: str, networks: Any) -> dict[str, set[IPv4Network]]:
+    """Advertising router → the networks its LSAs under `key` carry (`networks(lsa)`):
+    `show ip ospf database router|external json` list them per area or flat."""
+    found = data.get(key) if isinstance(data, dict) else None
+    if isinstance(found, dict):
+        areas = found.get("areas", found)
+        lists = areas.values() if isinstance(areas, dict) else ()
+        lsas = [x for v in lists if isinstance(v, list) for x in v]
+    else:
+        lsas = found if isinstance(found, list) else []
+    out: dict[str, set[IPv4Network]] = {}
+    for lsa in lsas:
+        if not isinstance(lsa, dict) or not isinstance(lsa.get("advertisingRouter"), str):
+            continue
+        # An LSA at MaxAge is one being withdrawn: it stays listed until every neighbour
+        # has acknowledged its flush.
+        age = lsa.get("lsaAge")
+        if not (isinstance(age, int) and age >= MAX_AGE_S):
+            out.setdefault(lsa["advertisingRouter"], set()).update(networks(lsa))
+    return out
+
+
+def _network(address: Any, mask: Any) -> list[IPv4Network]:
+    try:
+        return [IPv4Network(f"{address}/{mask}", strict=False)]
+    except ValueError:
+        return []
+
+
+def _stubs(lsa: dict[str, Any]) -> list[IPv4Network]:
+    links = lsa.get("routerLinks")
+    return [
+        n
+        for link in (links.values() if isinstance(links, dict) else ())
+        if isinstance(link, dict) and link.get("linkType") == "Stub Network"
+        for n in _network(link.get("networkAddress"), link.get("networkMask"))
+    ]
+
+
+def _external(lsa: dict[str, Any]) -> list[IPv4Network]:
+    # FRR 8 names the prefix linkStateId and its mask networkMask (a length).
+    return _network(lsa.get("linkStateId"), lsa.get("networkMask", 32))

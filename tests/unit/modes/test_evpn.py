@@ -4,9 +4,13 @@ reflectors, link numbering), FRR's JSON as captured on the lab → FrrState, and
 from __future__ import annotations
 
 import dataclasses
+import re
 import shlex
 import subprocess
+from ipaddress import IPv4Network
 from pathlib import Path
+
+import pytest
 
 from mesh_push import inventory
 from mesh_push.core.model import LEGACY_MARK, Mesh
@@ -158,16 +162,36 @@ def test_judge_names_each_peer_without_a_handshake() -> None:
         ]
 
 
-def frr_sections(prefix: str = "") -> dict[str, str]:
+RHO_ROUTING = {
+    "vtep-route": "unreachable 10.88.88.0/24 proto 233 \n",
+    "vtep-rules": "0:\tfrom all lookup local\n"
+    "20000:\tfrom 10.88.88.2 to 10.88.88.0/24 lookup main proto 233\n"
+    "20001:\tfrom 10.88.88.2 unreachable proto 233\n"
+    "32766:\tfrom all lookup main\n",
+}
+
+
+def frr_sections(
+    prefix: str = "", lsdb: str = "", answers: dict[str, str] | None = None
+) -> dict[str, str]:
+    """rho's FRR as captured (`prefix`: in another state); its OSPF database from the
+    captures of `lsdb` (the healthy mesh's by default; "lying-": vorke announcing bob's VTEP
+    as its own, and 0.0.0.0/1 and bob's VTEP as external routes); `answers`: others."""
+
     def read(name: str) -> str:
-        return (EVPN_DATA / f"{prefix}rho-{name}.json").read_text()
+        if answers and name in answers:
+            return answers[name]
+        pre = lsdb if name.startswith("ospf-database") else prefix
+        return (EVPN_DATA / f"{pre}rho-{name}.json").read_text()
 
     # What gather.sh.j2 prints: one vtysh -E, each question echoed after the prompt.
-    captures = ["bgp-l2vpn-evpn-summary", "bfd-peers", "ospf-neighbor", "evpn-vni-detail"]
+    captures = ["bgp-l2vpn-evpn-summary", "bfd-peers", "ospf-neighbor", "evpn-vni-detail",
+                "ospf-database-router", "ospf-database-external"]  # fmt: skip
     vtysh = "".join(
         f"rho# {q}\n{read(c)}" for q, c in zip(observe.QUESTIONS, captures, strict=True)
     )
-    return {"frr-daemons": "watchfrr\nzebra\nbgpd\nospfd\nbfdd", "frr-vtysh": vtysh}
+    return {"frr-daemons": "watchfrr\nzebra\nbgpd\nospfd\nbfdd", "frr-vtysh": vtysh,
+            **RHO_ROUTING}  # fmt: skip
 
 
 def test_the_gather_asks_what_observe_reads() -> None:
@@ -202,6 +226,11 @@ def test_frr_captures_parse() -> None:
     assert set(st.bfd.values()) == {"up"} and len(st.bfd) == 4
     assert set(st.ospf.values()) == {"Full"} and len(st.ospf) == 4
     assert st.remote_vteps[100] == {"10.88.88.1", "10.88.88.3", "10.88.88.4", "10.88.88.5"}
+    assert set(st.announced) == {f"10.88.88.{i}" for i in range(1, 6)} and not st.external
+    assert st.announced["10.88.88.5"] == {IPv4Network("10.88.88.5/32"),
+                                          IPv4Network("169.254.0.14/31")}  # fmt: skip
+    assert st.vtep_route == "unreachable 10.88.88.0/24 proto 233"
+    assert "20001: from 10.88.88.2 unreachable proto 233" in st.rules
     assert observe.parse({}) is None
     broken = observe.parse({"frr-daemons": "", "frr-bgp": "{oops", "frr-vni": "[1, 2]"})
     assert broken is not None and broken.bgp == {} and broken.remote_vteps == {}
@@ -250,3 +279,56 @@ def test_hostile_names_make_no_evpn_script() -> None:
         for name in ("rho", bad):
             with pytest.raises(ValueError, match="FRR"):
                 script(p, name, allow_missing_peers=True, env=env)
+
+
+def rho_state(**sections: str) -> HostState:
+    frr = observe.parse({**frr_sections(), **sections})
+    return HostState("rho", 0, {}, {}, mode_state=frr)
+
+
+def test_a_host_announcing_what_is_not_its_own_is_named() -> None:
+    """Captured on rho while vorke announced bob's VTEP as a stub of its own (drawing bob's
+    VXLAN traffic from epsilon), and 0.0.0.0/1 and bob's VTEP as external routes: vorke is
+    named, by whichever host's database shows it; nobody else is."""
+    p = lab_plan()
+    frr = observe.parse(frr_sections(lsdb="lying-"))
+    st = HostState("rho", 0, {}, {}, mode_state=frr)
+    j = judge(p, {"rho": st}, {h.name: "unreachable" for h in p.mesh.hosts if h.name != "rho"})
+    said = "announces in OSPF what is not its own: 0.0.0.0/1, 10.88.88.1/32 (bob's VTEP)"
+    assert said in j.hosts["vorke"].reasons, j.hosts["vorke"].reasons
+    assert not any("announces" in r for n, v in j.hosts.items() if n != "vorke" for r in v.reasons)
+    # vorke outside the run's scope: said for the whole mesh.
+    j = judge(p, {"rho": st}, scope={"rho"})
+    assert f"vorke {said}" in j.reasons
+    healthy = judge(p, {"rho": rho_state()}, scope={"rho"})
+    assert not any("announces" in r for r in healthy.reasons)
+    # External LSAs at MaxAge are being withdrawn: what is left is the stub.
+    external = (EVPN_DATA / "lying-rho-ospf-database-external.json").read_text()
+    flushed = {"ospf-database-external": re.sub(r'"lsaAge": \d+', '"lsaAge": 3600', external)}
+    sections = frr_sections(lsdb="lying-", answers=flushed)
+    st = HostState("rho", 0, {}, {}, mode_state=observe.parse(sections))
+    j = judge(p, {"rho": st}, scope={"rho"})
+    assert "vorke announces in OSPF what is not its own: 10.88.88.1/32 (bob's VTEP)" in j.reasons
+
+
+@pytest.mark.parametrize(
+    ("sections", "finding"),
+    [
+        ({"vtep-route": ""}, "the VTEPs' network 10.88.88.0/24 is not unreachable"),
+        ({"vtep-route": "10.88.88.0/24 via 198.18.4.1 dev eth0\n"}, "is not unreachable"),
+        ({"vtep-rules": "32766:\tfrom all lookup main\n"},
+         "ip rule missing: VXLAN from 10.88.88.2 only to 10.88.88.0/24"),
+        ({"vtep-rules": RHO_ROUTING["vtep-rules"].replace("20001:", "20002:")},
+         "ip rule missing: VXLAN from 10.88.88.2 nowhere else"),
+    ],
+)  # fmt: skip
+def test_the_vtep_route_and_rules_are_drift(sections: dict[str, str], finding: str) -> None:
+    """What keeps VXLAN from leaving in cleartext is drift `up` repairs (the host script's
+    "vtep routes" step), not a silent hole."""
+    p = lab_plan()
+    v = HostVerdict("rho", True, True, state=rho_state(**sections))
+    evpn_judge._judge_vtep_routing(p, p.evpn_host("rho"), rho_state(**sections), v)
+    assert [d for d in v.drift if finding in d], v.drift
+    ok = HostVerdict("rho", True, True, state=rho_state())
+    evpn_judge._judge_vtep_routing(p, p.evpn_host("rho"), rho_state(), ok)
+    assert not ok.findings
