@@ -163,7 +163,10 @@ def test_boot_unit_installed_and_removed_at_the_same_paths() -> None:
 
 # The sections each mode's part of the gather adds (where the host has nothing of the mesh:
 # evpn asks FRR only when the mesh's instance runs).
-MODE_SECTIONS = {"stp": ["brctl", "bridge-root"], "evpn": ["vtep-route", "vtep-rules", "frr-daemons"]}
+MODE_SECTIONS = {
+    "stp": ["brctl", "bridge-root"],
+    "evpn": ["vtep-route", "vtep-rules", "frr-daemons"],
+}
 
 
 @pytest.mark.parametrize("mode", modes.NAMES)
