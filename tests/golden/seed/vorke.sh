@@ -303,8 +303,8 @@ field() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {print $2}'; }
 ips() { printf '%s\n' "$1" | k="$2" awk '$1 == ENVIRON["k"] {for (i = 2; i <= NF; i++) print $i}' | sort | awk '{printf "%s%s", s, $0; s = " "}'; }
 if [ "$(ips "$allowed" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != 10.88.88.1/32 ] \
   || [ "$(field "$keepalive" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != 25 ] \
-  || [ "$(field "$endpoints" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != 86.188.161.69:56560 ]; then
-  act wg set "$WG" peer wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0= allowed-ips 10.88.88.1/32 endpoint 86.188.161.69:56560 persistent-keepalive 25
+  || [ "$(field "$endpoints" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=)" != 203.0.113.1:56560 ]; then
+  act wg set "$WG" peer wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0= allowed-ips 10.88.88.1/32 endpoint 203.0.113.1:56560 persistent-keepalive 25
   did "$WG peer "bob
 fi
 case $(field "$psks" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=) in
@@ -313,8 +313,8 @@ case $(field "$psks" wLEmtaoTS4TmRiUla43olzeHYSsfODnSxgUm0hFOiG0=) in
 esac
 if [ "$(ips "$allowed" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != 10.88.88.4/32 ] \
   || [ "$(field "$keepalive" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != 25 ] \
-  || [ "$(field "$endpoints" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != 104.196.99.86:56560 ]; then
-  act wg set "$WG" peer 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA= allowed-ips 10.88.88.4/32 endpoint 104.196.99.86:56560 persistent-keepalive 25
+  || [ "$(field "$endpoints" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=)" != 203.0.113.4:56560 ]; then
+  act wg set "$WG" peer 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA= allowed-ips 10.88.88.4/32 endpoint 203.0.113.4:56560 persistent-keepalive 25
   did "$WG peer "epsilon
 fi
 case $(field "$psks" 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=) in

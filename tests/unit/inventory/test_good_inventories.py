@@ -45,8 +45,8 @@ def test_seed_loads_with_the_write_ups_hosts_and_numbers() -> None:
         "epsilon": "static",
         "pi0": "nat",
     }
-    assert mesh.host("bob").address == ip_address("86.188.161.69")
-    assert mesh.host("epsilon").address == ip_address("104.196.99.86")
+    assert mesh.host("bob").address == ip_address("203.0.113.1")
+    assert mesh.host("epsilon").address == ip_address("203.0.113.4")
     assert mesh.host("pi0").address is None
     assert mesh.host("pi0").ssh.via == "rho"
     assert mesh.wg_interface == "wg0" and mesh.wg_port == 56560

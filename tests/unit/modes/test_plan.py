@@ -39,7 +39,7 @@ def test_peers_endpoints_and_keepalive() -> None:
     rho = p.host("rho")
     peers = {pe.name: pe for pe in rho.peers}
     assert set(peers) == {"bob", "epsilon", "vorke", "pi0"}
-    assert peers["bob"].endpoint == "86.188.161.69:56560"
+    assert peers["bob"].endpoint == "203.0.113.1:56560"
     assert peers["vorke"].endpoint is None and peers["pi0"].endpoint is None
     assert all(pe.keepalive is None for pe in rho.peers)  # rho is static
     pi0 = p.stp_host("pi0")
