@@ -18,6 +18,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # --check: every host answered and some would change (as `terraform plan -detailed-exitcode`
 # says 2, which is taken here by usage errors).
 EXIT_PENDING = 3
+# The question before a change was answered no: nothing was changed, and no host failed.
+EXIT_DECLINED = 4
 SERVE_INTERVAL_S = 30.0  # status --serve: one gather (a round trip per host) every 30 s
 
 # A handler: a function, or the name of one in handlers.py (imported when it runs).
@@ -73,6 +75,29 @@ def _json_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON for machines instead of tables")
 
 
+_CHANGES = (
+    "0 done (and verified), 1 a host failed or verification failed, 2 bad usage or a bad "
+    "inventory (nothing pushed), 3 with --check: changes pending, 4 answered no at the "
+    "prompt (nothing changed)"
+)
+# What each command's --help says of it: whether it reaches hosts, and its exit codes
+# (docs/ci.md#exit-codes). 130 if interrupted, for all.
+CONTRACT: dict[str, tuple[str, str]] = {
+    "plan": ("no (the inventory, and the state file if there is one)",
+             "0 the inventory is valid, 2 it is not (every problem on stderr) or bad usage"),
+    "render": ("no (the inventory, the state file, the keystore)",
+               "0 written, 2 bad usage, inventory or template"),
+    "up": ("yes, over SSH: every host (--limit: some)", _CHANGES),
+    "rotate-keys": ("yes, over SSH: every host", _CHANGES),
+    "down": ("yes, over SSH: every host", _CHANGES),
+    "status": ("yes, over SSH: every host, read only",
+               "0 healthy, 1 a host unhealthy or unreachable (or the tree not the planned "
+               "one), 2 bad usage or a bad inventory"),
+    "measure": ("yes, over SSH: every host, read only (--write changes the inventory)",
+                "0 measured, 1 a host failed, 2 bad usage or a bad inventory"),
+}  # fmt: skip
+
+
 def _command(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
     name: str,
@@ -80,10 +105,12 @@ def _command(
     example: str,
     handler: Handler,
 ) -> argparse.ArgumentParser:
+    contacts, exits = CONTRACT[name]
     p = sub.add_parser(
         name,
         help=summary,
-        description=f"{summary}\n\nexample:\n  {example}",
+        description=f"{summary}\n\ncontacts hosts: {contacts}\nexit codes: {exits}; 130 "
+        f"if interrupted\n\nexample:\n  {example}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.set_defaults(handler=handler)
@@ -102,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
             "  mesh-push up -i inventory/seed.yaml       # build it\n"
             "  mesh-push status -i inventory/seed.yaml   # is it healthy?\n\n"
             "exit codes: 0 ok, 1 a host failed or is unhealthy, 2 bad usage or bad inventory,\n"
-            "  3 (with --check) changes pending"
+            "  3 (with --check) changes pending, 4 answered no at a prompt (nothing changed);\n"
+            "  each command's --help says its own, and whether it contacts hosts"
         ),
     )
     parser.add_argument("--version", action="version", version=f"mesh-push {__version__}")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mesh_push import inventory, modes
-from mesh_push.cli import EXIT_FAILED, EXIT_OK, EXIT_PENDING, SERVE_INTERVAL_S
+from mesh_push.cli import EXIT_DECLINED, EXIT_FAILED, EXIT_OK, EXIT_PENDING, SERVE_INTERVAL_S
 from mesh_push.core.model import Mesh
 from mesh_push.core.problems import UsageError, printable
 from mesh_push.engine import rollout
@@ -156,11 +156,11 @@ def _converge(
         )
         return _finish(args, run)
     if rotate and not _confirm(f"make new key pairs for {', '.join(rotate)}?", args.yes):
-        return EXIT_FAILED
+        return EXIT_DECLINED
     if rotate_psk and not _confirm(
         f"make new pre-shared keys for the links of {', '.join(rotate_psk)}?", args.yes
     ):
-        return EXIT_FAILED
+        return EXIT_DECLINED
     access = _access(args)
 
     def ask(todo: Changes, _reports: object) -> bool:
@@ -192,7 +192,7 @@ def down(args: argparse.Namespace) -> int:
     if not args.check and not _confirm(
         f"remove mesh {mesh.name} from {len(mesh.hosts)} host(s)?", args.yes
     ):
-        return EXIT_FAILED
+        return EXIT_DECLINED
     progress = run_view.Progress(enabled=not args.json)
     return _finish(
         args,
@@ -208,6 +208,8 @@ def _finish(args: argparse.Namespace, run: Run) -> int:
         console.print_json(run_view.check_json(run) if run.checked else run_view.run_json(run))
     else:
         run_view.show_run(run)
+    if run.cancelled:
+        return EXIT_DECLINED
     if not run.ok:
         return EXIT_FAILED
     return EXIT_PENDING if run.checked and run.pending else EXIT_OK

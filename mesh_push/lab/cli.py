@@ -100,7 +100,17 @@ def _cmd(
     summary: str,
     handler: Callable[[argparse.Namespace], int],
 ) -> argparse.ArgumentParser:
-    p = cmds.add_parser(name, help=summary, description=summary)
+    exits = "the command's own" if name == "exec" else "0 done, 1 failed"
+    description = (
+        f"{summary}\n\ncontacts hosts: no (the lab's namespaces and guests on this machine, "
+        f"as root)\nexit codes: {exits}, 2 bad usage or not root; 130 if interrupted"
+    )
+    p = cmds.add_parser(
+        name,
+        help=summary,
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.set_defaults(handler=_guarded(handler))
     return p
 
