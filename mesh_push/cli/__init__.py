@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         "plan",
         "Validate the inventory and show hosts, links, addresses, VNIs, MTUs and push waves.",
         "mesh-push plan -i inventory/seed.yaml --json\n"
-        "  mesh-push plan -i inventory/seed.yaml --cut bob-epsilon --graph cut.svg",
+        "  mesh-push plan -i inventory/seed.yaml --cut bob,epsilon --graph cut.svg",
         "plan",
     )
     _inventory_arg(p)
@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     _graph_arg(p)
     p.add_argument(
         "--cut",
-        metavar="A-B",
+        metavar="A,B",
         help="show what 802.1D converges to after losing the wire between hosts A and B "
         "(--graph then draws that tree)",
     )
@@ -233,7 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     _json_arg(p)
     ssh_args(p)
     _trust_state_arg(p)
-    p.add_argument("hosts", nargs="*", metavar="HOST", help="hosts to rotate (default: all)")
+    p.add_argument(
+        "hosts", nargs="*", metavar="HOST[,HOST...]", help="hosts to rotate (default: all)"
+    )
     p.add_argument("-y", "--yes", action="store_true", help="rotate without asking")
     p.add_argument(
         "--psk",

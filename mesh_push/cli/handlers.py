@@ -16,6 +16,7 @@ from mesh_push import inventory, modes
 from mesh_push.cli import EXIT_DECLINED, EXIT_FAILED, EXIT_OK, EXIT_PENDING, SERVE_INTERVAL_S
 from mesh_push.core.model import Mesh
 from mesh_push.core.problems import UsageError, printable
+from mesh_push.core.values import host_list
 from mesh_push.engine import rollout
 from mesh_push.files import become, picture
 from mesh_push.modes.topology import Edge, edge
@@ -50,14 +51,16 @@ def _wrote(paths: list[Path]) -> None:
 
 
 def _parse_cut(text: str, mesh: Mesh) -> Edge:
+    """`A,B`, a host list of two (the command line's one spelling); `A-B`, the older one, is
+    still read where it names two hosts."""
     names = {h.name for h in mesh.hosts}
     for i, ch in enumerate(text):
         a, b = text[:i], text[i + 1 :]
-        if ch == "-" and a in names and b in names:
+        if ch in ",-" and a in names and b in names:
             if any({lk.a, lk.b} == {a, b} for lk in mesh.links):
                 return edge(a, b)
             raise UsageError(f"--cut {text}: there is no link between {a} and {b}")
-    raise UsageError(f"--cut {text}: expected HOST-HOST with two hosts of the inventory")
+    raise UsageError(f"--cut {text}: expected HOST,HOST with two hosts of the inventory")
 
 
 def render(args: argparse.Namespace) -> int:
@@ -107,7 +110,7 @@ def rotate_keys(args: argparse.Namespace) -> int:
     from mesh_push.engine import keys
 
     mesh = inventory.load(args.inventory)
-    names = args.hosts or [h.name for h in mesh.hosts]
+    names = host_list(args.hosts) or [h.name for h in mesh.hosts]
     unknown = sorted(set(names) - {h.name for h in mesh.hosts})
     if unknown:
         raise UsageError(f"not hosts of {mesh.source}: {', '.join(unknown)}")

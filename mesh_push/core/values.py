@@ -23,6 +23,12 @@ DNS_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY
 VNI_MAX = 16_777_215
 
 
+def host_list(words: list[str] | tuple[str, ...]) -> list[str]:
+    """Hosts as the command line takes them, one spelling everywhere: `a,b` (as --limit),
+    separate words (as rotate-keys), or both (`a,b c`)."""
+    return [name.strip() for word in words for name in word.split(",") if name.strip()]
+
+
 def chars(found: set[str] | list[str]) -> str:
     return repr("".join(sorted(set(found))))
 

@@ -19,7 +19,7 @@ commands:
   down     remove everything a lab made (also after a crashed `up`)
   status   what exists: namespaces, addresses, keeper and sshd processes
   exec     run a command on a lab host:  mesh-push lab exec bob -- ip -br addr
-  cut      drop underlay traffic between two hosts;  heal  restores it
+  cut      drop underlay traffic between two hosts (a,b);  heal  restores it
   reboot   kill a host's processes and links, restart sshd and its boot units (a guest:
            a real systemctl reboot)
   move     give a host known by DNS name (or a dynamic one) a new wan address
@@ -65,8 +65,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ):
         p = _cmd(cmds, name, summary, handler)
         _which(p)
-        p.add_argument("a", metavar="HOST_A")
-        p.add_argument("b", metavar="HOST_B")
+        # Two hosts as every host list is written (`a,b`), or as two words (`a b`).
+        p.add_argument("hosts", nargs="+", metavar="HOST,HOST")
 
     p = _cmd(
         cmds,
@@ -262,11 +262,17 @@ def _heal(args: argparse.Namespace) -> int:
 
 
 def _set_cut(args: argparse.Namespace, cut: bool) -> int:
+    from mesh_push.core.values import host_list
+    from mesh_push.lab.errors import LabError
     from mesh_push.lab.ops import set_cut
 
     name = _name(args)
-    state = set_cut(name, args.a, args.b, cut)
-    print(f"lab {name}: {'cut' if cut else 'healed'} {args.a} <-> {args.b}"
+    pair = host_list(args.hosts)
+    if len(pair) != 2:
+        raise LabError(f"expected two hosts (HOST,HOST), got {len(pair)}: {' '.join(args.hosts)}")
+    a, b = pair
+    state = set_cut(name, a, b, cut)
+    print(f"lab {name}: {'cut' if cut else 'healed'} {a} <-> {b}"
           f" ({len(state.cuts)} cut(s) now)")  # fmt: skip
     return 0
 

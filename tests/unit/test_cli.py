@@ -55,3 +55,18 @@ def test_no_at_the_prompt_exits_4_and_contacts_nobody(
     code = cli.main([argv[0], "-i", str(ROOT / "inventory/lab.yaml"), *argv[1:]])
     assert code == cli.EXIT_DECLINED == 4
     assert capsys.readouterr().out.rstrip().endswith("[y/N]")
+
+
+def test_one_spelling_for_host_lists_the_older_ones_still_read() -> None:
+    """`a,b` everywhere (--limit, rotate-keys, --cut, lab cut); separate words where a
+    command takes words; `--cut a-b`, the older spelling, still read."""
+    from mesh_push import inventory
+    from mesh_push.cli.handlers import _parse_cut
+    from mesh_push.core.values import host_list
+
+    assert host_list(["rho,pi0"]) == host_list(["rho", "pi0"]) == ["rho", "pi0"]
+    assert host_list(["rho,", "pi0,bob"]) == ["rho", "pi0", "bob"]
+    mesh = inventory.load(ROOT / "inventory/seed.yaml")
+    assert _parse_cut("bob,epsilon", mesh) == _parse_cut("bob-epsilon", mesh)
+    args = cli.build_parser().parse_args(["rotate-keys", "-i", "x.yaml", "rho,pi0", "bob"])
+    assert host_list(args.hosts) == ["rho", "pi0", "bob"]
