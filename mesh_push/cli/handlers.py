@@ -154,6 +154,8 @@ def _converge(
         raise UsageError("--diff goes with --check (it shows what would change)")
     progress = run_view.Progress(enabled=not args.json)
     if args.check:
+        if mesh.name_from_file:
+            _say(f"mesh.name is not set: up will write name: {mesh.name} into {mesh.source}")
         run = commands.check_up(
             mesh, _access(args), templates, opts, progress.host, rotate, args.diff, rotate_psk
         )
@@ -169,7 +171,22 @@ def _converge(
     def ask(todo: Changes, _reports: object) -> bool:
         if not args.json:
             run_view.show_changes(todo)
-        return _confirm(f"apply to {len(todo.to_apply)} host(s)?", args.yes)
+        yes = _confirm(f"apply to {len(todo.to_apply)} host(s)?", args.yes)
+        if yes:
+            pin()
+        return yes
+
+    def pin() -> None:
+        """Once, before any host is changed: the name the mesh's interfaces will carry goes
+        into its inventory, so that moving the file never renames the mesh."""
+        if mesh.name_from_file and not pinned:
+            from mesh_push.inventory import pin_name
+
+            pin_name.write(mesh.source, mesh.name)
+            pinned.append(mesh.name)
+            _say(f"mesh.name was not set: wrote name: {mesh.name} into {mesh.source}")
+
+    pinned: list[str] = []
 
     run = commands.up(
         mesh,
@@ -182,7 +199,14 @@ def _converge(
         verify_after=not args.no_verify,
         rotate_psk=rotate_psk,
     )
+    if not run.cancelled:
+        pin()  # (nothing to apply: the mesh is up under that name already)
     return _finish(args, run)
+
+
+def _say(text: str) -> None:
+    # stderr: with --json, stdout holds the one JSON document.
+    print(f"mesh-push: {printable(text)}", file=sys.stderr)
 
 
 def down(args: argparse.Namespace) -> int:

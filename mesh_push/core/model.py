@@ -175,6 +175,9 @@ class Mesh:
     # has its settings in the field of its name.
     mode: str = "stp"
     evpn: Evpn = field(default_factory=Evpn)
+    # mesh.name was not set: `name` is the file's stem, which `up` writes into the file (a
+    # mesh must not be renamed by moving its inventory).
+    name_from_file: bool = False
 
     def host(self, name: str) -> Host:
         for h in self.hosts:

@@ -4,19 +4,11 @@ load as the same inventory with only the latencies changed, then written atomica
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
 import yaml
 
-from mesh_push.core.problems import InventoryError
-from mesh_push.files.fsutil import LocalFileError, atomic_write
-from mesh_push.inventory.schema import parse
-
-
-class RewriteError(LocalFileError):
-    """The inventory cannot be edited safely: nothing is written (exit 2)."""
+from mesh_push.inventory.edit import RewriteError, replace
 
 
 def rewrite(text: str, new: dict[frozenset[str], str]) -> str:
@@ -101,12 +93,5 @@ def write(path: Path, text: str, new: dict[frozenset[str], str]) -> str | None:
     if new_text == text:
         return None
     check_rewrite(text, new_text, new)
-    try:
-        parse(new_text, path)
-    except InventoryError as e:
-        raise RewriteError(f"the edited inventory would not load: {e}") from None
-    # A symbolic link (an inventory kept in a repository, linked from elsewhere) stays one:
-    # the file it names is what is replaced.
-    real = path.resolve()
-    atomic_write(real, new_text, mode=stat.S_IMODE(os.stat(real).st_mode))
+    replace(path, new_text)
     return str(path)

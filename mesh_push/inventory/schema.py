@@ -68,6 +68,7 @@ def parse(text: str, file: Path) -> Mesh:
 
     m = top.sub("mesh")
     name = m.get("name", str, None)
+    name_from_file = False
     wg = m.sub("wireguard")
     wg_if = wg.get("interface", str, "wg0")
     wg_port = wg.int_in("port", 1, 65535, 51820)
@@ -112,7 +113,7 @@ def parse(text: str, file: Path) -> Mesh:
         if why := name_problem(name, MESH_NAME_MAX):
             problems.add((*m.path, "name"), f"{why} (it names the keystore directory)")
     elif "name" not in m.data or m.data["name"] is None:
-        name = file.stem
+        name, name_from_file = file.stem, True
         if why := name_problem(name, MESH_NAME_MAX):
             problems.add(
                 (*m.path, "name"),
@@ -158,6 +159,7 @@ def parse(text: str, file: Path) -> Mesh:
         wg_reresolve=60 if reresolve is None else reresolve,
         psk=bool(psk),
         mode=mode_name,
+        name_from_file=name_from_file,
         # Each mode's settings in the field named after it.
         **settings,
     )

@@ -152,6 +152,23 @@ def test_what_is_not_ours_stops_the_script_before_any_change() -> None:
         assert b.links() == before
 
 
+def test_an_interface_of_another_mesh_is_named_with_the_way_back() -> None:
+    """wg0 made by mesh `old` (its inventory since renamed, without mesh.name): the refusal
+    names that mesh, and says how to be it again."""
+    with box() as b:
+        made = b.sh("ip link add wg0 type bridge && ip link set dev wg0 alias mesh-push:old")
+        assert made.returncode == 0, made.stderr
+        before = b.links()
+        res = b.run(seed_rho())
+        assert res.returncode == 1
+        assert (
+            "mesh-push: wg0 was made by mesh old, not mesh seed: refusing to touch it; if this "
+            "inventory describes mesh old (its file renamed or copied without mesh.name), set "
+            "mesh.name: old; if not, choose another mesh.wireguard.interface"
+        ) in res.stderr.splitlines(), res.stderr
+        assert b.links() == before
+
+
 def test_two_meshes_side_by_side(tmp_path: Path) -> None:
     with box() as b:
         assert b.run(seed_rho()).returncode == 0

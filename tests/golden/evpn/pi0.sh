@@ -62,6 +62,18 @@ mark() {
   if [ "$was" = "$LEGACY_MARK" ]; then did "$1 marked as mesh $MESH's (was $LEGACY_MARK)"; fi
 }
 refuse() { printf 'mesh-push: %s: refusing to touch it; %s\n' "$1" "$2" >&2; REFUSED=1; }
+# Interface $1 is in the way and not this mesh's: refused, saying whose it is. One with another
+# mesh's mark is most often this very mesh under another name (its inventory renamed or
+# copied without mesh.name), so the advice says how to be that mesh again; $2 otherwise.
+foreign() {
+  was=$(alias_of "$1")
+  case $was in
+    "$LEGACY_MARK:"?*)
+      other=${was#"$LEGACY_MARK:"}
+      refuse "$1 was made by mesh $other, not mesh $MESH" "if this inventory describes mesh $other (its file renamed or copied without mesh.name), set mesh.name: $other; if not, $2" ;;
+    *) refuse "$1 exists and was not made by mesh $MESH" "$2" ;;
+  esac
+}
 ensure_mtu() {
   if ! { [ "$CHECK" = 1 ] && fresh "$1"; }; then
     [ "$(cat "/sys/class/net/$1/mtu")" = "$2" ] && return 0
@@ -154,7 +166,7 @@ if [ ! -x /usr/lib/frr/frrinit.sh ] || [ ! -x /usr/lib/frr/zebra ]; then
 fi
 for dev in "$BR" "$VX" wg0-7; do
   if exists "$dev" && ! ours "$dev"; then
-    refuse "$dev exists and was not made by mesh $MESH" "choose another mesh.bridge.name or mesh.wireguard.interface"
+    foreign "$dev" "choose another mesh.bridge.name or mesh.wireguard.interface"
   fi
 done
 others() {

@@ -55,6 +55,18 @@ mark() {
   if [ "$was" = "$LEGACY_MARK" ]; then did "$1 marked as mesh $MESH's (was $LEGACY_MARK)"; fi
 }
 refuse() { printf 'mesh-push: %s: refusing to touch it; %s\n' "$1" "$2" >&2; REFUSED=1; }
+# Interface $1 is in the way and not this mesh's: refused, saying whose it is. One with another
+# mesh's mark is most often this very mesh under another name (its inventory renamed or
+# copied without mesh.name), so the advice says how to be that mesh again; $2 otherwise.
+foreign() {
+  was=$(alias_of "$1")
+  case $was in
+    "$LEGACY_MARK:"?*)
+      other=${was#"$LEGACY_MARK:"}
+      refuse "$1 was made by mesh $other, not mesh $MESH" "if this inventory describes mesh $other (its file renamed or copied without mesh.name), set mesh.name: $other; if not, $2" ;;
+    *) refuse "$1 exists and was not made by mesh $MESH" "$2" ;;
+  esac
+}
 ensure_mtu() {
   if ! { [ "$CHECK" = 1 ] && fresh "$1"; }; then
     [ "$(cat "/sys/class/net/$1/mtu")" = "$2" ] && return 0
@@ -136,19 +148,19 @@ step "ownership"
 # that another mesh or someone else made, a VXLAN id or a WireGuard port another interface
 # holds. Nothing has been changed when this step stops the script.
 if exists "$WG" && ! ours "$WG"; then
-  refuse "$WG exists and was not made by mesh $MESH" "choose another mesh.wireguard.interface"
+  foreign "$WG" "choose another mesh.wireguard.interface"
 fi
 if exists "$BR" && ! ours "$BR"; then
-  refuse "$BR exists and was not made by mesh $MESH" "choose another mesh.bridge.name"
+  foreign "$BR" "choose another mesh.bridge.name"
 fi
 if exists epsilon && ! ours epsilon; then
-  refuse 'epsilon exists and was not made by mesh '"$MESH" 'it would be the wire to host epsilon (wires are named after hosts): rename that host, set mesh.stp.wire_prefix, or remove the interface'
+  foreign epsilon 'it would be the wire to host epsilon (wires are named after hosts): rename that host, set mesh.stp.wire_prefix, or remove the interface'
 fi
 if exists rho && ! ours rho; then
-  refuse 'rho exists and was not made by mesh '"$MESH" 'it would be the wire to host rho (wires are named after hosts): rename that host, set mesh.stp.wire_prefix, or remove the interface'
+  foreign rho 'it would be the wire to host rho (wires are named after hosts): rename that host, set mesh.stp.wire_prefix, or remove the interface'
 fi
 if exists vorke && ! ours vorke; then
-  refuse 'vorke exists and was not made by mesh '"$MESH" 'it would be the wire to host vorke (wires are named after hosts): rename that host, set mesh.stp.wire_prefix, or remove the interface'
+  foreign vorke 'it would be the wire to host vorke (wires are named after hosts): rename that host, set mesh.stp.wire_prefix, or remove the interface'
 fi
 # Held by interface $1 instead of $2, and $1 is not this mesh's (those not planned go first
 # thing below; a planned one is re-made).

@@ -1,0 +1,83 @@
+"""A mesh keeps its name: the first `up` of an inventory without `mesh.name` writes the name
+(the file's stem) into it, every comment kept, so that moving the file renames nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mesh_push import inventory
+from mesh_push.inventory import pin_name
+from mesh_push.inventory.edit import RewriteError
+from tests.kit import ROOT
+
+HOSTS = """\
+# my mesh
+hosts:   # the hosts
+  a: {endpoint: static, address: 192.0.2.1}
+  b: {endpoint: static, address: 192.0.2.2}
+links:
+  - [a, b]
+"""
+
+
+def load(path: Path) -> inventory.Mesh:
+    return inventory.load(path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        HOSTS,
+        "mesh:\n  # the tunnels\n  wireguard: {port: 51999}\n" + HOSTS,
+        "mesh:\n    keys: host\n" + HOSTS,
+    ],
+)
+def test_the_name_goes_in_and_nothing_else_changes(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "home.yaml"
+    path.write_text(text)
+    before = load(path)
+    assert before.name == "home" and before.name_from_file
+    pin_name.write(path, "home")
+    after = load(path)
+    assert after.name == "home" and not after.name_from_file
+    assert after.hosts == before.hosts and after.wg_port == before.wg_port
+    new = path.read_text()
+    assert all(line in new.splitlines() for line in text.splitlines())  # comments and all
+    # Moved: still that mesh.
+    moved = tmp_path / "elsewhere" / "inventory.yaml"
+    moved.parent.mkdir()
+    path.rename(moved)
+    assert load(moved).name == "home"
+
+
+def test_a_name_yaml_would_read_as_a_number_is_quoted(tmp_path: Path) -> None:
+    path = tmp_path / "1e3.yaml"
+    path.write_text(HOSTS)
+    pin_name.write(path, "1e3")
+    assert load(path).name == "1e3"
+
+
+def test_a_symlinked_inventory_stays_a_link(tmp_path: Path) -> None:
+    real = tmp_path / "repo" / "mesh.yaml"
+    real.parent.mkdir()
+    real.write_text(HOSTS)
+    link = tmp_path / "mesh.yaml"
+    link.symlink_to(real)
+    pin_name.write(link, "mesh")
+    assert link.is_symlink() and 'name: "mesh"' in real.read_text()
+
+
+def test_flow_style_is_not_edited(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("mesh: {keys: host}\n" + HOSTS)
+    with pytest.raises(RewriteError, match="block-style"):
+        pin_name.write(path, "m")
+    assert path.read_text() == "mesh: {keys: host}\n" + HOSTS
+
+
+def test_the_examples_name_their_meshes() -> None:
+    """Every inventory shipped names its mesh: none depends on its file name."""
+    for path in sorted((ROOT / "inventory").glob("*.yaml")):
+        assert not load(path).name_from_file, path
