@@ -35,6 +35,7 @@ def plan(args: argparse.Namespace) -> int:
         picture.check(args.graph)
     mesh = inventory.load(args.inventory)
     cut = _parse_cut(args.cut, mesh) if args.cut else None
+    _warn(mesh)
     p = offline.plan(mesh)
     if args.graph:
         _wrote(picture.write(modes.of(mesh).graph(p, None, cut).source, args.graph))
@@ -103,7 +104,16 @@ def _access(args: argparse.Namespace) -> Access:
 
 
 def up(args: argparse.Namespace) -> int:
-    return _converge(args, inventory.load(args.inventory), (), ())
+    mesh = inventory.load(args.inventory)
+    _warn(mesh)
+    return _converge(args, mesh, (), ())
+
+
+def _warn(mesh: Mesh) -> None:
+    from mesh_push.inventory.hosts import warnings
+
+    for text in warnings(mesh):
+        _say(f"warning: {mesh.source}: {text}")
 
 
 def rotate_keys(args: argparse.Namespace) -> int:

@@ -4,11 +4,12 @@ between them (numbers, addresses, jump hosts)."""
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from typing import Any
 
-from mesh_push.core.model import Become, EndpointKind, Host, SshTarget
+from mesh_push.core.model import Become, EndpointKind, Host, Mesh, SshTarget
 from mesh_push.core.problems import Problems, YamlPath
 from mesh_push.core.section import MISSING, Section, kind
 from mesh_push.core.values import (
@@ -217,3 +218,31 @@ def _via_cycles(via: dict[str, str | None]) -> Iterator[list[str]]:
 
 
 # One link as read: its path, hosts, vni, latency_ms, cost and psk (None: mesh.psk).
+
+
+# Addresses that stand for public ones in examples (RFC 5737, RFC 3849).
+DOCUMENTATION = (
+    ipaddress.ip_network("192.0.2.0/24"),
+    ipaddress.ip_network("198.51.100.0/24"),
+    ipaddress.ip_network("203.0.113.0/24"),
+    ipaddress.ip_network("2001:db8::/32"),
+)
+
+
+def warnings(mesh: Mesh) -> list[str]:
+    """What is valid but most likely a mistake on real hosts (the lab's own addresses are
+    private by design): a static host whose address only its own network can reach."""
+    if mesh.lab is not None:
+        return []
+    out = []
+    for h in mesh.hosts:
+        a = h.address
+        if h.endpoint != "static" or a is None or isinstance(a, str):
+            continue
+        if (a.is_private or a.is_link_local) and not any(a in n for n in DOCUMENTATION):
+            out.append(
+                f"hosts.{h.name}.address {a} is not a public address: only hosts on its own "
+                "network can dial it (fine if every peer is there; a host at home behind NAT "
+                "is `endpoint: nat`, see docs/hosts.md)"
+            )
+    return out

@@ -1,5 +1,7 @@
-"""A mesh keeps its name: the first `up` of an inventory without `mesh.name` writes the name
-(the file's stem) into it, every comment kept, so that moving the file renames nothing."""
+"""What an inventory gets at its first use. The mesh keeps its name: the first `up` of an
+inventory without `mesh.name` writes the name (the file's stem) into it, every comment kept,
+so that moving the file renames nothing. And `plan` warns of what is valid but most likely
+a mistake on real hosts."""
 
 from __future__ import annotations
 
@@ -81,3 +83,21 @@ def test_the_examples_name_their_meshes() -> None:
     """Every inventory shipped names its mesh: none depends on its file name."""
     for path in sorted((ROOT / "inventory").glob("*.yaml")):
         assert not load(path).name_from_file, path
+
+
+def test_plan_warns_of_a_static_host_on_a_private_address(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Valid, but only its own network can dial it: said on stderr, exit 0. Documentation
+    addresses stand for public ones; the lab's are private by design (no warning)."""
+    from mesh_push import cli
+
+    path = tmp_path / "home.yaml"
+    path.write_text(HOSTS.replace("192.0.2.1", "192.168.1.10"))
+    assert cli.main(["plan", "-i", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "hosts.a.address 192.168.1.10 is not a public address" in err
+    assert "hosts.b" not in err
+    for example in ("seed.yaml", "lab.yaml"):
+        assert cli.main(["plan", "-i", str(ROOT / "inventory" / example)]) == 0
+        assert "warning" not in capsys.readouterr().err
