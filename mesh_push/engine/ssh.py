@@ -432,8 +432,14 @@ def _read_all(host: str, chan: paramiko.Channel, deadline: float) -> tuple[bytea
                 f"{host}: sent more than {MAX_OUTPUT >> 20} MiB of output: stopped reading "
                 "(a command of mesh-push prints far less; look at what runs there)"
             )
-        if chan.eof_received and not chan.recv_ready() and not chan.recv_stderr_ready():
+        if chan.recv_ready() or chan.recv_stderr_ready():
+            continue
+        if chan.eof_received:
             return out, err
+        if chan.closed:
+            # The connection died under the command (its sshd killed, the host gone):
+            # paramiko closes the channel without an EOF, and its fileno stays readable.
+            raise EOFError("the connection closed")
 
 
 def close(remote: Remote) -> None:

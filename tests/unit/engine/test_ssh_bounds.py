@@ -5,6 +5,7 @@ for the next host's work."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -41,6 +42,12 @@ def behave(chan: paramiko.Channel, command: str) -> int | None:
         chan.sendall(b"done\n")
         chan.shutdown_write()
         threading.Event().wait(30)
+    elif command == "die":  # output, then the host's end of the connection goes (sshd killed)
+        chan.sendall(b"partial\n")
+        time.sleep(0.2)
+        sock = chan.get_transport().sock
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
     elif command.startswith("echo "):
         chan.sendall(command[5:].encode() + b"\n")
     return None
@@ -98,3 +105,11 @@ def test_large_output_on_both_streams_is_read_whole(
 def test_an_exit_status_that_never_comes_is_a_timeout(remote: ssh.Remote) -> None:
     with pytest.raises(ssh.SshError, match="timed out after 2 s"):
         ssh.run(remote, "no status", timeout=2)
+
+
+def test_a_connection_that_dies_mid_command_is_lost_at_once(remote: ssh.Remote) -> None:
+    """The host's sshd killed during a command: the connection closes without the channel's
+    EOF, which paramiko shows as a closed channel. That is said at once ("connection
+    lost"), not found at the deadline after spinning on a channel that is always readable."""
+    with pytest.raises(ssh.SshError, match=r"^bob: connection lost"):
+        ssh.run(remote, "die", timeout=120)
