@@ -195,8 +195,13 @@ def test_cut_fails_over_in_time_to_the_predicted_tree_and_heal_restores(lab: Lab
                 break
             last = t
         assert resumed is not None, f"no outage seen, or no reply after it:\n{out[-2000:]}"
-        outage = resumed - t_cut
-        print(f"\nfailover {a}–{b}: pings resumed {outage:.1f} s after the cut (bound {bound} s)")
+        # The outage as the data path saw it: from the last reply before the gap (the cut
+        # lands within one 0.2 s probe of it), not from before `lab cut` started, whose
+        # Python start-up took over 2 s once under the QEMU guests' boot (17.6 s measured
+        # against the 16 s bound, with replies still flowing after t_cut).
+        outage = resumed - last
+        print(f"\nfailover {a}–{b}: pings resumed {outage:.1f} s after the cut (bound {bound} s, "
+              f"`lab cut` took effect {last - t_cut:.1f} s after it started)")  # fmt: skip
         assert outage <= bound, out[-2000:]
         t = lab.wait_tree(predicted, 20)
         assert t.blocking == {(h, w) for h, w in predicted["blocking"]}, t  # type: ignore[attr-defined]
