@@ -280,14 +280,18 @@ def test_a_host_that_answers_nothing_during_serve(lab: Lab) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    stopped = tree(sshd_pid("rho"))
+    listener = sshd_pid("rho")
+    stopped: list[int] = []
     try:
         assert proc.stderr is not None
         port = int(proc.stderr.readline().split("http://127.0.0.1:")[1].split("/")[0])
         base = f"http://127.0.0.1:{port}"
         wait_for(base, lambda m: 'mesh_push_mesh_healthy{mesh="lab"} 1.0' in m)
+        # The sshd and its sessions as they are now: a session of an earlier gather may
+        # have ended since the first healthy one (listed before it, one was gone: ESRCH).
+        stopped = tree(listener)
         for pid in stopped:
-            os.kill(pid, signal.SIGSTOP)
+            signal_pid(pid, signal.SIGSTOP)
         wait_for(base, lambda m: reachable(m, "rho") == 0.0, 90)
         metrics = get(base + "/metrics")
         assert {h: reachable(metrics, h) for h in HOSTS} == {
