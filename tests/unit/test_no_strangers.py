@@ -10,10 +10,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from mesh_push.inventory.hosts import DOCUMENTATION
 from tests.kit import ROOT
 
-DOCUMENTATION = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24",
-                                                     "203.0.113.0/24")]  # fmt: skip
 ADDRESS = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?:/(\d+))?(?![\d.])")
 SKIP_DIRS = {".git", ".venv", "__pycache__", "build", "dist", ".mypy_cache", ".ruff_cache",
              ".pytest_cache", "out"}  # fmt: skip

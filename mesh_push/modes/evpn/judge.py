@@ -14,7 +14,7 @@ from mesh_push.host.state import HostState
 from mesh_push.modes import checks
 from mesh_push.modes.base import Plan
 from mesh_push.modes.evpn.observe import FrrState
-from mesh_push.modes.evpn.plan import EvpnHost, EvpnPlan, own, vtep, vxlan_name
+from mesh_push.modes.evpn.plan import EvpnHost, EvpnPlan, mesh_routes, own, vtep, vxlan_name
 from mesh_push.modes.judgement import HostVerdict, Judgement, conclude, start
 
 DAEMONS = ("watchfrr", "zebra", "bgpd", "ospfd", "bfdd")
@@ -84,7 +84,7 @@ def _judge_announcements(
         own[hp.name] = nets
         by_router[str(e.vtep)] = hp.name
         label[vtep_net] = f"{vtep_net} ({hp.name}'s VTEP)"
-    mesh_nets = set().union(*own.values())
+    mesh_nets = set(mesh_routes(p.mesh))
     stubs: dict[str, set[IPv4Network]] = {}
     external: dict[str, set[IPv4Network]] = {}
     for st in states.values():

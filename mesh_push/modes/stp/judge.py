@@ -161,8 +161,7 @@ def root_seen(p: StpPlan, st: HostState) -> str | None:
     s = seen(st)
     if s.stp is None:
         return None
-    root_id = s.root_id or normalise_bridge_id(s.stp.designated_root)
-    return host_of(p, root_id) or root_id
+    return held_root(p, s.root_id or s.stp.designated_root) or ""
 
 
 def held_root(p: Plan, designated_root: str) -> str | None:
