@@ -381,6 +381,7 @@ def run(remote: Remote, command: str, stdin: str | None = None, timeout: float =
         reason = str(e) or type(e).__name__
         raise SshError(f"{remote.host}: connection lost ({reason})") from None
     finally:
+        _unhook(chan)
         chan.close()
     result = Result(
         command,
@@ -405,6 +406,17 @@ def sudo_asks(remote: Remote, timeout: float) -> bool:
             return True
         raise
     return False
+
+
+def _unhook(chan: paramiko.Channel) -> None:
+    """paramiko's Channel.close closes the pipe behind chan.fileno() (what _read_all selects
+    on) while its transport thread may still feed that pipe the data a host keeps sending (a
+    flood cut at MAX_OUTPUT, a trickle at its deadline). The thread's write to the closed pipe
+    then kills the whole connection (EBADF), and every later command on it fails. The
+    buffers' events are swapped first, under their own locks, so nothing writes to the pipe
+    when it closes."""
+    chan.in_buffer.set_event(threading.Event())
+    chan.in_stderr_buffer.set_event(threading.Event())
 
 
 def _left(deadline: float) -> float:

@@ -87,9 +87,12 @@ def test_a_trickle_is_stopped_at_the_deadline(remote: ssh.Remote) -> None:
 
 @pytest.mark.parametrize("command", ["flood", "stderr for ever"])
 def test_a_flood_is_cut_at_the_cap(remote: ssh.Remote, command: str) -> None:
-    with pytest.raises(ssh.SshError, match=r"^bob: sent more than 1 MiB of output"):
-        ssh.run(remote, command, timeout=60)
-    still_answers(remote)
+    """Ten times: closing a channel while the host still floods it once raced paramiko's
+    transport thread into a closed pipe and killed the connection, about one time in ten."""
+    for _ in range(10):
+        with pytest.raises(ssh.SshError, match=r"^bob: sent more than 1 MiB of output"):
+            ssh.run(remote, command, timeout=60)
+        still_answers(remote)
 
 
 def test_large_output_on_both_streams_is_read_whole(
