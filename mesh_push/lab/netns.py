@@ -281,6 +281,7 @@ def start_keepers(jobs: Sequence[tuple[Node, Path]], timeout: float = 20) -> dic
             pid = read_pid(hdir / "keeper.pid")
             if pid:
                 pids[alias] = pid
+                at_host_priority(pid)
             elif proc.poll() is not None:
                 text = (hdir / "keeper.log").read_text(errors="replace").strip()
                 raise LabError(f"the keeper of {alias} failed: {text or proc.returncode}", 1)
@@ -289,6 +290,16 @@ def start_keepers(jobs: Sequence[tuple[Node, Path]], timeout: float = 20) -> dic
                 raise LabError("keepers did not start in time", EXIT_FAILED)
             time.sleep(0.005)
     return pids
+
+
+def at_host_priority(pid: int = 0) -> None:
+    """A lab host stands for a machine of its own: its processes (keeper, sshd and all they
+    start) run at the default priority, whatever the caller's. The test suite runs at nice 10
+    (scripts/test), and with no WireGuard in the kernel, wireguard-go (a host process) carries
+    every lab packet: at the suite's priority a saturated CPU delays the data path itself.
+    `pid` 0: the calling process (a preexec_fn)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.setpriority(os.PRIO_PROCESS, pid, 0)
 
 
 def enter(pid: int, argv: Sequence[str]) -> list[str]:

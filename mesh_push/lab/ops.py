@@ -441,6 +441,7 @@ def run_boot_units(keeper: int, timeout: float) -> list[BootRun]:
                     timeout=timeout,
                     env=env,
                     cwd="/",
+                    preexec_fn=netns.at_host_priority,  # as its sshd's sessions run
                 )
                 code, output = done.returncode, (done.stdout + done.stderr)[-2000:]
             except subprocess.TimeoutExpired:

@@ -12,7 +12,7 @@ from mesh_push.core.model import LabLogin
 from mesh_push.lab import users
 from mesh_push.lab.addresses import SSH_PORT, LabPlan, Node
 from mesh_push.lab.errors import EXIT_FAILED, LabError
-from mesh_push.lab.netns import enter
+from mesh_push.lab.netns import at_host_priority, enter
 from mesh_push.lab.system import pid_alive, read_pid, run_all
 
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd")
@@ -110,7 +110,9 @@ def start(keepers: Mapping[str, int], node_dirs: Mapping[str, Path], timeout: fl
     waiting = dict(node_dirs)
     while waiting:
         for alias, ndir in list(waiting.items()):
-            if pid_alive(read_pid(ndir / "sshd.pid")):
+            daemon = read_pid(ndir / "sshd.pid")
+            if daemon and pid_alive(daemon):
+                at_host_priority(daemon)  # before `lab up` returns: every session inherits it
                 del waiting[alias]
         if waiting:
             if time.monotonic() > deadline:

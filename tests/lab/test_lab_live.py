@@ -216,6 +216,10 @@ def test_exec_runs_inside_the_host(lab_factory: Any) -> None:
     assert socket.gethostname() != "bob"
     st = json.loads(mesh_push("lab", "status", "--name", lab.name, "--json", check=True).stdout)
     assert all(n["sshd_alive"] and n["keeper_alive"] for n in st[0]["nodes"])
+    # A host's sessions run at nice 0 (its own machine's), whatever the suite's: scripts/test
+    # runs at nice 10, and wireguard-go, a host process, carries the lab's packets.
+    nice = lab.ssh("rho", "cut -d' ' -f19 /proc/$$/stat")
+    assert (nice.returncode, nice.stdout.strip()) == (0, "0"), nice.stderr
 
 
 def test_cut_and_heal(lab_factory: Any) -> None:
