@@ -71,6 +71,10 @@ def _graph_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _limit_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--limit", metavar="HOST[,HOST...]", help=what)
+
+
 def _json_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON for machines instead of tables")
 
@@ -89,11 +93,13 @@ CONTRACT: dict[str, tuple[str, str]] = {
                "0 written, 2 bad usage, inventory or template"),
     "up": ("yes, over SSH: every host (--limit: some)", _CHANGES),
     "rotate-keys": ("yes, over SSH: every host", _CHANGES),
-    "down": ("yes, over SSH: every host", _CHANGES),
-    "status": ("yes, over SSH: every host, read only",
+    "down": ("yes, over SSH: every host (HOST...: those, and every other host to drop them)",
+             _CHANGES),
+    "status": ("yes, over SSH: every host (--limit: some), read only",
                "0 healthy, 1 a host unhealthy or unreachable (or the tree not the planned "
                "one), 2 bad usage or a bad inventory"),
-    "measure": ("yes, over SSH: every host, read only (--write changes the inventory)",
+    "measure": ("yes, over SSH: every host (--limit: some), read only (--write changes the "
+                "inventory)",
                 "0 measured, 1 a host failed, 2 bad usage or a bad inventory"),
 }  # fmt: skip
 
@@ -249,10 +255,20 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "down",
         "Remove everything `up` created on every host (interfaces, wireguard-go, scripts, "
-        "boot hook). Private keys stay unless --purge.",
-        "mesh-push down -i inventory/lab.yaml --yes",
+        "boot hook). Private keys stay unless --purge. With HOST...: take only those off "
+        "the live mesh: every other host drops them first (an `up` of the mesh without "
+        "them, verified), then they are taken down and removed from the inventory with "
+        "their links (comments kept; numbers and VNIs that would move written down).",
+        "mesh-push down -i inventory/lab.yaml --yes pi0",
         "down",
     )
+    p.add_argument(
+        "hosts",
+        nargs="*",
+        metavar="HOST[,HOST...]",
+        help="hosts to take off the mesh (default: the whole mesh)",
+    )
+    p.add_argument("--limit", metavar="HOST[,HOST...]", help="the same as naming the hosts")
     _inventory_arg(p)
     _templates_arg(p)
     _json_arg(p)
@@ -273,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     _json_arg(p)
     _graph_arg(p)
     ssh_args(p)
+    _limit_arg(p, "only these hosts' state and their wires (the others are not contacted)")
     p.add_argument(
         "--watch", type=positive_seconds, metavar="SECONDS", help="refresh every SECONDS"
     )
@@ -317,6 +334,7 @@ def _measure(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _inventory_arg(p)
     p.add_argument("--count", type=int, default=10, metavar="N", help="pings per link end (10)")
+    _limit_arg(p, "only these hosts' links, measured from these hosts' ends")
     p.add_argument(
         "--write", action="store_true", help="rewrite the links' latency_ms in the inventory"
     )

@@ -133,6 +133,13 @@ def rotate_keys(args: argparse.Namespace) -> int:
     return _converge(args, mesh, (), names)
 
 
+def _limit(args: argparse.Namespace, mesh: Mesh) -> frozenset[str] | None:
+    try:
+        return rollout.parse_limit(args.limit, [h.name for h in mesh.hosts])
+    except rollout.RolloutError as e:
+        raise UsageError(str(e)) from None
+
+
 def _rollout_options(args: argparse.Namespace, mesh: Mesh) -> rollout.Options:
     names = [h.name for h in mesh.hosts]
     try:
@@ -226,6 +233,9 @@ def down(args: argparse.Namespace) -> int:
 
     mesh = inventory.load(args.inventory)
     templates = load_templates(args.templates)
+    gone = host_list([*args.hosts, *([args.limit] if args.limit else [])])
+    if gone:
+        return _remove(args, mesh, gone)
     if not args.check and not _confirm(
         f"remove mesh {mesh.name} from {len(mesh.hosts)} host(s)?", args.yes
     ):
@@ -235,6 +245,37 @@ def down(args: argparse.Namespace) -> int:
         args,
         commands.down(mesh, _access(args), templates, args.purge, progress.host, args.check),
     )
+
+
+def _remove(args: argparse.Namespace, mesh: Mesh, gone: list[str]) -> int:
+    """`down HOST...`: the inventory's edit is made (in memory) and checked before any host
+    is contacted, and written only once every host did its part."""
+    from mesh_push.engine import commands
+    from mesh_push.host.templates import load_templates
+    from mesh_push.inventory import remove
+    from mesh_push.views import run as run_view
+
+    gone = list(dict.fromkeys(gone))
+    rest, new_text = remove.without(mesh, mesh.source.read_text(encoding="utf-8"), gone)
+    links = len(mesh.links) - len(rest.links)
+    what = f"{', '.join(gone)} and {links} link(s)"
+    if args.check:
+        _say(f"down would remove {what} from {mesh.source}")
+    elif not _confirm(
+        f"take {', '.join(gone)} off mesh {mesh.name} (every other host drops them first) "
+        f"and remove {what} from {mesh.source}?",
+        args.yes,
+    ):
+        return EXIT_DECLINED
+    progress = run_view.Progress(enabled=not args.json)
+    run = commands.remove(
+        mesh, rest, _access(args), load_templates(args.templates), args.purge, progress.host,
+        args.check,
+    )  # fmt: skip
+    if run.ok and not run.checked:
+        remove.write(mesh.source, new_text)
+        _say(f"removed {what} from {mesh.source}")
+    return _finish(args, run)
 
 
 def _finish(args: argparse.Namespace, run: Run) -> int:
@@ -263,9 +304,10 @@ def status(args: argparse.Namespace) -> int:
     if args.interval is not None:
         raise UsageError("--interval goes with --serve (--watch SECONDS refreshes a table)")
     mesh = inventory.load(args.inventory)
+    limit = _limit(args, mesh)
     access = _access(args)
     while True:
-        snap = monitor.gather(mesh, access)
+        snap = monitor.gather(mesh, access, limit)
         p, j = snap.plan, snap.judgement
         if args.prometheus is not None:
             monitor.write_textfile(args.prometheus, snap)
@@ -294,9 +336,11 @@ def _serve(args: argparse.Namespace) -> int:
     if clash:
         raise UsageError(f"--serve does not go with {', '.join(clash)}")
     mesh = inventory.load(args.inventory)
+    limit = _limit(args, mesh)
     access = _access(args)
     try:
-        return monitor.run_server(mesh, access, args.serve, args.interval or SERVE_INTERVAL_S)
+        interval = args.interval or SERVE_INTERVAL_S
+        return monitor.run_server(mesh, access, args.serve, interval, limit)
     except serve.ListenError as e:
         raise UsageError(str(e)) from None
 
@@ -313,7 +357,7 @@ def measure(args: argparse.Namespace) -> int:
     text = args.inventory.read_text(encoding="utf-8")
     if args.write:
         latencies.rewrite(text, {})  # refuse early what could not be written, before pinging
-    results, errors = commands.measure(mesh, _access(args), args.count)
+    results, errors = commands.measure(mesh, _access(args), args.count, _limit(args, mesh))
     written = None
     if args.write:
         new = {

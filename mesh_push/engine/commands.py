@@ -4,6 +4,7 @@ entered once and in order (docs/design.md):
     up, rotate-keys   Connect → Gather → Keys → Plan → Render → Apply → Verify
     … --check         Connect → Gather → Keys → Plan → Render → Check: nothing changes
     down              Connect → Render → Apply (the down script)
+    down HOST...      up on the mesh without them (their peers drop them), then down on them
     status            Connect → Gather → Keys → Plan → Judge
     measure           Connect → Keys → Plan → Measure
     plan, render      Keys → Plan (→ Render), no host: offline.py
@@ -188,10 +189,11 @@ def down(
     purge: bool,
     progress: Progress,
     dry: bool = False,
+    opts: Options | None = None,
 ) -> Run:
-    """Take the mesh off every host (private keys too with `purge`); with `dry` (`down
-    --check`) only say what that would remove."""
-    session, _gathered = _head(mesh, access, Options(), progress, None)
+    """Take the mesh off every host (--limit's: `opts`; private keys too with `purge`); with
+    `dry` (`down --check`) only say what that would remove."""
+    session, _gathered = _head(mesh, access, opts or Options(), progress, None)
     try:
         script = scripts.down_script(mesh, templates, purge)
         if dry:
@@ -203,20 +205,69 @@ def down(
         session.close()
 
 
-def status(mesh: Mesh, access: Access) -> tuple[Plan, Judgement]:
-    """Every host's state in one round trip, judged against the plan."""
+def remove(
+    mesh: Mesh,
+    rest: Mesh,
+    access: Access,
+    templates: jinja2.Environment,
+    purge: bool,
+    progress: Progress,
+    dry: bool = False,
+) -> Run:
+    """Take the hosts of `mesh` that `rest` has not off a live mesh: first `up` on `rest`, so
+    that every peer drops their wires and WireGuard peers (and is verified), then `down` on
+    them. A peer that failed leaves them untouched: nothing is half-removed. `dry`: both
+    `--check`s."""
+    gone = [h.name for h in mesh.hosts if h.name not in {r.name for r in rest.hosts}]
+    only_gone = Options(limit=frozenset(gone))
+    if dry:
+        first = check_up(rest, access, templates, Options(), progress)
+        second = down(mesh, access, templates, purge, progress, dry=True, opts=only_gone)
+        return Run(_merged(mesh, first, second), checked=True)
+    first = up(rest, access, templates, Options(), progress, lambda _todo, _reports: True)
+    if not first.ok:
+        reports = dict(first.reports)
+        for name in gone:
+            reports[name] = HostReport(name)
+            reports[name].fail(
+                Outcome.NOT_ATTEMPTED, "down", "not taken down: its peers did not all drop it"
+            )
+        return Run(_merged(mesh, first, Run(reports)), first.rollout, first.verification)
+    second = down(mesh, access, templates, purge, progress, opts=only_gone)
+    return Run(_merged(mesh, first, second), first.rollout, first.verification, first.changes)
+
+
+def _merged(mesh: Mesh, rest: Run, gone: Run) -> dict[str, HostReport]:
+    return {h.name: rest.reports.get(h.name) or gone.reports[h.name] for h in mesh.hosts}
+
+
+def status(
+    mesh: Mesh, access: Access, limit: frozenset[str] | None = None
+) -> tuple[Plan, Judgement]:
+    """Every host's state (--limit's) in one round trip, judged against the plan."""
     mode = modes.of(mesh)
-    session, gathered = _head(mesh, access, Options(), quiet, gather.first_command(mesh))
+    session, gathered = _head(mesh, access, Options(limit), quiet, gather.first_command(mesh))
     session.close()
     p = mode.plan(mesh, keys.public_keys(mesh))
-    errors = {n: r.details for n, r in session.reports.items() if n not in gathered.states}
-    return p, mode.judge(p, gathered.states, errors)
+    errors = {
+        n: r.details
+        for n, r in session.reports.items()
+        if n not in gathered.states and r.outcome is not Outcome.EXCLUDED
+    }
+    return p, mode.judge(p, gathered.states, errors, scope=limit)
 
 
-def measure(mesh: Mesh, access: Access, count: int) -> tuple[list[LinkResult], dict[str, str]]:
-    """Every link's round trip over its tunnel, from both ends."""
-    session, _gathered = _head(mesh, access, Options(), quiet, None)
+def measure(
+    mesh: Mesh, access: Access, count: int, limit: frozenset[str] | None = None
+) -> tuple[list[LinkResult], dict[str, str]]:
+    """Every link's round trip over its tunnel, from both ends (--limit: those hosts' links,
+    from their ends)."""
+    session, _gathered = _head(mesh, access, Options(limit), quiet, None)
     try:
-        return measure_links(session, offline.plan(mesh), count)
+        results, errors = measure_links(session, offline.plan(mesh), count)
     finally:
         session.close()
+    if limit is None:
+        return results, errors
+    inside = [r for r in results if {r.a, r.b} & limit]
+    return inside, {n: why for n, why in errors.items() if n in limit}

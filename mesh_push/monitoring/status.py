@@ -14,10 +14,10 @@ from mesh_push.monitoring import metrics, serve
 from mesh_push.monitoring.metrics import Snapshot
 
 
-def gather(mesh: Mesh, access: Access) -> Snapshot:
+def gather(mesh: Mesh, access: Access, limit: frozenset[str] | None = None) -> Snapshot:
     """One gather, judged and timed: the same one round trip per host as plain `status`."""
     start = time.monotonic()
-    p, j = status(mesh, access)
+    p, j = status(mesh, access, limit)
     return Snapshot(p, j, time.monotonic() - start, time.time())
 
 
@@ -32,5 +32,11 @@ def write_textfile(path: Path, snap: Snapshot) -> None:
     atomic_write(path, text, 0o644, make_dir=False)  # the collector's: a typo is an error
 
 
-def run_server(mesh: Mesh, access: Access, listen: tuple[str, int], interval: float) -> int:
-    return serve.serve(mesh.name, lambda: gather(mesh, access), listen, interval)
+def run_server(
+    mesh: Mesh,
+    access: Access,
+    listen: tuple[str, int],
+    interval: float,
+    limit: frozenset[str] | None = None,
+) -> int:
+    return serve.serve(mesh.name, lambda: gather(mesh, access, limit), listen, interval)

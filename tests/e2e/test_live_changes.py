@@ -1,6 +1,6 @@
-"""Changing a live mesh without hurting it (issue 7), on the lab: no-op re-runs, adding and
-removing a host, key rotation, reboots and an apply whose SSH connection dies half way.
-Needs root; under CI=true it must run."""
+"""Changing a live mesh without hurting it (issue 7), on the lab: no-op re-runs, adding a
+host and taking it off with `down HOST`, key rotation, reboots and an apply whose SSH
+connection dies half way. Needs root; under CI=true it must run."""
 
 from __future__ import annotations
 
@@ -138,14 +138,40 @@ def test_add_a_host_touches_only_what_changes(mesh: Mesh) -> None:
     mesh.healthy_within(40)
 
 
-def test_remove_a_host_removes_its_peers_and_wires(mesh: Mesh) -> None:
+def test_down_a_host_takes_it_off_the_live_mesh(mesh: Mesh) -> None:
+    """`down zeta` (issue 35's day two): every other host drops it in the same run (bob its
+    wire and peer), zeta is left with nothing of the mesh, the inventory loses zeta and its
+    link and nothing else, and the others lose no packet meanwhile."""
     zeta_key = lab_exec(LAB, "zeta", "wg", "show", "wg0", "public-key").stdout.strip()
-    mesh.use(mesh.five)
-    report = mesh.up()
-    assert mesh.statuses(report)["bob"] == "changed"
+    check = mesh_push("down", "-i", str(mesh.path), "zeta", "--check", "--json")
+    assert check.returncode == 3, check.stdout + check.stderr
+    assert mesh.path.read_text() == mesh.six  # --check changes nothing, the file neither
+    assert "down would remove zeta and 1 link(s)" in check.stderr
+    pinger = Pinger("epsilon", 3, 60)  # epsilon → vorke, 6 s
+    time.sleep(0.5)
+    res = mesh_push("down", "-i", str(mesh.path), "zeta", "--yes", "--json")
+    sent, lost = pinger.lost()
+    assert res.returncode == 0, res.stdout + res.stderr
+    report = json.loads(res.stdout)
+    s = mesh.statuses(report)
+    assert s["zeta"] == "changed" and s["bob"] == "changed", s
+    assert all(s[h] == "unchanged" for h in ("rho", "epsilon", "vorke", "pi0")), s
+    assert report["verify"]["ok"] and "zeta" not in report["verify"]["hosts"]
+    assert lost == 0, f"epsilon ↔ vorke lost {lost} of {sent} while zeta left"
     assert zeta_key not in lab_exec(LAB, "bob", "wg", "show", "wg0", "peers").stdout
     assert lab_exec(LAB, "bob", "ip", "link", "show", "dev", "zeta").returncode != 0
+    left = lab_exec(LAB, "zeta", "ip", "-o", "link", "show").stdout
+    assert "mesh-push:" not in left and "wg0" not in left and "internet" not in left, left
+    assert mesh.path.read_text() == mesh.five
     mesh.healthy_within(40)
+    # --limit on the commands that read hosts: only those are contacted and reported.
+    some = mesh_push("status", "-i", str(mesh.path), "--limit", "pi0,rho", "--json")
+    assert some.returncode == 0, some.stdout + some.stderr
+    assert [h["name"] for h in json.loads(some.stdout)["hosts"]] == ["rho", "pi0"]
+    pings = mesh_push("measure", "-i", str(mesh.path), "--limit", "pi0", "--count", "2", "--json")
+    assert pings.returncode == 0, pings.stdout + pings.stderr
+    measured = json.loads(pings.stdout)["links"]
+    assert len(measured) == 1 and measured[0]["measured_ms"] is not None, measured
 
 
 def test_rotate_keys(mesh: Mesh) -> None:
