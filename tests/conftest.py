@@ -25,6 +25,7 @@ MARKERS = {
     "e2e": "lab",
     "lab/test_lab_live.py": "lab",
     "lab/test_lab_frr.py": "lab",
+    "install": "install",
 }
 NEEDS_ROOT = {"root", "lab", "vm"}
 # Modules that wait longest, started first so that no worker is left with one at the end (the
@@ -80,7 +81,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def require_root() -> None:
     """For a test that needs root: skips it without (fails it under CI=true). A test without
-    a `root`, `lab` or `vm` marker fails here: `-m 'not root and not lab and not vm'` (the
+    a `root`, `lab` or `vm` marker fails here: `-m 'not root and not lab and not vm ...'` (the
     fast run, as any user) must never reach it."""
     if _current and not any(_current[0].get_closest_marker(m) for m in NEEDS_ROOT):
         pytest.fail(

@@ -54,6 +54,7 @@ LABS: dict[str, int] = {
     "mpnev": 116,  # test_dns_names_lab, evpn
     "mpgev": 120,  # test_graph_lab, evpn
     "mpmev": 124,  # test_monitoring_lab, evpn
+    "mph": 44,  # test_home_hosts
 }
 SPACES = 2
 SPACE_ENV = "MESH_PUSH_TEST_SPACE"

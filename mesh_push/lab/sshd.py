@@ -63,7 +63,9 @@ def sshd_config(node: Node, ndir: Path, login: LabLogin = "root") -> str:
     return "\n".join(
         [
             f"# sshd of lab node {node.alias}, written by mesh-push lab up",
-            f"ListenAddress {node.address}:{SSH_PORT}",
+            # Every address of its own namespace, as a real host's sshd (Debian's default):
+            # once the mesh is up its bridge address reaches it too (docs/hosts.md#home).
+            f"ListenAddress 0.0.0.0:{SSH_PORT}",
             f"HostKey {ndir / HOST_KEY}",
             f"PidFile {ndir / 'sshd.pid'}",
             *access,
