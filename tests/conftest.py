@@ -33,6 +33,7 @@ NEEDS_ROOT = {"root", "lab", "vm"}
 FIRST = [
     "e2e/test_vm_lab.py",
     "e2e/test_evpn.py",
+    "e2e/test_firewall_lab.py",
     "e2e/test_monitoring_lab.py",
     "e2e/test_two_meshes.py",
     "e2e/test_mesh.py",

@@ -55,6 +55,8 @@ LABS: dict[str, int] = {
     "mpgev": 120,  # test_graph_lab, evpn
     "mpmev": 124,  # test_monitoring_lab, evpn
     "mph": 44,  # test_home_hosts
+    "mpfw": 48,  # test_firewall_lab, stp
+    "mpfwev": 100,  # test_firewall_lab, evpn
 }
 SPACES = 2
 SPACE_ENV = "MESH_PUSH_TEST_SPACE"
