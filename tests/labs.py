@@ -56,7 +56,7 @@ LABS: dict[str, int] = {
     "mpmev": 124,  # test_monitoring_lab, evpn
     "mph": 44,  # test_home_hosts
     "mpfw": 48,  # test_firewall_lab, stp
-    "mpfwev": 100,  # test_firewall_lab, evpn
+    "mpfe": 100,  # test_firewall_lab, evpn
 }
 SPACES = 2
 SPACE_ENV = "MESH_PUSH_TEST_SPACE"

@@ -16,7 +16,7 @@ from tests import labs
 from tests.conftest import require_root
 from tests.e2e.labkit import HOSTS, MODES, ROOT, lab_exec, lab_inventory, lab_up, mesh_push
 
-LABS = {"stp": labs.lab("mpfw"), "evpn": labs.lab("mpfwev")}  # tests/labs.py
+LABS = {"stp": labs.lab("mpfw"), "evpn": labs.lab("mpfe")}  # tests/labs.py
 TABLE = "mesh_push_test_input"  # the test's own table: it stands for the host's firewall
 DOC_PORT, LAB_PORT = 51820, 56560  # the docs' default, inventory/lab*.yaml's
 
