@@ -57,6 +57,8 @@ LABS: dict[str, int] = {
     "mph": 44,  # test_home_hosts
     "mpfw": 48,  # test_firewall_lab, stp
     "mpfe": 100,  # test_firewall_lab, evpn
+    "mptr": 16,  # test_transit_lab, stp
+    "mpte": 40,  # test_transit_lab, evpn
 }
 SPACES = 2
 SPACE_ENV = "MESH_PUSH_TEST_SPACE"

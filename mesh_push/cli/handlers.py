@@ -135,7 +135,7 @@ def rotate_keys(args: argparse.Namespace) -> int:
 
 def _limit(args: argparse.Namespace, mesh: Mesh) -> frozenset[str] | None:
     try:
-        return rollout.parse_limit(args.limit, [h.name for h in mesh.hosts])
+        return rollout.parse_limit(getattr(args, "limit", None), [h.name for h in mesh.hosts])
     except rollout.RolloutError as e:
         raise UsageError(str(e)) from None
 

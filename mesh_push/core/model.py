@@ -72,6 +72,9 @@ class Host:
     ssh: SshTarget = field(default_factory=SshTarget)
     public_key: str | None = None
     location: str | None = None
+    # `transit: false`: a leaf, never on the path between two other hosts while another
+    # path exists (a host at home should not carry two VPSes' traffic).
+    transit: bool = True
 
     @property
     def dns_name(self) -> str | None:

@@ -121,6 +121,7 @@ def read_hosts(
                 ssh=f["ssh"],
                 public_key=f["public_key"],
                 location=f["location"],
+                transit=f["transit"],
             )
         )
 
@@ -157,6 +158,7 @@ def _host_fields(sec: Section, problems: Problems) -> dict[str, Any]:
     if isinstance(location, str) and (why := text_problem(location, LOCATION_MAX)):
         problems.add((*sec.path, "location"), why)
         location = None
+    transit: bool = sec.get("transit", bool, True, "true or false")
     s = sec.sub("ssh")
     ssh_address: str | None = s.get("address", str, None, "an IP address or a DNS name")
     if isinstance(ssh_address, str) and (why := ssh_address_problem(ssh_address)):
@@ -197,6 +199,7 @@ def _host_fields(sec: Section, problems: Problems) -> dict[str, Any]:
         "number": number,
         "public_key": key,
         "location": location,
+        "transit": transit,
         "ssh": ssh,
     }
 

@@ -121,7 +121,9 @@ def plan_report(plan: Plan, cut: Edge | None = None, all_pairs: bool = False) ->
             [
                 [
                     hp.name,
-                    hp.host.endpoint + (f" {hp.host.address}" if hp.host.address else ""),
+                    hp.host.endpoint
+                    + (f" {hp.host.address}" if hp.host.address else "")
+                    + ("" if hp.host.transit else ", leaf"),
                     str(hp.wave + 1),
                     str(hp.vtep),
                     str(hp.bridge_address),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -32,6 +32,9 @@ class Underlay:
     dist: Mapping[str, Mapping[str, int]]  # shortest cost from each host to each host
     # (host, destination) → the neighbours that start a shortest path (OSPF's ECMP set)
     next_hops: Mapping[tuple[str, str], frozenset[str]]
+    # `transit: false` hosts: stub routers (RFC 6987), whose links all cost MAX_COST to
+    # leave by, so that a path runs through one only where no other path is left.
+    leaves: frozenset[str] = frozenset()
 
     def path(self, a: str, b: str) -> list[str]:
         """The shortest path a → b; among equal ones, the one through the first names."""
@@ -72,40 +75,47 @@ def underlay(mesh: Mesh) -> Underlay:
         edge(lk.a, lk.b): lk.latency_ms if lk.latency_ms is not None else float(ospf_cost(lk))
         for lk in mesh.links
     }
-    dist, next_hops = _routes(names, cost)
+    leaves = frozenset(h.name for h in mesh.hosts if not h.transit)
+    dist, next_hops = _routes(names, cost, leaves)
     # Closeness: the least total cost to every other host; names break ties.
     central = sorted(names, key=lambda n: (sum(dist[n].values()), n))
-    return Underlay(names, cost, latency, tuple(central[:REFLECTORS]), dist, next_hops)
+    reflectors = tuple(central[:REFLECTORS])
+    return Underlay(names, cost, latency, reflectors, dist, next_hops, leaves)
 
 
 def after_cut(u: Underlay, cut: Edge) -> Underlay:
     """What OSPF converges to without link `cut` (BFD tells it within a second); the route
     reflectors stay where they are configured."""
     cost = {e: c for e, c in u.cost.items() if e != cut}
-    dist, next_hops = _routes(u.hosts, cost)
-    return Underlay(u.hosts, cost, u.latency, u.reflectors, dist, next_hops)
+    dist, next_hops = _routes(u.hosts, cost, u.leaves)
+    return Underlay(u.hosts, cost, u.latency, u.reflectors, dist, next_hops, u.leaves)
 
 
 def _routes(
-    names: tuple[str, ...], cost: Mapping[Edge, int]
+    names: tuple[str, ...], cost: Mapping[Edge, int], leaves: frozenset[str] = frozenset()
 ) -> tuple[dict[str, dict[str, int]], dict[tuple[str, str], frozenset[str]]]:
     """Every host's shortest cost to every host it can reach, and the neighbours that start a
-    shortest path (OSPF's equal-cost next hops)."""
+    shortest path (OSPF's equal-cost next hops). A link is left at the cost its near end
+    advertises: MAX_COST from a stub router (`leaves`)."""
     adj = adjacency(names, cost)
-    dist = {n: _dijkstra(n, adj, cost) for n in names}
+
+    def out(a: str, b: str) -> int:
+        return MAX_COST if a in leaves else cost[edge(a, b)]
+
+    dist = {n: _dijkstra(n, adj, out) for n in names}
     next_hops: dict[tuple[str, str], frozenset[str]] = {}
     for src in names:
         for dst, d in dist[src].items():
             if dst != src:
                 next_hops[(src, dst)] = frozenset(
-                    nb
-                    for nb in adj[src]
-                    if dst in dist[nb] and cost[edge(src, nb)] + dist[nb][dst] == d
+                    nb for nb in adj[src] if dst in dist[nb] and out(src, nb) + dist[nb][dst] == d
                 )
     return dist, next_hops
 
 
-def _dijkstra(src: str, adj: Mapping[str, list[str]], cost: Mapping[Edge, int]) -> dict[str, int]:
+def _dijkstra(
+    src: str, adj: Mapping[str, list[str]], cost: Callable[[str, str], int]
+) -> dict[str, int]:
     dist = {src: 0}
     heap = [(0, src)]
     while heap:
@@ -113,7 +123,7 @@ def _dijkstra(src: str, adj: Mapping[str, list[str]], cost: Mapping[Edge, int]) 
         if d > dist[node]:
             continue
         for nb in adj[node]:
-            nd = d + cost[edge(node, nb)]
+            nd = d + cost(node, nb)
             if nd < dist.get(nb, math.inf):
                 dist[nb] = nd
                 heapq.heappush(heap, (nd, nb))

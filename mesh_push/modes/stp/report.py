@@ -150,7 +150,9 @@ def plan_report(plan: Plan, cut: Edge | None = None, all_pairs: bool = False) ->
             [
                 [
                     h["name"],
-                    h["endpoint"] + (f" {h['address']}" if h["address"] else ""),
+                    h["endpoint"]
+                    + (f" {h['address']}" if h["address"] else "")
+                    + ("" if h["transit"] else ", leaf"),
                     str(h["wave"] + 1),
                     h["wg_address"],
                     h["bridge_address"],

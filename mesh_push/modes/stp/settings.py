@@ -32,6 +32,12 @@ def read(sec: Section) -> Stp:
 def check(stp: Stp, draft: Draft, problems: Problems) -> None:
     if stp.root is not None and stp.root not in {h.name for h in draft.hosts}:
         problems.add(("mesh", "stp", "root"), f"unknown host {stp.root!r}")
+    leaves = {h.name for h in draft.hosts if not h.transit}
+    if stp.root in leaves:
+        problems.add(
+            ("mesh", "stp", "root"),
+            f"{stp.root} has transit: false: the root carries every other host's traffic",
+        )
     if stp.wire_prefix:
         linked = sorted({name for _, lk in draft.links for name in lk.hosts})
         too_long = [n for n in linked if len((stp.wire_prefix + n).encode()) > IFNAME_MAX]

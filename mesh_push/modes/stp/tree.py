@@ -407,11 +407,26 @@ def _costs(
     return {e: min(MAX_COST, c) for e, c in cost.items()}
 
 
+def leaf_weights(mesh: Mesh, w: dict[Edge, float]) -> dict[Edge, float]:
+    """The weights the tree and the failover order are chosen by: every wire of a `transit:
+    false` host weighs more than all others together, times every pair it could carry, so
+    that the least-cost tree gives such a host one tree wire wherever another path joins the
+    rest (it stays a leaf), and that no cut is bridged through it while another wire can.
+    Port costs and reported latencies keep the real weights."""
+    leaves = {h.name for h in mesh.hosts if not h.transit}
+    if not leaves:
+        return w
+    n = len(mesh.hosts)
+    heavy = (sum(w.values()) + 1) * n * n
+    return {e: v + heavy if set(e) & leaves else v for e, v in w.items()}
+
+
 def plan_tree(mesh: Mesh, macs: dict[str, str]) -> TreePlan:
     nodes = [h.name for h in mesh.hosts]
     w = weights_of(mesh)
-    tree, method = best_tree(nodes, w)
-    medians = _medians(nodes, tree, w)
+    search = leaf_weights(mesh, w)
+    tree, method = best_tree(nodes, search)
+    medians = _medians(nodes, tree, search)
     root = mesh.stp.root or medians[0]
     backup = next((n for n in medians if n != root), None)
     priority = dict.fromkeys(nodes, DEFAULT_PRIORITY)
@@ -419,7 +434,7 @@ def plan_tree(mesh: Mesh, macs: dict[str, str]) -> TreePlan:
     if backup:
         priority[backup] = BACKUP_PRIORITY
     explicit = {edge(lk.a, lk.b): lk.cost for lk in mesh.links if lk.cost is not None}
-    level, replacement = failover_order(nodes, tree, w)
+    level, replacement = failover_order(nodes, tree, search)
     cost = _costs(nodes, tree, w, explicit, level, root)
     port_cost: dict[tuple[str, str], int] = {}
     for (a, b), c in cost.items():

@@ -611,7 +611,7 @@ def _ping_text(peers: dict[str, list[float]], count: int) -> str:
 
 
 def _fake_measure(
-    mesh: model.Mesh, _access: Any, count: int
+    mesh: model.Mesh, _access: Any, count: int, _limit: frozenset[str] | None = None
 ) -> tuple[list[measure_cmd.LinkResult], dict[str, str]]:
     """commands.measure without hosts: the same assembly over parsed ping outputs."""
     per_host = {h: measure_cmd.parse_pings(_ping_text(peers, count)) for h, peers in PINGS.items()}
