@@ -171,11 +171,12 @@ def _converge(
         raise UsageError("--diff goes with --check (it shows what would change)")
     progress = run_view.Progress(enabled=not args.json)
     if args.check:
-        if mesh.name_from_file:
-            _say(f"mesh.name is not set: up will write name: {mesh.name} into {mesh.source}")
         run = commands.check_up(
             mesh, _access(args), templates, opts, progress.host, rotate, args.diff, rotate_psk
         )
+        if fields := _pins(mesh, run.mesh or mesh):
+            said = ", ".join(f"mesh.{'.'.join(f)}: {v}" for f, v in fields.items())
+            _say(f"up will write {said} into {mesh.source} (the names this mesh keeps)")
         return _finish(args, run)
     if rotate and not _confirm(f"make new key pairs for {', '.join(rotate)}?", args.yes):
         return EXIT_DECLINED
@@ -185,23 +186,25 @@ def _converge(
         return EXIT_DECLINED
     access = _access(args)
 
-    def ask(todo: Changes, _reports: object) -> bool:
+    def ask(todo: Changes, _reports: object, used: Mesh) -> bool:
         if not args.json:
             run_view.show_changes(todo)
         yes = _confirm(f"apply to {len(todo.to_apply)} host(s)?", args.yes)
         if yes:
-            pin()
+            pin(used)
         return yes
 
-    def pin() -> None:
-        """Once, before any host is changed: the name the mesh's interfaces will carry goes
-        into its inventory, so that moving the file never renames the mesh."""
-        if mesh.name_from_file and not pinned:
+    def pin(used: Mesh) -> None:
+        """Once, before any host is changed: the names the mesh's interfaces carry go into its
+        inventory, so that moving the file, or new defaults, never rename the mesh."""
+        fields = _pins(mesh, used)
+        if fields and not pinned:
             from mesh_push.inventory import pin_name
 
-            pin_name.write(mesh.source, mesh.name)
+            pin_name.write(mesh.source, fields)
             pinned.append(mesh.name)
-            _say(f"mesh.name was not set: wrote name: {mesh.name} into {mesh.source}")
+            said = ", ".join(f"mesh.{'.'.join(f)}: {v}" for f, v in fields.items())
+            _say(f"wrote {said} into {mesh.source} (the names this mesh keeps)")
 
     pinned: list[str] = []
 
@@ -216,9 +219,23 @@ def _converge(
         verify_after=not args.no_verify,
         rotate_psk=rotate_psk,
     )
-    if not run.cancelled:
-        pin()  # (nothing to apply: the mesh is up under that name already)
+    if not run.cancelled and run.mesh is not None:
+        pin(run.mesh)  # (nothing to apply: the mesh is up under those names already)
     return _finish(args, run)
+
+
+def _pins(mesh: Mesh, used: Mesh) -> dict[tuple[str, ...], str]:
+    """What `up` writes into the inventory: the name taken from the file, and the interface
+    names the hosts had under the old defaults (engine/names.py)."""
+    fields: dict[tuple[str, ...], str] = {}
+    if mesh.name_from_file:
+        fields[("name",)] = mesh.name
+    kept = mesh.unnamed - used.unnamed
+    if "wireguard.interface" in kept:
+        fields[("wireguard", "interface")] = used.wg_interface
+    if "bridge.name" in kept:
+        fields[("bridge", "name")] = used.bridge
+    return fields
 
 
 def _say(text: str) -> None:

@@ -33,6 +33,11 @@ MARK_PREFIX = "mesh-push"
 # re-marked); the legacy script, unit and key are taken over when the script says it was
 # this mesh's (host.sh.j2, facts.sh.j2, down.sh.j2).
 LEGACY_MARK = MARK_PREFIX
+# The interface names of a mesh whose inventory names none. They were wg0 and internet, the
+# names people make by hand (wg-quick, the write-up): a mesh made under those keeps them
+# (engine/names.py), and its first `up` writes them into its inventory.
+DEFAULT_NAMES = {"wireguard.interface": "mpwg", "bridge.name": "mpbr"}
+LEGACY_NAMES = {"wireguard.interface": "wg0", "bridge.name": "internet"}
 # The protocol number of the routes a mesh adds (evpn: its VTEPs' unreachable network), which
 # tells them from anyone else's; unassigned in iproute2's rt_protos.
 NOROUTE_PROTO = 233
@@ -181,6 +186,8 @@ class Mesh:
     # mesh.name was not set: `name` is the file's stem, which `up` writes into the file (a
     # mesh must not be renamed by moving its inventory).
     name_from_file: bool = False
+    # Of "wireguard.interface" and "bridge.name", those the inventory does not set.
+    unnamed: frozenset[str] = frozenset()
 
     def host(self, name: str) -> Host:
         for h in self.hosts:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from mesh_push import modes
 from mesh_push.core.model import Mesh
-from mesh_push.engine import apply, changes, check, connect, gather, keys, offline, verify
+from mesh_push.engine import apply, changes, check, connect, gather, keys, names, offline, verify
 from mesh_push.engine.measure import LinkResult
 from mesh_push.engine.measure import measure as measure_links
 from mesh_push.engine.outcome import HostReport, Outcome
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import jinja2
 
 # Shown the changes about to be applied, says whether to go on.
-Ask = Callable[[changes.Changes, dict[str, HostReport]], bool]
+Ask = Callable[[changes.Changes, dict[str, HostReport], Mesh], bool]
 
 
 @dataclass
@@ -48,6 +48,8 @@ class Run:
     verification: verify.Verification | None = None
     changes: changes.Changes | None = None
     cancelled: bool = False  # the user said no: nothing was applied
+    # The mesh as the hosts were worked on: its inventory's, or with the names it keeps.
+    mesh: Mesh | None = None
     checked: bool = False  # --check: nothing was applied; the changes are pending
 
     @property
@@ -87,7 +89,13 @@ def _head(
             rep = session.reports[h.name] = HostReport(h.name, Outcome.EXCLUDED)
             rep.message = "outside --limit: not touched"
     session.reports = {h.name: session.reports[h.name] for h in mesh.hosts}
-    return session, gather.from_session(session, progress)
+    gathered = gather.from_session(session, progress)
+    if first is not None and (kept := names.kept(mesh, gathered.states)) is not mesh:
+        # A mesh made under the old default names (engine/names.py): read again by them, a
+        # second round trip, until `up` has written them into the inventory.
+        session.mesh = kept
+        gathered.states.update(gather.poll(session, list(gathered.states)))
+    return session, gathered
 
 
 def up(
@@ -107,6 +115,7 @@ def up(
     # With `keys: host`, the facts program makes a private key where there is none.
     first = gather.first_command(mesh, generate_key=mesh.keys == "host")
     session, gathered = _head(mesh, access, opts, progress, first)
+    mesh = session.mesh
     try:
         backends = gather.ways(session, gathered, progress)
         k = keys.for_up(session, gathered, rotate, rotate_psk, progress)
@@ -114,8 +123,9 @@ def up(
         todo = changes.decide(
             p, _render(session, mode, p, templates, backends, progress), gathered, k.forced
         )
-        run = Run(session.reports, changes=todo)
-        if todo.to_apply and not (rotate or rotate_psk) and not ask(todo, session.reports):
+        run = Run(session.reports, changes=todo, mesh=mesh)
+        asked = not (rotate or rotate_psk)
+        if todo.to_apply and asked and not ask(todo, session.reports, mesh):
             run.cancelled = True
             for name in todo.to_apply:
                 session.reports[name].fail(Outcome.NOT_ATTEMPTED, "confirm", "cancelled")
@@ -148,6 +158,7 @@ def check_up(
     host as it is now, changing nothing anywhere: no key is made, staged or stored."""
     mode = modes.of(mesh)
     session, gathered = _head(mesh, access, opts, progress, gather.first_command(mesh))
+    mesh = session.mesh
     try:
         backends = gather.ways(session, gathered, progress)
         k = keys.for_check(session, gathered, rotate, rotate_psk)
@@ -155,7 +166,7 @@ def check_up(
         host_scripts = _render(session, mode, p, templates, backends, progress)
         rotating = rotate if mesh.keys == "host" else ()
         check.check(session, host_scripts, progress, with_diff, rotating)
-        return Run(session.reports, checked=True)
+        return Run(session.reports, checked=True, mesh=mesh)
     finally:
         session.close()
 
@@ -224,7 +235,7 @@ def remove(
         first = check_up(rest, access, templates, Options(), progress)
         second = down(mesh, access, templates, purge, progress, dry=True, opts=only_gone)
         return Run(_merged(mesh, first, second), checked=True)
-    first = up(rest, access, templates, Options(), progress, lambda _todo, _reports: True)
+    first = up(rest, access, templates, Options(), progress, lambda _t, _r, _m: True)
     if not first.ok:
         reports = dict(first.reports)
         for name in gone:
@@ -248,6 +259,7 @@ def status(
     mode = modes.of(mesh)
     session, gathered = _head(mesh, access, Options(limit), quiet, gather.first_command(mesh))
     session.close()
+    mesh = session.mesh
     p = mode.plan(mesh, keys.public_keys(mesh))
     errors = {
         n: r.details

@@ -12,6 +12,8 @@ from typing import Any, cast
 
 from mesh_push import modes
 from mesh_push.core.model import (
+    DEFAULT_NAMES,
+    LEGACY_NAMES,
     Become,
     KeyMode,
     LabKind,
@@ -70,15 +72,21 @@ def parse(text: str, file: Path) -> Mesh:
     name = m.get("name", str, None)
     name_from_file = False
     wg = m.sub("wireguard")
-    wg_if = wg.get("interface", str, "wg0")
+    wg_if = wg.get("interface", str, None)
     wg_port = wg.int_in("port", 1, 65535, 51820)
     wg_net = wg.network("network", "10.88.88.0/24")
     reresolve = wg.int_in("reresolve", 0, RERESOLVE_MAX, 60)
     wg.done()
     br = m.sub("bridge")
-    br_name = br.get("name", str, "internet")
+    br_name = br.get("name", str, None)
     br_net = br.network("network", "10.99.99.0/24")
     br.done()
+    unnamed = frozenset(
+        key for key, sec in (("wireguard.interface", wg), ("bridge.name", br))
+        if sec.data.get(key.split(".")[1]) is None
+    )  # fmt: skip
+    wg_if = DEFAULT_NAMES["wireguard.interface"] if "wireguard.interface" in unnamed else wg_if
+    br_name = DEFAULT_NAMES["bridge.name"] if "bridge.name" in unnamed else br_name
     vxlan_port = m.int_in("vxlan_port", 1, 65535, 4789)
     mtu = _mtu(m, problems)
     mode_name: str = m.choice("mode", modes.NAMES, modes.DEFAULT) or modes.DEFAULT
@@ -127,7 +135,8 @@ def parse(text: str, file: Path) -> Mesh:
                 problems.add(p, f"overlaps the lab's network {lab.network}")
     ssh = _ssh_defaults(top.sub("ssh"), base, lab, problems)
 
-    own_ifaces = {wg_if, br_name} - {None}
+    # Where a name is left to the defaults the mesh may keep the old one (engine/names.py).
+    own_ifaces = ({wg_if, br_name} | {LEGACY_NAMES[key] for key in unnamed}) - {None}
     hosts = read_hosts(top, problems, own_ifaces, [n for n in (wg_net, br_net) if n])
     links = read_links(top, problems, {h.name: h for h in hosts}, bool(psk))
     draft = Draft(wg_if, wg_port, tuple(hosts), tuple(links))
@@ -160,6 +169,7 @@ def parse(text: str, file: Path) -> Mesh:
         psk=bool(psk),
         mode=mode_name,
         name_from_file=name_from_file,
+        unnamed=unnamed,
         # Each mode's settings in the field named after it.
         **settings,
     )

@@ -8,7 +8,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from mesh_push import __version__
-from mesh_push.core.model import Mesh
+from mesh_push.core.model import LEGACY_NAMES, Mesh
 from mesh_push.host.templates import host_paths
 from mesh_push.modes.base import HostPlan, Plan, WgIface
 from mesh_push.modes.mode import Mode
@@ -81,8 +81,14 @@ def down_script(mesh: Mesh, env: jinja2.Environment, purge: bool) -> str:
         version=__version__,
         mesh=mesh,
         # Interfaces with the legacy mark are this mesh's only under a name it plans
-        # somewhere: its WireGuard interface, its bridge, a wire (named after a host).
-        names=[mesh.wg_interface, mesh.bridge, *(h.name for h in mesh.hosts)],
+        # somewhere: its WireGuard interface, its bridge, a wire (named after a host); or,
+        # where the inventory names no interface, under the old default names.
+        names=[
+            mesh.wg_interface,
+            mesh.bridge,
+            *(LEGACY_NAMES[key] for key in sorted(mesh.unnamed)),
+            *(h.name for h in mesh.hosts),
+        ],
         **host_paths(mesh),
         purge=purge,
     )

@@ -122,6 +122,30 @@ def test_noop_up_one_round_trip_no_loss(mesh: Mesh, monkeypatch: pytest.MonkeyPa
         assert idx(lab_exec(LAB, h, "ip", "-j", "link").stdout) == idx(before[h])
 
 
+def test_an_upgrade_keeps_the_old_default_names(mesh: Mesh) -> None:
+    """An inventory written before the default names changed names neither wg0 nor internet
+    (the lab's names them): `up` finds them on the hosts under the mesh's mark, changes
+    nothing there, and writes them into the inventory (issue 35)."""
+    index = lambda h: sorted(  # noqa: E731
+        (x["ifname"], x["ifindex"]) for x in json.loads(lab_exec(LAB, h, "ip", "-j", "link").stdout)
+    )
+    before = {h: index(h) for h in HOSTS}
+    old = mesh.five.replace("interface: wg0, ", "").replace("name: internet, ", "")
+    assert "wg0" not in old and "internet" not in old
+    mesh.use(old)
+    check = mesh_push("up", "-i", str(mesh.path), "--check", "--json")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "up will write mesh.wireguard.interface: wg0, mesh.bridge.name: internet" in check.stderr
+    report = mesh.up()
+    assert set(mesh.statuses(report).values()) == {"unchanged"}, report
+    assert {h: index(h) for h in HOSTS} == before
+    pinned = mesh.path.read_text()
+    assert 'wireguard: {interface: "wg0", port: 56560' in pinned
+    assert 'bridge: {name: "internet", network' in pinned
+    mesh.healthy_within(10)
+    mesh.use(mesh.five)
+
+
 def test_add_a_host_touches_only_what_changes(mesh: Mesh) -> None:
     pinger = Pinger("epsilon", 3, 40)
     time.sleep(0.5)

@@ -41,7 +41,7 @@ def test_the_name_goes_in_and_nothing_else_changes(tmp_path: Path, text: str) ->
     path.write_text(text)
     before = load(path)
     assert before.name == "home" and before.name_from_file
-    pin_name.write(path, "home")
+    pin_name.write(path, {("name",): "home"})
     after = load(path)
     assert after.name == "home" and not after.name_from_file
     assert after.hosts == before.hosts and after.wg_port == before.wg_port
@@ -57,7 +57,7 @@ def test_the_name_goes_in_and_nothing_else_changes(tmp_path: Path, text: str) ->
 def test_a_name_yaml_would_read_as_a_number_is_quoted(tmp_path: Path) -> None:
     path = tmp_path / "1e3.yaml"
     path.write_text(HOSTS)
-    pin_name.write(path, "1e3")
+    pin_name.write(path, {("name",): "1e3"})
     assert load(path).name == "1e3"
 
 
@@ -67,7 +67,7 @@ def test_a_symlinked_inventory_stays_a_link(tmp_path: Path) -> None:
     real.write_text(HOSTS)
     link = tmp_path / "mesh.yaml"
     link.symlink_to(real)
-    pin_name.write(link, "mesh")
+    pin_name.write(link, {("name",): "mesh"})
     assert link.is_symlink() and 'name: "mesh"' in real.read_text()
 
 
@@ -75,8 +75,36 @@ def test_flow_style_is_not_edited(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
     path.write_text("mesh: {keys: host}\n" + HOSTS)
     with pytest.raises(RewriteError, match="block-style"):
-        pin_name.write(path, "m")
+        pin_name.write(path, {("name",): "m"})
     assert path.read_text() == "mesh: {keys: host}\n" + HOSTS
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        HOSTS,
+        "mesh:\n  # the tunnels\n  wireguard: {port: 51999}\n" + HOSTS,
+        "mesh:\n  name: home\n  wireguard:\n    port: 51999\n  bridge: {}\n" + HOSTS,
+    ],
+)
+def test_the_old_default_names_go_in_and_nothing_else_changes(tmp_path: Path, text: str) -> None:
+    """A mesh made under wg0 and internet keeps them (engine/names.py): `up` writes them."""
+    path = tmp_path / "home.yaml"
+    path.write_text(text)
+    before = load(path)
+    assert (before.wg_interface, before.bridge) == ("mpwg", "mpbr")
+    assert before.unnamed == {"wireguard.interface", "bridge.name"}
+    fields = {("wireguard", "interface"): "wg0", ("bridge", "name"): "internet"}
+    if before.name_from_file:
+        fields[("name",)] = "home"
+    pin_name.write(path, fields)
+    after = load(path)
+    assert (after.wg_interface, after.bridge, after.unnamed) == ("wg0", "internet", frozenset())
+    assert after.name == "home" and after.hosts == before.hosts
+    assert after.wg_port == before.wg_port
+    new = path.read_text()
+    kept = [x for x in text.splitlines() if "#" in x or "endpoint" in x or "  port:" in x]
+    assert all(line in new.splitlines() for line in kept)  # comments and all
 
 
 def test_the_examples_name_their_meshes() -> None:

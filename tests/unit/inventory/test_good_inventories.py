@@ -100,9 +100,12 @@ def test_defaults(tmp_path: Path) -> None:
         name="small.yaml",
     )
     assert mesh.name == "small"  # the file's stem
-    assert mesh.wg_interface == "wg0" and mesh.wg_port == 51820
+    # Not wg0 nor internet, which people make by hand (engine/names.py keeps them for a mesh
+    # made under them).
+    assert mesh.wg_interface == "mpwg" and mesh.wg_port == 51820
+    assert mesh.unnamed == {"wireguard.interface", "bridge.name"}
     assert mesh.wg_network == IPv4Network("10.88.88.0/24")
-    assert mesh.bridge == "internet" and mesh.bridge_network == IPv4Network("10.99.99.0/24")
+    assert mesh.bridge == "mpbr" and mesh.bridge_network == IPv4Network("10.99.99.0/24")
     assert mesh.vxlan_port == 4789
     assert (mesh.mtu.policy, mesh.mtu.wireguard, mesh.mtu.bridge) == ("fragment", 1550, 1500)
     assert (mesh.stp.hello, mesh.stp.forward_delay, mesh.stp.max_age, mesh.stp.root) == (

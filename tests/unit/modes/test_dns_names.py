@@ -173,7 +173,7 @@ def test_a_host_with_a_named_peer_carries_and_starts_the_re_resolver(tmp_path: P
     # delimiter).
     carried = reresolver(p, "pi")
     assert f"RERESOLVER={shlex.quote(carried)}\n" in text
-    assert f"check wg0 {KEYS['hub']} hub Hub.Example.NET 56560 || rc=1" in carried
+    assert f"check mpwg {KEYS['hub']} hub Hub.Example.NET 56560 || rc=1" in carried
     assert "sleep 7 &" in carried
     assert 'setsid /bin/sh "$STATE/reresolve.sh" loop' in text
     assert 'did "re-resolver every "7" s"' in text
@@ -192,7 +192,7 @@ def test_evpn_re_resolves_a_named_peer_on_its_link_interface(tmp_path: Path) -> 
         (lk,) = [lk for lk in mesh.links if set(lk.hosts) == {"hub", host}]
         port = 56560 + lk.vni
         ((iface, peer),) = p.host(host).named_peers
-        assert (iface.name, iface.port) == (f"wg0-{lk.vni}", port)
+        assert (iface.name, iface.port) == (f"mpwg-{lk.vni}", port)
         assert (peer.name, peer.endpoint, peer.endpoint_name, peer.port) == (
             "hub",
             f"Hub.Example.NET:{port}",
@@ -202,7 +202,7 @@ def test_evpn_re_resolves_a_named_peer_on_its_link_interface(tmp_path: Path) -> 
         text = script(p, host)
         carried = reresolver(p, host)
         assert f"RERESOLVER={shlex.quote(carried)}\n" in text
-        assert f"check wg0-{lk.vni} {KEYS['hub']} hub Hub.Example.NET {port} || rc=1" in carried
+        assert f"check mpwg-{lk.vni} {KEYS['hub']} hub Hub.Example.NET {port} || rc=1" in carried
         assert "sleep 7 &" in carried
         assert 'setsid /bin/sh "$STATE/reresolve.sh" loop' in text
         assert "endpoint Hub.Example.NET" not in text
@@ -313,7 +313,7 @@ def test_once_sets_a_missing_endpoint(resolver: Resolver) -> None:
     resolver.state("(none)", "192.0.2.50")
     out = resolver.once().stdout
     assert resolver.endpoint == "192.0.2.50:56560"
-    assert out == "wg0 peer hub endpoint 192.0.2.50:56560 (Hub.Example.NET, was (none))\n"
+    assert out == "mpwg peer hub endpoint 192.0.2.50:56560 (Hub.Example.NET, was (none))\n"
 
 
 def test_once_follows_a_new_address(resolver: Resolver) -> None:
