@@ -12,7 +12,13 @@ from collections.abc import Mapping
 from mesh_push.core.model import LEGACY_MARK, LEGACY_NAMES, Mesh
 from mesh_push.host.state import HostState
 
-KINDS = {"wireguard.interface": "wireguard", "bridge.name": "bridge"}
+
+def _is(key: str, name: str, kind: str, st: HostState) -> bool:
+    """The interface is of the sort `key` names: a bridge; or a WireGuard interface, which
+    wireguard-go makes as a TUN device (`wg show` lists it either way)."""
+    if key == "bridge.name":
+        return kind == "bridge"
+    return kind == "wireguard" or name in st.wg
 
 
 def kept(mesh: Mesh, states: Mapping[str, HostState]) -> Mesh:
@@ -25,7 +31,7 @@ def kept(mesh: Mesh, states: Mapping[str, HostState]) -> Mesh:
             for name, link in st.links.items():
                 if (
                     (name == old or (key == "wireguard.interface" and name.startswith(old + "-")))
-                    and link.kind == KINDS[key]
+                    and _is(key, name, link.kind, st)
                     and link.alias in (mesh.mark, LEGACY_MARK)
                 ):
                     found[key] = old

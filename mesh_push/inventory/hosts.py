@@ -107,7 +107,9 @@ def read_hosts(
                 problems.add((*sec.path, "address"), f"same address as {seen_addr[same]}")
             seen_addr[same] = name
         endpoint_ip = None if isinstance(addr, str) else addr
-        ssh_ip = ip_of(f["ssh"].address or "")
+        # An SSH address on the mesh is reached over the mesh: only through a host of it
+        # (docs/hosts.md#home), never by the controller, which is not on it.
+        ssh_ip = ip_of(f["ssh"].address or "") if f["ssh"].via is None else None
         for key, ip in (("address", endpoint_ip), ("ssh.address", ssh_ip)):
             for net in networks:
                 if ip is not None and ip in net:

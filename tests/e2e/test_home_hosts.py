@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -39,6 +40,8 @@ def reached_as(inv: Path, name: str, ssh: str) -> Path:
     assert PI0 in text
     other = inv.with_name(name)
     other.write_text(text.replace(PI0, PI0.replace("nat}", f"nat, ssh: {ssh}}}")))
+    # The same mesh: its state file (the hosts' public keys) goes with it.
+    shutil.copy(inv.with_suffix(".state.json"), other.with_suffix(".state.json"))
     return other
 
 
@@ -69,19 +72,26 @@ def test_through_the_mesh_once_it_is_up(mesh: Path) -> None:
 def test_a_reverse_tunnel_from_the_pi(mesh: Path) -> None:
     """pi0 keeps `ssh -N -R` open to rho; the controller goes to rho's loopback port."""
     nodes = json.loads(mesh_push("lab", "status", "--name", LAB, "--json", check=True).stdout)
-    address = {n["alias"]: n["address"] for n in nodes[0]["nodes"]}
+    address = {n["alias"]: n["address"].split("/")[0] for n in nodes[0]["nodes"]}
     key, known = LAB_DIR / "id_ed25519", LAB_DIR / "known_hosts"
+    log = mesh.parent / "tunnel.log"
     started = lab_exec(LAB, "pi0", "sh", "-c",
         f"setsid ssh -F none -i {key} -o UserKnownHostsFile={known} -o BatchMode=yes "
         "-o StrictHostKeyChecking=yes -o ExitOnForwardFailure=yes -o ServerAliveInterval=5 "
         f"-N -R 127.0.0.1:{TUNNEL_PORT}:{address['pi0']}:22 root@{address['rho']} "
-        "</dev/null >/dev/null 2>&1 & echo $!")  # fmt: skip
+        f"</dev/null >{log} 2>&1 & echo $!")  # fmt: skip
     assert started.returncode == 0, started.stderr
     pid = int(started.stdout.split()[-1])
     try:
         deadline = time.monotonic() + 30
-        while f"127.0.0.1:{TUNNEL_PORT} " not in lab_exec(LAB, "rho", "ss", "-Hltn").stdout:
-            assert time.monotonic() < deadline, "the reverse tunnel never listened on rho"
+        while (
+            f"127.0.0.1:{TUNNEL_PORT} "
+            not in (listening := lab_exec(LAB, "rho", "ss", "-ltn")).stdout
+        ):
+            assert time.monotonic() < deadline, (
+                f"the reverse tunnel never listened on rho: {log.read_text(errors='replace')}"
+                f"{listening.stdout}{listening.stderr}"
+            )
             time.sleep(0.2)
         way = f"{{address: 127.0.0.1, port: {TUNNEL_PORT}, via: rho}}"
         healthy_through(reached_as(mesh, "reverse-tunnel.yaml", way))

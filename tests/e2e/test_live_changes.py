@@ -179,7 +179,10 @@ def test_down_a_host_takes_it_off_the_live_mesh(mesh: Mesh) -> None:
     report = json.loads(res.stdout)
     s = mesh.statuses(report)
     assert s["zeta"] == "changed" and s["bob"] == "changed", s
-    assert all(s[h] == "unchanged" for h in ("rho", "epsilon", "vorke", "pi0")), s
+    # The others at most re-cost a port (the tree lost a wire): no interface or peer moves.
+    for h in report["hosts"]:
+        if h["name"] not in ("zeta", "bob"):
+            assert not [c for c in h["changes"] if "created" in c or "removed" in c], h
     assert report["verify"]["ok"] and "zeta" not in report["verify"]["hosts"]
     assert lost == 0, f"epsilon ↔ vorke lost {lost} of {sent} while zeta left"
     assert zeta_key not in lab_exec(LAB, "bob", "wg", "show", "wg0", "peers").stdout

@@ -113,16 +113,18 @@ def whole_life(lab: Lab) -> None:
     assert up["ok"] and up["verify"]["ok"]  # type: ignore[index]
     files_stay_roots(lab)
     assert lab.ok("status")["healthy"]
-    before = lab_exec(lab.name, "bob", "wg", "show", "wg0", "public-key").stdout
+    # The inventory names no interface: the defaults, mpwg and mpbr.
+    before = lab_exec(lab.name, "bob", "wg", "show", "mpwg", "public-key").stdout
+    assert len(before.strip()) == 44, before
     rotated = lab.ok("rotate-keys", "bob", "--yes")
     assert rotated["ok"]
-    assert lab_exec(lab.name, "bob", "wg", "show", "wg0", "public-key").stdout != before
+    assert lab_exec(lab.name, "bob", "wg", "show", "mpwg", "public-key").stdout != before
     assert lab.ok("status")["healthy"]
     down = lab.ok("down", "--yes")
     assert down["ok"]
     for host in HOSTS:
         links = lab_exec(lab.name, host, "ip", "-br", "link").stdout
-        assert "wg0" not in links and "internet" not in links, links
+        assert "mpwg" not in links and "mpbr" not in links, links
 
 
 def test_passwordless_sudo(tmp_path: Path) -> None:

@@ -198,8 +198,8 @@ def _end(p: EvpnPlan, a: str, b: str) -> LinkEnd:
 def status_json(plan: Plan, j: Judgement) -> dict[str, Any]:
     p = own(plan)
     hosts = []
-    for hp in (p.evpn_host(h.name) for h in p.mesh.hosts):
-        v = j.hosts[hp.name]
+    for hp in (p.evpn_host(h.name) for h in p.mesh.hosts if h.name in j.hosts):
+        v = j.hosts[hp.name]  # (a host outside --limit was not read)
         st = v.state
         entry: dict[str, Any] = {**reports.status_host(hp, v), "links": None, "frr": None}
         if st is not None:

@@ -285,6 +285,8 @@ def status_json(plan: Plan, j: Judgement) -> dict[str, Any]:
     mac_to_host = {hp.bridge_mac.replace(":", ""): hp.name for hp in p.hosts}
     hosts = []
     for hp in p.hosts:
+        if hp.name not in j.hosts:
+            continue  # outside --limit: not read
         v = j.hosts[hp.name]
         st = v.state
         entry: dict[str, Any] = {**reports.status_host(hp, v), "wireguard": None, "bridge": None}

@@ -10,7 +10,7 @@ import pytest
 from mesh_push import inventory
 from mesh_push.core.model import MARK_PREFIX
 from mesh_push.engine import names
-from mesh_push.host.state import HostState, Link
+from mesh_push.host.state import HostState, Link, WgIf
 
 TEXT = """\
 mesh: {name: home}
@@ -23,8 +23,9 @@ links:
 
 
 def host(*links: tuple[str, str, str]) -> HostState:
+    wg = {n: WgIf() for n, kind, _ in links if kind == "tun"}  # wireguard-go's
     return HostState(
-        "a", 0, {n: Link(n, True, 1500, kind, alias=alias) for n, kind, alias in links}, {}
+        "a", 0, {n: Link(n, True, 1500, kind, alias=alias) for n, kind, alias in links}, wg
     )
 
 
@@ -48,6 +49,7 @@ def test_a_new_mesh_gets_the_new_defaults(mesh: inventory.Mesh) -> None:
         ((("wg0-3", "wireguard", "MARK"), ("wg0-vx", "vxlan", "MARK")), "wg0", "mpbr"),
         ((("internet", "bridge", MARK_PREFIX),), "mpwg", "internet"),  # the pre-names mark
         ((("wg0", "bridge", "MARK"),), "mpwg", "mpbr"),  # not a WireGuard interface
+        ((("wg0", "tun", "MARK"),), "wg0", "mpbr"),  # wireguard-go's (wg show lists it)
     ],
 )
 def test_a_mesh_made_under_the_old_names_keeps_them(
