@@ -92,10 +92,22 @@ def cat(host: str, path: str) -> str | None:
 
 
 def consistent(hosts: list[str] = HOSTS) -> None:
-    """Each host: the boot script is the one its record says was applied, whole. (An upload
-    cut short may leave a `pending.sh`, which nothing runs; the next apply replaces it.)"""
+    """Each host, once no apply runs there any more: the boot script is the one its record
+    says was applied, whole. (An upload cut short may leave a `pending.sh`, which nothing
+    runs; the next apply replaces it.)"""
     for host in hosts:
+        applies_ended(host)
         whole_boot_script(LAB, host, STATE)
+
+
+def applies_ended(host: str, timeout: float = 120) -> None:
+    """The host lock free: a detached apply holds it from the session that received its
+    script to its last step (recording the digest after the script became apply.sh), so a
+    run the controller abandoned has ended, whatever the load."""
+    deadline = time.monotonic() + timeout
+    while lab_exec(LAB, host, "flock", "-n", f"{STATE}/lock", "true").returncode != 0:
+        assert time.monotonic() < deadline, f"{host}: an apply still runs after {timeout} s"
+        time.sleep(0.2)
 
 
 def status(inv: Path) -> tuple[int, dict[str, Any]]:
@@ -165,8 +177,7 @@ def test_the_controller_killed_in_the_middle_of_an_apply(lab: Lab) -> None:
     proc = up_until_applying(lab, inv)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    time.sleep(2)  # a detached apply on a host runs to its end by itself
-    consistent()
+    consistent()  # a detached apply runs to its end by itself: waited for
     code, data = status(inv)
     assert code in (0, 1) and {h["name"] for h in data["hosts"]} == set(HOSTS)
     repaired(inv)
@@ -182,7 +193,6 @@ def test_a_hosts_sshd_killed_in_the_middle_of_an_apply(lab: Lab) -> None:
         for pid in tree(listener):
             signal_pid(pid, signal.SIGKILL)
         assert proc.wait(timeout=600) == 1
-        time.sleep(2)
         consistent(["bob", "pi0"])
         code, data = status(inv)
         rho = next(h for h in data["hosts"] if h["name"] == "rho")
