@@ -241,8 +241,13 @@ def test_killed_apply_finishes_entirely(mesh: Mesh, tmp_path: Path) -> None:
         time.sleep(0.1)
     os.kill(proc.pid, signal.SIGKILL)  # the SSH connections die with it, mid-apply
     proc.wait()
-    time.sleep(4)
-    # The detached apply ran to its end: the host has the new state, recorded as applied.
+    # The detached apply runs to its end holding the host lock: waited for, whatever the load.
+    deadline = time.monotonic() + 120
+    lock = "/var/lib/mesh-push/lab/lock"  # the mesh of inventory/lab.yaml is named lab
+    while lab_exec(LAB, "epsilon", "flock", "-n", lock, "true").returncode != 0:
+        assert time.monotonic() < deadline, "epsilon's apply never ended"
+        time.sleep(0.2)
+    # It ran to its end: the host has the new state, recorded as applied.
     res = mesh_push("up", "-i", str(mesh.path), "--yes", "--json", "--templates", str(templates))
     assert res.returncode == 0, res.stdout + res.stderr
     eps = next(h for h in json.loads(res.stdout)["hosts"] if h["name"] == "epsilon")
