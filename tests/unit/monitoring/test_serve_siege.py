@@ -7,6 +7,7 @@ once. Before: /healthz timed out, the accept loop spun, and 200 requests took 4.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import resource
 import select
 import socket
@@ -171,7 +172,17 @@ def test_when_every_slot_is_answering_a_new_connection_is_closed_at_once(
         release.set()
         first.join(10)
         assert answers and "held 1.0" in answers[0]
-        assert get(base + "/nothing-here").startswith("mesh-push: see /metrics")
+        # The slot is free once the server has closed that connection, a moment after the
+        # client has read the whole answer: a request in between is refused like any extra.
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                reply = get(base + "/nothing-here")
+                break
+            except http.client.RemoteDisconnected:
+                assert time.monotonic() < deadline, "the slot was never freed"
+                time.sleep(0.05)
+        assert reply.startswith("mesh-push: see /metrics")
     finally:
         release.set()
         srv.shutdown()
