@@ -144,7 +144,7 @@ def _rollout_options(args: argparse.Namespace, mesh: Mesh) -> rollout.Options:
     names = [h.name for h in mesh.hosts]
     try:
         opts = rollout.Options(
-            limit=rollout.parse_limit(getattr(args, "limit", None), names),
+            limit=_limit(args, mesh),
             with_peers=getattr(args, "with_peers", False),
             serial=getattr(args, "serial", None),
             max_fail=getattr(args, "max_fail", "100%"),
@@ -175,8 +175,7 @@ def _converge(
             mesh, _access(args), templates, opts, progress.host, rotate, args.diff, rotate_psk
         )
         if fields := _pins(mesh, run.mesh or mesh):
-            said = ", ".join(f"mesh.{'.'.join(f)}: {v}" for f, v in fields.items())
-            _say(f"up will write {said} into {mesh.source} (the names this mesh keeps)")
+            _say(f"up will write {_said(fields)} into {mesh.source} (the names this mesh keeps)")
         return _finish(args, run)
     if rotate and not _confirm(f"make new key pairs for {', '.join(rotate)}?", args.yes):
         return EXIT_DECLINED
@@ -203,8 +202,7 @@ def _converge(
 
             pin_name.write(mesh.source, fields)
             pinned.append(mesh.name)
-            said = ", ".join(f"mesh.{'.'.join(f)}: {v}" for f, v in fields.items())
-            _say(f"wrote {said} into {mesh.source} (the names this mesh keeps)")
+            _say(f"wrote {_said(fields)} into {mesh.source} (the names this mesh keeps)")
 
     pinned: list[str] = []
 
@@ -222,6 +220,10 @@ def _converge(
     if not run.cancelled and run.mesh is not None:
         pin(run.mesh)  # (nothing to apply: the mesh is up under those names already)
     return _finish(args, run)
+
+
+def _said(fields: dict[tuple[str, ...], str]) -> str:
+    return ", ".join(f"mesh.{'.'.join(f)}: {v}" for f, v in fields.items())
 
 
 def _pins(mesh: Mesh, used: Mesh) -> dict[tuple[str, ...], str]:
