@@ -49,6 +49,7 @@ SUDO_REFUSED = ("is not in the sudoers file", "may not run sudo", "is not allowe
 # The most one command may print, stdout and stderr together: an evpn host's state with the
 # routes of a few hundred hosts is far less; more is a host flooding us.
 MAX_OUTPUT = 16 << 20
+SELECT_WAIT_S = 0.2  # the longest a read waits before looking at the buffers again
 
 
 @dataclass
@@ -432,9 +433,12 @@ def _read_all(host: str, chan: paramiko.Channel, deadline: float) -> tuple[bytea
     channel's fileno is readable while either has data, and at its end."""
     out, err = bytearray(), bytearray()
     while True:
-        readable, _, _ = select.select([chan], [], [], _left(deadline))
-        if not readable:
-            raise TimeoutError
+        # A bounded wait, then the buffers are looked at whatever select said: paramiko's
+        # pipe behind fileno() is shared by stdout and stderr without a common lock, and a
+        # read emptying one can clear it just as the other gets data. With the window then
+        # full, the host waits for us and we for the pipe (seen: 3 MiB on each stream, stuck
+        # until the deadline).
+        select.select([chan], [], [], min(_left(deadline), SELECT_WAIT_S))
         while chan.recv_ready():
             out += chan.recv(65536)
         while chan.recv_stderr_ready():
