@@ -194,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     _trust_state_arg(p)
     p.add_argument("-y", "--yes", action="store_true", help="apply without asking")
     p.add_argument("--no-verify", action="store_true", help="skip the checks after applying")
+    p.add_argument(
+        "--adopt",
+        action="store_true",
+        help="take over interfaces of the planned names that someone else made (by hand, "
+        "wg-quick) where they match the plan, in place, keys kept; what does not match is "
+        "still refused (docs/adopt.md)",
+    )
     _check_args(p, "`up`")
     g = p.add_argument_group("rollouts (see docs/ci.md)")
     g.add_argument(
@@ -275,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
     ssh_args(p)
     p.add_argument("-y", "--yes", action="store_true", help="do it without asking")
     p.add_argument("--purge", action="store_true", help="also delete the hosts' private keys")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="hand the mesh back instead: remove mesh-push's marks, state and boot unit and "
+        "leave the interfaces running (docs/adopt.md)",
+    )
     _check_args(p, "`down`", diff=False)
 
     p = _command(

@@ -167,13 +167,20 @@ def _converge(
 
     opts = _rollout_options(args, mesh)
     templates = load_templates(args.templates)
+    adopt = getattr(args, "adopt", False)
+    if adopt and mesh.keys != "host":
+        raise UsageError(
+            "--adopt keeps each host's own key pair, which needs `mesh.keys: host` "
+            f"({mesh.source} has keys: {mesh.keys})"
+        )
     if args.diff and not args.check:
         raise UsageError("--diff goes with --check (it shows what would change)")
     progress = run_view.Progress(enabled=not args.json)
     if args.check:
         run = commands.check_up(
-            mesh, _access(args), templates, opts, progress.host, rotate, args.diff, rotate_psk
-        )
+            mesh, _access(args), templates, opts, progress.host, rotate, args.diff, rotate_psk,
+            adopt,
+        )  # fmt: skip
         if fields := _pins(mesh, run.mesh or mesh):
             _say(f"up will write {_said(fields)} into {mesh.source} (the names this mesh keeps)")
         return _finish(args, run)
@@ -216,6 +223,7 @@ def _converge(
         rotate,
         verify_after=not args.no_verify,
         rotate_psk=rotate_psk,
+        adopt=adopt,
     )
     if not run.cancelled and run.mesh is not None:
         pin(run.mesh)  # (nothing to apply: the mesh is up under those names already)
@@ -253,17 +261,23 @@ def down(args: argparse.Namespace) -> int:
     mesh = inventory.load(args.inventory)
     templates = load_templates(args.templates)
     gone = host_list([*args.hosts, *([args.limit] if args.limit else [])])
+    if gone and args.keep:
+        raise UsageError("--keep hands the whole mesh back: it takes no HOST or --limit")
     if gone:
         return _remove(args, mesh, gone)
-    if not args.check and not _confirm(
-        f"remove mesh {mesh.name} from {len(mesh.hosts)} host(s)?", args.yes
-    ):
+    what = "hand mesh {} back on {} host(s), its interfaces running" if args.keep else (
+        "remove mesh {} from {} host(s)"
+    )  # fmt: skip
+    if not args.check and not _confirm(what.format(mesh.name, len(mesh.hosts)) + "?", args.yes):
         return EXIT_DECLINED
     progress = run_view.Progress(enabled=not args.json)
     return _finish(
         args,
-        commands.down(mesh, _access(args), templates, args.purge, progress.host, args.check),
-    )
+        commands.down(
+            mesh, _access(args), templates, args.purge, progress.host, args.check,
+            keep=args.keep,
+        ),
+    )  # fmt: skip
 
 
 def _remove(args: argparse.Namespace, mesh: Mesh, gone: list[str]) -> int:

@@ -62,9 +62,11 @@ def apply(
     opts: rollout.Options,
     fallback: str,
     psks: Mapping[str, Mapping[str, str]] | None = None,
+    adopt: bool = False,
 ) -> Rollout:
     """`fallback`: what a host rolls back to when it had no script before (the down script).
-    `psks`: host → peer → the pre-shared key its apply installs (keys.Keys.deliveries)."""
+    `psks`: host → peer → the pre-shared key its apply installs (keys.Keys.deliveries).
+    `adopt`: the scripts run as `up --adopt` (include/adopt.sh.j2)."""
     mesh = session.mesh
     for name in changes.unchanged:
         session.reports[name].outcome = Outcome.UNCHANGED
@@ -79,7 +81,7 @@ def apply(
         if n not in session.conns and r.outcome is not Outcome.EXCLUDED
     ]
     budget = opts.budget(len(ordered) + len(away))
-    one = _Applier(session, changes, backends, progress, opts, fallback, psks or {})
+    one = _Applier(session, changes, backends, progress, opts, fallback, psks or {}, adopt)
     for number, batch in enumerate(groups, 1):
         failed = away + [
             n
@@ -121,6 +123,7 @@ class _Applier:
         opts: rollout.Options,
         fallback: str,
         psks: Mapping[str, Mapping[str, str]],
+        adopt: bool,
     ) -> None:
         self.session = session
         self.changes = changes
@@ -129,6 +132,7 @@ class _Applier:
         self.opts = opts
         self.fallback = fallback
         self.psks = psks
+        self.adopt = adopt
         self.tokens: dict[str, str] = {}
 
     def apply(self, name: str) -> None:
@@ -153,7 +157,7 @@ class _Applier:
         arm = programs.arm(mesh, token, seconds, self.fallback) if token else ""
         reload = self.backends[name].boot.reload
         command = programs.apply(
-            mesh, self.changes.digests[name], arm, reload, key_file is not None, peers
+            mesh, self.changes.digests[name], arm, reload, key_file is not None, peers, self.adopt
         )
         # With a confirmation window, an apply that outlasts it is given up on (a host that
         # cut us off never answers); the host's timer waits for the apply's end all the same.

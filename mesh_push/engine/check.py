@@ -43,15 +43,16 @@ def check(
     with_diff: bool = False,
     rotate: Collection[str] = (),
     down: bool = False,
+    adopt: bool = False,
 ) -> None:
     """Fills each host's report: `would change` with the changes, `unchanged`, or `failed`
     (the script refused or failed, as the real run would have); with `with_diff`, the diff
-    from the script the host last applied."""
+    from the script the host last applied. `adopt`: as `up --adopt` would run them."""
 
     def one(name: str) -> None:
         rep = session.reports[name]
         progress(name, "checking")
-        cmd = programs.check(session.mesh, with_diff, name in rotate, down)
+        cmd = programs.check(session.mesh, with_diff, name in rotate, down, adopt)
         res = session.run(name, cmd, scripts[name], CHECK_TIMEOUT_S + programs.READ_TIMEOUT_S)
         rep.seconds["check"] = res.seconds
         out, marker, applied = res.stdout.partition(programs.APPLIED_MARKER + "\n")

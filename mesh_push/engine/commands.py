@@ -108,12 +108,15 @@ def up(
     rotate: Collection[str] = (),
     verify_after: bool = True,
     rotate_psk: Collection[str] = (),
+    adopt: bool = False,
 ) -> Run:
     """Build or converge the mesh (`rotate`: give those hosts new key pairs first;
-    `rotate_psk`: new pre-shared keys for their links)."""
+    `rotate_psk`: new pre-shared keys for their links; `adopt`: take over the interfaces
+    that match the plan where they are, docs/adopt.md)."""
     mode = modes.of(mesh)
-    # With `keys: host`, the facts program makes a private key where there is none.
-    first = gather.first_command(mesh, generate_key=mesh.keys == "host")
+    # With `keys: host`, the facts program makes a private key where there is none (or, with
+    # `adopt`, keeps the key of the WireGuard interface it takes over).
+    first = gather.first_command(mesh, mesh.keys == "host", adopted_keys(mesh) if adopt else ())
     session, gathered = _head(mesh, access, opts, progress, first)
     mesh = session.mesh
     try:
@@ -132,9 +135,10 @@ def up(
             for name in todo.unchanged:
                 session.reports[name].outcome = Outcome.UNCHANGED
             return run
-        fallback = scripts.down_script(mesh, templates, purge=False)
+        # A host adopted in this run that rolls back is handed back, its network running.
+        fallback = scripts.down_script(mesh, templates, purge=False, keep=adopt)
         run.rollout = apply.apply(
-            session, p, todo, backends, progress, opts, fallback, k.deliveries
+            session, p, todo, backends, progress, opts, fallback, k.deliveries, adopt
         )
         keys.after_apply(mesh, k, session.reports)
         if verify_after:
@@ -153,11 +157,14 @@ def check_up(
     rotate: Collection[str] = (),
     with_diff: bool = False,
     rotate_psk: Collection[str] = (),
+    adopt: bool = False,
 ) -> Run:
-    """`up --check` (`rotate-keys --check` with `rotate`): what `up` would change on each
-    host as it is now, changing nothing anywhere: no key is made, staged or stored."""
+    """`up --check` (`rotate-keys --check` with `rotate`; `up --adopt --check` with `adopt`):
+    what `up` would change on each host as it is now, changing nothing anywhere: no key is
+    made, staged or stored."""
     mode = modes.of(mesh)
-    session, gathered = _head(mesh, access, opts, progress, gather.first_command(mesh))
+    first = gather.first_command(mesh, adopt_from=adopted_keys(mesh) if adopt else ())
+    session, gathered = _head(mesh, access, opts, progress, first)
     mesh = session.mesh
     try:
         backends = gather.ways(session, gathered, progress)
@@ -165,10 +172,18 @@ def check_up(
         p = mode.plan(mesh, k.public, k.psk_fps)
         host_scripts = _render(session, mode, p, templates, backends, progress)
         rotating = rotate if mesh.keys == "host" else ()
-        check.check(session, host_scripts, progress, with_diff, rotating)
+        check.check(session, host_scripts, progress, with_diff, rotating, adopt=adopt)
         return Run(session.reports, checked=True, mesh=mesh)
     finally:
         session.close()
+
+
+def adopted_keys(mesh: Mesh) -> list[str]:
+    """The WireGuard interfaces the plan gives any host: where `up --adopt` finds one that no
+    mesh marked, the host keeps its key (programs.facts)."""
+    stand_ins = {h.name: keys.stand_in_key(h.name) for h in mesh.hosts}
+    p = modes.of(mesh).plan(mesh, stand_ins)
+    return sorted({i.name for hp in p.hosts for i in hp.wg})
 
 
 def _render(
@@ -201,12 +216,14 @@ def down(
     progress: Progress,
     dry: bool = False,
     opts: Options | None = None,
+    keep: bool = False,
 ) -> Run:
     """Take the mesh off every host (--limit's: `opts`; private keys too with `purge`); with
-    `dry` (`down --check`) only say what that would remove."""
+    `dry` (`down --check`) only say what that would remove. `keep` (`down --keep`): hand it
+    back instead, its interfaces running, unmarked."""
     session, _gathered = _head(mesh, access, opts or Options(), progress, None)
     try:
-        script = scripts.down_script(mesh, templates, purge)
+        script = scripts.down_script(mesh, templates, purge, keep)
         if dry:
             check.check(session, dict.fromkeys(session.conns, script), progress, down=True)
             return Run(session.reports, checked=True)

@@ -4,7 +4,7 @@ a poll; and each host's ways (host/facts.py), chosen from its facts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from mesh_push import modes
 from mesh_push.core.model import Mesh
@@ -15,10 +15,11 @@ from mesh_push.host.facts import Gathered as Gathered
 from mesh_push.host.state import HostState, parse
 
 
-def first_command(mesh: Mesh, generate_key: bool = False) -> str:
+def first_command(mesh: Mesh, generate_key: bool = False, adopt_from: Sequence[str] = ()) -> str:
     """Facts and state in one program (with `generate_key`, keys: host, the host makes its
-    private key if it has none; only the public key comes back)."""
-    return programs.facts(mesh, modes.of(mesh).gather_template, generate_key)
+    private key if it has none, or keeps that of an interface of `adopt_from`; only the public
+    key comes back)."""
+    return programs.facts(mesh, modes.of(mesh).gather_template, generate_key, adopt_from)
 
 
 def parse_state(text: str, mesh: Mesh) -> HostState:

@@ -57,12 +57,19 @@ def _render(template: str, mesh: Mesh, **values: Any) -> str:
     )
 
 
-def facts(mesh: Mesh, mode_gather: str, generate_key: bool) -> str:
+def facts(mesh: Mesh, mode_gather: str, generate_key: bool, adopt_from: Sequence[str] = ()) -> str:
     """Facts and the observed state in one round trip: a host with nothing to change needs
     no other. With `generate_key` (keys: host) the host makes its private key if it has none
     (or takes over the one an older mesh-push made for this mesh's interface); the key never
-    leaves it. `mode_gather`: the template of the mode's part of the state."""
-    return _render("programs/facts.sh.j2", mesh, generate_key=generate_key, mode_gather=mode_gather)
+    leaves it. `adopt_from` (up --adopt): the WireGuard interfaces of the plan, whose key a host
+    without one keeps. `mode_gather`: the template of the mode's part of the state."""
+    return _render(
+        "programs/facts.sh.j2",
+        mesh,
+        generate_key=generate_key,
+        mode_gather=mode_gather,
+        adopt_from=adopt_from,
+    )
 
 
 def gather(mesh: Mesh, mode_gather: str) -> str:
@@ -83,6 +90,7 @@ def apply(
     reload: str = "",
     install_key: bool = False,
     psks: Sequence[str] = (),
+    adopt: bool = False,
 ) -> str:
     """Holding the host lock: store the script that comes on stdin as pending.sh, refuse it
     unless its SHA-256 is `digest` (EXIT_BAD_DIGEST: it did not arrive whole), stop an earlier
@@ -94,7 +102,8 @@ def apply(
     mesh-push run held the lock for LOCK_WAIT_S. With `install_key` (keys: controller) stdin
     starts with one line, the private key, written to the mesh's key file (0600) before the
     script is stored: the stored script never holds it. Then one line per peer in `psks`:
-    the pre-shared key shared with that peer, written the same way to its file."""
+    the pre-shared key shared with that peer, written the same way to its file. `adopt`: the
+    script runs as `up --adopt` (MESH_PUSH_ADOPT=1, include/adopt.sh.j2)."""
     return _render(
         "programs/apply.sh.j2",
         mesh,
@@ -105,6 +114,7 @@ def apply(
         install_key=install_key,
         psks=[(peer, mesh.psk_file(peer)) for peer in psks],
         bad_digest_exit=EXIT_BAD_DIGEST,
+        adopt="1" if adopt else "0",
     )
 
 
@@ -177,16 +187,20 @@ def measure(targets: Sequence[tuple[str, str]], count: int, mark: str) -> str:
 APPLIED_MARKER = "=== mesh-push: the script this host last applied"
 
 
-def check(mesh: Mesh, diff: bool, rotate: bool = False, down: bool = False) -> str:
+def check(
+    mesh: Mesh, diff: bool, rotate: bool = False, down: bool = False, adopt: bool = False
+) -> str:
     """Runs the host (or with `down`, the down) script that comes on stdin in its read-only
     mode, not stored and without the host lock, and says whether the apply command would
     install the boot unit; with `diff`, then prints APPLIED_MARKER and the script the host
-    last applied. `rotate`: the host script takes a rotation as staged (rotate-keys)."""
+    last applied. `rotate`: the host script takes a rotation as staged (rotate-keys); `adopt`:
+    as `up --adopt --check`."""
     return _render(
         "programs/check.sh.j2",
         mesh,
         diff=diff,
         rotate="1" if rotate else "0",
+        adopt="1" if adopt else "0",
         marker=APPLIED_MARKER,
         unit_text="" if down else boot_unit(mesh),
     )

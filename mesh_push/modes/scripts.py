@@ -74,9 +74,10 @@ def reresolver(plan: Plan, hp: HostPlan, env: jinja2.Environment) -> str:
     )
 
 
-def down_script(mesh: Mesh, env: jinja2.Environment, purge: bool) -> str:
+def down_script(mesh: Mesh, env: jinja2.Environment, purge: bool, keep: bool = False) -> str:
     """What `down` runs on every host: everything with this mesh's mark or name goes, in either
-    mode (the down script does not ask which)."""
+    mode (the down script does not ask which). With `keep` (`down --keep`) the mesh is handed
+    back instead: its marks, boot unit and state go, the interfaces (and FRR) keep running."""
     return env.get_template("scripts/down.sh.j2").render(
         version=__version__,
         mesh=mesh,
@@ -91,4 +92,5 @@ def down_script(mesh: Mesh, env: jinja2.Environment, purge: bool) -> str:
         ],
         **host_paths(mesh),
         purge=purge,
+        keep=keep,
     )

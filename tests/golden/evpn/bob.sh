@@ -53,7 +53,13 @@ exists() { [ -e "/sys/class/net/$1" ]; }
 alias_of() { cat "/sys/class/net/$1/ifalias" 2>/dev/null || true; }
 # This mesh's: its mark, or the mark every mesh shared before meshes had names (asked only
 # of names this mesh plans: such an interface is re-marked).
-ours() { case "$(alias_of "$1")" in "$MARK"|"$LEGACY_MARK") return 0 ;; esac; return 1; }
+# And this run's own: what `up --adopt` takes over (include/adopt.sh.j2).
+ADOPTED=' '
+REJECTED=' '
+ours() {
+  case $ADOPTED in *" $1 "*) return 0 ;; esac
+  case "$(alias_of "$1")" in "$MARK"|"$LEGACY_MARK") return 0 ;; esac; return 1
+}
 mark() {
   fresh "$1" && { act ip link set dev "$1" alias "$MARK"; return 0; }
   was=$(alias_of "$1")
@@ -66,6 +72,7 @@ refuse() { printf 'mesh-push: %s: refusing to touch it; %s\n' "$1" "$2" >&2; REF
 # mesh's mark is most often this very mesh under another name (its inventory renamed or
 # copied without mesh.name), so the advice says how to be that mesh again; $2 otherwise.
 foreign() {
+  case $REJECTED in *" $1 "*) return 0 ;; esac  # refused already, saying what differs
   was=$(alias_of "$1")
   case $was in
     "$LEGACY_MARK:"?*)
@@ -159,6 +166,83 @@ frr_running() {
   for d in watchfrr zebra bgpd ospfd bfdd; do alive "$RUN/$d.pid" || return 1; done
 }
 
+step "adopt"
+ADOPT=${MESH_PUSH_ADOPT:-0}
+ADOPTED_PUB= ADOPTED_KEYDEV=
+# adoptable DEV: up --adopt, DEV is there, and no mesh (this one or another) marked it.
+adoptable() {
+  [ "$ADOPT" = 1 ] && exists "$1" || return 1
+  case "$(alias_of "$1")" in "$LEGACY_MARK"|"$LEGACY_MARK:"*) return 1 ;; esac
+}
+take() { ADOPTED="$ADOPTED$1 "; did "$1 adopted ($2)"; }
+mismatch() {
+  REJECTED="$REJECTED$1 "
+  refuse "$1 exists and does not match the plan: $2" "make it match, remove it, or take --adopt away"
+}
+v4_addrs() { ip -o -4 addr show dev "$1" 2>/dev/null | awk '{printf "%s%s", s, $4; s = " "}'; }
+has_addr() { case " $(v4_addrs "$1") " in *" $2 "*) return 0 ;; esac; return 1; }
+# adopt_wg DEV PORT ADDRESS PEERKEY...
+adopt_wg() {
+  dev=$1 port=$2 addr=$3; shift 3
+  adoptable "$dev" || return 0
+  if ! pub=$(wg show "$dev" public-key 2>/dev/null); then mismatch "$dev" "not a WireGuard interface"; return 0; fi
+  held=$(wg show "$dev" listen-port)
+  if [ "$held" != "$port" ]; then mismatch "$dev" "it listens on port $held, the plan on $port"; return 0; fi
+  # up --adopt's facts step moved its key into $KEY (keys: host); any other would replace it.
+  if [ -s "$KEY" ] && [ "$(wg pubkey < "$KEY")" != "$pub" ]; then
+    mismatch "$dev" "its private key is not the one in $KEY"; return 0
+  fi
+  [ -s "$KEY" ] || { ADOPTED_PUB=${ADOPTED_PUB:-$pub}; ADOPTED_KEYDEV=${ADOPTED_KEYDEV:-$dev}; }
+  if ! has_addr "$dev" "$addr"; then mismatch "$dev" "its addresses are '$(v4_addrs "$dev")', the plan's is $addr"; return 0; fi
+  for peer in $(wg show "$dev" peers); do
+    case " $* " in *" $peer "*) ;; *) mismatch "$dev" "it has peer $peer, which the plan does not"; return 0 ;; esac
+  done
+  take "$dev" "WireGuard, port $port, $addr"
+}
+# adopt_bridge DEV ADDRESS
+adopt_bridge() {
+  adoptable "$1" || return 0
+  if [ ! -d "/sys/class/net/$1/bridge" ]; then mismatch "$1" "not a bridge"; return 0; fi
+  if ! has_addr "$1" "$2"; then mismatch "$1" "its addresses are '$(v4_addrs "$1")', the plan's is $2"; return 0; fi
+  take "$1" "bridge, $2"
+}
+# adopt_vxlan DEV VNI REMOTE LOCAL ("" for REMOTE: none planned)
+adopt_vxlan() {
+  adoptable "$1" || return 0
+  seen=$(ip -d -o link show dev "$1" 2>/dev/null | awk '{
+    for (i = 2; i < NF; i++) {
+      if ($i == "id" && $(i - 1) == "vxlan") id = $(i + 1)
+      if ($i == "remote") r = $(i + 1)
+      if ($i == "local") l = $(i + 1)
+      if ($i == "dstport") p = $(i + 1)
+    }
+    if (id != "") print id, (r == "" ? "-" : r), (l == "" ? "-" : l), p
+  }')
+  [ -n "$seen" ] || { mismatch "$1" "not a VXLAN interface"; return 0; }
+  set -- "$1" "$2" "${3:--}" "$4" $seen
+  if [ "$5" != "$2" ] || [ "$8" != "$VXLAN_PORT" ]; then
+    mismatch "$1" "VXLAN id $5 port $8, the plan's is id $2 port $VXLAN_PORT"; return 0
+  fi
+  if [ "$6" != "$3" ]; then mismatch "$1" "its remote is $6, the plan's is $3"; return 0; fi
+  if [ "$7" != - ] && [ "$7" != "$4" ]; then mismatch "$1" "its local address is $7, the plan's is $4"; return 0; fi
+  take "$1" "VXLAN id $2"
+}
+adopt_wg wg0-2 56562 169.254.0.5/31 94rUpd4OBtRN0mdA1HsrKDQy+Pw15MSCBvIpakW7IHA=
+adopt_wg wg0-3 56563 169.254.0.7/31 RvXtLpaNIkAH5fdRjb2B4/B7/s7IpX0XfCgbLfZc6X0=
+adopt_wg wg0-6 56566 169.254.0.12/31 R5z2eTKwxBUseplEZu5zjanU39TycaDaEQO9cUHhW1I=
+adopt_bridge "$BR" 10.99.99.1/24
+adopt_vxlan wg0-vx 100 '' 10.88.88.1
+if [ "$ADOPT" = 1 ] && [ -d /run/systemd/system ]; then
+  # What brought an adopted WireGuard interface up at boot would now race the boot unit for it.
+  # Disabled, not stopped: stopping wg-quick would take the interface down with it.
+  for dev in $ADOPTED; do
+    unit="wg-quick@$dev.service"
+    if systemctl -q is-enabled "$unit" 2>/dev/null; then
+      act systemctl disable -q "$unit"; did "$unit disabled (it made $dev; mesh-push's boot unit brings it up now)"
+    fi
+  done
+fi
+
 step "ownership"
 # Every check before any change (see stp/host.sh.j2).
 if [ ! -x /usr/lib/frr/frrinit.sh ] || [ ! -x /usr/lib/frr/zebra ]; then
@@ -232,11 +316,16 @@ if [ -s "$KEY.next" ] || [ "$CHECK$CHECK_ROTATE" = 11 ]; then
   act mv "$KEY.next" "$KEY"; did "private key rotated"
   if [ "$CHECK" = 1 ]; then KEYSRC=$KEY.next; [ -s "$KEYSRC" ] || KEYSRC=; fi
 fi
-if [ -n "$KEYSRC" ] && [ ! -s "$KEYSRC" ]; then
+if [ -n "$KEYSRC" ] && [ ! -s "$KEYSRC" ] && [ "$CHECK" = 1 ] && [ -n "$ADOPTED_PUB" ]; then
+  # up --adopt --check: the facts step of `up --adopt` moves the adopted interface's key here.
+  did "private key kept: $ADOPTED_KEYDEV's moves to $KEY"; KEYSRC=
+elif [ -n "$KEYSRC" ] && [ ! -s "$KEYSRC" ]; then
   act sh -c 'wg genkey > "$1.new" && mv "$1.new" "$1"' sh "$KEY"; did "private key generated"
   [ "$CHECK" = 0 ] || KEYSRC=
 fi
-
+# The public half of the key in place after this step (none: not known while checking).
+KEYPUB=$ADOPTED_PUB
+if [ -n "$KEYSRC" ]; then KEYPUB=$(wg pubkey < "$KEYSRC"); fi
 step "unplanned interfaces"
 for dev in /sys/class/net/* /sys/class/net/.[!.]* /sys/class/net/..?*; do
   [ -e "$dev" ] || continue
@@ -257,8 +346,7 @@ if ! exists "$WG" || [ "$WG_GONE" = 1 ]; then
   make_wg "$WG"
 fi
 mark "$WG"
-if fresh "$WG" || [ -z "$KEYSRC" ] \
-  || [ "$(wg show "$WG" public-key)" != "$(wg pubkey < "$KEYSRC")" ]; then
+if fresh "$WG" || [ -z "$KEYPUB" ] || [ "$(wg show "$WG" public-key)" != "$KEYPUB" ]; then
   act wg set "$WG" private-key "$KEY"; said "$WG" "$WG private key set"
 fi
 if fresh "$WG" || [ "$(wg show "$WG" listen-port)" != "$PORT" ]; then
@@ -318,8 +406,7 @@ if ! exists "$WG" || [ "$WG_GONE" = 1 ]; then
   make_wg "$WG"
 fi
 mark "$WG"
-if fresh "$WG" || [ -z "$KEYSRC" ] \
-  || [ "$(wg show "$WG" public-key)" != "$(wg pubkey < "$KEYSRC")" ]; then
+if fresh "$WG" || [ -z "$KEYPUB" ] || [ "$(wg show "$WG" public-key)" != "$KEYPUB" ]; then
   act wg set "$WG" private-key "$KEY"; said "$WG" "$WG private key set"
 fi
 if fresh "$WG" || [ "$(wg show "$WG" listen-port)" != "$PORT" ]; then
@@ -378,8 +465,7 @@ if ! exists "$WG" || [ "$WG_GONE" = 1 ]; then
   make_wg "$WG"
 fi
 mark "$WG"
-if fresh "$WG" || [ -z "$KEYSRC" ] \
-  || [ "$(wg show "$WG" public-key)" != "$(wg pubkey < "$KEYSRC")" ]; then
+if fresh "$WG" || [ -z "$KEYPUB" ] || [ "$(wg show "$WG" public-key)" != "$KEYPUB" ]; then
   act wg set "$WG" private-key "$KEY"; said "$WG" "$WG private key set"
 fi
 if fresh "$WG" || [ "$(wg show "$WG" listen-port)" != "$PORT" ]; then
@@ -484,6 +570,13 @@ esac
 step "vxlan"
 case "$(ip -d -o link show dev "$VX" 2>/dev/null)" in
   *"vxlan id $SEGMENT local $VTEP "*"dstport $VXLAN_PORT "*nolearning*) ;;
+  *"vxlan id $SEGMENT local $VTEP "*"dstport $VXLAN_PORT "*)
+    act ip link set dev "$VX" type vxlan nolearning; said "$VX" "vxlan $VX nolearning"
+    ;;
+  *"vxlan id $SEGMENT srcport "*"dstport $VXLAN_PORT "*)
+    # No local address (made by hand): set in place, the device stays up.
+    act ip link set dev "$VX" type vxlan local "$VTEP" nolearning; said "$VX" "vxlan $VX local $VTEP"
+    ;;
   *)
     if exists "$VX"; then act ip link del dev "$VX"; fi
     act ip link add name "$VX" type vxlan id "$SEGMENT" local "$VTEP" dstport "$VXLAN_PORT" nolearning

@@ -86,7 +86,7 @@ rm -f "$STATE/apply.rc"
 setsid sh -c 'STATE=/var/lib/mesh-push/seed
 UNIT=/etc/systemd/system/mesh-push-seed.service
 WANTS=/etc/systemd/system/multi-user.target.wants/mesh-push-seed.service
-sh "$STATE/pending.sh" 9>&- > "$STATE/apply.log" 2>&1
+MESH_PUSH_ADOPT=0 sh "$STATE/pending.sh" 9>&- > "$STATE/apply.log" 2>&1
 rc=$?
 if [ "$rc" = 0 ]; then
   mv "$STATE/pending.sh" "$STATE/apply.sh"

@@ -1,7 +1,8 @@
 echo '=== facts'
 umask 077
 k=/etc/wireguard/mesh-push-seed.key
-echo "public_key=$(wg pubkey < "$k" 2>/dev/null)"
+pub=
+echo "public_key=${pub:-$(wg pubkey < "$k" 2>/dev/null)}"
 # Loaded, built in, or loadable: `ip link add ... type wireguard` then loads it by itself.
 echo "kernel_wireguard=$({ [ -d /sys/module/wireguard ] || modprobe -nq wireguard 2>/dev/null; } && echo yes || echo no)"
 echo "wireguard_go=$(command -v wireguard-go || true)"

@@ -8,8 +8,9 @@ if [ ! -s "$k" ] && [ -s "$old" ] && [ "$(cat /sys/class/net/wg0/ifalias 2>/dev/
   && [ "$(wg show wg0 public-key 2>/dev/null)" = "$(wg pubkey < "$old" 2>/dev/null)" ]; then
   mv "$old" "$k"
 fi
+pub=
 if [ ! -s "$k" ]; then mkdir -p "${k%/*}" && chmod 700 "${k%/*}" && wg genkey > "$k.new" && mv "$k.new" "$k"; fi
-echo "public_key=$(wg pubkey < "$k" 2>/dev/null)"
+echo "public_key=${pub:-$(wg pubkey < "$k" 2>/dev/null)}"
 # Loaded, built in, or loadable: `ip link add ... type wireguard` then loads it by itself.
 echo "kernel_wireguard=$({ [ -d /sys/module/wireguard ] || modprobe -nq wireguard 2>/dev/null; } && echo yes || echo no)"
 echo "wireguard_go=$(command -v wireguard-go || true)"
