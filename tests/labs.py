@@ -58,6 +58,7 @@ LABS: dict[str, int] = {
     "mpfw": 48,  # test_firewall_lab, stp
     "mpfe": 100,  # test_firewall_lab, evpn
     "mptr": 16,  # test_transit_lab, stp
+    "mpad": 10,  # test_adopt_lab
     "mpte": 40,  # test_transit_lab, evpn
 }
 SPACES = 2

@@ -101,6 +101,9 @@ CONTRACT: dict[str, tuple[str, str]] = {
     "measure": ("yes, over SSH: every host (--limit: some), read only (--write changes the "
                 "inventory)",
                 "0 measured, 1 a host failed, 2 bad usage or a bad inventory"),
+    "import": ("yes, over SSH: every host, read only",
+               "0 the inventory is complete, 1 something could not be mapped or a host could "
+               "not be read (each said on stderr and in the file), 2 bad usage or a bad input"),
 }  # fmt: skip
 
 
@@ -352,6 +355,27 @@ def _measure(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--write", action="store_true", help="rewrite the links' latency_ms in the inventory"
     )
     _json_arg(p)
+    ssh_args(p)
+
+    p = _command(
+        sub,
+        "import",
+        "Read a network built by hand (or by wg-quick) into an inventory: its WireGuard "
+        "interface, VXLAN wires, bridge and STP timers, each host's number, endpoint kind and "
+        "public key, one link per wire pair. The input lists only the hosts and how to reach "
+        "them. Then `up --adopt` takes it over in place (docs/adopt.md).",
+        "mesh-push import -i hosts.yaml -o inventory/mine.yaml",
+        "import_network",
+    )
+    p.add_argument(
+        "-i", "--inventory", required=True, type=Path, metavar="FILE",
+        help="the hosts and how to reach them (hosts:, ssh:; the rest is read from the hosts)",
+    )  # fmt: skip
+    p.add_argument(
+        "-o", "--output", required=True, type=Path, metavar="FILE",
+        help="the inventory to write (never over an existing file without --force)",
+    )  # fmt: skip
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
     ssh_args(p)
 
 

@@ -405,3 +405,33 @@ def measure(args: argparse.Namespace) -> int:
         reports.show_measure(results, errors, written)
     ok = all(r.measured_ms is not None for r in results)
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def import_network(args: argparse.Namespace) -> int:
+    import yaml
+
+    from mesh_push.engine import commands
+    from mesh_push.files.fsutil import atomic_write
+    from mesh_push.inventory import imported
+    from mesh_push.inventory.files import read_text
+    from mesh_push.views import run as run_view
+
+    mesh = inventory.load_hosts(args.inventory)
+    out: Path = args.output
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} exists: import writes a new inventory (--force replaces it)")
+    progress = run_view.Progress(enabled=True)
+    found, errors = commands.read_networks(mesh, _access(args), progress.host)
+    for name, why in errors.items():
+        _say(f"{name}: not read: {why}")
+    raw = yaml.safe_load(read_text(args.inventory))
+    name = out.stem if mesh.name_from_file else mesh.name
+    result = imported.build(mesh, raw, found, name)
+    atomic_write(out, result.text, mode=0o644, make_dir=False)
+    for note in result.notes:
+        _say(f"not mapped: {note}")
+    if result.complete:
+        _say(f"wrote {out}: complete; next `mesh-push plan -i {out}`")
+        return 0
+    _say(f"wrote {out}: {len(result.notes)} thing(s) not mapped (comments at its top)")
+    return 1

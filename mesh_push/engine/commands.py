@@ -6,6 +6,7 @@ entered once and in order (docs/design.md):
     down              Connect → Render → Apply (the down script)
     down HOST...      up on the mesh without them (their peers drop them), then down on them
     status            Connect → Gather → Keys → Plan → Judge
+    import            Connect (a read-only program): what each host runs
     measure           Connect → Keys → Plan → Measure
     plan, render      Keys → Plan (→ Render), no host: offline.py
 
@@ -26,6 +27,7 @@ from mesh_push.engine.measure import measure as measure_links
 from mesh_push.engine.outcome import HostReport, Outcome
 from mesh_push.engine.rollout import Options
 from mesh_push.engine.session import Access, Progress, Session, quiet
+from mesh_push.host import found, programs
 from mesh_push.host.facts import Backends
 from mesh_push.modes import scripts
 from mesh_push.modes.base import Plan
@@ -300,3 +302,17 @@ def measure(
         return results, errors
     inside = [r for r in results if {r.a, r.b} & limit]
     return inside, {n: why for n, why in errors.items() if n in limit}
+
+
+def read_networks(
+    mesh: Mesh, access: Access, progress: Progress
+) -> tuple[dict[str, found.Found], dict[str, str]]:
+    """`import`: one read-only command per host (programs.import_read), all at once; what
+    each runs, and why a host could not be read."""
+    session = connect.open_all(mesh, access, programs.import_read(mesh), progress)
+    session.close()
+    out: dict[str, found.Found] = {}
+    for name, text in session.outputs.items():
+        out[name] = found.parse(text)
+    errors = {n: r.details or str(r.outcome) for n, r in session.reports.items() if n not in out}
+    return out, errors

@@ -72,6 +72,11 @@ def facts(mesh: Mesh, mode_gather: str, generate_key: bool, adopt_from: Sequence
     )
 
 
+def import_read(mesh: Mesh) -> str:
+    """`mesh-push import`: what the host's network is, read only (host/found.py parses it)."""
+    return _render("programs/import.sh.j2", mesh)
+
+
 def gather(mesh: Mesh, mode_gather: str) -> str:
     """What host/state.py reads: sections of `wg show` (never a field that holds a private
     key), links, whether this mesh's boot unit is installed, then the mode's part."""

@@ -10,9 +10,15 @@ from mesh_push.core.model import Mesh
 from mesh_push.inventory.files import read_text
 from mesh_push.inventory.schema import parse
 
-__all__ = ["load", "parse"]
+__all__ = ["load", "load_hosts", "parse"]
 
 
 def load(path: str | os.PathLike[str]) -> Mesh:
     file = Path(path)
     return parse(read_text(file), file)
+
+
+def load_hosts(path: str | os.PathLike[str]) -> Mesh:
+    """`mesh-push import`'s input: an inventory of hosts and how to reach them."""
+    file = Path(path)
+    return parse(read_text(file), file, hosts_only=True)

@@ -49,7 +49,10 @@ def lab_dir(name: str) -> Path:
     return LAB_ROOT / name
 
 
-def parse(text: str, file: Path) -> Mesh:
+def parse(text: str, file: Path, hosts_only: bool = False) -> Mesh:
+    """The inventory in `text` (read from `file`). `hosts_only` (`mesh-push import`'s input):
+    hosts and how to reach them are enough; no links, and a host without `endpoint` counts as
+    static when it has an address, else dynamic, only to be reached."""
     if len(text) > MAX_BYTES:
         raise InventoryError([Problem(file, (), None, f"is more than {MAX_BYTES} bytes")])
     data, lines, early, silenced = compose(text, file)
@@ -65,6 +68,8 @@ def parse(text: str, file: Path) -> Mesh:
             f"the inventory must be a YAML mapping with `hosts:` and `links:`, not {kind(data)}",
         )
         problems.raise_if_any()
+    if hosts_only:
+        data = _hosts_only(data)
     top = Section(data, (), problems)
     base = file.parent
 
@@ -138,9 +143,10 @@ def parse(text: str, file: Path) -> Mesh:
     # Where a name is left to the defaults the mesh may keep the old one (engine/names.py).
     own_ifaces = ({wg_if, br_name} | {LEGACY_NAMES[key] for key in unnamed}) - {None}
     hosts = read_hosts(top, problems, own_ifaces, [n for n in (wg_net, br_net) if n])
-    links = read_links(top, problems, {h.name: h for h in hosts}, bool(psk))
+    links = [] if hosts_only else read_links(top, problems, {h.name: h for h in hosts}, bool(psk))
     draft = Draft(wg_if, wg_port, tuple(hosts), tuple(links))
-    modes.named(mode_name).check(settings[mode_name], draft, problems)
+    if not hosts_only:
+        modes.named(mode_name).check(settings[mode_name], draft, problems)
     top.done()
     problems.raise_if_any()
 
@@ -173,6 +179,17 @@ def parse(text: str, file: Path) -> Mesh:
         # Each mode's settings in the field named after it.
         **settings,
     )
+
+
+def _hosts_only(data: dict[str, Any]) -> dict[str, Any]:
+    hosts = data.get("hosts")
+    if isinstance(hosts, dict):
+        hosts = {
+            n: {"endpoint": "static" if "address" in b else "dynamic", **b}
+            if isinstance(b, dict) else b
+            for n, b in hosts.items()
+        }  # fmt: skip
+    return {**{k: v for k, v in data.items() if k != "links"}, "hosts": hosts}
 
 
 def inventory_id(file: Path, name: str) -> str:

@@ -254,7 +254,8 @@ def test_two_meshes_on_the_same_hosts(lab: Lab) -> None:
     assert bob["status"] == "failed" and bob["step"] == "ownership", bob
     assert bob["message"] == (
         f"{FOREIGN} exists and was not made by mesh gamma: refusing to touch it; "
-        "choose another mesh.wireguard.interface"
+        "choose another mesh.wireguard.interface; "
+        "or take it over as it is, where it matches the plan: up --adopt (docs/adopt.md)"
     ), bob
     assert theirs() == foreign
     assert not [n for n in ("br-gamma", "pi0") if n in links("bob")]

@@ -135,10 +135,12 @@ def test_what_is_not_ours_stops_the_script_before_any_change() -> None:
         errors = [ln for ln in res.stderr.splitlines() if "refusing to touch it" in ln]
         assert errors == [
             "mesh-push: wg0 exists and was not made by mesh seed: refusing to touch it; "
-            "choose another mesh.wireguard.interface",
+            "choose another mesh.wireguard.interface; "
+            "or take it over as it is, where it matches the plan: up --adopt (docs/adopt.md)",
             "mesh-push: bob exists and was not made by mesh seed: refusing to touch it; it "
             "would be the wire to host bob (wires are named after hosts): rename that host, "
-            "set mesh.stp.wire_prefix, or remove the interface",
+            "set mesh.stp.wire_prefix, or remove the interface; "
+            "or take it over as it is, where it matches the plan: up --adopt (docs/adopt.md)",
             "mesh-push: VXLAN interface vx9 has id 4 on port 4789, which wire epsilon needs: "
             "refusing to touch it; choose another mesh.vxlan_port",
         ], res.stderr

@@ -71,7 +71,7 @@ foreign() {
     "$LEGACY_MARK:"?*)
       other=${was#"$LEGACY_MARK:"}
       refuse "$1 was made by mesh $other, not mesh $MESH" "if this inventory describes mesh $other (its file renamed or copied without mesh.name), set mesh.name: $other; if not, $2" ;;
-    *) refuse "$1 exists and was not made by mesh $MESH" "$2" ;;
+    *) refuse "$1 exists and was not made by mesh $MESH" "$2; or take it over as it is, where it matches the plan: up --adopt (docs/adopt.md)" ;;
   esac
 }
 ensure_mtu() {

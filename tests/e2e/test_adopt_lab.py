@@ -1,0 +1,147 @@
+"""Taking over a network built by hand (issue 29, docs/adopt.md), on the lab: the write-up's
+five hosts get the write-up's own commands (tests/e2e/handbuilt.py); then `import` reads it
+into an inventory, `up --adopt --check` says what would be adopted and changed, and
+`up --adopt` takes it over in place while a 20 ms ping runs between every pair of bridge
+addresses: no pair loses more than the STP reconvergence the plan's tree change costs. A
+reboot brings the mesh back through mesh-push's boot unit; `down --keep` hands it back with the
+bridge still pinging, `up --adopt` takes it again, and `down` removes it. Needs root; under
+CI=true it must run."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+from itertools import combinations
+from pathlib import Path
+
+from mesh_push.lab.netns import at_host_priority
+from mesh_push.lab.ops import exec_argv
+from tests import labs
+from tests.conftest import require_root
+from tests.e2e import handbuilt
+from tests.e2e.labkit import HOSTS, NUMBER, lab_exec, lab_inventory, lab_up, mesh_push
+
+LAB, NET = labs.lab("mpad")  # tests/labs.py
+LINKS = [
+    ("epsilon", "vorke", 1), ("epsilon", "bob", 2), ("vorke", "bob", 3), ("epsilon", "rho", 4),
+    ("vorke", "rho", 5), ("bob", "rho", 6), ("rho", "pi0", 7),
+]  # fmt: skip
+STATIC = {"bob": f"{NET}.11", "rho": f"{NET}.12", "epsilon": f"{NET}.14"}
+INTERVAL = 0.02
+
+
+class Pings:
+    """`ping -i 0.02` from each host to every later host's bridge address, until stopped:
+    then, per pair, how many echoes went unanswered."""
+
+    def __init__(self) -> None:
+        self.procs = {
+            (a, b): subprocess.Popen(
+                exec_argv(
+                    LAB,
+                    a,
+                    ["ping", "-n", "-O", "-i", str(INTERVAL), "-W", "1", f"10.99.99.{NUMBER[b]}"],
+                ),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                preexec_fn=at_host_priority,
+            )
+            for a, b in combinations(HOSTS, 2)
+        }
+
+    def stop(self) -> dict[tuple[str, str], int]:
+        lost = {}
+        for pair, p in self.procs.items():
+            p.send_signal(signal.SIGINT)
+            out, _ = p.communicate(timeout=20)
+            sent = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+            assert sent, out[-500:]
+            # The echo in flight when ping was stopped is counted as lost by ping: not here.
+            lost[pair] = max(0, int(sent.group(1)) - int(sent.group(2)) - 1)
+        return lost
+
+
+def bridge_pings(host: str, peer: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while lab_exec(LAB, host, "ping", "-c", "1", "-W", "1", f"10.99.99.{NUMBER[peer]}").returncode:
+        assert time.monotonic() < deadline, f"{host} does not reach {peer} over the bridge"
+
+
+def healthy(inv: Path, seconds: float = 60) -> dict[str, object]:
+    deadline = time.monotonic() + seconds
+    while True:
+        res = mesh_push("status", "-i", str(inv), "--json")
+        if res.returncode == 0:
+            return dict(json.loads(res.stdout))
+        assert time.monotonic() < deadline, res.stdout[-3000:] + res.stderr
+        time.sleep(1)
+
+
+def test_a_hand_built_network_is_imported_and_taken_over_in_place(tmp_path: Path) -> None:
+    require_root()
+    lab_inv = lab_inventory(tmp_path / "lab.yaml", LAB, NET)
+    with lab_up(LAB, lab_inv):
+        keys = handbuilt.build(LAB, NUMBER, STATIC, LINKS)
+        bridge_pings("vorke", "pi0")
+        # Only the hosts and how to reach them: the lab's own SSH settings.
+        hosts = tmp_path / "hosts.yaml"
+        hosts.write_text(f"lab: {{name: {LAB}, network: {NET}.0/23}}\nhosts:\n"
+                         + "".join(f"  {h}: {{}}\n" for h in HOSTS))  # fmt: skip
+        inv = tmp_path / "mine.yaml"
+        res = mesh_push("import", "-i", str(hosts), "-o", str(inv))
+        assert res.returncode == 0, res.stderr
+        text = inv.read_text()
+        for h in HOSTS:
+            assert keys[h] in text  # each host keeps its key pair
+        plan = json.loads(mesh_push("plan", "-i", str(inv), "--json", check=True).stdout)
+        kinds = {h["name"]: h["endpoint"] for h in plan["hosts"]}
+        assert kinds == {"bob": "static", "rho": "static", "vorke": "dynamic",
+                         "epsilon": "static", "pi0": "nat"}, kinds  # fmt: skip
+        assert sorted((sorted(lk["hosts"]), lk["vni"]) for lk in plan["links"]) == sorted(
+            (sorted([a, b]), v) for a, b, v in LINKS
+        )
+        # What is another's stays refused without --adopt, and nothing is touched.
+        refused = mesh_push("up", "-i", str(inv), "--check")
+        assert refused.returncode == 1 and "was not made by mesh mine" in refused.stdout
+        check = mesh_push("up", "-i", str(inv), "--adopt", "--check", "--json")
+        assert check.returncode == 3, check.stdout + check.stderr
+        said = {h["name"]: h["changes"] for h in json.loads(check.stdout)["hosts"]}
+        assert "wg0 adopted (WireGuard, port 56560, 10.88.88.2/24)" in said["rho"]
+        assert "pi0 adopted (VXLAN id 7)" in said["rho"]
+        assert not any("created" in c for cs in said.values() for c in cs), said
+
+        pings = Pings()
+        up = mesh_push("up", "-i", str(inv), "--adopt", "--yes", "--json")
+        status = healthy(inv)
+        lost = pings.stop()
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr
+        for h in HOSTS:  # the same key pairs, now in mesh-push's key file
+            assert lab_exec(LAB, h, "wg", "show", "wg0", "public-key").stdout.strip() == keys[h]
+        # The planned tree (root rho) replaces the one lowest MAC elected: ports whose role
+        # changes relearn, for at most max_age + 2 × forward_delay (6 + 8 s in the lab).
+        bound = (6 + 2 * 4 + 2) / INTERVAL
+        print("lost echoes per pair during up --adopt:", lost)
+        assert all(n <= bound for n in lost.values()), lost
+        assert status["tree_matches_plan"] is True and status["planned_root"] == "rho", status
+
+        # A reboot comes back through mesh-push's boot unit.
+        mesh_push("lab", "reboot", "--name", LAB, "epsilon", check=True)
+        healthy(inv, 90)
+
+        # Handed back: running, unmarked, no boot unit; then taken over again.
+        pings = Pings()
+        mesh_push("down", "-i", str(inv), "--keep", "--yes", check=True)
+        assert lab_exec(LAB, "rho", "cat", "/sys/class/net/wg0/ifalias").stdout.strip() == ""
+        again = mesh_push("up", "-i", str(inv), "--adopt", "--yes")
+        lost = pings.stop()
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr
+        print("lost echoes per pair during down --keep and up --adopt:", lost)
+        assert not any(lost.values()), lost
+        healthy(inv)
+
+        mesh_push("down", "-i", str(inv), "--yes", check=True)
+        assert lab_exec(LAB, "rho", "ip", "link", "show", "wg0").returncode != 0
