@@ -289,6 +289,36 @@ def test_noop_up_loses_no_packet(lab: Lab) -> None:
     assert m and m.group(1) == m.group(2), out
 
 
+def test_handed_back_and_adopted_again_loses_no_packet(lab: Lab) -> None:
+    """`down --keep` then `up --adopt` (docs/adopt.md): the link interfaces, the bridge and
+    the VXLAN device stay, unmarked in between, and FRR keeps routing throughout."""
+    if len(lab.hosts) > 5:
+        return  # the five-host lab covers it
+    a, b = lab.hosts[0], lab.hosts[-1]
+    ping = subprocess.Popen(
+        cli_argv("lab", "exec", "--name", lab.name, a, "--",
+                 "ping", "-n", "-q", "-i", "0.05", "-W", "1", "-c", "300", lab.bridge_ip(b)),
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(1)
+        lab.run("down", "--keep", "--yes", check=True)
+        link = lab.plan.host(b).wg[0].name
+        assert lab.exec(b, "cat", f"/sys/class/net/{link}/ifalias").stdout.strip() == ""
+        again = lab.run("up", "--adopt", "--yes", "--json", check=True)
+        said = {h["name"]: h["changes"] for h in json.loads(again.stdout)["hosts"]}
+        assert f"{link} adopted" in " ".join(said[b]), said[b]
+        assert not any("created" in c for cs in said.values() for c in cs), said
+        out, _ = ping.communicate(timeout=60)
+    finally:
+        if ping.poll() is None:
+            ping.kill()
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+    assert m and m.group(1) == m.group(2), out
+    status = json.loads(lab.run("status", "--json").stdout)
+    assert status["healthy"], status["hosts"]
+
+
 def test_check_finds_nothing_and_rotate_keys_stays_healthy(lab: Lab) -> None:
     res = lab.run("up", "--check")
     assert res.returncode == 0, res.stdout + res.stderr
