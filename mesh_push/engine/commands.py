@@ -31,7 +31,7 @@ from mesh_push.host import found, programs
 from mesh_push.host.facts import Backends
 from mesh_push.modes import scripts
 from mesh_push.modes.base import Plan
-from mesh_push.modes.judgement import Judgement
+from mesh_push.modes.judgement import Judgement, Reconvergence
 from mesh_push.modes.mode import Mode
 
 if TYPE_CHECKING:
@@ -53,6 +53,8 @@ class Run:
     # The mesh as the hosts were worked on: its inventory's, or with the names it keeps.
     mesh: Mesh | None = None
     checked: bool = False  # --check: nothing was applied; the changes are pending
+    # up --check: what the changes would cost in traffic (Mode.reconvergence).
+    reconvergence: Reconvergence | None = None
 
     @property
     def pending(self) -> bool:
@@ -175,7 +177,8 @@ def check_up(
         host_scripts = _render(session, mode, p, templates, backends, progress)
         rotating = rotate if mesh.keys == "host" else ()
         check.check(session, host_scripts, progress, with_diff, rotating, adopt=adopt)
-        return Run(session.reports, checked=True, mesh=mesh)
+        cost = mode.reconvergence(p, gathered.states)
+        return Run(session.reports, checked=True, mesh=mesh, reconvergence=cost)
     finally:
         session.close()
 

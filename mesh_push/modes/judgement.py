@@ -101,3 +101,15 @@ def conclude(
             v.healthy = not v.findings
     healthy = all(v.healthy for v in verdicts.values()) and not overall
     return Judgement(healthy, verdicts, wires, overall)
+
+
+@dataclass
+class Reconvergence:
+    """What `up --check` predicts the changes cost in traffic (Mode.reconvergence): `seconds`
+    at most, for the pairs whose path crosses a port in `changes` (0: nothing moves)."""
+
+    seconds: float
+    changes: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "changes": self.changes}

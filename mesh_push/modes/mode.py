@@ -12,7 +12,7 @@ from mesh_push.core.problems import Problems
 from mesh_push.core.section import Draft, Section
 from mesh_push.host.state import HostState
 from mesh_push.modes.base import HostPlan, Plan
-from mesh_push.modes.judgement import Judgement
+from mesh_push.modes.judgement import Judgement, Reconvergence
 from mesh_push.modes.reports import Report
 from mesh_push.modes.topology import Edge
 
@@ -84,6 +84,10 @@ class Mode(abc.ABC):
         scope: Collection[str] | None = None,
     ) -> Judgement:
         """The one judge (modes/judgement.py): healthy, and why not."""
+
+    @abc.abstractmethod
+    def reconvergence(self, plan: Plan, states: dict[str, HostState]) -> Reconvergence:
+        """`up --check`: what applying `plan` to hosts in `states` costs in traffic."""
 
     @abc.abstractmethod
     def convergence_bound(self, mesh: Mesh) -> float:

@@ -72,7 +72,8 @@ def check_json(run: Run) -> dict[str, Any]:
     out = run_json(run)
     for entry, r in zip(out["hosts"], run.reports.values(), strict=True):
         entry["diff"] = r.diff
-    return {**out, "check": True, "pending": run.pending}
+    cost = run.reconvergence.as_json() if run.reconvergence else None
+    return {**out, "check": True, "pending": run.pending, "reconvergence": cost}
 
 
 STATUS_STYLE = {
@@ -146,6 +147,14 @@ def _show_check(run: Run, out: Console) -> None:
     for r in run.reports.values():
         if r.diff:
             out.print(safe_text(r.diff), highlight=False)
+    cost = run.reconvergence
+    if cost is not None and cost.changes:
+        out.print(
+            f"[yellow]traffic moves[/]: paths over these carry none for up to {cost.seconds:g} s "
+            "while the network reconverges:"
+        )
+        for line in cost.changes:
+            out.print(f"  {safe_text(line)}")
     if not run.ok:
         out.print("[red]some hosts could not be checked, or their script would fail[/]")
     elif run.pending:

@@ -9,13 +9,30 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from mesh_push.lab.netns import at_host_priority
 from mesh_push.lab.ops import exec_argv
+from tests.e2e.labkit import mesh_push
 
 PORT = 56560
 KEY = "/etc/wireguard/privatekey"
 CONFIG = "/etc/wireguard/config"
+WG_QUICK = "/etc/wireguard/wg0.conf"
+# brctl's words in ip's, for a host without bridge-utils (a Debian guest, by default).
+BRCTL = """if ! command -v brctl >/dev/null; then
+  brctl() {
+    case $1 in
+      addbr) ip link add name "$2" type bridge ;;
+      stp) ip link set dev "$2" type bridge stp_state 1 ;;
+      sethello) ip link set dev "$2" type bridge hello_time $(($3 * 100)) ;;
+      setfd) ip link set dev "$2" type bridge forward_delay $(($3 * 100)) ;;
+      setmaxage) ip link set dev "$2" type bridge max_age $(($3 * 100)) ;;
+      setageing) ip link set dev "$2" type bridge ageing_time $(($3 * 100)) ;;
+      addif) ip link set dev "$3" master "$2" ;;
+    esac
+  }
+fi"""
 
 
 def run(lab: str, host: str, script: str) -> str:
@@ -35,8 +52,11 @@ def build(
     addresses: Mapping[str, str | None],  # static hosts' endpoint addresses
     links: Sequence[tuple[str, str, int]],
     timers: tuple[int, int, int, int] = (1, 4, 6, 2),  # hello, forward delay, max age, ageing
+    wg_quick: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
-    """Builds it; returns each host's public key."""
+    """Builds it; returns each host's public key. The hosts in `wg_quick` (systemd guests)
+    get their wg0 from `wg-quick@wg0` instead, enabled at boot, as many hand-built networks
+    do: /etc/wireguard/wg0.conf with the address in it."""
     keys = {
         h: run(
             lab,
@@ -48,7 +68,11 @@ def build(
     hello, fd, max_age, ageing = timers
     for h, n in numbers.items():
         peers = [(b if a == h else a, vni) for a, b, vni in links if h in (a, b)]
-        conf = [f'printf "[Interface]\\nPrivateKey = %s\\nListenPort = {PORT}\\n" "$(cat {KEY})"']
+        quick = h in wg_quick
+        head = f"Address = 10.88.88.{n}/24\\n" if quick else ""
+        conf = [
+            f'printf "[Interface]\\n{head}PrivateKey = %s\\nListenPort = {PORT}\\n" "$(cat {KEY})"'
+        ]
         for p, _vni in peers:
             peer = f"PublicKey = {keys[p]}\\nAllowedIPs = 10.88.88.{numbers[p]}/32"
             conf.append(f'printf "\\n[Peer]\\n{peer}\\n"')
@@ -59,16 +83,21 @@ def build(
             for p, vni in peers
         )
         names = " ".join(p for p, _ in peers)
+        if quick:
+            wg = "systemctl enable -q --now wg-quick@wg0"
+        else:
+            wg = f"""ip link add dev wg0 type wireguard 2>/dev/null || wireguard-go wg0
+wg setconf wg0 {CONFIG}
+ip link set up dev wg0
+ip addr add 10.88.88.{n}/24 dev wg0"""
         run(
             lab,
             h,
             f"""set -e
 umask 077
-{{ {"; ".join(conf)}; }} > {CONFIG}
-ip link add dev wg0 type wireguard 2>/dev/null || wireguard-go wg0
-wg setconf wg0 {CONFIG}
-ip link set up dev wg0
-ip addr add 10.88.88.{n}/24 dev wg0
+{BRCTL}
+{{ {"; ".join(conf)}; }} > {WG_QUICK if quick else CONFIG}
+{wg}
 brctl addbr internet
 brctl stp internet on
 brctl sethello internet {hello}
@@ -86,3 +115,14 @@ done
 """,
         )
     return keys
+
+
+def imported(tmp_path: Path, lab: str, hosts: Sequence[str], name: str) -> Path:
+    """`mesh-push import` of `hosts` (the input lists only them and `lab`, the lab's section,
+    whose SSH settings reach them) into `tmp_path`/`name`.yaml, asked to be complete."""
+    given = tmp_path / "hosts.yaml"
+    given.write_text(f"lab: {lab}\nhosts:\n" + "".join(f"  {h}: {{}}\n" for h in hosts))
+    inv = tmp_path / f"{name}.yaml"
+    res = mesh_push("import", "-i", str(given), "-o", str(inv))
+    assert res.returncode == 0, res.stderr
+    return inv

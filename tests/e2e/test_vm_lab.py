@@ -26,6 +26,7 @@ from mesh_push.inventory import load
 from mesh_push.inventory.schema import lab_dir
 from tests import labs
 from tests.conftest import require_root
+from tests.e2e import handbuilt
 from tests.e2e.labkit import NUMBER, cli_argv, lab_exec, lab_inventory, mesh_push
 
 pytestmark = [pytest.mark.vm]
@@ -251,6 +252,42 @@ def test_down_restores_the_links_and_removes_the_unit(vm_lab: VmLab) -> None:
         assert json.loads(links) == vm_lab.links_before[host], host
         assert unit.strip().endswith("gone"), (host, unit)
         assert files == "", (host, files)
+
+
+def test_a_hand_built_network_with_wg_quick_is_adopted(vm_lab: VmLab, tmp_path: Path) -> None:
+    """Issue 29 on real kernels (docs/adopt.md): the write-up's commands on the guests, rho's
+    wg0 from `wg-quick@wg0` (enabled at boot), the others' by hand; `import`, then `up
+    --adopt`: kernel WireGuard kept with its keys, wg-quick@wg0 disabled but not stopped,
+    healthy; `down` then leaves the guests' links as they were before the mesh."""
+    numbers = {h: NUMBER[h] for h in HOSTS}
+    static = {"bob": f"{NET}.11", "rho": f"{NET}.12"}
+    links = [("bob", "rho", 6), ("rho", "pi0", 7)]
+    keys = handbuilt.build(LAB, numbers, static, links, wg_quick=frozenset({"rho"}))
+    lab = f"{{name: {LAB}, kind: vm, network: {NET}.0/23}}"
+    inv = handbuilt.imported(tmp_path, lab, HOSTS, "taken")
+    assert "its wg0 is made by wg-quick@wg0: up --adopt disables that unit" in inv.read_text()
+    taken = VmLab(inv, vm_lab.config)
+    t0 = time.monotonic()
+    res = taken.run("up", "--adopt", "--yes", "--json")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr
+    say(vm_lab.config, f"up --adopt of a hand-built network: {time.monotonic() - t0:.0f} s")
+    rho = next(h for h in json.loads(res.stdout)["hosts"] if h["name"] == "rho")
+    assert any(c.startswith("wg-quick@wg0.service disabled") for c in rho["changes"]), rho
+    found = on_all(
+        "wg show wg0 public-key",
+        "systemctl is-enabled wg-quick@wg0 2>/dev/null || true",
+        "ip -d -o link show dev wg0",
+    )
+    for host, (key, enabled, link) in found.items():
+        assert key.strip() == keys[host], host
+        assert "wireguard" in link, (host, link)  # the kernel's, as before
+        if host == "rho":
+            assert enabled.strip() == "disabled", enabled
+    taken.healthy_within(60)
+    res = taken.run("down", "--yes", "--json")
+    assert res.returncode == 0, res.stdout[-3000:]
+    on_all("rm -f /etc/wireguard/config /etc/wireguard/wg0.conf /etc/wireguard/privatekey")
+    assert links_of_all() == vm_lab.links_before
 
 
 def frr_story() -> str:

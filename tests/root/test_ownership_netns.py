@@ -289,3 +289,53 @@ def test_an_older_install_of_another_mesh_is_left_alone() -> None:
         assert down.stdout.splitlines() == ["changed: wg0 removed"], down
         assert b.exists("/var/lib/mesh-push/apply.sh")
         assert b.exists("/etc/systemd/system/mesh-push.service")
+
+
+ADOPTING = 'f=$(mktemp) && cat > "$f" && MESH_PUSH_ADOPT=1 sh "$f"; rc=$?; rm -f "$f"; exit $rc'
+
+
+def test_adopt_refuses_what_does_not_match_and_says_what_differs() -> None:
+    """`up --adopt` (issue 29): an interface of a planned name that differs from the plan is
+    refused, once, with what differs; nothing is changed."""
+    with box() as b:
+        made = b.sh(
+            "ip link add wg0 type bridge && ip link add internet type bridge"
+            " && ip addr add 10.99.99.7/24 dev internet"
+            " && ip link add bob type vxlan id 9 remote 10.88.88.1 dstport 4789"
+        )
+        assert made.returncode == 0, made.stderr
+        before = b.links()
+        res = b.sh(ADOPTING, seed_rho())
+        assert res.returncode == 1
+        tail = ": refusing to touch it; make it match, remove it, or take --adopt away"
+        errors = [ln for ln in res.stderr.splitlines() if "refusing to touch it" in ln]
+        assert errors == [
+            "mesh-push: wg0 exists and does not match the plan: not a WireGuard interface" + tail,
+            "mesh-push: internet exists and does not match the plan: its addresses are "
+            "'10.99.99.7/24', the plan's is 10.99.99.2/24" + tail,
+            "mesh-push: bob exists and does not match the plan: VXLAN id 9 port 4789, the "
+            "plan's is id 6 port 4789" + tail,
+        ], res.stderr
+        assert b.links() == before
+
+
+def test_adopt_takes_over_what_matches_in_place() -> None:
+    """The write-up's bridge and a wire made without a local address: adopted, marked, the
+    wire given its local address in place (same ifindex); what is missing is made."""
+    with box() as b:
+        made = b.sh(
+            "ip link add internet type bridge stp_state 1 && ip addr add 10.99.99.2/24 dev internet"
+            " && ip link add bob type vxlan id 6 remote 10.88.88.1 dstport 4789"
+            " && ip link set bob master internet && ip link set bob up && ip link set internet up"
+        )
+        assert made.returncode == 0, made.stderr
+        before = b.links()
+        res = b.sh(ADOPTING, seed_rho())
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert "changed: internet adopted (bridge, 10.99.99.2/24)" in res.stdout
+        assert "changed: bob adopted (VXLAN id 6)" in res.stdout
+        assert "changed: wire bob local 10.88.88.2" in res.stdout
+        after = b.links()
+        for name in ("internet", "bob"):
+            assert after[name] == (before[name][0], "mesh-push:seed"), (name, after[name])
+        assert "local 10.88.88.2 " in b.sh("ip -d -o link show dev bob").stdout

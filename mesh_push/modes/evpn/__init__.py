@@ -17,7 +17,7 @@ from mesh_push.modes.base import HostPlan, Plan
 from mesh_push.modes.evpn import judge, observe, settings
 from mesh_push.modes.evpn import plan as evpn_plan
 from mesh_push.modes.evpn.plan import EvpnHost, mesh_routes, own, vxlan_name
-from mesh_push.modes.judgement import Judgement
+from mesh_push.modes.judgement import Judgement, Reconvergence
 from mesh_push.modes.mode import Mode
 from mesh_push.modes.reports import Report
 from mesh_push.modes.topology import Edge
@@ -90,6 +90,11 @@ class EvpnMode(Mode):
         scope: Collection[str] | None = None,
     ) -> Judgement:
         return judge.judge(plan, states, errors, scope)
+
+    def reconvergence(self, plan: Plan, states: dict[str, HostState]) -> Reconvergence:
+        """No spanning tree: a changed OSPF cost moves a route at once, and BGP keeps its
+        sessions. (A link that is new or gone shows in the changes themselves.)"""
+        return Reconvergence(0, [])
 
     def convergence_bound(self, mesh: Mesh) -> float:
         return CONVERGENCE_S

@@ -13,10 +13,10 @@ from mesh_push.core.section import Draft, Section
 from mesh_push.host.state import HostState
 from mesh_push.modes import scripts
 from mesh_push.modes.base import HostPlan, Plan
-from mesh_push.modes.judgement import Judgement
+from mesh_push.modes.judgement import Judgement, Reconvergence
 from mesh_push.modes.mode import Mode
 from mesh_push.modes.reports import Report
-from mesh_push.modes.stp import judge, observe, settings
+from mesh_push.modes.stp import judge, observe, predict, settings
 from mesh_push.modes.stp import plan as stp_plan
 from mesh_push.modes.stp.plan import StpHost, own
 from mesh_push.modes.topology import Edge
@@ -71,6 +71,9 @@ class StpMode(Mode):
         scope: Collection[str] | None = None,
     ) -> Judgement:
         return judge.judge(plan, states, errors, scope)
+
+    def reconvergence(self, plan: Plan, states: dict[str, HostState]) -> Reconvergence:
+        return predict.reconvergence(plan, states)
 
     def convergence_bound(self, mesh: Mesh) -> float:
         """Listening then learning (2 × forward_delay) after a root change is learnt (max_age),

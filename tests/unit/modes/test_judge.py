@@ -454,3 +454,19 @@ def test_status_asks_the_judge(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> 
     assert verdicts == dict.fromkeys(HOSTS, True) | {"pi0": None}
     pi0 = next(h for h in out["hosts"] if h["name"] == "pi0")
     assert pi0["reasons"] == ["unreachable: connect: connection refused"]
+
+
+def test_check_predicts_what_a_tree_change_costs() -> None:
+    """`up --check`'s reconvergence (issue 29): nothing on the planned tree; a wire end that
+    the plan moves from blocking to forwarding costs 2 × forward_delay to the paths over it."""
+    p, mode = lab_plan(), modes.of(lab_mesh())
+    assert mode.reconvergence(p, states()).as_json() == {"seconds": 0, "changes": []}
+    moved = states()
+    end, peer = next(iter(p.tree.expected.blocking))
+    port = stp_of(moved[end]).ports[peer]
+    port.state = "forwarding"
+    cost = mode.reconvergence(p, moved)
+    assert cost.changes == [f"{end}'s end of {end}–{peer}: forwarding → blocking"]
+    assert cost.seconds == 2 * lab_mesh().stp.forward_delay
+    evpn = modes.named("evpn")
+    assert evpn.reconvergence(p, moved).changes == []
