@@ -80,6 +80,9 @@ class Host:
     # `transit: false`: a leaf, never on the path between two other hosts while another
     # path exists (a host at home should not carry two VPSes' traffic).
     transit: bool = True
+    # TX checksum offload on the host's VXLAN devices (the write-up's `ethtool -K WIRE tx off`):
+    # the host's `tx_checksum`, else the mesh's; None leaves it as the kernel has it.
+    tx_checksum: bool | None = None
 
     @property
     def dns_name(self) -> str | None:

@@ -21,6 +21,8 @@ class Facts:
     brctl: bool
     systemd: bool
     flock: bool = True  # util-linux flock: the host lock (templates/include/lock.sh.j2)
+    # `ip` is iproute2's: BusyBox's own (Alpine's without iproute2) has no VXLAN or WireGuard.
+    iproute2: bool = True
 
 
 @dataclass
@@ -47,6 +49,7 @@ def parse_facts(text: str) -> Facts:
         brctl=bool(kv.get("brctl")),
         systemd=kv.get("systemd") == "yes",
         flock=bool(kv.get("flock")),
+        iproute2=kv.get("iproute2", "yes") == "yes",
     )
 
 
@@ -129,6 +132,11 @@ def choose(facts: Facts) -> Backends:
         raise NoBackend(
             "`flock` is not installed there (mesh-push's host lock needs it): "
             "apt-get install util-linux"
+        )
+    if not facts.iproute2:
+        raise NoBackend(
+            "`ip` there is not iproute2's (BusyBox's cannot make VXLAN or WireGuard "
+            "interfaces): apt-get install iproute2 (Alpine: apk add iproute2)"
         )
     wireguard = next((b for b in WIREGUARD if b.supported(facts)), None)
     if wireguard is None:

@@ -54,6 +54,7 @@ class Iface:
     public_key: str | None = None  # WireGuard
     port: int | None = None
     peers: list[WgPeer] = field(default_factory=list)
+    tx_checksum: str | None = None  # a VXLAN's, as ethtool says it (on/off); None: not read
 
 
 @dataclass
@@ -75,6 +76,10 @@ def parse(text: str) -> Found:
     dropped: list[str] = []
     ifaces = _interfaces(secs.get("ip", ""), dropped)
     _wireguard(secs, ifaces, dropped)
+    for line in secs.get("tx-checksum", "").splitlines():
+        name, _, value = line.partition("\t")
+        if name in ifaces and value.strip() in ("on", "off"):
+            ifaces[name].tx_checksum = value.strip()
     units = [u for u in secs.get("units", "").split() if _unit_ok(u)]
     systemd = "systemd=yes" in secs.get("import", "").split()
     return Found(ifaces, systemd, units, dropped, _configured(secs.get("conf", "")))

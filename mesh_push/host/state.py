@@ -79,6 +79,8 @@ class HostState:
     # The fingerprints of this mesh's pre-shared key files, by peer name.
     psk_files: dict[str, str] = field(default_factory=dict)
     mode_state: object = None  # the mode's part (Mode.parse_state)
+    # TX checksum offload of each VXLAN device (`on`/`off`), where the host has ethtool.
+    tx_checksum: dict[str, str] = field(default_factory=dict)
 
     def handshake_age(self, interface: str, public_key: str | None) -> float | None:
         """Seconds since the last handshake with `public_key` on `interface` (None: never)."""
@@ -107,6 +109,7 @@ def parse(text: str, mode: ModeParser | None = None) -> HostState:
         wg=parse_wg_all(s),
         boot_unit={"yes": True, "no": False}.get(s.get("boot", "").strip()),
         psk_files=_pairs(s.get("psk-files", "")),
+        tx_checksum=_pairs(s.get("tx-checksum", "")),
         mode_state=mode(s, links_json) if mode is not None else None,
     )
 

@@ -47,8 +47,13 @@ def user_field(sec: Section, key: str) -> str | None:
 
 
 def read_hosts(
-    top: Section, problems: Problems, own_ifaces: set[str], networks: list[IPv4Network]
+    top: Section,
+    problems: Problems,
+    own_ifaces: set[str],
+    networks: list[IPv4Network],
+    tx_checksum: bool | None = None,
 ) -> list[Host]:
+    """`tx_checksum`: the mesh's, for hosts that do not say."""
     raw = top.raw("hosts")
     path: YamlPath = ("hosts",)
     if raw is MISSING or raw is None:
@@ -124,6 +129,7 @@ def read_hosts(
                 public_key=f["public_key"],
                 location=f["location"],
                 transit=f["transit"],
+                tx_checksum=tx_checksum if f["tx_checksum"] is None else f["tx_checksum"],
             )
         )
 
@@ -161,6 +167,7 @@ def _host_fields(sec: Section, problems: Problems) -> dict[str, Any]:
         problems.add((*sec.path, "location"), why)
         location = None
     transit: bool = sec.get("transit", bool, True, "true or false")
+    tx: bool | None = sec.get("tx_checksum", bool, None, "true or false")
     s = sec.sub("ssh")
     ssh_address: str | None = s.get("address", str, None, "an IP address or a DNS name")
     if isinstance(ssh_address, str) and (why := ssh_address_problem(ssh_address)):
@@ -202,6 +209,7 @@ def _host_fields(sec: Section, problems: Problems) -> dict[str, Any]:
         "public_key": key,
         "location": location,
         "transit": transit,
+        "tx_checksum": tx,
         "ssh": ssh,
     }
 

@@ -35,6 +35,7 @@ class _Host:
     endpoint: str = "dynamic"
     address: str | None = None
     said: list[str] = field(default_factory=list)  # comments on the host
+    tx_off: bool = False  # every wire has TX checksum offload off (the write-up's ethtool)
 
 
 def _majority(values: list[Any]) -> Any:
@@ -167,6 +168,7 @@ def _wires(
             if i.master == br.name and i.kind != "vxlan":
                 what = "a physical NIC" if not i.kind else f"a {i.kind} interface"
                 note(f"{n}: {i.name}, {what}, is a port of {br.name}: not part of the plan")
+        hosts[n].tx_off = bool(wires) and all(i.tx_checksum == "off" for i in wires)
         for i in wires:
             assert i.vxlan is not None and i.vxlan.remote is not None
             peer = by_addr.get(i.vxlan.remote)
@@ -291,6 +293,10 @@ def _text(
             "  stp: " + flow({"hello": _num(stp.hello), "forward_delay": _num(stp.forward_delay),
                               "max_age": _num(stp.max_age), "ageing": _num(stp.ageing)})
         )  # fmt: skip
+    wired = [h for h in hosts.values() if h.bridge is not None]
+    all_off = bool(wired) and all(h.tx_off for h in wired)
+    if all_off:
+        lines.append("  tx_checksum: false  # TX checksum offload off on the wires, as found")
     lines.append(
         "  keys: host  # each host keeps its key pair: up --adopt moves it to mesh-push's file"
     )
@@ -310,6 +316,8 @@ def _text(
             body["address"] = h.address
         if h.wg is not None and h.wg.public_key:
             body["public_key"] = h.wg.public_key
+        if h.tx_off and not all_off:
+            body["tx_checksum"] = False
         if "ssh" in given:
             body["ssh"] = given["ssh"]
         f = found.get(h.name)

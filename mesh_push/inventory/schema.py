@@ -93,6 +93,7 @@ def parse(text: str, file: Path, hosts_only: bool = False) -> Mesh:
     wg_if = DEFAULT_NAMES["wireguard.interface"] if "wireguard.interface" in unnamed else wg_if
     br_name = DEFAULT_NAMES["bridge.name"] if "bridge.name" in unnamed else br_name
     vxlan_port = m.int_in("vxlan_port", 1, 65535, 4789)
+    tx_checksum: bool | None = m.get("tx_checksum", bool, None, "true or false")
     mtu = _mtu(m, problems)
     mode_name: str = m.choice("mode", modes.NAMES, modes.DEFAULT) or modes.DEFAULT
     # Each mode's own section (named after it) is read by that mode, whichever is chosen: a
@@ -142,7 +143,7 @@ def parse(text: str, file: Path, hosts_only: bool = False) -> Mesh:
 
     # Where a name is left to the defaults the mesh may keep the old one (engine/names.py).
     own_ifaces = ({wg_if, br_name} | {LEGACY_NAMES[key] for key in unnamed}) - {None}
-    hosts = read_hosts(top, problems, own_ifaces, [n for n in (wg_net, br_net) if n])
+    hosts = read_hosts(top, problems, own_ifaces, [n for n in (wg_net, br_net) if n], tx_checksum)
     links = [] if hosts_only else read_links(top, problems, {h.name: h for h in hosts}, bool(psk))
     draft = Draft(wg_if, wg_port, tuple(hosts), tuple(links))
     if not hosts_only:

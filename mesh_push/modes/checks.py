@@ -125,9 +125,10 @@ def vxlan(
     vni: int,
     local: object,
     remote: object | None = None,
+    tx: tuple[bool | None, str | None] = (None, None),
 ) -> bool:
-    """A VXLAN device against its plan: up, VNI, ends, UDP port, MTU, and a port of the
-    mesh's bridge (returned)."""
+    """A VXLAN device against its plan: up, VNI, ends, UDP port, MTU, TX checksum offload
+    (`tx`: as planned, as read), and a port of the mesh's bridge (returned)."""
     if not link.up:
         v.config(f"{label} down")
     if link.vni != vni:
@@ -140,6 +141,10 @@ def vxlan(
         v.config(f"{label} on UDP {link.port}, planned {mesh.vxlan_port}")
     if link.mtu != mesh.mtu.bridge:
         v.config(f"{label} MTU {link.mtu}, planned {mesh.mtu.bridge}")
+    planned_tx, seen_tx = tx
+    want = None if planned_tx is None else ("on" if planned_tx else "off")
+    if want is not None and seen_tx != want:
+        v.config(f"{label} tx checksumming {seen_tx or 'unknown'}, planned {want}")
     if link.master != mesh.bridge:
         v.config(f"{label} not plugged into {mesh.bridge}")
         return False

@@ -92,6 +92,8 @@ def test_a_hand_built_network_is_imported_and_taken_over_in_place(tmp_path: Path
         text = inv.read_text()
         for h in HOSTS:
             assert keys[h] in text  # each host keeps its key pair
+        # The write-up's `ethtool -K WIRE tx off`, found on every wire (issue 30).
+        assert "  tx_checksum: false" in text
         plan = json.loads(mesh_push("plan", "-i", str(inv), "--json", check=True).stdout)
         kinds = {h["name"]: h["endpoint"] for h in plan["hosts"]}
         assert kinds == {"bob": "static", "rho": "static", "vorke": "dynamic",
@@ -127,6 +129,14 @@ def test_a_hand_built_network_is_imported_and_taken_over_in_place(tmp_path: Path
         assert all(n <= (cost["seconds"] + 1) / INTERVAL for n in lost.values()), lost
         assert lost[("rho", "pi0")] == 0, lost
         assert status["tree_matches_plan"] is True and status["planned_root"] == "rho", status
+
+        # Its drift is seen and repaired like any other setting's.
+        lab_exec(LAB, "rho", "ethtool", "-K", "pi0", "tx", "on")
+        drift = json.loads(mesh_push("status", "-i", str(inv), "--json").stdout)
+        rho = next(h for h in drift["hosts"] if h["name"] == "rho")
+        assert "wire pi0 tx checksumming on, planned off" in rho["reasons"], rho["reasons"]
+        mesh_push("up", "-i", str(inv), "--yes", check=True)
+        assert "tx-checksumming: off" in lab_exec(LAB, "rho", "ethtool", "-k", "pi0").stdout
 
         # A reboot comes back through mesh-push's boot unit.
         mesh_push("lab", "reboot", "--name", LAB, "epsilon", check=True)

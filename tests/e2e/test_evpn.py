@@ -319,6 +319,27 @@ def test_handed_back_and_adopted_again_loses_no_packet(lab: Lab) -> None:
     assert status["healthy"], status["hosts"]
 
 
+def test_tx_checksum_off_is_set_and_its_drift_repaired(lab: Lab) -> None:
+    """`tx_checksum: false` (issue 30) on the VXLAN device; a host that turns it back on is
+    told apart and put right."""
+    if len(lab.hosts) > 5:
+        return  # the five-host lab covers it
+    text = lab.inventory.read_text()
+    vx, host = vxlan_name(lab.plan.mesh), lab.hosts[0]
+    try:
+        lab.inventory.write_text(text.replace("mesh:\n", "mesh:\n  tx_checksum: false\n", 1))
+        lab.run("up", "--yes", check=True)
+        assert "tx-checksumming: off" in lab.exec(host, "ethtool", "-k", vx).stdout
+        lab.exec(host, "ethtool", "-K", vx, "tx", "on")
+        drift = json.loads(lab.run("status", "--json").stdout)
+        found = next(h for h in drift["hosts"] if h["name"] == host)
+        assert f"vxlan {vx} tx checksumming on, planned off" in found["reasons"], found
+        lab.run("up", "--yes", check=True)
+        assert "tx-checksumming: off" in lab.exec(host, "ethtool", "-k", vx).stdout
+    finally:
+        lab.inventory.write_text(text)  # unset: the device is left as it is
+
+
 def test_check_finds_nothing_and_rotate_keys_stays_healthy(lab: Lab) -> None:
     res = lab.run("up", "--check")
     assert res.returncode == 0, res.stdout + res.stderr

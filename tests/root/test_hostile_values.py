@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import os
 import re
 import shlex
 import shutil
@@ -232,7 +233,8 @@ while read -r c; do
     export STUB_CASE
     while read -r kv; do export "$kv"; done < env
     read -r args < args || true
-    timeout -s KILL 20 sh ./script $args < stdin > out 2> err
+    # The shell the case names (RUN_SHELL: dash's sh, BusyBox's, bash --posix), split in words.
+    timeout -s KILL 20 ${RUN_SHELL:-sh} ./script $args < stdin > out 2> err
     echo $? > rc
     if [ -f deferred ]; then timeout -s KILL 20 xargs -0 -n 1 sh < deferred > deferred.out 2>&1; fi
   )
@@ -1031,14 +1033,26 @@ def test_hostile_values_stay_one_argument(name: str, tmp_path: Path) -> None:
     assert not problems, "\n".join(problems[:40]) + f"\n({len(problems)} problems)"
 
 
-def test_the_sandbox_sees_a_plain_run_as_the_lab_does(tmp_path: Path) -> None:
-    """The expected calls are right: the unchanged plan passes every program's checks."""
+# The POSIX shells a host may have as /bin/sh: Debian's dash, BusyBox's ash (Alpine), bash.
+SHELLS = ("sh", "busybox sh", "bash --posix")
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_the_sandbox_sees_a_plain_run_as_the_lab_does(tmp_path: Path, shell: str) -> None:
+    """The expected calls are right: the unchanged plan passes every program's checks, under
+    each shell a host may run them with (issue 30)."""
+    if shutil.which(shell.split()[0]) is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{shell} is not installed (scripts/install installs it)")
+        pytest.skip(f"needs {shell.split()[0]}")
     p = base_plan()
     cases = mesh_programs("none", "", p, ["host", "host-go", "down", "once", "loop-on", "facts",
                           "facts-legacy", "gather", "apply", "apply-key", "apply-armed", "confirm",
                           "rolled-back", "rotate-key"])  # fmt: skip
     cases.append(host_case("none", "", p, public_key=FAKE_PUBLIC))
     cases.append(apply_case("none", "", p, None, None, key=FAKE_PRIVATE))
+    for c in cases:
+        c.env = {**c.env, "RUN_SHELL": shell}
     dirs = run_sandbox(tmp_path, cases)
     problems = [f"{c.label()}: {w}" for c, d in zip(cases, dirs, strict=True) for w in check(c, d)]
     assert not problems, "\n".join(problems)

@@ -128,7 +128,8 @@ def _judge_host(p: EvpnPlan, hp: EvpnHost, st: HostState, v: HostVerdict, inside
     if link is None:
         v.config(f"vxlan {vx} missing")
     else:
-        checks.vxlan(v, f"vxlan {vx}", link, mesh, mesh.evpn.vni, hp.vtep)
+        tx = (hp.host.tx_checksum, st.tx_checksum.get(vx))
+        checks.vxlan(v, f"vxlan {vx}", link, mesh, mesh.evpn.vni, hp.vtep, tx=tx)
     _judge_vtep_routing(p, hp, st, v)
     _judge_frr(p, hp, st, v, inside)
 

@@ -149,7 +149,8 @@ def _judge_host(
             v.config(f"wire {wire.name} missing")
             continue
         label = f"wire {wire.name}"
-        plugged = checks.vxlan(v, label, link, mesh, wire.vni, wire.local, wire.remote)
+        tx = (hp.host.tx_checksum, st.tx_checksum.get(wire.name))
+        plugged = checks.vxlan(v, label, link, mesh, wire.vni, wire.local, wire.remote, tx)
         if plugged and link.cost is not None and link.cost != wire.cost:
             v.config(f"wire {wire.name} cost {link.cost}, planned {wire.cost}")
     return root

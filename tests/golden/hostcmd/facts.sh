@@ -16,6 +16,8 @@ echo "kernel_wireguard=$({ [ -d /sys/module/wireguard ] || modprobe -nq wireguar
 echo "wireguard_go=$(command -v wireguard-go || true)"
 echo "wg=$(command -v wg || true)"
 echo "brctl=$(command -v brctl || true)"
+# BusyBox's `ip -V` prints no iproute2 version (and its `ip` has no VXLAN or WireGuard).
+echo "iproute2=$(ip -V 2>&1 | grep -q iproute2 && echo yes || echo no)"
 echo "systemd=$([ -d /run/systemd/system ] && echo yes || echo no)"
 echo "flock=$(command -v flock || true)"
 echo "applied=$(cat /var/lib/mesh-push/seed/applied.sha256 2>/dev/null)"
@@ -42,6 +44,13 @@ done
 k=
 # `addr show` is `link show` with each interface's addresses.
 echo '=== ip-link'; ip -j -d addr show
+# TX checksum offload of every VXLAN device (ethtool's word: on or off), where ethtool is.
+echo '=== tx-checksum'
+if command -v ethtool >/dev/null; then
+  for dev in $(ip -o link show type vxlan 2>/dev/null | awk -F': ' '{sub(/@.*/, "", $2); print $2}'); do
+    printf '%s\t%s\n' "$dev" "$(ethtool -k "$dev" 2>/dev/null | sed -n 's/^tx-checksumming: \([a-z]*\).*/\1/p')"
+  done
+fi
 echo '=== boot'; [ -e /etc/systemd/system/mesh-push-seed.service ] && [ -L /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service ] && echo yes || echo no
 BR=internet
 echo '=== brctl'; command -v brctl >/dev/null && brctl showstp "$BR" 2>/dev/null

@@ -21,6 +21,13 @@ done
 k=
 # `addr show` is `link show` with each interface's addresses.
 echo '=== ip-link'; ip -j -d addr show
+# TX checksum offload of every VXLAN device (ethtool's word: on or off), where ethtool is.
+echo '=== tx-checksum'
+if command -v ethtool >/dev/null; then
+  for dev in $(ip -o link show type vxlan 2>/dev/null | awk -F': ' '{sub(/@.*/, "", $2); print $2}'); do
+    printf '%s\t%s\n' "$dev" "$(ethtool -k "$dev" 2>/dev/null | sed -n 's/^tx-checksumming: \([a-z]*\).*/\1/p')"
+  done
+fi
 echo '=== boot'; [ -e /etc/systemd/system/mesh-push-seed.service ] && [ -L /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service ] && echo yes || echo no
 BR=internet
 echo '=== brctl'; command -v brctl >/dev/null && brctl showstp "$BR" 2>/dev/null

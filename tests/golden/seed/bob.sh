@@ -102,6 +102,14 @@ ensure_addr() {
     [ "$found" = 1 ] || { act ip addr add "$a" dev "$dev"; said "$dev" "$dev address $a"; }
   done
 }
+# ensure_tx DEV on|off: TX checksum offload, as the write-up sets it (`ethtool -K DEV tx off`).
+tx_of() { ethtool -k "$1" 2>/dev/null | sed -n 's/^tx-checksumming: \([a-z]*\).*/\1/p'; }
+ensure_tx() {
+  if ! { [ "$CHECK" = 1 ] && fresh "$1"; }; then
+    [ "$(tx_of "$1")" = "$2" ] && return 0
+  fi
+  act ethtool -K "$1" tx "$2" >/dev/null; said "$1" "$1 tx checksumming $2"
+}
 ensure_bridge_opt() {
   if ! { [ "$CHECK" = 1 ] && fresh "$BR"; }; then
     [ "$(cat "/sys/class/net/$BR/bridge/$1")" = "$2" ] && return 0

@@ -42,6 +42,8 @@ def test_facts_parse_from_the_first_command_s_output() -> None:
     f = backends.parse_facts(text)
     assert f == Facts("abc", "d1g3st", False, True, True, False, True, True)
     assert not backends.parse_facts(text.replace("/usr/bin/flock", "")).flock
+    assert f.iproute2
+    assert not backends.parse_facts(text.replace("applied=", "iproute2=no\napplied=")).iproute2
 
 
 @pytest.mark.parametrize(
@@ -63,6 +65,7 @@ def test_the_first_supported_way_wins(change: dict[str, bool], wireguard: str, b
         ({"wg": False}, "apt-get install wireguard-tools"),
         ({"kernel_wireguard": False, "wireguard_go": False}, "apt-get install wireguard-go"),
         ({"flock": False}, "apt-get install util-linux"),
+        ({"iproute2": False}, "apt-get install iproute2 \\(Alpine: apk add iproute2\\)"),
     ],
 )
 def test_a_host_without_what_is_needed_is_told_what_to_install(

@@ -102,3 +102,29 @@ def test_the_import_program_never_prints_a_private_key(tmp_path: Path) -> None:
     for never in ("showconf", "dump", "private-key", "cat /etc/wireguard"):
         assert never not in program
     assert "PrivateKey" not in program.replace("never [Interface]'s PrivateKey", "")
+
+
+def test_tx_checksum_off_on_every_wire_becomes_the_mesh_s(tmp_path: Path) -> None:
+    """The write-up's `ethtool -K WIRE tx off` on every wire: `tx_checksum: false`, mesh-wide;
+    on some hosts only: on those."""
+
+    A = {"a": "192.0.2.1:56560"}  # b and c dial a: a is static
+
+    def off(*wires: str) -> str:
+        return "=== tx-checksum\n" + "".join(f"{w}\toff\n" for w in wires)
+
+    every = {
+        "a": found.parse(output("a", {"b": 1, "c": 2}, {}, off("b", "c"))),
+        "b": found.parse(output("b", {"a": 1}, A, off("a"))),
+        "c": found.parse(output("c", {"a": 2}, A, off("a"))),
+    }
+    out = imported.build(hosts_mesh(tmp_path), {"hosts": {}}, every, "mine")
+    inv = tmp_path / "mine.yaml"
+    inv.write_text(out.text)
+    assert {h.tx_checksum for h in parse(out.text, inv).hosts} == {False}
+    some = {**every, "c": found.parse(output("c", {"a": 2}, A))}
+    out = imported.build(hosts_mesh(tmp_path), {"hosts": {}}, some, "mine")
+    inv.write_text(out.text)
+    assert {h.name: h.tx_checksum for h in parse(out.text, inv).hosts} == {
+        "a": False, "b": False, "c": None,
+    }  # fmt: skip
