@@ -376,6 +376,7 @@ def _measure(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="the inventory to write (never over an existing file without --force)",
     )  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace an existing output file")
+    _json_arg(p)
     ssh_args(p)
 
 

@@ -420,7 +420,7 @@ def import_network(args: argparse.Namespace) -> int:
     out: Path = args.output
     if out.exists() and not args.force:
         raise UsageError(f"{out} exists: import writes a new inventory (--force replaces it)")
-    progress = run_view.Progress(enabled=True)
+    progress = run_view.Progress(enabled=not args.json)
     found, errors = commands.read_networks(mesh, _access(args), progress.host)
     for name, why in errors.items():
         _say(f"{name}: not read: {why}")
@@ -428,6 +428,12 @@ def import_network(args: argparse.Namespace) -> int:
     name = out.stem if mesh.name_from_file else mesh.name
     result = imported.build(mesh, raw, found, name)
     atomic_write(out, result.text, mode=0o644, make_dir=False)
+    if args.json:
+        from mesh_push.views import console
+
+        console.print_json(
+            {"output": str(out), "complete": result.complete, "not_mapped": result.notes}
+        )
     for note in result.notes:
         _say(f"not mapped: {note}")
     if result.complete:

@@ -175,6 +175,18 @@ def _stp(d: dict[str, Any]) -> Stp:
     )
 
 
+def _endpoint(text: str) -> str | None:
+    """`ADDRESS:PORT` (`[ADDRESS]:PORT` for IPv6) as wg prints it, in its canonical form."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    try:
+        ip = ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
+    except ValueError:
+        return None
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
 def _rows(text: str) -> list[list[str]]:
     return [line.split() for line in text.splitlines() if line.strip()]
 
@@ -211,6 +223,9 @@ def _wireguard(secs: dict[str, str], ifaces: dict[str, Iface], dropped: list[str
                 if a != "(none)":
                     dropped.append(f"{name}: peer {key}: allowed-ips {quoted(a)} is not a network")
         endpoint = (fields["endpoints"].get((name, key)) or ["(none)"])[0]
+        if endpoint != "(none)" and _endpoint(endpoint) is None:
+            dropped.append(f"{name}: peer {key}: endpoint {quoted(endpoint)} is not ADDRESS:PORT")
+            endpoint = "(none)"
         keep = (fields["persistent-keepalive"].get((name, key)) or ["off"])[0]
         i = ifaces[name]
         i.peers.append(

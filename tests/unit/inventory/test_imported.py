@@ -128,3 +128,15 @@ def test_tx_checksum_off_on_every_wire_becomes_the_mesh_s(tmp_path: Path) -> Non
     assert {h.name: h.tx_checksum for h in parse(out.text, inv).hosts} == {
         "a": False, "b": False, "c": None,
     }  # fmt: skip
+
+
+def test_what_a_host_says_is_checked_before_it_is_written() -> None:
+    """A hostile host: an endpoint that is no address, an interface name no kernel gives, a
+    key that is not one. Each is dropped and said, quoted; none reaches the inventory."""
+    text = output("a", {"b": 1}, {"b": "\x1b[31m#evil\n:1"})
+    text = text.replace('"ifname": "eth0"', '"ifname": "e\\nvil"')
+    f = found.parse(text.replace(KEYS["b"] + "\t10.88", "not-a-key\t10.88"))
+    assert "e\nvil" not in f.interfaces
+    said = "\n".join(f.dropped)
+    assert "\x1b" not in said and "not a usable name" in said, said
+    assert all(p.endpoint is None for p in f.interfaces["wg0"].peers)
