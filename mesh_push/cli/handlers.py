@@ -263,6 +263,10 @@ def down(args: argparse.Namespace) -> int:
     gone = host_list([*args.hosts, *([args.limit] if args.limit else [])])
     if gone and args.keep:
         raise UsageError("--keep hands the whole mesh back: it takes no HOST or --limit")
+    if args.keep and args.purge:
+        raise UsageError(
+            "--keep leaves the interfaces running, and their key files with them: no --purge"
+        )
     if gone:
         return _remove(args, mesh, gone)
     what = "hand mesh {} back on {} host(s), its interfaces running" if args.keep else (

@@ -7,6 +7,7 @@ import argparse
 import io
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,32 @@ def test_one_spelling_for_host_lists_the_older_ones_still_read() -> None:
     assert _parse_cut("bob,epsilon", mesh) == _parse_cut("bob-epsilon", mesh)
     args = cli.build_parser().parse_args(["rotate-keys", "-i", "x.yaml", "rho,pi0", "bob"])
     assert host_list(args.hosts) == ["rho", "pi0", "bob"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["down", "--keep", "pi0"], "takes no HOST or --limit"),
+        (["down", "--keep", "--purge"], "no --purge"),
+        (["up", "--adopt"], "needs `mesh.keys: host`"),
+    ],
+)
+def test_adoption_s_usage_mistakes_exit_2_before_any_host(
+    argv: list[str],
+    says: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """`down --keep` and `up --adopt` (issue 29): what cannot work is said at once."""
+
+    def no_ssh(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a host was contacted")
+
+    monkeypatch.setattr("mesh_push.engine.connect.open_all", no_ssh)
+    inv = tmp_path / "lab.yaml"
+    text = (ROOT / "inventory/lab.yaml").read_text()
+    inv.write_text(text.replace("keys: host", "keys: controller") if "--adopt" in argv else text)
+    code = cli.main([argv[0], "-i", str(inv), *argv[1:], "--yes"])
+    assert code == 2
+    assert says in capsys.readouterr().err
