@@ -241,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
         "key leaves them), update every peer, verify. All hosts unless some are named. With "
         "--psk, new pre-shared keys for their links instead.",
         "mesh-push rotate-keys -i inventory/lab.yaml rho pi0 --yes\n"
-        "  mesh-push rotate-keys -i inventory/lab.yaml --psk rho --yes",
+        "  mesh-push rotate-keys -i inventory/lab.yaml --psk rho --yes\n"
+        "  mesh-push rotate-keys -i inventory/lab.yaml --older-than 90d --yes",
         "rotate_keys",
     )
     _inventory_arg(p)
@@ -257,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--psk",
         action="store_true",
         help="replace the pre-shared keys of the hosts' links (mesh.psk), not their key pairs",
+    )
+    p.add_argument(
+        "--older-than",
+        type=age_seconds,
+        metavar="AGE",
+        help="rotate exactly the keys older than AGE (90d, 12h, 30m or seconds), as `status` "
+        "tells their age: key pairs, or with --psk the links' pre-shared keys; names no host",
     )
     p.add_argument("--no-verify", action="store_true", help="skip the checks after applying")
     _check_args(p, "the rotation (new keys stood in for, none made)")
@@ -378,6 +386,18 @@ def _measure(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     _json_arg(p)
     ssh_args(p)
+
+
+def age_seconds(text: str) -> float:
+    """An age: a number with d, h, m or s after it (seconds without); argparse makes anything
+    else a usage error (exit 2)."""
+    unit = {"d": 86400, "h": 3600, "m": 60, "s": 1}.get(text[-1:], 0)
+    number = text[:-1] if unit else text
+    if not unit:
+        unit = 1
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not an age like 90d, 12h, 30m or 3600")
+    return float(int(number) * unit)
 
 
 def positive_seconds(text: str) -> float:

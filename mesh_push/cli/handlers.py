@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from mesh_push import inventory, modes
 from mesh_push.cli import EXIT_DECLINED, EXIT_FAILED, EXIT_OK, EXIT_PENDING, SERVE_INTERVAL_S
-from mesh_push.core.model import Mesh
+from mesh_push.core.model import Link, Mesh
 from mesh_push.core.problems import UsageError, printable
 from mesh_push.core.values import host_list
 from mesh_push.engine import rollout
@@ -120,6 +120,10 @@ def rotate_keys(args: argparse.Namespace) -> int:
     from mesh_push.engine import keys
 
     mesh = inventory.load(args.inventory)
+    if getattr(args, "older_than", None) is not None:
+        if args.hosts:
+            raise UsageError("--older-than chooses the keys by age: name no host")
+        return _rotate_old(args, mesh, float(args.older_than))
     names = host_list(args.hosts) or [h.name for h in mesh.hosts]
     unknown = sorted(set(names) - {h.name for h in mesh.hosts})
     if unknown:
@@ -131,6 +135,41 @@ def rotate_keys(args: argparse.Namespace) -> int:
             f"no link of {', '.join(names)} has a pre-shared key (mesh.psk, or a link's psk)"
         )
     return _converge(args, mesh, (), names)
+
+
+def _rotate_old(args: argparse.Namespace, mesh: Mesh, seconds: float) -> int:
+    """`rotate-keys --older-than`: the ages as `status` reads them, then exactly the key pairs
+    (or with --psk the links' pre-shared keys) past `seconds`."""
+    from mesh_push.engine import commands
+
+    _plan, j = commands.status(mesh, _access(args))
+    states = {n: v.state for n, v in j.hosts.items() if v.state is not None}
+    for name in sorted(set(j.hosts) - set(states)):
+        _say(f"{name}: not reached, its keys' age unknown: not rotated")
+    if args.psk:
+        old_links = [
+            lk for lk in mesh.links
+            if lk.psk and any(
+                (st := states.get(h)) is not None and (age := st.psk_age(lk.other(h))) is not None
+                and age > seconds
+                for h in lk.hosts
+            )
+        ]  # fmt: skip
+        what = ", ".join(f"{lk.a}–{lk.b}" for lk in old_links)
+        if old_links:
+            _say(f"pre-shared keys older than {seconds:.0f} s: {what}")
+            return _converge(args, mesh, (), old_links)
+    else:
+        old = [n for n, st in states.items() if (age := st.key_age()) is not None and age > seconds]
+        if old:
+            _say(f"key pairs older than {seconds:.0f} s: {', '.join(old)}")
+            return _converge(args, mesh, old, ())
+    _say(f"no key is older than {seconds:.0f} s: nothing to rotate")
+    if args.json:
+        from mesh_push.views import console
+
+        console.print_json({"ok": True, "rotated": []})
+    return EXIT_OK
 
 
 def _limit(args: argparse.Namespace, mesh: Mesh) -> frozenset[str] | None:
@@ -159,7 +198,10 @@ def _rollout_options(args: argparse.Namespace, mesh: Mesh) -> rollout.Options:
 
 
 def _converge(
-    args: argparse.Namespace, mesh: Mesh, rotate: Sequence[str], rotate_psk: Sequence[str]
+    args: argparse.Namespace,
+    mesh: Mesh,
+    rotate: Sequence[str],
+    rotate_psk: Sequence[str | Link],
 ) -> int:
     from mesh_push.engine import commands
     from mesh_push.host.templates import load_templates
@@ -187,7 +229,10 @@ def _converge(
     if rotate and not _confirm(f"make new key pairs for {', '.join(rotate)}?", args.yes):
         return EXIT_DECLINED
     if rotate_psk and not _confirm(
-        f"make new pre-shared keys for the links of {', '.join(rotate_psk)}?", args.yes
+        "make new pre-shared keys for the links of "
+        + ", ".join(x if isinstance(x, str) else f"{x.a}–{x.b}" for x in rotate_psk)
+        + "?",
+        args.yes,
     ):
         return EXIT_DECLINED
     access = _access(args)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mesh_push import modes
-from mesh_push.core.model import Mesh
+from mesh_push.core.model import Link, Mesh
 from mesh_push.engine import apply, changes, check, connect, gather, keys, names, offline, verify
 from mesh_push.engine.measure import LinkResult
 from mesh_push.engine.measure import measure as measure_links
@@ -111,7 +111,7 @@ def up(
     ask: Ask,
     rotate: Collection[str] = (),
     verify_after: bool = True,
-    rotate_psk: Collection[str] = (),
+    rotate_psk: Collection[str | Link] = (),
     adopt: bool = False,
 ) -> Run:
     """Build or converge the mesh (`rotate`: give those hosts new key pairs first;
@@ -160,7 +160,7 @@ def check_up(
     progress: Progress,
     rotate: Collection[str] = (),
     with_diff: bool = False,
-    rotate_psk: Collection[str] = (),
+    rotate_psk: Collection[str | Link] = (),
     adopt: bool = False,
 ) -> Run:
     """`up --check` (`rotate-keys --check` with `rotate`; `up --adopt --check` with `adopt`):

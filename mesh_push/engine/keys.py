@@ -69,7 +69,7 @@ def for_up(
     session: Session,
     gathered: Gathered,
     rotate: Collection[str],
-    rotate_psk: Collection[str],
+    rotate_psk: Collection[str | Link],
     progress: Progress,
 ) -> Keys:
     """The keys of `up` (`rotate`: new key pairs for those hosts; `rotate_psk`: new pre-shared
@@ -89,7 +89,10 @@ def for_up(
 
 
 def for_check(
-    session: Session, gathered: Gathered, rotate: Collection[str], rotate_psk: Collection[str]
+    session: Session,
+    gathered: Gathered,
+    rotate: Collection[str],
+    rotate_psk: Collection[str | Link],
 ) -> Keys:
     """`--check`: the keys `up` (or `rotate-keys`) would use, with stand-ins for those it would
     make. Nothing is made, staged, read from a host, or stored."""
@@ -116,9 +119,10 @@ def after_apply(mesh: Mesh, keys: Keys, reports: Mapping[str, HostReport]) -> No
         save_public_keys(mesh, {n: k for n, k in keys.next.items() if reports[n].ok})
 
 
-def psk_rotation(session: Session, names: Collection[str]) -> list[Link]:
-    """The links whose pre-shared keys `rotate-keys --psk` replaces: those of `names` with
-    both ends reached (a key given to one end only would cut the link)."""
+def psk_rotation(session: Session, names: Collection[str | Link]) -> list[Link]:
+    """The links whose pre-shared keys `rotate-keys --psk` replaces: those of `names` (hosts,
+    or links themselves: `--older-than`'s) with both ends reached (a key given to one end
+    only would cut the link)."""
     return [lk for lk in links_of(session.mesh, names) if all(h in session.conns for h in lk.hosts)]
 
 
@@ -335,9 +339,10 @@ def stand_in(link: Link) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def links_of(mesh: Mesh, names: Collection[str]) -> list[Link]:
-    """The links with a pre-shared key that touch any of `names` (rotate-keys --psk)."""
-    return [lk for lk in mesh.links if lk.psk and (lk.a in names or lk.b in names)]
+def links_of(mesh: Mesh, names: Collection[str | Link]) -> list[Link]:
+    """The links with a pre-shared key that are in `names` or touch a host of it (rotate-keys
+    --psk)."""
+    return [lk for lk in mesh.links if lk.psk and (lk in names or lk.a in names or lk.b in names)]
 
 
 def _files(gathered: Gathered, name: str) -> dict[str, str]:

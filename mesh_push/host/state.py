@@ -81,6 +81,17 @@ class HostState:
     mode_state: object = None  # the mode's part (Mode.parse_state)
     # TX checksum offload of each VXLAN device (`on`/`off`), where the host has ethtool.
     tx_checksum: dict[str, str] = field(default_factory=dict)
+    # When the host's private key and each pre-shared key file (by peer) were made: unix time
+    # on the host's clock (`now`), from the files' times.
+    key_time: int | None = None
+    psk_times: dict[str, int] = field(default_factory=dict)
+
+    def key_age(self) -> float | None:
+        return None if self.key_time is None else max(0, self.now - self.key_time)
+
+    def psk_age(self, peer: str) -> float | None:
+        t = self.psk_times.get(peer)
+        return None if t is None else max(0, self.now - t)
 
     def handshake_age(self, interface: str, public_key: str | None) -> float | None:
         """Seconds since the last handshake with `public_key` on `interface` (None: never)."""
@@ -110,8 +121,15 @@ def parse(text: str, mode: ModeParser | None = None) -> HostState:
         boot_unit={"yes": True, "no": False}.get(s.get("boot", "").strip()),
         psk_files=_pairs(s.get("psk-files", "")),
         tx_checksum=_pairs(s.get("tx-checksum", "")),
+        key_time=_unix(s.get("key-time", "")),
+        psk_times={k: t for k, v in _pairs(s.get("psk-times", "")).items() if (t := _unix(v))},
         mode_state=mode(s, links_json) if mode is not None else None,
     )
+
+
+def _unix(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.isdigit() and len(text) <= 12 else None
 
 
 def _pairs(text: str) -> dict[str, str]:

@@ -183,6 +183,7 @@ def links(
                 "handshake_age_s": st.handshake_age(iface.name, key) if key else None,
                 **fields(lk, here, there, st, problems),
                 "preshared_key": psk != "none" if psk is not None else None,
+                "preshared_key_age_s": st.psk_age(there),
             }
         if len(psks) == 2 and psks[lk.a] != psks[lk.b]:
             if "none" in psks.values():

@@ -63,6 +63,13 @@ def age(seconds: float | None) -> str:
     return "never" if seconds is None else f"{seconds:.0f}s"
 
 
+def key_age(seconds: float | None) -> str:
+    """A key's age as people count it: hours for the first two days, then days."""
+    if seconds is None:
+        return "-"
+    return f"{seconds / 3600:.0f}h" if seconds < 2 * 86400 else f"{seconds / 86400:.0f}d"
+
+
 def path_text(path: list[str], most: int | None = PATH_SHOWN) -> str:
     if not path:
         return "unreachable"
@@ -74,7 +81,7 @@ def path_text(path: list[str], most: int | None = PATH_SHOWN) -> str:
 def both_ends(wire: dict[str, Any], key: str, fmt: Any = str) -> str:
     """A wire's or link's `key` at its two ends, as "a / b" ("?" for an end not read)."""
     ends = [wire["ends"].get(h) for h in wire["hosts"]]
-    return " / ".join("?" if e is None else str(fmt(e[key])) for e in ends)
+    return " / ".join("?" if e is None else str(fmt(e.get(key))) for e in ends)
 
 
 def yes_no(x: bool | None) -> str:
@@ -167,7 +174,13 @@ def peer_json(st: HostState, iface: WgIface, pe: Peer) -> dict[str, Any]:
 
 
 def status_host(hp: HostPlan, v: HostVerdict) -> dict[str, Any]:
-    return {"name": hp.name, "reachable": v.reachable, "healthy": v.healthy, "reasons": v.reasons}
+    return {
+        "name": hp.name,
+        "reachable": v.reachable,
+        "healthy": v.healthy,
+        "reasons": v.reasons,
+        "key_age_s": v.state.key_age() if v.state else None,
+    }
 
 
 def verdict_cell(h: dict[str, Any]) -> Text:

@@ -67,6 +67,16 @@ def families(s: Snapshot) -> list[Metric]:
         "(never the key)",
         peer_labels,
     )
+    key_age = gauge(
+        "key_age_seconds",
+        "seconds since the host's private key was made, installed or rotated (its file's time)",
+        ["mesh", "host"],
+    )
+    psk_age = gauge(
+        "psk_age_seconds",
+        "seconds since the host's pre-shared key for the peer was made or installed",
+        peer_labels,
+    )
     # `_total` is added by prometheus_client to a counter's samples.
     rx = CounterMetricFamily(
         PREFIX + "peer_received_bytes",
@@ -86,6 +96,8 @@ def families(s: Snapshot) -> list[Metric]:
         st = v.state
         if st is None:
             continue  # unreachable: no figure is better than a stale one
+        if (key_s := st.key_age()) is not None:
+            key_age.add_metric(labels, key_s)
         for iface in hp.wg:
             w = st.wg.get(iface.name) or WgIf()
             for pe in iface.peers:
@@ -94,6 +106,8 @@ def families(s: Snapshot) -> list[Metric]:
                 age.add_metric([*labels, pe.name], math.inf if when_s is None else when_s)
                 if (fingerprint := w.psks.get(key)) is not None:
                     psk.add_metric([*labels, pe.name], bit(fingerprint != "none"))
+                if pe.psk and (psk_s := st.psk_age(pe.name)) is not None:
+                    psk_age.add_metric([*labels, pe.name], psk_s)
                 if key in w.transfer:
                     got, sent = w.transfer[key]
                     rx.add_metric([*labels, pe.name], got)
@@ -109,6 +123,7 @@ def families(s: Snapshot) -> list[Metric]:
         link_ok.add_metric([mesh, f"{a}-{b}"], bit(not judged["problems"]))
 
     shared = [healthy, duration, when, reachable, host_ok, age, psk, rx, tx, link_ok]
+    shared += [key_age, psk_age]
     return shared + modes.of(p.mesh).metrics(p, j)
 
 

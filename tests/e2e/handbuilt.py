@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mesh_push.lab.netns import at_host_priority
@@ -46,6 +47,13 @@ def run(lab: str, host: str, script: str) -> str:
     return res.stdout
 
 
+def on_each(lab: str, scripts: Mapping[str, str]) -> dict[str, str]:
+    """Each host's script on it, all hosts at once (a VM guest's login costs seconds)."""
+    with ThreadPoolExecutor(max_workers=len(scripts) or 1) as pool:
+        done = {h: pool.submit(run, lab, h, sc) for h, sc in scripts.items()}
+        return {h: f.result() for h, f in done.items()}
+
+
 def build(
     lab: str,
     numbers: Mapping[str, int],
@@ -57,14 +65,9 @@ def build(
     """Builds it; returns each host's public key. The hosts in `wg_quick` (systemd guests)
     get their wg0 from `wg-quick@wg0` instead, enabled at boot, as many hand-built networks
     do: /etc/wireguard/wg0.conf with the address in it."""
-    keys = {
-        h: run(
-            lab,
-            h,
-            f"mkdir -p /etc/wireguard && umask 077 && wg genkey > {KEY} && wg pubkey < {KEY}",
-        ).strip()
-        for h in numbers
-    }
+    made = f"mkdir -p /etc/wireguard && umask 077 && wg genkey > {KEY} && wg pubkey < {KEY}"
+    keys = {h: out.strip() for h, out in on_each(lab, dict.fromkeys(numbers, made)).items()}
+    scripts = {}
     hello, fd, max_age, ageing = timers
     for h, n in numbers.items():
         peers = [(b if a == h else a, vni) for a, b, vni in links if h in (a, b)]
@@ -90,10 +93,7 @@ def build(
 wg setconf wg0 {CONFIG}
 ip link set up dev wg0
 ip addr add 10.88.88.{n}/24 dev wg0"""
-        run(
-            lab,
-            h,
-            f"""set -e
+        scripts[h] = f"""set -e
 umask 077
 {BRCTL}
 {{ {"; ".join(conf)}; }} > {WG_QUICK if quick else CONFIG}
@@ -112,8 +112,8 @@ for i in {names}; do
     brctl addif internet $i
     if command -v ethtool >/dev/null; then ethtool -K $i tx off >/dev/null; fi
 done
-""",
-        )
+"""
+    on_each(lab, scripts)
     return keys
 
 

@@ -267,6 +267,35 @@ def test_rotation_replaces_the_keys_of_one_hosts_links(lab: Lab) -> None:
     no_key_anywhere(lab, set(before.values()) | set(after.values()))
 
 
+def test_keys_past_an_age_are_rotated_exactly(lab: Lab) -> None:
+    """Key age (issue 33): `status` tells each key pair's and pre-shared key's age, and
+    `rotate-keys --older-than` rotates exactly those past it: here rho's key pair and the
+    bob–vorke link's key, made 100 days old by their files' times."""
+    code, st = status(lab)
+    assert code == 0, sick(st)
+    ages = {h["name"]: h["key_age_s"] for h in st["hosts"]}
+    assert all(a is not None and a < 86400 for a in ages.values()), ages
+    code, out = run(lab, "rotate-keys", "--older-than", "90d", "--yes", "--json")
+    assert code == 0 and json.loads(out) == {"ok": True, "rotated": []}, out
+    keys, links = pubkeys(lab), psks(lab)
+    lab.exec("rho", "touch", "-d", "100 days ago", "/etc/wireguard/mesh-push-psk.key")
+    lab.exec("vorke", "touch", "-d", "100 days ago", "/etc/wireguard/mesh-push-psk.psk/bob")
+    code, st = status(lab)
+    rho = next(h for h in st["hosts"] if h["name"] == "rho")
+    assert rho["key_age_s"] > 99 * 86400, rho
+    code, out = run(lab, "rotate-keys", "--older-than", "90d", "--yes", "--json")
+    assert code == 0, out
+    now = pubkeys(lab)
+    assert [h for h in HOSTS if now[h] != keys[h]] == ["rho"], (keys, now)
+    code, out = run(lab, "rotate-keys", "--older-than", "90d", "--psk", "--yes", "--json")
+    assert code == 0, out
+    after = psks(lab)
+    changed = {tuple(sorted(k)) for k in after if after[k] != links[k]}
+    assert changed == {("bob", "vorke")}, changed
+    code, st = status(lab)
+    assert code == 0, sick(st)
+
+
 def test_psk_false_removes_the_key_on_both_ends(lab: Lab) -> None:
     inv = lab.tmp / "no-psk.yaml"
     inv.write_text(

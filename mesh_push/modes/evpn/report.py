@@ -257,7 +257,7 @@ def status_report(plan: Plan, j: Judgement) -> Report:
     rows = []
     for h in data["hosts"]:
         if not h["reachable"]:
-            rows.append(reports.unreachable_row(h, 6))
+            rows.append(reports.unreachable_row(h, 7))
             continue
         links = h["links"] or []
         up, _oldest = reports.peers_up(links)
@@ -274,6 +274,7 @@ def status_report(plan: Plan, j: Judgement) -> Report:
                 f"{sum(1 for x in bfd if x['state'] == 'up')}/{len(bfd)}" if frr else "-",
                 str(len(frr.get("remote_vteps", []))) if frr else "-",
                 str(frr.get("macs", "")) if frr else "-",
+                reports.key_age(h["key_age_s"]),
                 reports.verdict_cell(h),
             ]
         )
@@ -289,13 +290,14 @@ def status_report(plan: Plan, j: Judgement) -> Report:
                 "BFD up",
                 "remote VTEPs",
                 "MACs",
+                "key age",
                 "verdict",
             ),
             rows,
         ),
         Table(
             "links",
-            ("link", "VNI", "handshake age", "OSPF", "BFD", "MTU", "PSK", "problems"),
+            ("link", "VNI", "handshake age", "OSPF", "BFD", "MTU", "PSK", "PSK age", "problems"),
             [
                 [
                     f"{w['hosts'][0]} – {w['hosts'][1]}",
@@ -305,6 +307,7 @@ def status_report(plan: Plan, j: Judgement) -> Report:
                     reports.both_ends(w, "bfd", lambda x: x or "-"),
                     reports.both_ends(w, "mtu"),
                     reports.both_ends(w, "preshared_key", reports.yes_no),
+                    reports.both_ends(w, "preshared_key_age_s", reports.key_age),
                     "; ".join(w["problems"]),
                 ]
                 for w in data["links"]

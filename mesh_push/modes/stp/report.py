@@ -330,7 +330,7 @@ def status_report(plan: Plan, j: Judgement) -> Report:
     rows = []
     for h in data["hosts"]:
         if not h["reachable"]:
-            rows.append(reports.unreachable_row(h, 7))
+            rows.append(reports.unreachable_row(h, 8))
             continue
         peers = h["wireguard"]["peers"] if h["wireguard"] else []
         up, oldest = reports.peers_up(peers)
@@ -350,6 +350,7 @@ def status_report(plan: Plan, j: Judgement) -> Report:
                 str(br.get("root_port", "")),
                 str(br.get("path_cost", "")),
                 f"{fwd}/{blk}",
+                reports.key_age(h["key_age_s"]),
                 reports.verdict_cell(h),
             ]
         )
@@ -366,13 +367,24 @@ def status_report(plan: Plan, j: Judgement) -> Report:
                 "root port",
                 "cost",
                 "fwd/blk",
+                "key age",
                 "verdict",
             ),
             rows,
         ),
         Table(
             "wires",
-            ("wire", "VNI", "handshake age", "VXLAN up", "STP state", "MTU", "PSK", "problems"),
+            (
+                "wire",
+                "VNI",
+                "handshake age",
+                "VXLAN up",
+                "STP state",
+                "MTU",
+                "PSK",
+                "PSK age",
+                "problems",
+            ),
             [
                 [
                     f"{w['hosts'][0]} – {w['hosts'][1]}",
@@ -382,6 +394,7 @@ def status_report(plan: Plan, j: Judgement) -> Report:
                     reports.both_ends(w, "stp_state", lambda x: x or "-"),
                     reports.both_ends(w, "mtu"),
                     reports.both_ends(w, "preshared_key", reports.yes_no),
+                    reports.both_ends(w, "preshared_key_age_s", reports.key_age),
                     "; ".join(w["problems"]),
                 ]
                 for w in data["wires"]

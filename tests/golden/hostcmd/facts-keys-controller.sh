@@ -34,6 +34,14 @@ for f in /etc/wireguard/mesh-push-seed.psk/*; do
   [ -z "$k" ] || printf '%s\t%s\n' "${f##*/}" "$(fp_of "$k")"
 done
 k=
+# When each key was made: its file's time (a key file is only ever renamed into place, whole,
+# when the key is made, installed or rotated), as unix time. Never the key.
+echo '=== key-time'
+stat -c %Y /etc/wireguard/mesh-push-seed.key 2>/dev/null || true
+echo '=== psk-times'
+for f in /etc/wireguard/mesh-push-seed.psk/*; do
+  [ -f "$f" ] && printf '%s\t%s\n' "${f##*/}" "$(stat -c %Y "$f")"
+done
 # `addr show` is `link show` with each interface's addresses.
 echo '=== ip-link'; ip -j -d addr show
 # TX checksum offload of every VXLAN device (ethtool's word: on or off), where ethtool is.

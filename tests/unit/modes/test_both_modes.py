@@ -219,7 +219,8 @@ def healthy_states(p: Plan) -> dict[str, HostState]:
                 keepalives={str(pe.public_key): str(pe.keepalive or "off") for pe in iface.peers},
                 psks={str(pe.public_key): pe.psk_fp or "none" for pe in iface.peers},
             )
-        st = HostState(hp.name, 1000, links, wg, boot_unit=True)
+        st = HostState(hp.name, 1000, links, wg, boot_unit=True, key_time=400)
+        st.psk_times = {pe.name: 700 for iface in hp.wg for pe in iface.peers if pe.psk}
         if isinstance(p, StpPlan):
             _stp_part(p, p.stp_host(hp.name), st)
         else:

@@ -29,7 +29,7 @@ def exported() -> set[str]:
     """Every sample name the metrics have in either mode (a counter's carry `_total`)."""
     names = {x.name for fam in metrics.families(snapshot()) for x in fam.samples}
     with tempfile.TemporaryDirectory() as tmp:
-        mesh = mesh_of("evpn", Path(tmp))
+        mesh = mesh_of("evpn", Path(tmp), "  psk: true\n")
         p = kit.plan(mesh, KEYS)
         evpn = metrics.Snapshot(p, kit.judge(p, healthy_states(p)), 0.1, 1.0)
     return names | {x.name for fam in metrics.families(evpn) for x in fam.samples}
