@@ -100,7 +100,8 @@ CONTRACT: dict[str, tuple[str, str]] = {
                "one), 2 bad usage or a bad inventory"),
     "measure": ("yes, over SSH: every host (--limit: some), read only (--write changes the "
                 "inventory)",
-                "0 measured, 1 a host failed, 2 bad usage or a bad inventory"),
+                "0 measured, 1 a host failed, 2 bad usage or a bad inventory, 3 with --diff: "
+                "the new latencies would change the plan"),
     "import": ("yes, over SSH: every host, read only",
                "0 the inventory is complete, 1 something could not be mapped or a host could "
                "not be read (each said on stderr and in the file), 2 bad usage or a bad input"),
@@ -361,6 +362,13 @@ def _measure(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _limit_arg(p, "only these hosts' links, measured from these hosts' ends")
     p.add_argument(
         "--write", action="store_true", help="rewrite the links' latency_ms in the inventory"
+    )
+    p.add_argument(
+        "--diff",
+        action="store_true",
+        help="write nothing; show what the new latencies would change in the plan (stp: the "
+        "root, each wire end's state, each pair's path; evpn: each pair's path) and exit 3 "
+        "when it would change",
     )
     _json_arg(p)
     ssh_args(p)

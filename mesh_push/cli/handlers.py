@@ -437,7 +437,9 @@ def measure(args: argparse.Namespace) -> int:
         raise UsageError("--count must be between 1 and 1000")
     mesh = inventory.load(args.inventory)
     text = args.inventory.read_text(encoding="utf-8")
-    if args.write:
+    if args.diff and args.write:
+        raise UsageError("--diff shows what --write would do to the plan: one or the other")
+    if args.write or args.diff:
         latencies.rewrite(text, {})  # refuse early what could not be written, before pinging
     results, errors = commands.measure(mesh, _access(args), args.count, _limit(args, mesh))
     written = None
@@ -448,12 +450,33 @@ def measure(args: argparse.Namespace) -> int:
             if r.measured_ms is not None
         }
         written = latencies.write(args.inventory, text, new)
+    changes = _plan_changes(mesh, text, results) if args.diff else None
     if args.json:
-        console.print_json(reports.measure_json(results, errors, args.count, written))
+        data = reports.measure_json(results, errors, args.count, written)
+        console.print_json(data if changes is None else {**data, "plan_changes": changes})
     else:
         reports.show_measure(results, errors, written)
+        if changes is not None:
+            reports.show_plan_changes(changes)
     ok = all(r.measured_ms is not None for r in results)
-    return EXIT_OK if ok else EXIT_FAILED
+    if not ok:
+        return EXIT_FAILED
+    return EXIT_PENDING if changes else EXIT_OK
+
+
+def _plan_changes(mesh: Mesh, text: str, results: Sequence[object]) -> list[str]:
+    """`measure --diff`: the plan with the measured latencies against the inventory's."""
+    from mesh_push.engine import offline
+    from mesh_push.engine.measure import LinkResult, format_ms
+    from mesh_push.inventory import latencies
+
+    new = {
+        frozenset((r.a, r.b)): format_ms(r.measured_ms)
+        for r in results
+        if isinstance(r, LinkResult) and r.measured_ms is not None
+    }
+    measured = inventory.parse(latencies.rewrite(text, new), mesh.source)
+    return modes.of(mesh).plan_changes(offline.plan(mesh), offline.plan(measured))
 
 
 def import_network(args: argparse.Namespace) -> int:

@@ -107,6 +107,12 @@ class Mode(abc.ABC):
         """`plan --json`'s mode-specific part (docs/json.md)."""
 
     @abc.abstractmethod
+    def plan_changes(self, old: Plan, new: Plan) -> list[str]:
+        """What differs between two plans of the same hosts and links (`measure --diff`: new
+        latencies): stp, the root and each wire end's planned state, then each pair's path
+        and latency; evpn, each pair's path and latency."""
+
+    @abc.abstractmethod
     def plan_report(self, plan: Plan, cut: Edge | None, all_pairs: bool) -> Report:
         """`plan` as tables and lines."""
 

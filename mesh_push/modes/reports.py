@@ -205,3 +205,19 @@ def peers_up(peers: list[dict[str, Any]]) -> tuple[int, str]:
 def verdict_lines(j: Judgement) -> Report:
     head = Styled("HEALTHY", "good") if j.healthy else Styled("UNHEALTHY", "bad")
     return [line("verdict: ", head), *(line("  " + r) for r in j.reasons)]
+
+
+def pair_changes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[str]:
+    """Each host pair whose path or latency differs between two plans' `pairs` (plan_json)."""
+    before = {tuple(x["hosts"]): x for x in old}
+    out = []
+    for x in new:
+        was = before.get(tuple(x["hosts"]))
+        if was is None or (was["path"], was["latency_ms"]) == (x["path"], x["latency_ms"]):
+            continue
+        a, b = x["hosts"]
+        route = "" if was["path"] == x["path"] else (
+            f" (path {path_text(was['path'])}; now {path_text(x['path'])})"
+        )  # fmt: skip
+        out.append(f"{a} ↔ {b}: {ms(was['latency_ms'])} → {ms(x['latency_ms'])} ms{route}")
+    return out

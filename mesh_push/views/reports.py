@@ -77,3 +77,14 @@ def show_measure(results: list[LinkResult], errors: dict[str, str], written: str
         out.print(f"[red]{safe_text(host)}[/]: {safe_text(err)}")
     if written:
         out.print(f"latency_ms written to {safe_text(written)}")
+
+
+def show_plan_changes(changes: list[str]) -> None:
+    """`measure --diff`: what the measured latencies would change in the plan."""
+    out = console()
+    if not changes:
+        out.print("[green]the plan would not change[/] with these latencies")
+        return
+    out.print("[yellow]with these latencies the plan would change[/] (measure --write, then up):")
+    for line in changes:
+        out.print(f"  {safe_text(line)}")

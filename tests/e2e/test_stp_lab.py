@@ -222,10 +222,14 @@ def test_cut_fails_over_in_time_to_the_predicted_tree_and_heal_restores(lab: Lab
 
 
 def test_measure_and_write(lab: Lab, tmp_path: Path) -> None:
-    res = lab.run("measure", "--json", "--count", "5")
-    assert res.returncode == 0, res.stdout + res.stderr
+    # --diff (issue 33): the lab's links all measure about the same, unlike the seed's
+    # latencies, so the plan would change (exit 3) and nothing is written.
+    before = lab.inventory.read_text()
+    res = lab.run("measure", "--json", "--count", "5", "--diff")
+    assert res.returncode == 3, res.stdout + res.stderr
     data = json.loads(res.stdout)
-    assert data["ok"] and data["written"] is None
+    assert data["ok"] and data["written"] is None and data["plan_changes"], data
+    assert lab.inventory.read_text() == before
     assert len(data["links"]) == 7
     for link in data["links"]:
         assert 0 < link["measured_ms"] < 20, link  # the lab has next to no latency

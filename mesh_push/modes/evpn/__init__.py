@@ -12,7 +12,7 @@ from mesh_push.core.model import Evpn, Link, Mesh
 from mesh_push.core.problems import Problems
 from mesh_push.core.section import Draft, Section
 from mesh_push.host.state import HostState
-from mesh_push.modes import scripts
+from mesh_push.modes import reports, scripts
 from mesh_push.modes.base import HostPlan, Plan
 from mesh_push.modes.evpn import judge, observe, settings
 from mesh_push.modes.evpn import plan as evpn_plan
@@ -110,6 +110,10 @@ class EvpnMode(Mode):
         from mesh_push.modes.evpn import report
 
         return report.plan_json(plan, cut, all_pairs)
+
+    def plan_changes(self, old: Plan, new: Plan) -> list[str]:
+        pairs = [self.plan_json(p, None, True)["evpn"]["pairs"] for p in (old, new)]
+        return reports.pair_changes(*pairs)
 
     def plan_report(self, plan: Plan, cut: Edge | None, all_pairs: bool) -> Report:
         from mesh_push.modes.evpn import report

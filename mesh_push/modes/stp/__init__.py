@@ -11,7 +11,7 @@ from mesh_push.core.model import Link, Mesh, Stp
 from mesh_push.core.problems import Problems
 from mesh_push.core.section import Draft, Section
 from mesh_push.host.state import HostState
-from mesh_push.modes import scripts
+from mesh_push.modes import reports, scripts
 from mesh_push.modes.base import HostPlan, Plan
 from mesh_push.modes.judgement import Judgement, Reconvergence
 from mesh_push.modes.mode import Mode
@@ -91,6 +91,18 @@ class StpMode(Mode):
         from mesh_push.modes.stp import report
 
         return report.plan_json(plan, cut, all_pairs)
+
+    def plan_changes(self, old: Plan, new: Plan) -> list[str]:
+        a, b = own(old), own(new)
+        out = []
+        if a.tree.expected.root != b.tree.expected.root:
+            out.append(f"root: {a.tree.expected.root} → {b.tree.expected.root}")
+        for here, there in sorted(a.tree.expected.blocking ^ b.tree.expected.blocking):
+            now = "blocking" if (here, there) in b.tree.expected.blocking else "forwarding"
+            was = "forwarding" if now == "blocking" else "blocking"
+            out.append(f"{here}'s end of {here}–{there}: {was} → {now}")
+        pairs = [self.plan_json(p, None, True)["tree"]["pairs"] for p in (a, b)]
+        return out + reports.pair_changes(*pairs)
 
     def plan_report(self, plan: Plan, cut: Edge | None, all_pairs: bool) -> Report:
         from mesh_push.modes.stp import report
