@@ -437,9 +437,10 @@ def measure(args: argparse.Namespace) -> int:
         raise UsageError("--count must be between 1 and 1000")
     mesh = inventory.load(args.inventory)
     text = args.inventory.read_text(encoding="utf-8")
-    if args.diff and args.write:
+    diff = getattr(args, "diff", False)
+    if diff and args.write:
         raise UsageError("--diff shows what --write would do to the plan: one or the other")
-    if args.write or args.diff:
+    if args.write or diff:
         latencies.rewrite(text, {})  # refuse early what could not be written, before pinging
     results, errors = commands.measure(mesh, _access(args), args.count, _limit(args, mesh))
     written = None
@@ -450,7 +451,7 @@ def measure(args: argparse.Namespace) -> int:
             if r.measured_ms is not None
         }
         written = latencies.write(args.inventory, text, new)
-    changes = _plan_changes(mesh, text, results) if args.diff else None
+    changes = _plan_changes(mesh, text, results) if diff else None
     if args.json:
         data = reports.measure_json(results, errors, args.count, written)
         console.print_json(data if changes is None else {**data, "plan_changes": changes})
@@ -480,36 +481,6 @@ def _plan_changes(mesh: Mesh, text: str, results: Sequence[object]) -> list[str]
 
 
 def import_network(args: argparse.Namespace) -> int:
-    import yaml
+    from mesh_push.cli import importing
 
-    from mesh_push.engine import commands
-    from mesh_push.files.fsutil import atomic_write
-    from mesh_push.inventory import imported
-    from mesh_push.inventory.files import read_text
-    from mesh_push.views import run as run_view
-
-    mesh = inventory.load_hosts(args.inventory)
-    out: Path = args.output
-    if out.exists() and not args.force:
-        raise UsageError(f"{out} exists: import writes a new inventory (--force replaces it)")
-    progress = run_view.Progress(enabled=not args.json)
-    found, errors = commands.read_networks(mesh, _access(args), progress.host)
-    for name, why in errors.items():
-        _say(f"{name}: not read: {why}")
-    raw = yaml.safe_load(read_text(args.inventory))
-    name = out.stem if mesh.name_from_file else mesh.name
-    result = imported.build(mesh, raw, found, name)
-    atomic_write(out, result.text, mode=0o644, make_dir=False)
-    if args.json:
-        from mesh_push.views import console
-
-        console.print_json(
-            {"output": str(out), "complete": result.complete, "not_mapped": result.notes}
-        )
-    for note in result.notes:
-        _say(f"not mapped: {note}")
-    if result.complete:
-        _say(f"wrote {out}: complete; next `mesh-push plan -i {out}`")
-        return 0
-    _say(f"wrote {out}: {len(result.notes)} thing(s) not mapped (comments at its top)")
-    return 1
+    return importing.run(args, _access(args), _say)

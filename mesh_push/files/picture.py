@@ -61,3 +61,18 @@ def _draw(source: str, fmt: str, path: Path) -> bytes:
         why = printable(shorten(done.stderr.decode(errors="replace").strip(), ERROR_CHARS))
         raise PictureError(f"--graph {path}: {dot} exited {done.returncode}: {why}")
     return done.stdout
+
+
+def svg(source: str) -> str | None:
+    """The drawing as SVG text, in memory (`status --serve`'s page); None without `dot`, or
+    when it fails (the page says so instead)."""
+    dot = shutil.which("dot")
+    if dot is None:
+        return None
+    try:
+        done = subprocess.run(
+            [dot, "-Tsvg"], input=source.encode(), capture_output=True, timeout=DOT_TIMEOUT_S
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.decode("utf-8", "replace") if done.returncode == 0 else None

@@ -1,4 +1,4 @@
-"""`mesh-push status --serve ADDR:PORT`: /metrics and /healthz over HTTP.
+"""`mesh-push status --serve ADDR:PORT`: a status page at /, /metrics and /healthz over HTTP.
 
 One background thread gathers every `interval` seconds and swaps the families it made into
 the registry; scrapes only read that. So however many scrapes arrive, one gather runs at a
@@ -105,9 +105,13 @@ class Refresher:
         interval: float,
         log: Callable[[str], None],
         clock: Callable[[], float] = time.monotonic,
+        page: Callable[[metrics.Snapshot], str] | None = None,
     ) -> None:
         self._gather, self._latest, self.interval = gather, latest, interval
         self._log, self._clock = log, clock
+        # The page at `/` (page.py), made from each gather; None until the first.
+        self._page = page
+        self.page: bytes | None = None
         self._lock = threading.Lock()  # one gather at a time, whoever calls refresh()
         self.last_ok: float | None = None  # clock() when the last good gather ended
         self.last_error: str | None = None
@@ -123,6 +127,8 @@ class Refresher:
                 self._log(f"gather failed: {self.last_error}")
                 return
             self._latest.set(metrics.families(snap))
+            if self._page is not None:
+                self.page = self._page(snap).encode()
             self.last_ok, self.last_error = self._clock(), None
 
     def run(self, stop: threading.Event) -> None:
@@ -189,8 +195,12 @@ def handler(registry: CollectorRegistry, refresher: Refresher) -> type[BaseHTTPR
             elif path == "/healthz":
                 ok, text = refresher.health()
                 self._reply(200 if ok else 503, "text/plain; charset=utf-8", text.encode())
+            elif path == "/" and refresher.page is not None:
+                self._reply(200, "text/html; charset=utf-8", refresher.page)
+            elif path == "/":
+                self._reply(503, "text/plain; charset=utf-8", b"mesh-push: no gather yet\n")
             else:
-                body = b"mesh-push: see /metrics and /healthz\n"
+                body = b"mesh-push: see /, /metrics and /healthz\n"
                 self._reply(404, "text/plain; charset=utf-8", body)
 
         def _reply(self, code: int, ctype: str, body: bytes) -> None:
@@ -311,6 +321,7 @@ def serve(
     listen: tuple[str, int],
     interval: float,
     err: TextIO = sys.stderr,
+    page: Callable[[metrics.Snapshot], str] | None = None,
 ) -> int:
     """Until SIGINT or SIGTERM: exit 0 on SIGTERM (a service stopped), 130 on SIGINT."""
 
@@ -319,7 +330,9 @@ def serve(
 
     throttled = Throttled(log)
     latest = metrics.Latest()
-    refresher = Refresher(gather, latest, interval, lambda text: throttled("gather", text))
+    refresher = Refresher(
+        gather, latest, interval, lambda text: throttled("gather", text), page=page
+    )
     server = bind(*listen, handler(metrics.registry(latest), refresher), throttled)
     stop = threading.Event()
     got: list[int] = []
@@ -334,7 +347,7 @@ def serve(
         host = bound[0] if isinstance(bound[0], str) else bound[0].decode()
         shown, port = (f"[{host}]" if ":" in host else host), bound[1]
         log(
-            f"mesh {name}: serving http://{shown}:{port}/metrics and /healthz, "
+            f"mesh {name}: serving http://{shown}:{port}/ (a status page), /metrics and /healthz, "
             f"gathering every {interval:g} s"
         )
         threading.Thread(target=server.serve_forever, name="http", daemon=True).start()

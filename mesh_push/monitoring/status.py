@@ -6,11 +6,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from mesh_push import modes
 from mesh_push.core.model import Mesh
 from mesh_push.engine.commands import status
 from mesh_push.engine.session import Access
+from mesh_push.files import picture
 from mesh_push.files.fsutil import atomic_write
-from mesh_push.monitoring import metrics, serve
+from mesh_push.monitoring import metrics, page, serve
 from mesh_push.monitoring.metrics import Snapshot
 
 
@@ -39,4 +41,10 @@ def run_server(
     interval: float,
     limit: frozenset[str] | None = None,
 ) -> int:
-    return serve.serve(mesh.name, lambda: gather(mesh, access, limit), listen, interval)
+    def page_of(snap: Snapshot) -> str:
+        drawn = picture.svg(modes.of(mesh).graph(snap.plan, snap.judgement, None).source)
+        return page.render(snap, drawn, interval)
+
+    return serve.serve(
+        mesh.name, lambda: gather(mesh, access, limit), listen, interval, page=page_of
+    )

@@ -182,7 +182,7 @@ def test_when_every_slot_is_answering_a_new_connection_is_closed_at_once(
             except http.client.RemoteDisconnected:
                 assert time.monotonic() < deadline, "the slot was never freed"
                 time.sleep(0.05)
-        assert reply.startswith("mesh-push: see /metrics")
+        assert reply.startswith("mesh-push: see /, /metrics")
     finally:
         release.set()
         srv.shutdown()
