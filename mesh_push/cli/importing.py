@@ -15,7 +15,9 @@ def run(args: argparse.Namespace, access: Access, say: Callable[[str], None]) ->
     """Exit 0 when the inventory written is complete, 1 when something was not mapped."""
     import yaml
 
+    from mesh_push.core.problems import InventoryError
     from mesh_push.engine import commands
+    from mesh_push.engine.state_file import save_public_keys
     from mesh_push.files.fsutil import atomic_write
     from mesh_push.inventory import imported
     from mesh_push.inventory.files import read_text
@@ -33,6 +35,11 @@ def run(args: argparse.Namespace, access: Access, say: Callable[[str], None]) ->
     name = out.stem if mesh.name_from_file else mesh.name
     result = imported.build(mesh, raw, found, name)
     atomic_write(out, result.text, mode=0o644, make_dir=False)
+    try:
+        # The hosts' public keys where `up` keeps them (mesh.state, <name>.state.json).
+        save_public_keys(inventory.load(out), result.public_keys)
+    except InventoryError:
+        say(f"{out} does not load yet (see what was not mapped): no state file written")
     if args.json:
         from mesh_push.views import console
 

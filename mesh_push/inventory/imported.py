@@ -20,6 +20,7 @@ from mesh_push.host.found import Found, Iface
 class Imported:
     text: str
     notes: list[str] = field(default_factory=list)  # what could not be mapped
+    public_keys: dict[str, str] = field(default_factory=dict)  # for the state file
 
     @property
     def complete(self) -> bool:
@@ -87,6 +88,7 @@ def build(
         by_addr[a.ip] = h.name
         if h.wg.public_key:
             by_key[h.wg.public_key] = h.name
+    out.public_keys = {n: k for k, n in by_key.items()}
     _endpoints(hosts, found, by_key, note)
     links, bridge_name, stp, br_net, mtu = _wires(hosts, found, by_addr, wg_net, note)
     _peers_without_wires(hosts, by_key, links, wg_net, note)
@@ -314,14 +316,16 @@ def _text(
         body["endpoint"] = h.endpoint
         if h.address:
             body["address"] = h.address
-        if h.wg is not None and h.wg.public_key:
-            body["public_key"] = h.wg.public_key
         if h.tx_off and not all_off:
             body["tx_checksum"] = False
         if "ssh" in given:
             body["ssh"] = given["ssh"]
         f = found.get(h.name)
         said = list(h.said)
+        if h.wg is not None and h.wg.public_key:
+            # In the state file (public keys only), as after any `up`: a `public_key` field
+            # here would pin it, and a rotation would then be undone by the next plan.
+            said.append(f"public key {h.wg.public_key} (kept in the state file)")
         if f is not None and wg_name and f"wg-quick@{wg_name}.service" in f.units:
             said.append(
                 f"its {wg_name} is made by wg-quick@{wg_name}: up --adopt disables that unit"
