@@ -127,9 +127,14 @@ class Refresher:
                 self._log(f"gather failed: {self.last_error}")
                 return
             self._latest.set(metrics.families(snap))
-            if self._page is not None:
-                self.page = self._page(snap).encode()
             self.last_ok, self.last_error = self._clock(), None
+            # The page after: /healthz answers for the gather as soon as its metrics are
+            # served, and a page that cannot be drawn keeps the last one, said in the log.
+            if self._page is not None:
+                try:
+                    self.page = self._page(snap).encode()
+                except Exception as e:
+                    self._log(f"status page not made: {unexpected(e)}")
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
