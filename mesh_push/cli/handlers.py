@@ -444,14 +444,14 @@ def measure(args: argparse.Namespace) -> int:
         latencies.rewrite(text, {})  # refuse early what could not be written, before pinging
     results, errors = commands.measure(mesh, _access(args), args.count, _limit(args, mesh))
     written = None
+    new = {
+        frozenset((r.a, r.b)): format_ms(r.measured_ms)
+        for r in results
+        if r.measured_ms is not None
+    }
     if args.write:
-        new = {
-            frozenset((r.a, r.b)): format_ms(r.measured_ms)
-            for r in results
-            if r.measured_ms is not None
-        }
         written = latencies.write(args.inventory, text, new)
-    changes = _plan_changes(mesh, text, results) if diff else None
+    changes = _plan_changes(mesh, text, new) if diff else None
     if args.json:
         data = reports.measure_json(results, errors, args.count, written)
         console.print_json(data if changes is None else {**data, "plan_changes": changes})
@@ -465,17 +465,11 @@ def measure(args: argparse.Namespace) -> int:
     return EXIT_PENDING if changes else EXIT_OK
 
 
-def _plan_changes(mesh: Mesh, text: str, results: Sequence[object]) -> list[str]:
+def _plan_changes(mesh: Mesh, text: str, new: dict[frozenset[str], str]) -> list[str]:
     """`measure --diff`: the plan with the measured latencies against the inventory's."""
     from mesh_push.engine import offline
-    from mesh_push.engine.measure import LinkResult, format_ms
     from mesh_push.inventory import latencies
 
-    new = {
-        frozenset((r.a, r.b)): format_ms(r.measured_ms)
-        for r in results
-        if isinstance(r, LinkResult) and r.measured_ms is not None
-    }
     measured = inventory.parse(latencies.rewrite(text, new), mesh.source)
     return modes.of(mesh).plan_changes(offline.plan(mesh), offline.plan(measured))
 
