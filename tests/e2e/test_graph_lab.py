@@ -1,13 +1,12 @@
 """`status --graph` on the lab, for real, in both modes (issue 26), each on a lab of its own:
 all green after `up`; with bob–epsilon cut, the picture says so in red, drawn as the mesh now
 is. stp: the wire that takes over (epsilon–rho) forwards where the plan has it block, drawn
-solid and red, the ports as they now are. evpn: the cut link itself is red (OSPF and BFD
-down over it) while every other link stays green and no port blocks anywhere, and the pairs
-`plan --cut` reroutes still reach each other across the bridge. Needs root; under CI=true it
-must run.
+solid and red, the ports as they now are, and the cut wire is red (no BPDU crosses it).
+evpn: the cut link itself is red (OSPF and BFD down over it) while every other link stays
+green and no port blocks anywhere, and the pairs `plan --cut` reroutes still reach each other
+across the bridge. Needs root; under CI=true it must run.
 
-README's status picture is the stp lab's, with the cut wire's handshake also gone stale (which
-takes 180 s, too long for a test): docs/graph.md says how it was made."""
+README's status picture is the stp lab's: docs/graph.md says how it was made."""
 
 from __future__ import annotations
 
@@ -105,12 +104,15 @@ def stp_cut(lab: Lab, out: Path) -> None:
     while True:
         code, source = status_graph(lab.inv, out)
         _, edges = parse(source)
-        takes_over = wire(edges, "epsilon", "rho")
-        if takes_over["style"] == "solid" or time.monotonic() > deadline:
+        takes_over, cut = wire(edges, "epsilon", "rho"), wire(edges, *CUT)
+        deaf = "no BPDU crosses it" in cut.get("tooltip", "")
+        if (takes_over["style"] == "solid" and deaf) or time.monotonic() > deadline:
             break
         time.sleep(1)
     assert code == 1
     assert (takes_over["style"], takes_over["color"]) == ("solid", "red"), source
+    # The cut wire itself: red once each end claims it (no BPDU crosses), not 180 s later.
+    assert (cut["color"], deaf) == ("red", True), cut
     assert blocking_end(edges, "epsilon", "rho") == set()
     # vorke now blocks towards bob and rho: as planned at bob, so that wire stays green
     assert blocking_end(edges, "vorke", "rho") == {"vorke"}

@@ -62,6 +62,9 @@ def judge(
 
     expected = p.tree.expected
     tree_ok = [True]
+    # The ends whose port names its own bridge as the wire's designated bridge: it has heard
+    # no better BPDU through the wire. One end of a live wire always hears the other's.
+    deaf: set[tuple[str, str, str]] = set()
 
     def fields(
         lk: Link, here: str, there: str, st: HostState, problems: list[str]
@@ -83,6 +86,9 @@ def judge(
         held = held_root(p, port.designated_root) if port and actual != "disabled" else None
         if held and roots.get(here) and held != roots[here]:
             problems.append(f"{here} end still holds root {held}'s information")
+        designated = normalise_bridge_id(port.designated_bridge) if port else ""
+        if actual not in (None, "disabled") and host_of(p, designated) == here:
+            deaf.add((lk.a, lk.b, here))
         return {
             "vxlan_up": bool(link and link.up),
             "stp_state": actual,
@@ -96,6 +102,10 @@ def judge(
         ra, rb = roots.get(lk.a), roots.get(lk.b)
         if ra and rb and ra != rb:
             problems.append(f"ends disagree about the root ({lk.a}: {ra}, {lk.b}: {rb})")
+        # A cut wire shows here first: each end's BPDUs age out (max_age) and both ends claim
+        # the wire, well before its handshakes are 180 s old.
+        elif all((lk.a, lk.b, h) in deaf for h in lk.hosts):
+            problems.append("no BPDU crosses it: each end is the designated bridge (cut?)")
 
     wires = checks.links(p, states, verdicts, fields, whole)
     unknown = any(e is None for w in wires for e in w["ends"].values())

@@ -109,6 +109,16 @@ def holds_root(host: str, name: str, root: str) -> Callable[[States], None]:
     return mutate
 
 
+def deaf(host: str, name: str) -> Callable[[States], None]:
+    """`host`'s port `name` names its own bridge as the designated one: it hears no BPDU."""
+
+    def mutate(s: States) -> None:
+        mac = lab_plan().host(host).bridge_mac.replace(":", "")
+        stp_of(s[host]).ports[name].designated_bridge = f"8000.{mac}"
+
+    return mutate
+
+
 def both(*fns: Callable[[States], None]) -> Callable[[States], None]:
     def mutate(s: States) -> None:
         for fn in fns:
@@ -188,6 +198,15 @@ CASES = {
         "wire bob–rho: rho end still holds root pi0's information",
         RUNTIME,
     ),
+    # A cut wire: both ends' BPDUs aged out, each end claims it (one always hears the other).
+    "wire cut": Case(
+        both(deaf("rho", "bob"), deaf("bob", "rho")),
+        {"rho", "bob"},
+        "rho",
+        "wire bob–rho: no BPDU crosses it",
+        RUNTIME,
+    ),
+    "one end designated": Case(deaf("bob", "rho")),
     "wg0 down": Case(link("bob", "wg0", up=False), {"bob"}, text="wg0 down"),
     "bridge down": Case(link("bob", "internet", up=False), {"bob"}, text="bridge internet down"),
     "wire down": Case(link("bob", "rho", up=False), {"bob"}, text="wire rho down"),
