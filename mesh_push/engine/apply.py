@@ -171,7 +171,7 @@ class _Applier:
             rep.fail(Outcome.FAILED, step, refused, res.exit_code)
             progress(name, f"failed: {refused}")
             return
-        rep.changes = changed_lines(res.stdout)
+        rep.changes += changed_lines(res.stdout)  # after the key handover's, if any
         if not res.ok:
             step = failed_step(res.stdout) or "apply"
             # Its refusals, or else the last thing it said on stderr (a full disk says so there).

@@ -21,7 +21,18 @@ from typing import TYPE_CHECKING
 
 from mesh_push import modes
 from mesh_push.core.model import Link, Mesh
-from mesh_push.engine import apply, changes, check, connect, gather, keys, names, offline, verify
+from mesh_push.engine import (
+    apply,
+    changes,
+    check,
+    connect,
+    gather,
+    handover,
+    keys,
+    names,
+    offline,
+    verify,
+)
 from mesh_push.engine.measure import LinkResult
 from mesh_push.engine.measure import measure as measure_links
 from mesh_push.engine.outcome import HostReport, Outcome
@@ -139,6 +150,8 @@ def up(
             for name in todo.unchanged:
                 session.reports[name].outcome = Outcome.UNCHANGED
             return run
+        if k.next and mesh.keys == "host":
+            handover.handover(session, p, list(k.next), progress)
         # A host adopted in this run that rolls back is handed back, its network running.
         fallback = scripts.down_script(mesh, templates, purge=False, keep=adopt)
         run.rollout = apply.apply(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mesh_push.core.model import Mesh
@@ -170,6 +171,32 @@ def rotate_key(mesh: Mesh) -> str:
     """Holding the host lock, a new private key beside the mesh's current one (the next
     apply moves it into place); prints its public key."""
     return _render("programs/rotate-key.sh.j2", mesh)
+
+
+@dataclass(frozen=True)
+class Handover:
+    """A new peer key that takes over the addresses of the old one (handover_take)."""
+
+    name: str
+    iface: str
+    key: str
+    ips: str  # the allowed IPs, comma-separated, as `wg set` takes them
+    first: str  # one of them as `wg show` prints it: its owner is the old peer
+    endpoint: str | None
+    keepalive: str
+    psk_file: str | None
+    address: str | None  # its tunnel address: one ping there makes the new session
+
+
+def handover_switch(mesh: Mesh, ifaces: Sequence[str]) -> str:
+    """On a round's rotating host: the next private key in place on `ifaces`."""
+    return _render("programs/handover-switch.sh.j2", mesh, ifaces=ifaces)
+
+
+def handover_take(mesh: Mesh, take: Sequence[Handover]) -> str:
+    """On the peers of a round's rotating hosts, once they have switched: each new key takes
+    over the old one's addresses, and a ping makes its session."""
+    return _render("programs/handover-take.sh.j2", mesh, take=take)
 
 
 def ping(peers: Sequence[tuple[str, str]]) -> str:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -236,3 +237,37 @@ def snapshot(lab: str, host: str) -> str:
     links, _, rest = res.stdout.partition("=== wg\n")
     still = sorted((_still(x) for x in json.loads(links)), key=lambda x: str(x))
     return json.dumps(still, indent=1, sort_keys=True) + "\n=== wg\n" + rest
+
+
+class Pings:
+    """A 20 ms ping from the first host of each pair to the second's `address`, until
+    stopped: then, per pair, how many echoes went unanswered."""
+
+    INTERVAL = 0.02
+
+    def __init__(self, lab: str, targets: dict[tuple[str, str], str]) -> None:
+        from mesh_push.lab.netns import at_host_priority
+        from mesh_push.lab.ops import exec_argv
+
+        ping = ["ping", "-n", "-O", "-i", str(self.INTERVAL), "-W", "1"]
+        self.procs = {
+            pair: subprocess.Popen(
+                exec_argv(lab, pair[0], [*ping, address]),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                preexec_fn=at_host_priority,
+            )
+            for pair, address in targets.items()
+        }
+
+    def stop(self) -> dict[tuple[str, str], int]:
+        lost = {}
+        for pair, p in self.procs.items():
+            p.send_signal(signal.SIGINT)
+            out, _ = p.communicate(timeout=20)
+            sent = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+            assert sent, out[-500:]
+            # The echo in flight when ping was stopped is counted as lost by ping: not here.
+            lost[pair] = max(0, int(sent.group(1)) - int(sent.group(2)) - 1)
+        return lost

@@ -19,7 +19,7 @@ import pytest
 
 from mesh_push import inventory, modes
 from mesh_push.core.model import Mesh
-from mesh_push.engine import measure, ssh
+from mesh_push.engine import handover, measure, ssh
 from mesh_push.host import programs as hostcmd
 from mesh_push.host import state as observe
 from mesh_push.host import templates as render
@@ -88,6 +88,10 @@ def _programs() -> dict[str, Callable[[], str]]:
         "confirm.sh": lambda: hostcmd.confirm(mesh, TOKEN),
         "rolled-back.sh": lambda: hostcmd.rolled_back(mesh, TOKEN),
         "rotate-key.sh": lambda: hostcmd.rotate_key(mesh),
+        "handover-switch.sh": lambda: hostcmd.handover_switch(mesh, ["wg0"]),
+        # bob takes rho's new key (rho static: its endpoint); rho takes pi0's (behind NAT).
+        "handover-take.sh": lambda: handover.takes(seed_plan(), ["rho"], ["bob"])["bob"],
+        "handover-take-nat.sh": lambda: handover.takes(seed_plan(), ["pi0"], ["rho"])["rho"],
         "ping-rho.sh": lambda: hostcmd.ping(_wire_pings("rho")),
         "measure-rho.sh": lambda: measure.ping_command(_tunnel_pings("rho"), 10),
         "down-stdin.sh": lambda: hostcmd.down(mesh),
