@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
         "plan",
         "Validate the inventory and show hosts, links, addresses, VNIs, MTUs and push waves.",
         "mesh-push plan -i inventory/seed.yaml --json\n"
-        "  mesh-push plan -i inventory/seed.yaml --cut bob,epsilon --graph cut.svg",
+        "  mesh-push plan -i inventory/seed.yaml --cut bob,epsilon --graph cut.svg\n"
+        "  mesh-push plan -i inventory/seed.yaml --zone > vpn.example.zone",
         "plan",
     )
     _inventory_arg(p)
@@ -162,6 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="A,B",
         help="show what 802.1D converges to after losing the wire between hosts A and B "
         "(--graph then draws that tree)",
+    )
+    p.add_argument(
+        "--zone",
+        nargs="?",
+        const="forward",
+        choices=("forward", "reverse"),
+        help="print the hosts' names (mesh.names) as a DNS zone for a server of your own: "
+        "A records, or with `reverse` the bridge network's PTR records",
     )
     p.add_argument(
         "--all-pairs",

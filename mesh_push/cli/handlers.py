@@ -19,6 +19,7 @@ from mesh_push.core.problems import UsageError, printable
 from mesh_push.core.values import host_list
 from mesh_push.engine import rollout
 from mesh_push.files import become, picture
+from mesh_push.modes import names
 from mesh_push.modes.topology import Edge, edge
 
 if TYPE_CHECKING:
@@ -37,6 +38,12 @@ def plan(args: argparse.Namespace) -> int:
     cut = _parse_cut(args.cut, mesh) if args.cut else None
     _warn(mesh)
     p = offline.plan(mesh)
+    if args.zone:
+        if not mesh.names_domain:
+            raise UsageError("plan --zone: the inventory sets no mesh.names.domain")
+        zone = names.zone if args.zone == "forward" else names.reverse_zone
+        sys.stdout.write(zone(p, int(time.time())))
+        return EXIT_OK
     if args.graph:
         _wrote(picture.write(modes.of(mesh).graph(p, None, cut).source, args.graph))
     if args.json:

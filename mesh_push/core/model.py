@@ -191,6 +191,9 @@ class Mesh:
     name_from_file: bool = False
     # Of "wireguard.interface" and "bridge.name", those the inventory does not set.
     unnamed: frozenset[str] = frozenset()
+    # `mesh.names.domain`: every host's /etc/hosts gets a block naming every host's bridge
+    # address NAME.DOMAIN and NAME (modes/names.py); None: no block.
+    names_domain: str | None = None
 
     def host(self, name: str) -> Host:
         for h in self.hosts:
@@ -210,6 +213,15 @@ class Mesh:
     def mark(self) -> str:
         """The alias (ifalias) of every interface this mesh made: no other is ever changed."""
         return f"{MARK_PREFIX}:{self.name}"
+
+    @property
+    def names_begin(self) -> str:
+        """The first line of the mesh's block in a host's /etc/hosts (modes/names.py)."""
+        return f"# BEGIN {self.mark} names (mesh-push writes this block: do not edit)"
+
+    @property
+    def names_end(self) -> str:
+        return f"# END {self.mark} names"
 
     @property
     def state_dir(self) -> str:

@@ -53,6 +53,18 @@ def name_problem(name: str, most: int) -> str | None:
     return None
 
 
+DOMAIN_MAX = 253
+DNS_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def dns_label_problem(label: str) -> str | None:
+    """Why `label` cannot be one label of a host's DNS name (RFC 1123): 1 to 63 letters,
+    digits and '-', not at either end."""
+    if DNS_LABEL.fullmatch(label):
+        return None
+    return f"{quoted(label)} is not a DNS label (1 to 63 letters, digits and '-', not at an end)"
+
+
 def ifname_problem(name: str) -> str | None:
     if not 1 <= len(name.encode()) <= IFNAME_MAX:
         return f"must be 1 to {IFNAME_MAX} bytes to be an interface name"

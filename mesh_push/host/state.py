@@ -85,6 +85,8 @@ class HostState:
     # on the host's clock (`now`), from the files' times.
     key_time: int | None = None
     psk_times: dict[str, int] = field(default_factory=dict)
+    # This mesh's block in /etc/hosts as it is ("" none; None: not read).
+    names: str | None = None
 
     def key_age(self) -> float | None:
         return None if self.key_time is None else max(0, self.now - self.key_time)
@@ -123,6 +125,7 @@ def parse(text: str, mode: ModeParser | None = None) -> HostState:
         tx_checksum=_pairs(s.get("tx-checksum", "")),
         key_time=_unix(s.get("key-time", "")),
         psk_times={k: t for k, v in _pairs(s.get("psk-times", "")).items() if (t := _unix(v))},
+        names=s["names"].strip("\n") if "names" in s else None,
         mode_state=mode(s, links_json) if mode is not None else None,
     )
 

@@ -118,6 +118,8 @@ def host_paths(mesh: Mesh) -> dict[str, Any]:
         "key_file": mesh.key_file,
         "psk_dir": mesh.psk_dir,
         "mark": mesh.mark,
+        "names_begin": mesh.names_begin,
+        "names_end": mesh.names_end,
         "boot_unit": mesh.boot_unit,
         "boot_wants": mesh.boot_wants,
         "pathspace": mesh.frr_pathspace,

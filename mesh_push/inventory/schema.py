@@ -26,7 +26,13 @@ from mesh_push.core.model import (
 )
 from mesh_push.core.problems import InventoryError, Problem, Problems
 from mesh_push.core.section import Draft, Section, kind
-from mesh_push.core.values import ifname_problem, name_problem, quoted
+from mesh_push.core.values import (
+    DOMAIN_MAX,
+    dns_label_problem,
+    ifname_problem,
+    name_problem,
+    quoted,
+)
 from mesh_push.inventory.files import MAX_BYTES
 from mesh_push.inventory.hosts import BECOME, path_field, read_hosts, user_field
 from mesh_push.inventory.links import read_links
@@ -113,6 +119,7 @@ def parse(text: str, file: Path, hosts_only: bool = False) -> Mesh:
         problems.add((*m.path, "state"), f"must name a .json file, not {state!r}")
         state = None
     keystore = path_field(m, "keystore")
+    names_domain = _names(m.sub("names"), "names" in m.data, problems)
     m.done()
 
     for p, value in (((*wg.path, "interface"), wg_if), ((*br.path, "name"), br_name)):
@@ -145,6 +152,10 @@ def parse(text: str, file: Path, hosts_only: bool = False) -> Mesh:
     own_ifaces = ({wg_if, br_name} | {LEGACY_NAMES[key] for key in unnamed}) - {None}
     hosts = read_hosts(top, problems, own_ifaces, [n for n in (wg_net, br_net) if n], tx_checksum)
     links = [] if hosts_only else read_links(top, problems, {h.name: h for h in hosts}, bool(psk))
+    if names_domain:
+        for h in hosts:
+            if why := dns_label_problem(h.name):
+                problems.add(("hosts", h.name), f"{why}: mesh.names makes it a DNS name")
     draft = Draft(wg_if, wg_port, tuple(hosts), tuple(links))
     if not hosts_only:
         modes.named(mode_name).check(settings[mode_name], draft, problems)
@@ -177,9 +188,31 @@ def parse(text: str, file: Path, hosts_only: bool = False) -> Mesh:
         mode=mode_name,
         name_from_file=name_from_file,
         unnamed=unnamed,
+        names_domain=names_domain,
         # Each mode's settings in the field named after it.
         **settings,
     )
+
+
+def _names(sec: Section, present: bool, problems: Problems) -> str | None:
+    """`mesh.names`: the domain of the hosts' names on the mesh (lower case), or None."""
+    domain = sec.get("domain", str, None)
+    sec.done()
+    if domain is None:
+        if present:
+            problems.add(sec.path, "needs `domain:`, the DNS domain of the hosts' names")
+        return None
+    domain = domain.lower().removesuffix(".")
+    labels = domain.split(".")
+    why = next((w for w in map(dns_label_problem, labels) if w), None)
+    if why or len(domain) > DOMAIN_MAX:
+        problems.add(
+            (*sec.path, "domain"),
+            f"{quoted(domain)} is not a DNS domain: "
+            + (why or f"longer than {DOMAIN_MAX} characters"),
+        )
+        return None
+    return domain
 
 
 def _hosts_only(data: dict[str, Any]) -> dict[str, Any]:

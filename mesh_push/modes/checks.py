@@ -97,6 +97,18 @@ def boot(st: HostState, v: HostVerdict) -> None:
         v.config("boot unit missing")
 
 
+def names(block: str, st: HostState, v: HostVerdict) -> None:
+    """The mesh's block of names in /etc/hosts (modes/names.py): `block` as planned."""
+    if st.names is None or st.names == block:
+        return
+    if not block:
+        v.config("/etc/hosts holds the mesh's names, and mesh.names is not set")
+    elif not st.names:
+        v.config("/etc/hosts lacks the mesh's names")
+    else:
+        v.config("/etc/hosts: the mesh's names differ from the plan")
+
+
 def bridge(
     mesh: Mesh, hp: HostPlan, st: HostState, v: HostVerdict, addresses: list[str]
 ) -> Seen | None:

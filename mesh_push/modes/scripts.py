@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from mesh_push import __version__
 from mesh_push.core.model import LEGACY_NAMES, Mesh
 from mesh_push.host.templates import host_paths
+from mesh_push.modes import names
 from mesh_push.modes.base import HostPlan, Plan, WgIface
 from mesh_push.modes.mode import Mode
 
@@ -53,6 +54,7 @@ def host_script(
         controller_key=controller_key,
         wireguard=wireguard,
         reresolver=reresolver(plan, hp, env) if hp.named_peers else "",
+        names_block=names.hosts_block(plan),
     )
 
 

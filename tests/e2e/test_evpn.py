@@ -147,6 +147,20 @@ def test_each_host_runs_its_own_frr(lab: Lab) -> None:
     assert len(set(zebras.values())) == len(lab.hosts), zebras
 
 
+def test_names_resolve_on_every_host(lab: Lab) -> None:
+    """mesh.names (inventory/lab-evpn.yaml, issue 31): every host resolves every host's name
+    to its bridge address from its /etc/hosts, and a ping by name crosses the mesh."""
+    domain = lab.plan.mesh.names_domain
+    if domain is None:
+        return  # the twenty hosts have none: the five cover it
+    for src in lab.hosts:
+        res = lab.exec(src, "getent", "hosts", *(f"{h}.{domain}" for h in lab.hosts))
+        got = {line.split()[1]: line.split()[0] for line in res.stdout.splitlines()}
+        assert got == {f"{h}.{domain}": lab.bridge_ip(h) for h in lab.hosts}, (src, res)
+    far = lab.hosts[-1]
+    assert lab.exec(lab.hosts[0], "ping", "-c", "1", "-W", "2", far).returncode == 0
+
+
 def test_every_pair_pings_at_the_mtu(lab: Lab) -> None:
     """Every ordered pair passes a DF frame of the bridge's MTU. A pair whose path cannot
     carry that size loses every probe; one of three probes answered is the property. (One

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from mesh_push.lab.ops import exec_argv
 from tests import labs
 from tests.conftest import require_root
 from tests.e2e.labkit import lab_exec, lab_up, mesh_push
@@ -45,6 +47,7 @@ class Mesh:
     vxlan_port: int
     links: tuple[tuple[str, str], ...]
     prefix: str = ""
+    domain: str = ""  # mesh.names
 
     @property
     def hosts(self) -> list[str]:
@@ -88,6 +91,7 @@ mesh:
   wireguard: {{interface: {self.wg}, port: {self.port}, network: {self.wg_net}}}
   bridge: {{name: {self.bridge}, network: {self.br_net}}}
   vxlan_port: {self.vxlan_port}
+  {f"names: {{domain: {self.domain}}}" if self.domain else ""}
   stp: {{hello: 1, forward_delay: 4, max_age: 6, ageing: 2, wire_prefix: "{self.prefix}"}}
 lab: {{name: {LAB}, network: {NET}.0/23}}
 hosts:
@@ -100,9 +104,9 @@ hosts:
 
 
 ALPHA = Mesh("alpha", "wg0", 56560, "10.88.88.0/24", "internet", "10.99.99.0/24", 4789,
-             (("bob", "rho"), ("rho", "pi0")))  # fmt: skip
+             (("bob", "rho"), ("rho", "pi0")), domain="alpha.test")  # fmt: skip
 BETA = Mesh("beta", "wg1", 56561, "10.77.77.0/24", "br-beta", "10.66.66.0/24", 4790,
-            (("pi0", "bob"), ("bob", "rho")), "b-")  # fmt: skip
+            (("pi0", "bob"), ("bob", "rho")), "b-", "beta.test")  # fmt: skip
 GAMMA = Mesh("gamma", FOREIGN, 56569, "10.55.55.0/24", "br-gamma", "10.44.44.0/24", 4791,
              (("pi0", "bob"),))  # fmt: skip
 
@@ -191,8 +195,75 @@ def lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
             print(f"\ntests/e2e/test_two_meshes.py: {time.monotonic() - start:.1f} s in all")
 
 
+def block(mesh: Mesh, host: str) -> str:
+    """`mesh`'s names in `host`'s /etc/hosts (modes/names.py), its first and last lines too."""
+    mark = f"mesh-push:{mesh.name} names"
+    return sh(host, f"sed -n '/^# BEGIN {mark}/,/^# END {mark}$/p' /etc/hosts")
+
+
+NSD_CONF = """\
+server:
+  ip-address: 127.0.0.1
+  port: 53
+  username: ""
+  chroot: ""
+  zonesdir: "{d}"
+  pidfile: "{d}/nsd.pid"
+  database: ""
+  zonelistfile: "{d}/zone.list"
+  xfrdfile: "{d}/xfrd.state"
+  xfrdir: "{d}"
+  logfile: "{d}/nsd.log"
+remote-control:
+  control-enable: no
+zone:
+  name: {forward}
+  zonefile: forward.zone
+zone:
+  name: {reverse}
+  zonefile: reverse.zone
+"""
+
+
+def served_by_nsd(lab: Lab, inv: Path) -> None:
+    """`plan --zone` and `--zone reverse` loaded into Debian's nsd, run on bob's loopback with
+    a configuration of its own: every name and every address of alpha resolves through it."""
+    d = lab.dir / "nsd"
+    d.mkdir()
+    zones = {}
+    for kind in ("forward", "reverse"):
+        text = mesh_push("plan", "-i", str(inv), "--zone", kind, check=True).stdout
+        (d / f"{kind}.zone").write_text(text)
+        zones[kind] = next(ln.split()[1] for ln in text.splitlines() if ln.startswith("$ORIGIN"))
+    conf = d / "nsd.conf"
+    conf.write_text(NSD_CONF.format(d=d, **zones))
+    nsd = subprocess.Popen(exec_argv(LAB, "bob", ["nsd", "-d", "-c", str(conf)]),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        want = {h: sh("bob", f"getent hosts {h}.{ALPHA.domain}").split()[0] for h in ALPHA.hosts}
+
+        def dig(*q: str) -> str:
+            return sh("bob", "dig +short +time=1 +tries=1 @127.0.0.1 " + " ".join(q)).strip()
+
+        deadline = time.monotonic() + 20
+        while (
+            lab_exec(LAB, "bob", "dig", "+short", "@127.0.0.1", "SOA", zones["forward"]).stdout
+            == ""
+        ):
+            log = (d / "nsd.log").read_text() if (d / "nsd.log").exists() else ""
+            assert nsd.poll() is None and time.monotonic() < deadline, log
+            time.sleep(0.5)
+        for h, address in want.items():
+            assert dig(f"{h}.{ALPHA.domain}", "A") == address, h
+            assert dig("-x", address) == f"{h}.{ALPHA.domain}.", h
+    finally:
+        nsd.terminate()  # by its pid: the server this test started
+        nsd.wait(10)
+
+
 def test_two_meshes_on_the_same_hosts(lab: Lab) -> None:
     alpha, beta, gamma = lab.inv["alpha"], lab.inv["beta"], lab.inv["gamma"]
+    etc_hosts = {h: sh(h, "cat /etc/hosts") for h in HOSTS}
     up_alpha = ok(ALPHA, alpha, "up", "--yes")
     up_beta = ok(BETA, beta, "up", "--yes")
     assert {h["name"] for h in up_alpha["hosts"]} == set(ALPHA.hosts)
@@ -207,6 +278,35 @@ def test_two_meshes_on_the_same_hosts(lab: Lab) -> None:
     for h in ("bob", "rho", "pi0"):
         units = sh(h, "ls /etc/systemd/system/multi-user.target.wants").split()
         assert units == ["mesh-push-alpha.service", "mesh-push-beta.service"], (h, units)
+
+    # Names (mesh.names, issue 31): each mesh its own block in every host's /etc/hosts, the
+    # rest of the file as it was; every name resolves, and a ping by name crosses the mesh.
+    for h in HOSTS:
+        blocks = block(ALPHA, h) + block(BETA, h)
+        assert sh(h, "cat /etc/hosts") == etc_hosts[h] + blocks, h
+        for m in (ALPHA, BETA):
+            for other in m.hosts:
+                got = sh(h, f"getent hosts {other}.{m.domain}").split()
+                assert got[1:] == [f"{other}.{m.domain}", other], (h, got)
+                assert got[0].startswith(m.br_net.rsplit(".", 2)[0] + "."), (h, got)
+    sh("pi0", "ping -c 1 -W 2 bob.alpha.test && ping -c 1 -W 2 rho.beta.test")
+    served_by_nsd(lab, alpha)
+    # A block that is gone is drift: said, predicted, repaired.
+    # (In place: the lab's /etc/hosts is a bind mount, which `sed -i` cannot rename over.)
+    gone = block(ALPHA, "bob")
+    sh(
+        "bob",
+        "t=$(grep -vxF -f /dev/stdin /etc/hosts <<'E'\n"
+        + gone
+        + "E\n) && printf '%s\\n' \"$t\" > /etc/hosts",
+    )
+    code, st = run(ALPHA, alpha, "status")
+    bob = next(h for h in st["hosts"] if h["name"] == "bob")
+    assert code == 1 and "/etc/hosts lacks the mesh's names" in bob["reasons"], bob
+    code, checked = run(ALPHA, alpha, "up", "--check")
+    assert code == 3 and "/etc/hosts: the names of mesh alpha written" in str(checked), checked
+    ok(ALPHA, alpha, "up", "--yes")
+    assert block(ALPHA, "bob") == block(ALPHA, "rho") and block(BETA, "bob")
 
     # A reboot runs both boot units: both meshes come back.
     mesh_push("lab", "reboot", "--name", LAB, "bob", check=True)
@@ -229,6 +329,7 @@ def test_two_meshes_on_the_same_hosts(lab: Lab) -> None:
         assert not [n for n in BETA.interfaces(h) if n in have], (h, have)
         gone = f"test ! -e {BETA.state} && test ! -e {BETA.unit} && test ! -L {BETA.wants}"
         sh(h, gone + f" && test -s {BETA.key}")  # the key is kept (down without --purge)
+        assert block(BETA, h) == "" and block(ALPHA, h), h  # its names go, alpha's stay
     assert snapshot(ALPHA) == before
     healthy(ALPHA, alpha, 0)
 

@@ -223,7 +223,7 @@ PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LC_ALL=C
 export PATH LC_ALL
 while read -r c; do
-  rm -rf $DIRS "$CONF"/* "$CONF"/.[!.]* 2>/dev/null
+  rm -rf $DIRS "$CONF"/* "$CONF"/.[!.]* /etc/hosts /etc/.hosts.mesh-push.* 2>/dev/null
   mkdir -p $DIRS
   # (cp cannot give /proc/sys its own modes, and says so: its files are checked after.)
   if [ -d "$c/root" ]; then cp -a "$c/root/." / 2>/dev/null; fi

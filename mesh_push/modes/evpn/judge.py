@@ -11,7 +11,7 @@ from typing import Any
 from mesh_push.core import model
 from mesh_push.core.model import Link
 from mesh_push.host.state import HostState
-from mesh_push.modes import checks
+from mesh_push.modes import checks, names
 from mesh_push.modes.base import Plan
 from mesh_push.modes.evpn.observe import FrrState
 from mesh_push.modes.evpn.plan import EvpnHost, EvpnPlan, mesh_routes, own, vtep, vxlan_name
@@ -120,6 +120,7 @@ def _judge_host(p: EvpnPlan, hp: EvpnHost, st: HostState, v: HostVerdict, inside
         return
     checks.wireguard(mesh, hp, st, v, inside)
     checks.boot(st, v)
+    checks.names(names.hosts_block(p), st, v)
     br = checks.bridge(mesh, hp, st, v, [str(hp.bridge_address), f"{hp.vtep}/32"])
     if br is not None and br.stp_on:
         v.config("bridge has STP on (evpn mode has no loops to break)")

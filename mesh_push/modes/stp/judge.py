@@ -10,7 +10,7 @@ from typing import Any
 
 from mesh_push.core.model import Link
 from mesh_push.host.state import HostState
-from mesh_push.modes import checks
+from mesh_push.modes import checks, names
 from mesh_push.modes.base import Plan
 from mesh_push.modes.judgement import HostVerdict, Judgement, conclude, start
 from mesh_push.modes.stp.observe import StpSeen, normalise_bridge_id
@@ -128,6 +128,7 @@ def _judge_host(
         return None
     checks.wireguard(mesh, hp, st, v, inside)
     checks.boot(st, v)
+    checks.names(names.hosts_block(p), st, v)
     s = seen(st)
     root: str | None = None
     br = None

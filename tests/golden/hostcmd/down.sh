@@ -1,7 +1,7 @@
 #!/bin/sh
 # mesh-push 0.1.0: take mesh seed off this host. Generated: do not edit.
 # Removes the interfaces this mesh marked, the userspace WireGuard process with its socket,
-# its boot unit and its state directory. Nothing another mesh (or anyone else) made is
+# its boot unit, its names in /etc/hosts and its state directory. Nothing another mesh (or anyone else) made is
 # touched. The keys stay unless purging. With MESH_PUSH_CHECK=1 in its environment
 # (`mesh-push down --check`) it changes nothing and says what it would remove.
 set -eu
@@ -111,6 +111,29 @@ remove_unit() {
 }
 remove_unit /etc/systemd/system/mesh-push-seed.service /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service
 if [ "$LEGACY_OURS" = 1 ]; then remove_unit /etc/systemd/system/mesh-push.service /etc/systemd/system/multi-user.target.wants/mesh-push.service; fi
+# This mesh's names in /etc/hosts (mesh.names): the block goes, nothing else of the file.
+step() { :; }
+step "names"
+NAMES_WANT=''
+names_of() { b='# BEGIN mesh-push:seed names (mesh-push writes this block: do not edit)' e='# END mesh-push:seed names' awk '$0 == ENVIRON["b"] {i = 1} i {print} $0 == ENVIRON["e"] {i = 0}' /etc/hosts 2>/dev/null || true; }
+names_write() {
+  others=
+  if [ -e /etc/hosts ]; then
+    others=$(b='# BEGIN mesh-push:seed names (mesh-push writes this block: do not edit)' e='# END mesh-push:seed names' awk '$0 == ENVIRON["b"] {i = 1} !i {print} $0 == ENVIRON["e"] {i = 0}' /etc/hosts) || return 1
+  fi
+  names_text() { [ -z "$others" ] || printf '%s\n' "$others"; [ -z "$NAMES_WANT" ] || printf '%s\n' "$NAMES_WANT"; }
+  if awk '$5 == "/etc/hosts" {f = 1} END {exit !f}' /proc/self/mountinfo 2>/dev/null; then
+    names_text > /etc/hosts
+    return
+  fi
+  t=$(mktemp /etc/.hosts.mesh-push.XXXXXX) || return 1
+  names_text > "$t" && chmod 0644 "$t" && mv "$t" /etc/hosts || { rm -f "$t"; return 1; }
+}
+if [ "$(names_of)" != "$NAMES_WANT" ]; then
+  act names_write
+  if [ -n "$NAMES_WANT" ]; then did "/etc/hosts: the names of mesh "seed" written"
+  else did "/etc/hosts: the names of mesh "seed" removed"; fi
+fi
 if [ -d "$STATE" ]; then
   # The directory itself may be a mount point (as in the lab): empty it, then try to remove it.
   # Its `lock` alone is the down command's own (it holds it while this runs): nothing to say.

@@ -59,6 +59,9 @@ if command -v ethtool >/dev/null; then
     printf '%s\t%s\n' "$dev" "$(ethtool -k "$dev" 2>/dev/null | sed -n 's/^tx-checksumming: \([a-z]*\).*/\1/p')"
   done
 fi
+# This mesh's block of names in /etc/hosts (mesh.names, include/names.sh.j2), as it is.
+echo '=== names'
+b='# BEGIN mesh-push:seed names (mesh-push writes this block: do not edit)' e='# END mesh-push:seed names' awk '$0 == ENVIRON["b"] {i = 1} i {print} $0 == ENVIRON["e"] {i = 0}' /etc/hosts 2>/dev/null || true
 echo '=== boot'; [ -e /etc/systemd/system/mesh-push-seed.service ] && [ -L /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service ] && echo yes || echo no
 BR=internet
 echo '=== brctl'; command -v brctl >/dev/null && brctl showstp "$BR" 2>/dev/null

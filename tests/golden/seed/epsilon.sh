@@ -582,5 +582,27 @@ if [ "$MTU_CHANGED" = 1 ]; then
   act ip route flush cache
 fi
 
+step "names"
+NAMES_WANT=''
+names_of() { b='# BEGIN mesh-push:seed names (mesh-push writes this block: do not edit)' e='# END mesh-push:seed names' awk '$0 == ENVIRON["b"] {i = 1} i {print} $0 == ENVIRON["e"] {i = 0}' /etc/hosts 2>/dev/null || true; }
+names_write() {
+  others=
+  if [ -e /etc/hosts ]; then
+    others=$(b='# BEGIN mesh-push:seed names (mesh-push writes this block: do not edit)' e='# END mesh-push:seed names' awk '$0 == ENVIRON["b"] {i = 1} !i {print} $0 == ENVIRON["e"] {i = 0}' /etc/hosts) || return 1
+  fi
+  names_text() { [ -z "$others" ] || printf '%s\n' "$others"; [ -z "$NAMES_WANT" ] || printf '%s\n' "$NAMES_WANT"; }
+  if awk '$5 == "/etc/hosts" {f = 1} END {exit !f}' /proc/self/mountinfo 2>/dev/null; then
+    names_text > /etc/hosts
+    return
+  fi
+  t=$(mktemp /etc/.hosts.mesh-push.XXXXXX) || return 1
+  names_text > "$t" && chmod 0644 "$t" && mv "$t" /etc/hosts || { rm -f "$t"; return 1; }
+}
+if [ "$(names_of)" != "$NAMES_WANT" ]; then
+  act names_write
+  if [ -n "$NAMES_WANT" ]; then did "/etc/hosts: the names of mesh "seed" written"
+  else did "/etc/hosts: the names of mesh "seed" removed"; fi
+fi
+
 step "done"
 [ "$CHANGED" = 1 ] || echo "no changes"

@@ -183,7 +183,7 @@ def test_gather_runs_as_one_command_string(tmp_path: Path, mode: str) -> None:
     want = ["hostname", "now", "wg-all-public-key", "wg-all-listen-port",
             "wg-all-latest-handshakes", "wg-all-endpoints", "wg-all-transfer",
             "wg-all-allowed-ips", "wg-all-persistent-keepalive", "wg-all-preshared-keys",
-            "psk-files", "key-time", "psk-times", "ip-link", "tx-checksum", "boot",
+            "psk-files", "key-time", "psk-times", "ip-link", "tx-checksum", "names", "boot",
             *MODE_SECTIONS[mode], "end"]  # fmt: skip
     target = ssh.Target("h", "h", 22, "debian", (), None, sudo=True)
     line, _ = ssh.as_root(cmd, target, None)
