@@ -168,9 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--zone",
         nargs="?",
         const="forward",
-        choices=("forward", "reverse"),
+        choices=("forward", "reverse", "reverse6"),
         help="print the hosts' names (mesh.names) as a DNS zone for a server of your own: "
-        "A records, or with `reverse` the bridge network's PTR records",
+        "A (and AAAA) records; `reverse`: the bridge network's PTR records; `reverse6`: those "
+        "of its IPv6 /64",
     )
     p.add_argument(
         "--all-pairs",

@@ -41,7 +41,11 @@ def plan(args: argparse.Namespace) -> int:
     if args.zone:
         if not mesh.names_domain:
             raise UsageError("plan --zone: the inventory sets no mesh.names.domain")
-        zone = names.zone if args.zone == "forward" else names.reverse_zone
+        if args.zone == "reverse6" and not mesh.bridge_network6:
+            raise UsageError("plan --zone reverse6: the mesh has no IPv6 (mesh.bridge.network6)")
+        zone = {"forward": names.zone, "reverse": names.reverse_zone}.get(
+            args.zone, names.reverse_zone6
+        )
         sys.stdout.write(zone(p, int(time.time())))
         return EXIT_OK
     if args.graph:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, IPv6Address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Literal
 
@@ -191,6 +191,9 @@ class Mesh:
     name_from_file: bool = False
     # Of "wireguard.interface" and "bridge.name", those the inventory does not set.
     unnamed: frozenset[str] = frozenset()
+    # IPv6 on the bridge (`mesh.bridge.network6`, or the /64 `mesh.ipv6: ula` derives from
+    # the mesh's name): host n gets the n-th address of it; None: IPv4 only.
+    bridge_network6: IPv6Network | None = None
     # `mesh.names.domain`: every host's /etc/hosts gets a block naming every host's bridge
     # address NAME.DOMAIN and NAME (modes/names.py); None: no block.
     names_domain: str | None = None

@@ -7,7 +7,7 @@ import datetime
 import difflib
 import math
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any, TypeVar, cast
 
 from mesh_push.core.model import Host, Link
@@ -90,6 +90,21 @@ class Section:
             return None
         if net.num_addresses < 4:
             self.problems.add((*self.path, key), "network too small: at least a /30")
+            return None
+        return net
+
+    def network6(self, key: str) -> IPv6Network | None:
+        """An IPv6 /64 (one address per host number), or None when not set."""
+        value = self.get(key, str, None, "an IPv6 /64 like fd12:3456:789a:1::/64")
+        if value is None:
+            return None
+        try:
+            net = IPv6Network(value, strict=True)
+        except ValueError as e:
+            self.problems.add((*self.path, key), f"not an IPv6 network: {e}")
+            return None
+        if net.prefixlen != 64:
+            self.problems.add((*self.path, key), f"must be a /64, not a /{net.prefixlen}")
             return None
         return net
 

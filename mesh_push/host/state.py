@@ -217,7 +217,11 @@ def _link(x: dict[str, Any]) -> Link:
         addresses=[
             f"{a['local']}/{a['prefixlen']}"
             for a in x.get("addr_info") or []
-            if a.get("family") == "inet" and "local" in a
+            if "local" in a
+            and (
+                a.get("family") == "inet"
+                or (a.get("family") == "inet6" and a.get("scope") == "global")
+            )
         ],
         remote=str(data["remote"]) if vxlan and "remote" in data else None,
         local=str(data["local"]) if vxlan and "local" in data else None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any, cast
 
@@ -91,6 +91,7 @@ def parse(text: str, file: Path, hosts_only: bool = False) -> Mesh:
     br = m.sub("bridge")
     br_name = br.get("name", str, None)
     br_net = br.network("network", "10.99.99.0/24")
+    br_net6 = br.network6("network6")
     br.done()
     unnamed = frozenset(
         key for key, sec in (("wireguard.interface", wg), ("bridge.name", br))
@@ -120,6 +121,9 @@ def parse(text: str, file: Path, hosts_only: bool = False) -> Mesh:
         state = None
     keystore = path_field(m, "keystore")
     names_domain = _names(m.sub("names"), "names" in m.data, problems)
+    want_ula = m.choice("ipv6", ("ula",), None) == "ula"
+    if want_ula and br_net6 is not None:
+        problems.add((*m.path, "ipv6"), "mesh.bridge.network6 is set too: one or the other")
     m.done()
 
     for p, value in (((*wg.path, "interface"), wg_if), ((*br.path, "name"), br_name)):
@@ -141,6 +145,8 @@ def parse(text: str, file: Path, hosts_only: bool = False) -> Mesh:
                 f"not set, and the file's name {quoted(name)} cannot stand in for it ({why}): "
                 "set mesh.name",
             )
+    if want_ula and br_net6 is None and isinstance(name, str):
+        br_net6 = ula(name)
     lab = _lab(top.sub("lab"), problems)
     if lab:
         for p, net in (((*wg.path, "network"), wg_net), ((*br.path, "network"), br_net)):
@@ -189,9 +195,18 @@ def parse(text: str, file: Path, hosts_only: bool = False) -> Mesh:
         name_from_file=name_from_file,
         unnamed=unnamed,
         names_domain=names_domain,
+        bridge_network6=br_net6,
         # Each mode's settings in the field named after it.
         **settings,
     )
+
+
+def ula(mesh_name: str) -> IPv6Network:
+    """`mesh.ipv6: ula`: the first /64 of a unique local /48 (RFC 4193), its 40-bit global
+    ID the low 40 bits of a SHA-1 digest, as section 3.2.2 says, here of the mesh's name (so
+    the same mesh always gets the same network)."""
+    global_id = hashlib.sha1(mesh_name.encode()).digest()[-5:]
+    return IPv6Network((int.from_bytes(b"\xfd" + global_id + bytes(10), "big"), 64))
 
 
 def _names(sec: Section, present: bool, problems: Problems) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface
 
 from mesh_push.core.model import Host, Mesh
 
@@ -70,6 +70,8 @@ class HostPlan:
     bridge_address: IPv4Interface
     bridge_mac: str
     wg: tuple[WgIface, ...]
+    # Its IPv6 address on the bridge (mesh.bridge_network6), beside the IPv4 one; None: none.
+    bridge_address6: IPv6Interface | None
 
     @property
     def name(self) -> str:

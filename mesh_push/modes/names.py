@@ -14,8 +14,12 @@ def hosts_block(p: Plan) -> str:
         return ""
     # (The address as the scripts print it, up to its prefix: str() is what they interpolate.)
     rows = [
-        f"{str(hp.bridge_address).partition('/')[0]}\t{hp.name}.{m.names_domain}\t{hp.name}"
+        f"{address}\t{hp.name}.{m.names_domain}\t{hp.name}"
         for hp in p.hosts
+        for address in (
+            str(hp.bridge_address).partition("/")[0],
+            *([str(hp.bridge_address6.ip)] if hp.bridge_address6 else []),
+        )
     ]
     return "\n".join([m.names_begin, *rows, m.names_end])
 
@@ -27,6 +31,9 @@ def zone(p: Plan, serial: int) -> str:
     assert m.names_domain
     first = p.hosts[0].name
     rows = [f"{hp.name}\tIN\tA\t{hp.bridge_address.ip}" for hp in p.hosts]
+    rows += [
+        f"{hp.name}\tIN\tAAAA\t{hp.bridge_address6.ip}" for hp in p.hosts if hp.bridge_address6
+    ]
     return _zone(m.name, m.names_domain, f"{first}.{m.names_domain}.", serial, rows)
 
 
@@ -44,6 +51,21 @@ def reverse_zone(p: Plan, serial: int) -> str:
         rows.append(f"{'.'.join(reversed(rest))}\tIN\tPTR\t{hp.name}.{m.names_domain}.")
     server = f"{p.hosts[0].name}.{m.names_domain}."
     return _zone(m.name, f"{origin}.in-addr.arpa", server, serial, rows)
+
+
+def reverse_zone6(p: Plan, serial: int) -> str:
+    """`plan --zone reverse6`: the PTR records of the bridge's IPv6 /64 in its ip6.arpa zone
+    (the mesh has IPv6: mesh.bridge_network6)."""
+    m = p.mesh
+    assert m.names_domain and m.bridge_network6
+    origin = m.bridge_network6.network_address.reverse_pointer[16 * 2 :]  # the /64's nibbles
+    rows = []
+    for hp in p.hosts:
+        if hp.bridge_address6:
+            owner = hp.bridge_address6.ip.reverse_pointer[: 16 * 2 - 1]
+            rows.append(f"{owner}\tIN\tPTR\t{hp.name}.{m.names_domain}.")
+    server = f"{p.hosts[0].name}.{m.names_domain}."
+    return _zone(m.name, origin, server, serial, rows)
 
 
 def _zone(mesh: str, origin: str, server: str, serial: int, rows: list[str]) -> str:

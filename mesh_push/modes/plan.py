@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface
 from typing import Any
 
 from mesh_push.core.model import ENDPOINT_RANK, Host, Link, Mesh
@@ -64,6 +64,11 @@ def host_fields(mesh: Mesh, h: Host, wave: int, public_keys: Mapping[str, str]) 
         "public_key": public_keys.get(h.name),
         "bridge_address": IPv4Interface(f"{address(br, h)}/{br.prefixlen}"),
         "bridge_mac": bridge_mac(h.name),
+        "bridge_address6": (
+            IPv6Interface((mesh.bridge_network6.network_address + h.number, 64))
+            if mesh.bridge_network6
+            else None
+        ),
     }
 
 

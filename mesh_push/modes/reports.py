@@ -111,6 +111,7 @@ def plan_json(p: Plan, mode: str, host_extra: Any, link_extra: Any) -> dict[str,
                 "wave": hp.wave,
                 "transit": hp.host.transit,
                 "bridge_address": str(hp.bridge_address),
+                "bridge_address6": str(hp.bridge_address6) if hp.bridge_address6 else None,
                 "bridge_mac": hp.bridge_mac,
                 "public_key": hp.public_key,
                 "peers": [

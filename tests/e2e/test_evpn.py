@@ -86,6 +86,9 @@ def _lab_copy(dest: Path, name: str, prefix: str, source: Path, old_prefix: str)
     )
     assert n == 1
     text = text.replace(f"{old_prefix}.", f"{prefix}.")
+    if "lab-evpn.yaml" in source.name:
+        # IPv6 on the bridges too (issue 31): the five hosts' pings and routes check it.
+        text = text.replace("mesh:\n", "mesh:\n  ipv6: ula\n", 1)
     dest.write_text(text)
     return dest
 
@@ -153,10 +156,19 @@ def test_names_resolve_on_every_host(lab: Lab) -> None:
     domain = lab.plan.mesh.names_domain
     if domain is None:
         return  # the twenty hosts have none: the five cover it
+
+    def addresses(src: str, db: str) -> dict[str, str]:
+        """Each host's name → the address `getent DB` gives first (ahostsv4 or ahostsv6)."""
+        names = " ".join(f"{h}.{domain}" for h in lab.hosts)
+        script = f"for n in {names}; do printf '%s ' $n; getent {db} $n | sed -n '1s/ .*//p'; done"
+        res = lab.exec(src, "sh", "-c", script)
+        return dict(line.split() for line in res.stdout.splitlines())
+
     for src in lab.hosts:
-        res = lab.exec(src, "getent", "hosts", *(f"{h}.{domain}" for h in lab.hosts))
-        got = {line.split()[1]: line.split()[0] for line in res.stdout.splitlines()}
-        assert got == {f"{h}.{domain}": lab.bridge_ip(h) for h in lab.hosts}, (src, res)
+        got = addresses(src, "ahostsv4")
+        assert got == {f"{h}.{domain}": lab.bridge_ip(h) for h in lab.hosts}, (src, got)
+        v6 = {f"{h}.{domain}": str(lab.plan.host(h).bridge_address6.ip) for h in lab.hosts}  # type: ignore[union-attr]
+        assert addresses(src, "ahostsv6") == v6, src
     far = lab.hosts[-1]
     assert lab.exec(lab.hosts[0], "ping", "-c", "1", "-W", "2", far).returncode == 0
 
@@ -180,12 +192,37 @@ def test_every_pair_pings_at_the_mtu(lab: Lab) -> None:
         )
         failed.extend(f"{src} → {t}" for t in res.stdout.split())
 
+    def from_host6(src: str) -> None:
+        """The same over IPv6 (mesh.ipv6), 1452 bytes: 1500 less the IPv6 and ICMPv6 headers."""
+        six = [lab.plan.host(h).bridge_address6 for h in lab.hosts if h != src]
+        targets = " ".join(str(a.ip) for a in six if a)
+        res = lab.exec(
+            src,
+            "sh",
+            "-c",
+            f"for t in {targets}; do ping -6 -c 3 -i 0.2 -W 2 -M do -s {size - 20} "
+            '"$t" >/dev/null 2>&1 || echo "$t"; done',
+        )
+        failed.extend(f"{src} → {t} (IPv6)" for t in res.stdout.split())
+
+    six = lab.plan.mesh.bridge_network6 is not None
     threads = [threading.Thread(target=from_host, args=(h,)) for h in lab.hosts]
+    threads += [threading.Thread(target=from_host6, args=(h,)) for h in lab.hosts if six]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert not failed, failed
+    if six:
+        # Each host's IPv6 address went to the others as an EVPN type-2 (MAC/IP) route, and
+        # no host got a route from a router advertisement.
+        ps = lab.plan.mesh.frr_pathspace
+        for h in lab.hosts:
+            routes = lab.exec(h, "vtysh", "-N", ps, "-c", "show bgp l2vpn evpn route type macip")
+            for other in lab.hosts:
+                a6 = lab.plan.host(other).bridge_address6
+                assert a6 and str(a6.ip) in routes.stdout, (h, other, routes.stdout[-2000:])
+            assert lab.exec(h, "ip", "-6", "route", "show", "proto", "ra").stdout == "", h
 
 
 def test_underlay_paths_are_the_planned_shortest(lab: Lab) -> None:

@@ -72,6 +72,8 @@ class Lab:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     require_root()
     inv = lab_inventory(tmp_path_factory.mktemp("e2e") / "lab.yaml", LAB, NET)
+    # IPv6 on the bridges too (issue 31, test_every_pair_pings_over_ipv6_at_the_mtu).
+    inv.write_text(inv.read_text().replace("mesh:\n", "mesh:\n  ipv6: ula\n", 1))
     lab = Lab(inv)
     with lab_up(LAB, inv):
         lab.links_before = {h: lab.links(h) for h in HOSTS}
@@ -144,6 +146,27 @@ def test_every_pair_pings_over_the_bridge(lab: Lab, size: int) -> None:
                 addr = f"10.99.99.{NUMBER[b]}"
                 res = lab.exec(a, "ping", "-c", "1", "-W", "3", "-M", "do", "-s", str(size), addr)
                 assert res.returncode == 0, f"{a} → {b} ({size}): {res.stdout}{res.stderr}"
+
+
+def test_every_pair_pings_over_ipv6_at_the_mtu(lab: Lab) -> None:
+    """mesh.ipv6: ula (set by this module's fixture): the bridge carries IPv6 too, 1452-byte
+    echoes with don't-fragment (1500 less the IPv6 and ICMPv6 headers) between every ordered
+    pair; no host got a route from a router advertisement."""
+    plan = json.loads(lab.run("plan", "--json", check=True).stdout)
+    six = {h["name"]: h["bridge_address6"].split("/")[0] for h in plan["hosts"]}
+    failed = []
+    for a in HOSTS:
+        targets = " ".join(six[b] for b in HOSTS if b != a)
+        res = lab.exec(
+            a,
+            "sh",
+            "-c",
+            f'for t in {targets}; do ping -6 -c 1 -W 3 -M do -s 1452 "$t" >/dev/null 2>&1 '
+            '|| echo "$t"; done',
+        )
+        failed += [f"{a} → {t}" for t in res.stdout.split()]
+        assert lab.exec(a, "ip", "-6", "route", "show", "proto", "ra").stdout == "", a
+    assert not failed, failed
 
 
 def test_spanning_tree_is_the_planned_one(lab: Lab) -> None:

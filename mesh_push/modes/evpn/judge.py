@@ -121,7 +121,17 @@ def _judge_host(p: EvpnPlan, hp: EvpnHost, st: HostState, v: HostVerdict, inside
     checks.wireguard(mesh, hp, st, v, inside)
     checks.boot(st, v)
     checks.names(names.hosts_block(p), st, v)
-    br = checks.bridge(mesh, hp, st, v, [str(hp.bridge_address), f"{hp.vtep}/32"])
+    br = checks.bridge(
+        mesh,
+        hp,
+        st,
+        v,
+        [
+            str(hp.bridge_address),
+            f"{hp.vtep}/32",
+            *([str(hp.bridge_address6)] if hp.bridge_address6 else []),
+        ],
+    )
     if br is not None and br.stp_on:
         v.config("bridge has STP on (evpn mode has no loops to break)")
     vx = vxlan_name(mesh)

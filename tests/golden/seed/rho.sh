@@ -102,6 +102,20 @@ ensure_addr() {
     [ "$found" = 1 ] || { act ip addr add "$a" dev "$dev"; said "$dev" "$dev address $a"; }
   done
 }
+# ensure_addr6 DEV ADDRESS: exactly this static global IPv6 address on DEV. Link-local ones and
+# any the kernel configured by itself (SLAAC) are the kernel's. No duplicate address detection:
+# the plan gives each host its own, and DAD would hold the address back for a second or two.
+ensure_addr6() {
+  have=
+  if ! { [ "$CHECK" = 1 ] && fresh "$1"; }; then
+    have=$(ip -o -6 addr show dev "$1" scope global permanent | awk '{print $4}')
+    for a in $have; do
+      [ "$a" = "$2" ] || { act ip -6 addr del "$a" dev "$1"; said "$1" "$1 removed $a"; }
+    done
+  fi
+  for a in $have; do [ "$a" != "$2" ] || return 0; done
+  act ip -6 addr add "$2" dev "$1" nodad; said "$1" "$1 address $2"
+}
 # ensure_tx DEV on|off: TX checksum offload, as the write-up sets it (`ethtool -K DEV tx off`).
 tx_of() { ethtool -k "$1" 2>/dev/null | sed -n 's/^tx-checksumming: \([a-z]*\).*/\1/p'; }
 ensure_tx() {

@@ -6,6 +6,7 @@ Then that `status` and both of `up`'s looks (before applying, and verify) ask th
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -36,7 +37,8 @@ States = dict[str, HostState]
 
 @functools.cache
 def lab_mesh() -> Mesh:
-    return inventory.load(LAB)
+    # The captures (tests/data/observe) were made before the lab's bridges had IPv6.
+    return dataclasses.replace(inventory.load(LAB), bridge_network6=None)
 
 
 @functools.cache

@@ -12,7 +12,9 @@ import pytest
 
 from mesh_push import inventory
 from mesh_push.core.problems import InventoryError, format_path
+from mesh_push.inventory import schema
 from mesh_push.modes import names
+from tests import kit
 from tests.unit.modes.test_judge import judge, lab_mesh, lab_plan, states
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -104,3 +106,44 @@ def test_zones_name_every_host_and_address(tmp_path: Path) -> None:
         p, mesh=dataclasses.replace(p.mesh, bridge_network=IPv4Network("10.99.0.0/16"))
     )
     assert "$ORIGIN 99.10.in-addr.arpa." in names.reverse_zone(wide, 1).splitlines()
+
+
+def test_ipv6_ula_is_derived_from_the_mesh_name(tmp_path: Path) -> None:
+    """mesh.ipv6: ula: a /64 in fd00::/8 from the mesh's name (RFC 4193's SHA-1, low 40 bits),
+    the same every time; host n gets its n-th address, named in /etc/hosts and the zones."""
+    text = (ROOT / "inventory/lab.yaml").read_text().replace("mesh:\n", "mesh:\n  ipv6: ula\n", 1)
+    f = tmp_path / "lab.yaml"
+    f.write_text(with_names(text, "{domain: vpn.example}"))
+    m = inventory.load(f)
+    assert m.bridge_network6 is not None and str(m.bridge_network6).startswith("fd")
+    assert m.bridge_network6 == schema.ula("lab")
+    assert schema.ula("lab") != schema.ula("lab2")
+    p = kit.plan(m, {})
+    vorke = p.host("vorke").bridge_address6
+    assert vorke is not None and str(vorke) == f"{m.bridge_network6.network_address + 3}/64"
+    assert f"{vorke.ip}\tvorke.vpn.example\tvorke" in names.hosts_block(p).splitlines()
+    assert f"vorke\tIN\tAAAA\t{vorke.ip}" in names.zone(p, 1).splitlines()
+    rev6 = names.reverse_zone6(p, 1).splitlines()
+    assert f"$ORIGIN {m.bridge_network6.network_address.reverse_pointer[32:]}." in rev6
+    assert f"{vorke.ip.reverse_pointer[:31]}\tIN\tPTR\tvorke.vpn.example." in rev6
+
+
+@pytest.mark.parametrize(
+    ("bridge", "said"),
+    [
+        ("network6: fd00::/48", "mesh.bridge.network6: must be a /64, not a /48"),
+        ("network6: 10.0.0.0/24", "mesh.bridge.network6: not an IPv6 network"),
+    ],
+)
+def test_a_bad_ipv6_network_is_refused(tmp_path: Path, bridge: str, said: str) -> None:
+    text = (ROOT / "inventory/lab.yaml").read_text()
+    text = text.replace("network: 10.99.99.0/24}", "network: 10.99.99.0/24, " + bridge + "}")
+    found = problems(tmp_path, text)
+    assert any(said in p for p in found), found
+
+
+def test_ipv6_ula_and_a_network6_are_one_or_the_other(tmp_path: Path) -> None:
+    text = (ROOT / "inventory/lab.yaml").read_text().replace("mesh:\n", "mesh:\n  ipv6: ula\n", 1)
+    text = text.replace("network: 10.99.99.0/24}", "network: 10.99.99.0/24, network6: fd00::/64}")
+    found = problems(tmp_path, text)
+    assert any("mesh.ipv6: mesh.bridge.network6 is set too" in p for p in found), found
