@@ -55,7 +55,6 @@ def takes(p: Plan, switched: Collection[str], reached: Collection[str]) -> dict[
             iface, back = found
             if back.public_key is None or not back.allowed_ips:
                 continue
-            by_address = back.endpoint and not back.endpoint_name
             take.setdefault(peer.name, []).append(
                 Handover(
                     a,
@@ -63,7 +62,7 @@ def takes(p: Plan, switched: Collection[str], reached: Collection[str]) -> dict[
                     back.public_key,
                     ",".join(str(n) for n in back.allowed_ips),
                     str(back.allowed_ips[0]),
-                    back.endpoint if by_address else None,
+                    back.dialled_at,
                     str(back.keepalive or "off"),
                     back.psk_file,
                     str(back.address) if back.address else None,

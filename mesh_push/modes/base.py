@@ -41,6 +41,12 @@ class Peer:
         return self.psk_file is not None
 
     @property
+    def dialled_at(self) -> str | None:
+        """The endpoint this end sets: an address; a peer known by name is set by the
+        re-resolver, one with none by its own handshakes."""
+        return self.endpoint if self.endpoint and not self.endpoint_name else None
+
+    @property
     def allowed_ips_text(self) -> str:
         """As the host scripts and the judge compare them with `wg show`: sorted, one space."""
         return allowed_text(str(n) for n in self.allowed_ips)

@@ -37,9 +37,10 @@ def judge(
     p = own(plan)
     verdicts = start([hp.name for hp in p.hosts], states, errors, scope)
     inside = set(verdicts)
+    block = names.hosts_block(p)  # the same on every host
     for name, v in verdicts.items():
         if v.state is not None:
-            _judge_host(p, p.evpn_host(name), v.state, v, inside)
+            _judge_host(p, p.evpn_host(name), v.state, v, inside, block)
 
     def fields(
         lk: Link, here: str, there: str, st: HostState, problems: list[str]
@@ -114,13 +115,15 @@ def _judge_announcements(
     return overall
 
 
-def _judge_host(p: EvpnPlan, hp: EvpnHost, st: HostState, v: HostVerdict, inside: set[str]) -> None:
+def _judge_host(
+    p: EvpnPlan, hp: EvpnHost, st: HostState, v: HostVerdict, inside: set[str], block: str
+) -> None:
     mesh = p.mesh
     if checks.foreign(mesh, interfaces(p, hp), st, v):
         return
     checks.wireguard(mesh, hp, st, v, inside)
     checks.boot(st, v)
-    checks.names(names.hosts_block(p), st, v)
+    checks.names(block, st, v)
     br = checks.bridge(
         mesh,
         hp,

@@ -44,9 +44,10 @@ def judge(
     verdicts = start([hp.name for hp in p.hosts], states, errors, scope)
     inside = set(verdicts)
     roots: dict[str, str | None] = {}
+    block = names.hosts_block(p)  # the same on every host
     for name, v in verdicts.items():
         if v.state is not None:
-            roots[name] = _judge_host(p, p.stp_host(name), v.state, v, inside)
+            roots[name] = _judge_host(p, p.stp_host(name), v.state, v, inside, block)
 
     overall: list[str] = []
     seen_roots = {r for r in roots.values() if r is not None}
@@ -120,7 +121,7 @@ def judge(
 
 
 def _judge_host(
-    p: StpPlan, hp: StpHost, st: HostState, v: HostVerdict, inside: set[str]
+    p: StpPlan, hp: StpHost, st: HostState, v: HostVerdict, inside: set[str], block: str
 ) -> str | None:
     """Findings of one host; returns the root it sees (a host name where known)."""
     mesh = p.mesh
@@ -128,7 +129,7 @@ def _judge_host(
         return None
     checks.wireguard(mesh, hp, st, v, inside)
     checks.boot(st, v)
-    checks.names(names.hosts_block(p), st, v)
+    checks.names(block, st, v)
     s = seen(st)
     root: str | None = None
     br = None
