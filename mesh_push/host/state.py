@@ -163,10 +163,17 @@ def parse_wg_all(s: dict[str, str]) -> dict[str, WgIf]:
         "persistent-keepalive",
         "preshared-keys",
     ):
+        current: str | None = None
         for line in s.get(f"wg-all-{what}", "").splitlines():
             cells = line.rstrip("\n").split("\t")
+            # wg (1.0.20210914, Debian 12's) may name the interface on the first peer's line
+            # of `endpoints` only: a line that starts with a public key (44 characters; an
+            # interface name has at most 15) is the previous line's interface's next peer.
+            if current and len(cells[0]) == 44 and cells[0].endswith("="):
+                cells = [current, *cells]
             if len(cells) < 2 or not cells[0]:
                 continue
+            current = cells[0]
             w = out.setdefault(cells[0], WgIf())
             if what == "public-key":
                 w.public_key = cells[1].strip()

@@ -154,3 +154,20 @@ def test_judge_flags_a_tree_that_differs_and_a_stale_handshake() -> None:
     assert any("pi0" in r and "400 s old" in r for r in j.hosts["rho"].reasons)
     wire = next(w for w in j.wires if set(w["hosts"]) == {"vorke", "bob"})
     assert any("planned blocking" in p for p in wire["problems"])
+
+
+def test_wg_show_all_naming_the_interface_on_its_first_peer_only() -> None:
+    """As Debian 12's wg prints `endpoints` on the lab's LAN hosts: the second peer's line has
+    no interface; it is the first line's interface's (found.py reads it the same way)."""
+    a, b, c = ("A" * 43 + "=", "B" * 43 + "=", "C" * 43 + "=")
+    wg = observe.parse_wg_all(
+        {
+            "wg-all-public-key": f"wg0\t{a}\nwg1\t{c}\n",
+            "wg-all-endpoints": f"wg0\t{a}\t198.18.14.11:56560\n{b}\t198.18.15.3:56560\n"
+            f"wg1\t{c}\t(none)\n",
+            "wg-all-transfer": f"wg0\t{a}\t1\t2\n{b}\t3\t4\n",
+        }
+    )
+    assert wg["wg0"].endpoints == {a: "198.18.14.11:56560", b: "198.18.15.3:56560"}
+    assert wg["wg0"].transfer == {a: (1, 2), b: (3, 4)}
+    assert wg["wg1"].endpoints == {c: "(none)"} and set(wg) == {"wg0", "wg1"}
