@@ -49,7 +49,9 @@ def verify(
             return Verification(True, time.monotonic() - start, [], states, False, names, away)
     deadline = start + mode.convergence_bound(p.mesh)
     while True:
+        polled = time.monotonic()
         states = gather.poll(session, names)
+        took = time.monotonic() - polled
         verdict = mode.judge(p, states, scope=names)
         problems = [f"{n}: {r}" for n, v in verdict.hosts.items() for r in v.reasons]
         problems += verdict.reasons
@@ -61,8 +63,10 @@ def verify(
             problems = _ping(session, p, names)
         if not problems or time.monotonic() > deadline:
             break
-        # Each poll is a session per host; the mode says how fast it can move.
-        time.sleep(mode.poll_interval(p.mesh))
+        # Each poll is a session per host; the mode says how fast it can move. A host slow to
+        # answer (a small ARM board, a guest under emulation) is left as long again: polling
+        # must not take the CPU that what it waits for (FRR, a handshake) needs.
+        time.sleep(max(mode.poll_interval(p.mesh), took))
     for problem in problems:
         progress("verify", problem)
     return Verification(
