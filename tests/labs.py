@@ -60,6 +60,7 @@ LABS: dict[str, int] = {
     "mptr": 16,  # test_transit_lab, stp
     "mpad": 10,  # test_adopt_lab
     "mpte": 40,  # test_transit_lab, evpn
+    "mpln": 14,  # test_lan_links
 }
 SPACES = 2
 SPACE_ENV = "MESH_PUSH_TEST_SPACE"

@@ -90,6 +90,13 @@ class Host:
 
 
 @dataclass(frozen=True)
+class LinkEndpoint:
+    host: str
+    address: IPv4Address | IPv6Address
+    port: int | None = None
+
+
+@dataclass(frozen=True)
 class Link:
     a: str
     b: str
@@ -99,10 +106,18 @@ class Link:
     # A WireGuard pre-shared key for this link: `mesh.psk`, unless the link says otherwise
     # (inventory.load resolves it).
     psk: bool = False
+    # The link's `endpoints`: where its far end dials each host named there on this link
+    # (a LAN address, so that two hosts behind one NAT link over their LAN): (host, address,
+    # port; None: the port the host listens on for this link).
+    endpoints: tuple[LinkEndpoint, ...] = ()
 
     @property
     def hosts(self) -> tuple[str, str]:
         return (self.a, self.b)
+
+    def reached_at(self, name: str) -> LinkEndpoint | None:
+        """Where the other end dials `name` on this link, when the link says."""
+        return next((e for e in self.endpoints if e.host == name), None)
 
     def other(self, name: str) -> str:
         return self.b if name == self.a else self.a
@@ -154,6 +169,9 @@ class LabSettings:
     network: IPv4Network
     login: LabLogin = "root"
     kind: LabKind = "netns"
+    # `lab.lans`: NAT hosts that share one router and one LAN (a home with a Pi and a NAS);
+    # every other NAT host has a router and a LAN of its own.
+    lans: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,21 @@ pre-shared key; every host reachable."""
 from __future__ import annotations
 
 import difflib
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
-from mesh_push.core.model import Host, Link
+from mesh_push.core.model import Host, Link, LinkEndpoint
 from mesh_push.core.problems import Problems, YamlPath
 from mesh_push.core.section import MISSING, Section, kind
-from mesh_push.core.values import VNI_MAX
+from mesh_push.core.values import VNI_MAX, ip_of, quoted, unusable_ip
 
 LATENCY_MAX_MS = 60_000.0
 
 
-_LinkEntry = tuple[YamlPath, str, str, int | None, float | None, int | None, bool | None]
+# One link as read: its path, hosts, vni, latency_ms, cost, psk (None: mesh.psk), endpoints.
+_LinkEntry = tuple[
+    YamlPath, str, str, int | None, float | None, int | None, bool | None, tuple[LinkEndpoint, ...]
+]
 
 
 def read_links(
@@ -32,7 +36,7 @@ def read_links(
             for b in names[i + 1 :]:
                 # Two hosts without a static address can never find each other.
                 if "static" in (hosts[a].endpoint, hosts[b].endpoint):
-                    entries.append((path, a, b, None, None, None, None))
+                    entries.append((path, a, b, None, None, None, None, ()))
     elif not isinstance(raw, list):
         problems.add(path, "must be a list of host pairs, or `full`")
         return []
@@ -47,7 +51,7 @@ def read_links(
     links: list[tuple[YamlPath, Link]] = []
     pairs: dict[frozenset[str], YamlPath] = {}
     vnis: dict[int, YamlPath] = {}
-    for p, _a, _b, vni, _lat, _cost, _psk in entries:
+    for p, _a, _b, vni, *_rest in entries:
         if vni is not None:
             if vni in vnis:
                 problems.add((*p, "vni"), f"VNI {vni} is already used by links{_idx(vnis[vni])}")
@@ -55,7 +59,7 @@ def read_links(
     free = (v for v in range(1, VNI_MAX + 1) if v not in vnis)
     # A link that was dropped would make the graph look cut: report only the first cause.
     bad = isinstance(raw, list) and len(entries) < len(raw)
-    for p, a, b, vni, lat, cost, psk in entries:
+    for p, a, b, vni, lat, cost, psk, ends in entries:
         unknown = [h for h in (a, b) if h not in hosts]
         for h in unknown:
             problems.add(p, f"unknown host {h!r}" + _did_you_mean(h, hosts))
@@ -71,14 +75,20 @@ def read_links(
             problems.add(p, f"duplicate link {a}–{b} (also links{_idx(pairs[pair])})")
             continue
         pairs[pair] = p
-        if "static" not in (hosts[a].endpoint, hosts[b].endpoint):
+        for e in ends:
+            if e.host not in pair:
+                problems.add((*p, "endpoints", e.host), f"{e.host!r} is not an end of this link")
+        ends = tuple(e for e in ends if e.host in pair)
+        if "static" not in (hosts[a].endpoint, hosts[b].endpoint) and not ends:
             problems.add(
                 p,
                 f"neither {a} ({hosts[a].endpoint}) nor {b} ({hosts[b].endpoint}) has a static "
-                "endpoint: they can never find each other",
+                "endpoint: they can never find each other (unless the link gives the address "
+                "one of them is reached at: `endpoints`, as on a shared LAN)",
             )
         psk = psk_default if psk is None else psk
-        links.append((p, Link(a, b, vni if vni is not None else next(free), lat, cost, psk)))
+        vni = vni if vni is not None else next(free)
+        links.append((p, Link(a, b, vni, lat, cost, psk, ends)))
     if not bad and hosts and len(hosts) > 1:
         _check_connected(hosts, [lk for _p, lk in links], path, problems)
     return links
@@ -95,6 +105,7 @@ def _did_you_mean(name: str, names: dict[str, Any]) -> str:
 
 def _link_entry(item: Any, p: YamlPath, problems: Problems) -> _LinkEntry | None:
     vni = lat = cost = psk = None
+    ends: tuple[LinkEndpoint, ...] = ()
     if isinstance(item, dict):
         sec = Section(item, p, problems)
         pair = sec.get("hosts", list, None, "a list of two host names")
@@ -102,6 +113,7 @@ def _link_entry(item: Any, p: YamlPath, problems: Problems) -> _LinkEntry | None
         lat = sec.get("latency_ms", float, None, "a number of milliseconds")
         cost = sec.int_in("cost", 1, 65535, None)
         psk = sec.get("psk", bool, None, "true or false")
+        ends = _endpoints(sec.get("endpoints", dict, {}, "a mapping of host: address"), p, problems)
         sec.done()
         if lat is not None and not 0 <= lat <= LATENCY_MAX_MS:
             why = "must not be negative" if lat < 0 else f"must be at most {LATENCY_MAX_MS:g} ms"
@@ -119,7 +131,43 @@ def _link_entry(item: Any, p: YamlPath, problems: Problems) -> _LinkEntry | None
     if len(pair) != 2 or not all(isinstance(x, str) for x in pair):
         problems.add(p, "a link joins exactly two host names")
         return None
-    return (p, pair[0], pair[1], vni, lat, cost, psk)
+    return (p, pair[0], pair[1], vni, lat, cost, psk, ends)
+
+
+def _endpoints(raw: dict[Any, Any], p: YamlPath, problems: Problems) -> tuple[LinkEndpoint, ...]:
+    """`endpoints: {HOST: ADDRESS[:PORT]}`: an IP address (an IPv6 one in brackets when a
+    port follows), never a name: a LAN address is what the link is for."""
+    out = []
+    for host, value in raw.items():
+        at = (*p, "endpoints", str(host))
+        if not isinstance(host, str) or not isinstance(value, str):
+            problems.add(at, "must be a host name and an address like 192.168.1.10[:51820]")
+            continue
+        parsed = _address_port(value)
+        if isinstance(parsed, str):
+            problems.add(at, parsed)
+            continue
+        out.append(LinkEndpoint(host, *parsed))
+    return tuple(out)
+
+
+def _address_port(text: str) -> tuple[IPv4Address | IPv6Address, int | None] | str:
+    """ADDRESS, ADDRESS:PORT or [IPV6]:PORT; else why not."""
+    addr, port = text, None
+    if ip_of(text) is None:
+        head, sep, tail = text.rpartition(":")
+        if sep and tail.isdigit() and tail.isascii():
+            addr, port = head.removeprefix("[").removesuffix("]"), int(tail)
+            if ":" in addr and not head.startswith("["):
+                return f"{quoted(text)}: write an IPv6 address with a port as [ADDRESS]:PORT"
+    ip = ip_of(addr)
+    if ip is None:
+        return f"not an IP address: {quoted(text)} (a link's endpoint is an address on its LAN)"
+    if why := unusable_ip(ip, endpoint=True):
+        return why
+    if port is not None and not 1 <= port <= 65535:
+        return f"port {port} is not in 1–65535"
+    return ip, port
 
 
 def _check_connected(

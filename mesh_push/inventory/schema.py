@@ -302,7 +302,14 @@ def _lab(sec: Section, problems: Problems) -> LabSettings | None:
     kind: LabKind = sec.choice("kind", LAB_KINDS, "netns") or "netns"
     # A VM guest is a cloud image: its login is the sudo user, never root.
     login: LabLogin = sec.choice("login", LAB_LOGINS, "sudo" if kind == "vm" else "root")
+    lans = sec.get("lans", list, [], "a list of lists of NAT hosts that share a LAN")
     sec.done()
+    shared: list[tuple[str, ...]] = []
+    for i, group in enumerate(lans):
+        if not isinstance(group, list) or not all(isinstance(h, str) for h in group):
+            problems.add((*sec.path, "lans", i), "must be a list of host names, like [pi0, nas]")
+        else:
+            shared.append(tuple(group))
     if isinstance(name, str) and not LAB_NAME.match(name):
         problems.add((*sec.path, "name"), "must be 1 to 6 lowercase letters or digits")
         return None
@@ -310,7 +317,7 @@ def _lab(sec: Section, problems: Problems) -> LabSettings | None:
         # `lab exec` and `lab reboot` reach a guest through its sudo rule, without a password.
         problems.add((*sec.path, "login"), "a `kind: vm` lab logs in as a sudo user: `sudo` only")
         return None
-    return LabSettings(name, net, login or "root", kind) if net else None
+    return LabSettings(name, net, login or "root", kind, tuple(shared)) if net else None
 
 
 def _ssh_defaults(

@@ -8,7 +8,7 @@ live; the second half is cut into /30 LANs, one per NAT host (router .1, host .2
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Literal
@@ -23,6 +23,7 @@ Role = Literal["host", "router"]
 # below keeps names within the kernel's 15 bytes (IFNAMSIZ - 1).
 IF_UNDERLAY = "eth"  # a node's underlay veth: on the wan, or on its NAT LAN
 IF_LAN = "lan"  # a router's LAN side
+IF_SWITCH = "sw"  # a shared LAN's switch, with ports "up" (to the router) and "lN" (hosts)
 IF_BRIDGE = "br"  # the wan bridge
 IF_CONTROLLER = "ctl"  # the only thing in the root namespace
 IF_CONTROLLER_PEER = "pc"
@@ -119,13 +120,28 @@ class LabPlan:
 
     @property
     def namespaces(self) -> list[str]:
-        return [wan_ns(self.name), *(n.ns for n in self.nodes)]
+        return [wan_ns(self.name), *(n.ns for n in self.nodes), *(s for _r, s in self.switches())]
 
     def node(self, alias: str) -> Node:
         for n in self.nodes:
             if n.alias == alias:
                 return n
         raise LabError(f"lab {self.name} has no host {alias!r} (hosts: {self.aliases()})")
+
+    def behind(self, router: Node) -> list[Node]:
+        """The hosts on a router's LAN."""
+        return [n for n in self.nodes if n.jump == router.alias and n.port is None]
+
+    def switch_ns(self, router: Node) -> str | None:
+        """The namespace of a shared LAN's switch (a bridge with a port for the router and
+        for each host: what two hosts on the LAN send each other never enters the router);
+        None for a LAN of one host, a veth from the router to it."""
+        if len(self.behind(router)) < 2:
+            return None
+        return f"{self.name}-s-{router.ns.removeprefix(f'{self.name}-r-')}"
+
+    def switches(self) -> list[tuple[Node, str]]:
+        return [(r, s) for r in self.nodes if r.role == "router" if (s := self.switch_ns(r))]
 
     def aliases(self) -> str:
         return ", ".join(n.alias for n in self.nodes)
@@ -193,13 +209,14 @@ def plan(mesh: Mesh) -> LabPlan:
     for h in mesh.hosts:
         if h.endpoint == "nat" and router_alias(h.name) in names:
             problems.append(f"host name {router_alias(h.name)!r} is the alias of {h.name}'s router")
+    homes = _homes(mesh, problems)
     if problems:
         raise LabError("cannot plan the lab:\n  " + "\n  ".join(problems))
 
     # Dynamic hosts and routers take free wan addresses from the top down, so that the low
     # addresses stay free for static hosts a user adds later.
     free = (a for a in reversed(list(wan.hosts())) if a not in taken)
-    lan_nets = lans.subnets(new_prefix=LAN_PREFIX) if lans.prefixlen <= LAN_PREFIX else iter(())
+    next_lan = _lan_blocks(lans)
     nodes: list[Node] = []
     port = 0
 
@@ -216,22 +233,21 @@ def plan(mesh: Mesh) -> LabPlan:
             raise LabError(f"no free address left in the lab's wan {wan} for {what}")
         return addr
 
+    routers: dict[str, Node] = {}  # by the first host of its LAN
     for h in mesh.hosts:
         if h.endpoint == "nat":
-            lan = next(lan_nets, None)
-            if lan is None:
-                raise LabError(
-                    f"no LAN left for NAT host {h.name} in {lans} (one /{LAN_PREFIX} each)"
-                )
-            r_addr, h_addr = lan.network_address + 1, lan.network_address + 2
-            r_wan = wan_address(f"{h.name}'s router")
-            ralias = router_alias(h.name)
-            nodes.append(
-                Node(
-                    alias=ralias,
+            home = homes[h.name]
+            router = routers.get(home[0])
+            if router is None:
+                lan = next_lan(len(home))
+                if lan is None:
+                    raise LabError(f"no LAN left for NAT host {h.name} in {lans}")
+                r_wan = wan_address(f"{h.name}'s router")
+                router = routers[home[0]] = Node(
+                    alias=router_alias(home[0]),
                     role="router",
                     kind="router",
-                    ns=f"{name}-r-{h.name}",
+                    ns=f"{name}-r-{home[0]}",
                     address=r_wan,
                     prefixlen=wan.prefixlen,
                     gateway=None,
@@ -240,20 +256,21 @@ def plan(mesh: Mesh) -> LabPlan:
                     port=next_port(),
                     lan=lan,
                 )
-            )
+                nodes.append(router)
+            assert router.lan is not None
             nodes.append(
                 Node(
                     alias=h.name,
                     role="host",
                     kind="nat",
                     ns=f"{name}-h-{h.name}",
-                    address=h_addr,
-                    prefixlen=LAN_PREFIX,
-                    gateway=r_addr,
-                    wan_address=r_wan,
-                    jump=ralias,
+                    address=router.lan.network_address + 2 + home.index(h.name),
+                    prefixlen=router.lan.prefixlen,
+                    gateway=router.lan.network_address + 1,
+                    wan_address=router.wan_address,
+                    jump=router.alias,
                     port=None,
-                    lan=lan,
+                    lan=router.lan,
                 )
             )
             continue
@@ -278,6 +295,40 @@ def plan(mesh: Mesh) -> LabPlan:
             )
         )
     return LabPlan(name, network, wan, controller, tuple(nodes), mesh.lab.login, mesh.lab.kind)
+
+
+def _homes(mesh: Mesh, problems: list[str]) -> dict[str, tuple[str, ...]]:
+    """Each NAT host's LAN, as the hosts on it: `lab.lans`, else the host alone."""
+    assert mesh.lab is not None
+    kinds = {h.name: h.endpoint for h in mesh.hosts}
+    homes: dict[str, tuple[str, ...]] = {}
+    for i, lan in enumerate(mesh.lab.lans):
+        for h in lan:
+            if kinds.get(h) != "nat":
+                what = "no host of the inventory" if h not in kinds else f"a {kinds[h]} host"
+                problems.append(f"lab.lans[{i}]: {h} is {what}: only NAT hosts share a LAN")
+            elif h in homes:
+                problems.append(f"lab.lans[{i}]: {h} is on another LAN already")
+            else:
+                homes[h] = lan
+    return {h: homes.get(h, (h,)) for h, kind in kinds.items() if kind == "nat"}
+
+
+def _lan_blocks(lans: IPv4Network) -> Callable[[int], IPv4Network | None]:
+    """Hands out LANs from `lans` in order, each aligned, big enough for a router and `n`
+    hosts (a /30 for one host, as before LANs could be shared), or None when none is left."""
+    cursor = int(lans.network_address)
+
+    def take(n: int) -> IPv4Network | None:
+        nonlocal cursor
+        size = 1 << max(32 - LAN_PREFIX, (n + 2).bit_length())  # net, router, hosts, broadcast
+        start = -(-cursor // size) * size
+        if start + size > int(lans.broadcast_address) + 1:
+            return None
+        cursor = start + size
+        return IPv4Network((start, 32 - size.bit_length() + 1))
+
+    return take
 
 
 def overlaps(

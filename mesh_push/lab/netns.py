@@ -19,6 +19,7 @@ from mesh_push.lab.addresses import (
     IF_CONTROLLER_PEER,
     IF_GUEST_BRIDGE,
     IF_LAN,
+    IF_SWITCH,
     IF_TAP,
     IF_UNDERLAY,
     LabPlan,
@@ -149,10 +150,22 @@ def root_create_lines(plan: LabPlan) -> list[str]:
             )
         elif n.jump:
             router = plan.node(n.jump)
-            lines.append(
-                f"link add name {ifname(lab, IF_LAN)} netns {router.ns} "
-                f"type veth peer name {eth} netns {n.ns}"
-            )
+            switch = plan.switch_ns(router)
+            if switch is None:
+                lines.append(
+                    f"link add name {ifname(lab, IF_LAN)} netns {router.ns} "
+                    f"type veth peer name {eth} netns {n.ns}"
+                )
+            else:
+                port = ifname(lab, f"l{plan.behind(router).index(n) + 1}")
+                lines.append(
+                    f"link add name {port} netns {switch} type veth peer name {eth} netns {n.ns}"
+                )
+    for router, switch in plan.switches():
+        lines.append(
+            f"link add name {ifname(lab, IF_LAN)} netns {router.ns} "
+            f"type veth peer name {ifname(lab, 'up')} netns {switch}"
+        )
     lines.append(
         f"link add name {ifname(lab, IF_CONTROLLER)} type veth "
         f"peer name {ifname(lab, IF_CONTROLLER_PEER)} netns {wan}"
@@ -206,6 +219,15 @@ def node_lines(plan: LabPlan, node: Node) -> list[str]:
     return lines
 
 
+def switch_lines(plan: LabPlan, router: Node) -> list[str]:
+    sw = ifname(plan.name, IF_SWITCH)
+    ports = [ifname(plan.name, f"l{i}") for i in range(1, len(plan.behind(router)) + 1)]
+    lines = ["link set lo up", f"link add name {sw} type bridge", f"link set {sw} up"]
+    for port in [ifname(plan.name, "up"), *ports]:
+        lines += [f"link set {port} master {sw}", f"link set {port} up"]
+    return lines
+
+
 def guest_wire_lines(plan: LabPlan) -> list[str]:
     """vm kind: the host's namespace is only its cable. Its underlay veth and the tap of its
     QEMU guest are ports of one bridge, so the guest itself holds the host's underlay address
@@ -231,6 +253,8 @@ def configure(plan: LabPlan, jobs_extra: Sequence[tuple[Sequence[str], str | Non
     ]
     for n in plan.nodes:
         jobs.append((ip_batch_argv(n.ns), "\n".join(node_lines(plan, n)) + "\n"))
+    for router, switch in plan.switches():
+        jobs.append((ip_batch_argv(switch), "\n".join(switch_lines(plan, router)) + "\n"))
     run_all([*jobs, *jobs_extra])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface
 from typing import Any
 
 from mesh_push.core.model import ENDPOINT_RANK, Host, Link, Mesh
@@ -88,13 +88,17 @@ def peer(
     that `psk_fps` leaves out has no key yet (it waits for its first end); without `psk_fps`,
     every link with `psk` has one, of an unknown fingerprint."""
     has_psk = link.psk and (psk_fps is None or link in psk_fps)
+    # A link's own endpoint for `other` (its LAN address) wins over `other`'s public one; a
+    # host that the link's far end can dial needs no keepalive to be found.
+    lan = link.reached_at(other.name)
+    dialled = here.endpoint == "static" or link.reached_at(here.name) is not None
     return Peer(
         name=other.name,
         public_key=public_keys.get(other.name),
         allowed_ips=allowed,
-        endpoint=endpoint(other, port),
-        keepalive=None if here.endpoint == "static" else KEEPALIVE_S,
-        endpoint_name=other.dns_name if other.endpoint == "static" else None,
+        endpoint=address_port(lan.address, lan.port or port) if lan else endpoint(other, port),
+        keepalive=None if dialled else KEEPALIVE_S,
+        endpoint_name=other.dns_name if other.endpoint == "static" and not lan else None,
         psk_file=mesh.psk_file(other.name) if has_psk else None,
         psk_fp=(psk_fps or {}).get(link) if has_psk else None,
         port=port,
@@ -107,6 +111,8 @@ def endpoint(host: Host, port: int) -> str | None:
         return None
     if isinstance(host.address, str):
         return f"{host.address}:{port}"  # `wg set` resolves it, as WireGuard's configs allow
-    if host.address.version == 6:
-        return f"[{host.address}]:{port}"
-    return f"{host.address}:{port}"
+    return address_port(host.address, port)
+
+
+def address_port(address: IPv4Address | IPv6Address, port: int) -> str:
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mesh_push.inventory import parse
-from mesh_push.lab.addresses import overlaps, plan
+from mesh_push.lab.addresses import LabPlan, overlaps, plan
 from mesh_push.lab.errors import LabError
 from mesh_push.lab.nat import cuts_script
 from mesh_push.lab.ops import parse_unit
@@ -54,6 +54,34 @@ def test_plan_of_the_lab_inventory() -> None:
     assert p.namespaces[0] == "mplab-wan"
 
 
+def test_nat_hosts_on_one_lan_share_its_router_and_a_switch() -> None:
+    data = yaml.safe_load(LAB_YAML.read_text())
+    data["hosts"]["nas"] = {"number": 6, "endpoint": "nat"}
+    data["hosts"]["cam"] = {"number": 7, "endpoint": "nat"}
+    data["links"] += [["rho", "nas"], ["rho", "cam"]]
+    data["lab"]["lans"] = [["pi0", "nas"]]
+    p = plan(parse(yaml.safe_dump(data, sort_keys=False), LAB_YAML))
+    by = {n.alias: n for n in p.nodes}
+    assert "nas.router" not in by and {"pi0.router", "cam.router"} <= set(by)
+    router, pi0, nas, cam = by["pi0.router"], by["pi0"], by["nas"], by["cam"]
+    assert router.lan == pi0.lan == nas.lan == IPv4Network("198.18.1.0/29")
+    assert (pi0.address, nas.address) == (IPv4Address("198.18.1.2"), IPv4Address("198.18.1.3"))
+    assert pi0.jump == nas.jump == "pi0.router" and nas.wan_address == router.address
+    assert cam.lan == IPv4Network("198.18.1.8/30") and cam.prefixlen == 30  # after, aligned
+    assert p.behind(router) == [pi0, nas] and p.switch_ns(router) == "mplab-s-pi0"
+    assert p.switch_ns(by["cam.router"]) is None and "mplab-s-pi0" in p.namespaces
+    assert LabPlan.from_json(p.to_json()) == p
+
+
+def test_only_nat_hosts_share_a_lan() -> None:
+    text = lab_text(lab__lans=[["pi0", "bob"], ["pi0", "ghost"]])
+    with pytest.raises(LabError) as e:
+        plan(parse(text, LAB_YAML))
+    assert "lab.lans[0]: bob is a static host: only NAT hosts share a LAN" in str(e.value)
+    assert "lab.lans[1]: pi0 is on another LAN already" in str(e.value)
+    assert "lab.lans[1]: ghost is no host of the inventory" in str(e.value)
+
+
 def test_static_address_outside_the_wan_is_refused() -> None:
     text = lab_text(hosts__bob__address="198.18.1.11")
     with pytest.raises(LabError, match=r"hosts.bob.address 198.18.1.11 is not in the lab's wan"):
@@ -74,8 +102,6 @@ def test_inventory_without_lab_section() -> None:
 
 
 def test_plan_round_trips_through_json() -> None:
-    from mesh_push.lab.addresses import LabPlan
-
     p = plan(parse(LAB_YAML.read_text(), LAB_YAML))
     assert LabPlan.from_json(p.to_json()) == p
 

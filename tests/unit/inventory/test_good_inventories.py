@@ -237,3 +237,15 @@ def test_a_single_host_needs_no_links(tmp_path: Path) -> None:
     mesh = _load(tmp_path, "hosts:\n  a: {endpoint: static, address: 192.0.2.1}\nlinks: []\n")
     assert [h.number for h in mesh.hosts] == [1]
     assert mesh.links == ()
+
+
+def test_the_home_example_has_names_ipv6_and_a_link_on_its_lan() -> None:
+    mesh = inventory.load(ROOT / "inventory" / "home.yaml")
+    assert mesh.names_domain == "vpn.example.net"
+    assert mesh.bridge_network6 is not None and mesh.bridge_network6.prefixlen == 64
+    lan = next(lk for lk in mesh.links if set(lk.hosts) == {"pi0", "nas"})
+    assert {e.host: str(e.address) for e in lan.endpoints} == {
+        "pi0": "192.168.1.5",
+        "nas": "192.168.1.6",
+    }
+    assert {h.name: h.endpoint for h in mesh.hosts}["nas"] == "nat"

@@ -126,6 +126,31 @@ def test_a_peer_known_by_name_is_re_resolved_on_its_links_interface(
     assert line in script
 
 
+# ------------------------------------------------------------------ links on a LAN
+
+
+def test_a_link_on_a_lan_dials_each_end_where_the_link_says(mode: str, tmp_path: Path) -> None:
+    """Two hosts without a static address (vorke dynamic, pi0 behind NAT) linked over their
+    LAN: each dials the other at the link's address for it, on its own port unless the
+    link gives one, and neither keeps the link alive (each can be dialled)."""
+    text = (kit.ROOT / INVENTORIES[mode]).read_text()
+    lan = '  - {hosts: [vorke, pi0], endpoints: {pi0: 192.168.1.10, vorke: "[fd00::20]:51000"}}\n'
+    text = re.sub(r"(  - \{hosts: \[rho, pi0\].*\n)", lambda m: m.group(1) + lan, text)
+    path = tmp_path / "lan.yaml"
+    path.write_text(text)
+    p = kit.plan(inventory.load(path), KEYS)
+    pi0_side, vorke_side = p.host("vorke").peer("pi0"), p.host("pi0").peer("vorke")
+    assert pi0_side is not None and vorke_side is not None
+    (iface, pi0), (_, vorke) = pi0_side, vorke_side
+    assert pi0.endpoint == f"192.168.1.10:{iface.port}" and pi0.dialled_at == pi0.endpoint
+    assert vorke.endpoint == "[fd00::20]:51000" and vorke.endpoint_name is None
+    assert pi0.keepalive is None and vorke.keepalive is None
+    # pi0 still keeps its NAT open towards rho, which cannot dial it.
+    rho = p.host("pi0").peer("rho")
+    assert rho is not None and rho[1].keepalive == 25
+    assert "endpoint 192.168.1.10:" in kit.script(p, "vorke")
+
+
 # ---------------------------------------------------------------- pictures and --cut
 
 
