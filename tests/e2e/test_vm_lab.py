@@ -6,7 +6,8 @@ namespace labs (the five hosts' topology is the namespace labs' to prove). The w
 network built by hand (pi0's wg0 from wg-quick@wg0), imported and taken over by `up --adopt`
 through the sudo login; kernel WireGuard, no wireguard-go; healthy; 1472-byte DF pings between every
 ordered pair; `lab cut` and `heal`; the boot unit enabled; a real reboot comes back healthy
-without `up`; `down` leaves each guest's links as they were and no unit. One lab for the
+without `up`; switched to mode evpn in place; `down` leaves each guest's links as they were
+and no unit. One lab for the
 module (guests boot in parallel); timings are printed. Needs root; fails under CI=true."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,10 +27,11 @@ from mesh_push.engine import gather
 from mesh_push.host import facts as backends
 from mesh_push.inventory import load
 from mesh_push.inventory.schema import lab_dir
+from mesh_push.lab.ops import exec_argv
 from tests import labs
 from tests.conftest import require_root
 from tests.e2e import handbuilt
-from tests.e2e.labkit import NUMBER, cli_argv, lab_exec, lab_inventory, mesh_push
+from tests.e2e.labkit import NUMBER, lab_exec, lab_inventory, mesh_push
 
 pytestmark = [pytest.mark.vm]
 
@@ -69,7 +72,7 @@ def on_all(*scripts: str) -> dict[str, list[str]]:
     joined = f"; printf '{SPLIT}'; ".join(f"{{ {sc}\n}}" for sc in scripts)
     procs = {
         h: subprocess.Popen(
-            cli_argv("lab", "exec", "--name", LAB, h, "--", "sh", "-c", joined),
+            exec_argv(LAB, h, ["sh", "-c", joined]),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -263,20 +266,6 @@ def test_real_reboot_comes_back_healthy_without_up(vm_lab: VmLab) -> None:
     assert len(all_pairs_ping()) == PAIRS
 
 
-def test_down_restores_the_links_and_removes_the_unit(vm_lab: VmLab) -> None:
-    res = vm_lab.run("down", "--yes", "--json")
-    assert res.returncode == 0 and json.loads(res.stdout)["ok"], res.stdout[-3000:]
-    found = on_all(
-        "ip -j link",
-        f"systemctl is-enabled {UNIT} || echo gone",
-        "find /etc/systemd/system -name 'mesh-push*'",
-    )
-    for host, (links, unit, files) in found.items():
-        assert json.loads(links) == vm_lab.links_before[host], host
-        assert unit.strip().endswith("gone"), (host, unit)
-        assert files == "", (host, files)
-
-
 def frr_story() -> str:
     """What each guest's FRR instance says of itself: for a failed evpn `up`, so that a
     failure on a slow guest explains itself in CI's log."""
@@ -290,20 +279,26 @@ def frr_story() -> str:
     return "".join(f"\n=== {h}\n" + "\n".join(parts) for h, parts in found.items())
 
 
-def test_evpn_mode_on_the_same_guests(vm_lab: VmLab, tmp_path: Path) -> None:
-    """Mode evpn (docs/evpn.md) where it matters most: kernel WireGuard (one interface per
-    link, multicast turned on for OSPF), FRR started through systemd (`frr@`, its instance
-    name escaped) by the sudo login; healthy; `down` leaves the links, no FRR unit or file."""
+def test_evpn_mode_on_the_same_guests_then_down(vm_lab: VmLab, tmp_path: Path) -> None:
+    """Mode evpn (docs/evpn.md) where it matters most, switched to in place from the stp mesh:
+    kernel WireGuard (one interface per link, multicast turned on for OSPF), FRR started
+    through systemd (`frr@`, its instance name escaped) by the sudo login; healthy. Then
+    `down` leaves each guest's links as they were before the mesh, no unit, no FRR file.
+    (One `down` for both modes: each costs a TCG guest a minute of its CPU.)"""
     text = vm_lab.inventory.read_text()
     text = text.replace("mesh:\n", "mesh:\n  mode: evpn\n", 1)
     text = "\n".join(ln for ln in text.splitlines() if not ln.startswith("  stp:")) + "\n"
     evpn_inv = tmp_path / "lab-evpn.yaml"
     evpn_inv.write_text(text)
+    # The same mesh: its state file (the hosts' public keys) goes with it.
+    state = vm_lab.inventory.with_suffix(".state.json")
+    if state.exists():
+        shutil.copy(state, evpn_inv.with_suffix(".state.json"))
     run = VmLab(evpn_inv, vm_lab.config)
     t0 = time.monotonic()
     res = run.run("up", "--yes", "--json")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr + frr_story()
-    say(vm_lab.config, f"evpn up on {len(HOSTS)} guests {time.monotonic() - t0:.0f} s")
+    say(vm_lab.config, f"stp to evpn on {len(HOSTS)} guests {time.monotonic() - t0:.0f} s")
     status = json.loads(run.run("status", "--json").stdout)
     assert status["mode"] == "evpn"
     if not status["healthy"]:
@@ -317,13 +312,17 @@ def test_evpn_mode_on_the_same_guests(vm_lab: VmLab, tmp_path: Path) -> None:
         lines = [ln for ln in wgs.splitlines() if ln.strip()]
         assert lines and all("MULTICAST" in ln for ln in lines), (host, wgs)
     res = run.run("down", "--yes", "--json")
-    assert res.returncode == 0, res.stdout[-3000:]
+    assert res.returncode == 0 and json.loads(res.stdout)["ok"], res.stdout[-3000:]
     found = on_all(
         "ip -j link",
         f"systemctl is-active {unit} || true",
         "ls /etc/frr /var/run/frr | grep mesh-push || true",
+        f"systemctl is-enabled {UNIT} || echo gone",
+        "find /etc/systemd/system -name 'mesh-push*'",
     )
-    for host, (links, active, files) in found.items():
+    for host, (links, active, files, boot, units) in found.items():
         assert json.loads(links) == vm_lab.links_before[host], host
         assert active.strip() in ("inactive", "unknown"), (host, active)
         assert files.strip() == "", (host, files)
+        assert boot.strip().endswith("gone"), (host, boot)
+        assert units == "", (host, units)
