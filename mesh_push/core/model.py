@@ -212,6 +212,9 @@ class Mesh:
     # IPv6 on the bridge (`mesh.bridge.network6`, or the /64 `mesh.ipv6: ula` derives from
     # the mesh's name): host n gets the n-th address of it; None: IPv4 only.
     bridge_network6: IPv6Network | None = None
+    # IPv6 on the WireGuard tunnels too (`mesh.wireguard.network6`, a /64): stp, host n's
+    # interface gets its n-th address; evpn, each link's interfaces a /127 of it, by VNI.
+    wg_network6: IPv6Network | None = None
     # `mesh.names.domain`: every host's /etc/hosts gets a block naming every host's bridge
     # address NAME.DOMAIN and NAME (modes/names.py); None: no block.
     names_domain: str | None = None

@@ -86,6 +86,7 @@ def parse(text: str, file: Path, hosts_only: bool = False) -> Mesh:
     wg_if = wg.get("interface", str, None)
     wg_port = wg.int_in("port", 1, 65535, 51820)
     wg_net = wg.network("network", "10.88.88.0/24")
+    wg_net6 = wg.network6("network6")
     reresolve = wg.int_in("reresolve", 0, RERESOLVE_MAX, 60)
     wg.done()
     br = m.sub("bridge")
@@ -147,6 +148,8 @@ def parse(text: str, file: Path, hosts_only: bool = False) -> Mesh:
             )
     if want_ula and br_net6 is None and isinstance(name, str):
         br_net6 = ula(name)
+    if wg_net6 is not None and wg_net6 == br_net6:
+        problems.add((*wg.path, "network6"), f"is the bridge's IPv6 network {br_net6} too")
     lab = _lab(top.sub("lab"), problems)
     if lab:
         for p, net in (((*wg.path, "network"), wg_net), ((*br.path, "network"), br_net)):
@@ -196,6 +199,7 @@ def parse(text: str, file: Path, hosts_only: bool = False) -> Mesh:
         unnamed=unnamed,
         names_domain=names_domain,
         bridge_network6=br_net6,
+        wg_network6=wg_net6,
         # Each mode's settings in the field named after it.
         **settings,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 
 from mesh_push.core.model import Host, Mesh
 
@@ -22,7 +22,7 @@ class Peer:
     public_key: str | None
     # What the peer may send from, and what goes to it (WireGuard's cryptokey routing): stp
     # its tunnel address; evpn the VTEPs, its link address and OSPF's multicast group.
-    allowed_ips: tuple[IPv4Network, ...]
+    allowed_ips: tuple[IPv4Network | IPv6Network, ...]
     endpoint: str | None  # only static peers can be dialled
     keepalive: int | None  # set on the side of a link that has no static address
     # The DNS name in `endpoint`, when the peer is known by name: the host resolves it at
@@ -66,6 +66,8 @@ class WgIface:
     peers: tuple[Peer, ...]
     # Routed (evpn): forwarding and multicast on, for OSPF's hellos and transit traffic.
     routed: bool = False
+    # Its IPv6 address (mesh.wg_network6), beside the IPv4 one; None: none.
+    address6: IPv6Interface | None = None
 
 
 @dataclass(frozen=True)

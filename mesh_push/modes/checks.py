@@ -48,8 +48,9 @@ def wireguard(mesh: Mesh, hp: HostPlan, st: HostState, v: HostVerdict, inside: s
             v.config(f"{iface.name} down")
         if link.mtu != mesh.mtu.wireguard:
             v.config(f"{iface.name} MTU {link.mtu}, planned {mesh.mtu.wireguard}")
-        if str(iface.address) not in link.addresses:
-            v.config(f"{iface.name} lacks its address {iface.address}")
+        for a in (iface.address, iface.address6):
+            if a is not None and str(a) not in link.addresses:
+                v.config(f"{iface.name} lacks its address {a}")
         if w.listen_port is not None and w.listen_port != iface.port:
             v.config(f"{iface.name} listens on {w.listen_port}, planned {iface.port}")
         if hp.public_key and w.public_key and w.public_key != hp.public_key:

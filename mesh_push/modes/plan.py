@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from typing import Any
 
 from mesh_push.core.model import ENDPOINT_RANK, Host, Link, Mesh
@@ -79,7 +86,7 @@ def peer(
     link: Link,
     public_keys: Mapping[str, str],
     psk_fps: Mapping[Link, str | None] | None,
-    allowed: tuple[IPv4Network, ...],
+    allowed: tuple[IPv4Network | IPv6Network, ...],
     port: int,
     address: IPv4Address,
 ) -> Peer:

@@ -87,8 +87,11 @@ def _lab_copy(dest: Path, name: str, prefix: str, source: Path, old_prefix: str)
     assert n == 1
     text = text.replace(f"{old_prefix}.", f"{prefix}.")
     if "lab-evpn.yaml" in source.name:
-        # IPv6 on the bridges too (issue 31): the five hosts' pings and routes check it.
+        # IPv6 on the bridges and the links too (issue 31): the five hosts' pings and routes
+        # check it.
         text = text.replace("mesh:\n", "mesh:\n  ipv6: ula\n", 1)
+        six = "network: 10.88.88.0/24, network6: fd88::/64}"
+        text = text.replace("network: 10.88.88.0/24}", six)
     dest.write_text(text)
     return dest
 
@@ -195,7 +198,10 @@ def test_every_pair_pings_at_the_mtu(lab: Lab) -> None:
     def from_host6(src: str) -> None:
         """The same over IPv6 (mesh.ipv6), 1452 bytes: 1500 less the IPv6 and ICMPv6 headers."""
         six = [lab.plan.host(h).bridge_address6 for h in lab.hosts if h != src]
-        targets = " ".join(str(a.ip) for a in six if a)
+        # And across each of its links, to the far end's IPv6 address (wireguard.network6).
+        ends = [n.network_address for pe in lab.plan.host(src).peers for n in pe.allowed_ips
+                if n.version == 6]  # fmt: skip
+        targets = " ".join([*(str(a.ip) for a in six if a), *map(str, ends)])
         res = lab.exec(
             src,
             "sh",

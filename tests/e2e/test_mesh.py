@@ -72,8 +72,10 @@ class Lab:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     require_root()
     inv = lab_inventory(tmp_path_factory.mktemp("e2e") / "lab.yaml", LAB, NET)
-    # IPv6 on the bridges too (issue 31, test_every_pair_pings_over_ipv6_at_the_mtu).
-    inv.write_text(inv.read_text().replace("mesh:\n", "mesh:\n  ipv6: ula\n", 1))
+    # IPv6 on the bridges and the tunnels too (issue 31, test_every_pair_pings_over_ipv6...).
+    text = inv.read_text().replace("mesh:\n", "mesh:\n  ipv6: ula\n", 1)
+    six = "network: 10.88.88.0/24, network6: fd88::/64}"
+    inv.write_text(text.replace("network: 10.88.88.0/24}", six))
     lab = Lab(inv)
     with lab_up(LAB, inv):
         lab.links_before = {h: lab.links(h) for h in HOSTS}
@@ -151,12 +153,18 @@ def test_every_pair_pings_over_the_bridge(lab: Lab, size: int) -> None:
 def test_every_pair_pings_over_ipv6_at_the_mtu(lab: Lab) -> None:
     """mesh.ipv6: ula (set by this module's fixture): the bridge carries IPv6 too, 1452-byte
     echoes with don't-fragment (1500 less the IPv6 and ICMPv6 headers) between every ordered
-    pair; no host got a route from a router advertisement."""
+    pair, and each host its peers' tunnel addresses (wireguard.network6); no host got a
+    route from a router advertisement."""
     plan = json.loads(lab.run("plan", "--json", check=True).stdout)
     six = {h["name"]: h["bridge_address6"].split("/")[0] for h in plan["hosts"]}
+    tunnels = {
+        h["name"]: [a.split("/")[0] for pe in h["peers"] for a in pe["allowed_ips"] if ":" in a]
+        for h in plan["hosts"]
+    }
     failed = []
     for a in HOSTS:
-        targets = " ".join(six[b] for b in HOSTS if b != a)
+        assert tunnels[a], plan["hosts"]
+        targets = " ".join([*(six[b] for b in HOSTS if b != a), *tunnels[a]])
         res = lab.exec(
             a,
             "sh",

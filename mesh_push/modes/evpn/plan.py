@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 
 from mesh_push.core.model import Host, Link, Mesh
 from mesh_push.modes import plan as common
@@ -110,10 +110,21 @@ def build(
             first, second = link_addresses(lk)
             mine, theirs = (first, second) if lk.a == h.name else (second, first)
             port = mesh.wg_port + lk.vni
-            allowed = link_allowed(mesh, theirs)
+            allowed: tuple[IPv4Network | IPv6Network, ...] = link_allowed(mesh, theirs)
+            mine6 = None
+            if mesh.wg_network6:  # the link's /127, by its VNI: the first end, then the second
+                base = mesh.wg_network6.network_address + 2 * lk.vni
+                here6, there6 = (base, base + 1) if lk.a == h.name else (base + 1, base)
+                mine6 = IPv6Interface((here6, 127))
+                allowed += (IPv6Network((there6, 128)),)
             peer = common.peer(mesh, h, other, lk, public_keys, psk_fps, allowed, port, theirs)
             iface = WgIface(
-                f"{mesh.wg_interface}-{lk.vni}", port, IPv4Interface(f"{mine}/31"), (peer,), True
+                f"{mesh.wg_interface}-{lk.vni}",
+                port,
+                IPv4Interface(f"{mine}/31"),
+                (peer,),
+                True,
+                mine6,
             )
             cost = u.cost[edge(lk.a, lk.b)]
             ends.append(LinkEnd(iface, lk.vni, other.name, theirs, cost, lk.latency_ms))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 
 from mesh_push.core.model import Link, Mesh
 from mesh_push.modes import plan as common
@@ -71,7 +71,9 @@ def build(
         for link in links_of[h.name]:
             other = by_name[link.other(h.name)]
             there = wg_addr[other.name]
-            allowed = (IPv4Network(f"{there}/32"),)
+            allowed: tuple[IPv4Network | IPv6Network, ...] = (IPv4Network(f"{there}/32"),)
+            if mesh.wg_network6:
+                allowed += (IPv6Network((mesh.wg_network6.network_address + other.number, 128)),)
             peers.append(
                 common.peer(
                     mesh, h, other, link, public_keys, psk_fps, allowed, mesh.wg_port, there
@@ -93,6 +95,11 @@ def build(
             port=mesh.wg_port,
             address=IPv4Interface(f"{wg_addr[h.name]}/{wg_net.prefixlen}"),
             peers=tuple(sorted(peers, key=lambda p: p.name)),
+            address6=(
+                IPv6Interface((mesh.wg_network6.network_address + h.number, 64))
+                if mesh.wg_network6
+                else None
+            ),
         )
         plans.append(
             StpHost(
