@@ -2,7 +2,8 @@
 
 Layout of `lab.network` (default 198.18.0.0/23): the first half is the "wan", a flat
 segment on one bridge where the controller, static and dynamic hosts and the NAT routers
-live; the second half is cut into /30 LANs, one per NAT host (router .1, host .2).
+live; the second half is cut into LANs: a /30 per NAT host (router .1, host .2), or one per
+list of `lab.lans`, the smallest block that holds its router and hosts (.2, .3, ...).
 """
 
 from __future__ import annotations
