@@ -78,8 +78,8 @@ def test_load_reports_expected_problems(name: str) -> None:
             )
 
 
-# A few in a process of their own, as a user runs it; the rest through the same entry point
-# in this one (a Python started per file costs the suite more than all the checks).
+# Five, spread over the corpus, in a process of their own as a user runs it; the rest through
+# the same entry point in this one (a Python started per file costs more than the checks).
 IN_A_PROCESS = CORPUS[:: max(1, len(CORPUS) // 4)]
 
 
