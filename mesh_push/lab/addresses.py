@@ -24,7 +24,8 @@ Role = Literal["host", "router"]
 # below keeps names within the kernel's 15 bytes (IFNAMSIZ - 1).
 IF_UNDERLAY = "eth"  # a node's underlay veth: on the wan, or on its NAT LAN
 IF_LAN = "lan"  # a router's LAN side
-IF_SWITCH = "sw"  # a shared LAN's switch, with ports "up" (to the router) and "lN" (hosts)
+IF_SWITCH = "sw"  # a shared LAN's switch, with ports IF_SWITCH_UP and "lN" (its N-th host)
+IF_SWITCH_UP = "up"  # the switch's port to the router
 IF_BRIDGE = "br"  # the wan bridge
 IF_CONTROLLER = "ctl"  # the only thing in the root namespace
 IF_CONTROLLER_PEER = "pc"
@@ -140,6 +141,11 @@ class LabPlan:
         if len(self.behind(router)) < 2:
             return None
         return f"{self.name}-s-{router.ns.removeprefix(f'{self.name}-r-')}"
+
+    def lan_port(self, host: Node) -> str:
+        """The switch's port to `host`, on a shared LAN."""
+        assert host.jump is not None
+        return ifname(self.name, f"l{self.behind(self.node(host.jump)).index(host) + 1}")
 
     def switches(self) -> list[tuple[Node, str]]:
         return [(r, s) for r in self.nodes if r.role == "router" if (s := self.switch_ns(r))]

@@ -20,6 +20,7 @@ from mesh_push.lab.addresses import (
     IF_GUEST_BRIDGE,
     IF_LAN,
     IF_SWITCH,
+    IF_SWITCH_UP,
     IF_TAP,
     IF_UNDERLAY,
     LabPlan,
@@ -157,14 +158,14 @@ def root_create_lines(plan: LabPlan) -> list[str]:
                     f"type veth peer name {eth} netns {n.ns}"
                 )
             else:
-                port = ifname(lab, f"l{plan.behind(router).index(n) + 1}")
+                port = plan.lan_port(n)
                 lines.append(
                     f"link add name {port} netns {switch} type veth peer name {eth} netns {n.ns}"
                 )
     for router, switch in plan.switches():
         lines.append(
             f"link add name {ifname(lab, IF_LAN)} netns {router.ns} "
-            f"type veth peer name {ifname(lab, 'up')} netns {switch}"
+            f"type veth peer name {ifname(lab, IF_SWITCH_UP)} netns {switch}"
         )
     lines.append(
         f"link add name {ifname(lab, IF_CONTROLLER)} type veth "
@@ -221,9 +222,9 @@ def node_lines(plan: LabPlan, node: Node) -> list[str]:
 
 def switch_lines(plan: LabPlan, router: Node) -> list[str]:
     sw = ifname(plan.name, IF_SWITCH)
-    ports = [ifname(plan.name, f"l{i}") for i in range(1, len(plan.behind(router)) + 1)]
+    ports = [ifname(plan.name, IF_SWITCH_UP), *map(plan.lan_port, plan.behind(router))]
     lines = ["link set lo up", f"link add name {sw} type bridge", f"link set {sw} up"]
-    for port in [ifname(plan.name, "up"), *ports]:
+    for port in ports:
         lines += [f"link set {port} master {sw}", f"link set {port} up"]
     return lines
 

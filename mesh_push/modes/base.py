@@ -86,6 +86,12 @@ class HostPlan:
         return self.host.name
 
     @property
+    def bridge_addresses(self) -> list[str]:
+        """Its addresses on the bridge, as `ip` lists them: IPv4, and IPv6 where planned."""
+        six = [str(self.bridge_address6)] if self.bridge_address6 else []
+        return [str(self.bridge_address), *six]
+
+    @property
     def peers(self) -> tuple[Peer, ...]:
         """Every peer of every interface: one per link."""
         return tuple(p for i in self.wg for p in i.peers)

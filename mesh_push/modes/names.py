@@ -16,10 +16,7 @@ def hosts_block(p: Plan) -> str:
     rows = [
         f"{address}\t{hp.name}.{m.names_domain}\t{hp.name}"
         for hp in p.hosts
-        for address in (
-            str(hp.bridge_address).partition("/")[0],
-            *([str(hp.bridge_address6.ip)] if hp.bridge_address6 else []),
-        )
+        for address in (a.partition("/")[0] for a in hp.bridge_addresses)
     ]
     return "\n".join([m.names_begin, *rows, m.names_end])
 

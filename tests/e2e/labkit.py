@@ -54,13 +54,12 @@ def lab_exec(lab: str, host: str, *cmd: str) -> subprocess.CompletedProcess[str]
     """`cmd` on lab host `host`, as `mesh-push lab exec` runs it (tests/lab tests that), but
     without a Python process of its own each time: the suite runs thousands."""
     from mesh_push.lab.errors import LabError
-    from mesh_push.lab.ops import exec_argv
+    from mesh_push.lab.ops import exec_run
 
     try:
-        argv = exec_argv(lab, host, list(cmd))
+        return exec_run(lab, host, cmd, timeout=300)
     except LabError as e:
         return subprocess.CompletedProcess(list(cmd), e.code, "", f"mesh-push: {e}\n")
-    return subprocess.run(argv, capture_output=True, text=True, timeout=300)
 
 
 def lab_cat(lab: str, host: str, path: str) -> str | None:

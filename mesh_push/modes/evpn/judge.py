@@ -124,17 +124,7 @@ def _judge_host(
     checks.wireguard(mesh, hp, st, v, inside)
     checks.boot(st, v)
     checks.names(block, st, v)
-    br = checks.bridge(
-        mesh,
-        hp,
-        st,
-        v,
-        [
-            str(hp.bridge_address),
-            f"{hp.vtep}/32",
-            *([str(hp.bridge_address6)] if hp.bridge_address6 else []),
-        ],
-    )
+    br = checks.bridge(mesh, hp, st, v, [*hp.bridge_addresses, f"{hp.vtep}/32"])
     if br is not None and br.stp_on:
         v.config("bridge has STP on (evpn mode has no loops to break)")
     vx = vxlan_name(mesh)

@@ -136,13 +136,7 @@ def _judge_host(
     if s.stp is None or mesh.bridge not in st.links:
         v.config(f"bridge {mesh.bridge} missing")
     else:
-        br = checks.bridge(
-            mesh,
-            hp,
-            st,
-            v,
-            [str(hp.bridge_address), *([str(hp.bridge_address6)] if hp.bridge_address6 else [])],
-        )
+        br = checks.bridge(mesh, hp, st, v, hp.bridge_addresses)
     if br is not None:
         if br.stp_on is False:
             v.config("bridge has STP off")
