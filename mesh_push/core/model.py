@@ -83,6 +83,9 @@ class Host:
     # TX checksum offload on the host's VXLAN devices (the write-up's `ethtool -K WIRE tx off`):
     # the host's `tx_checksum`, else the mesh's; None leaves it as the kernel has it.
     tx_checksum: bool | None = None
+    # How the mesh comes back at boot: "auto" (the init the host runs) or an init's name
+    # (host/boot.py), the host's `boot`, else the mesh's.
+    boot: str = "auto"
 
     @property
     def dns_name(self) -> str | None:
@@ -251,6 +254,11 @@ class Mesh:
     def state_dir(self) -> str:
         """The host's copy of this mesh's last applied script, its digest, logs, rollback."""
         return f"{STATE_ROOT}/{self._file_name}"
+
+    @property
+    def boot_name(self) -> str:
+        """What the mesh's boot hook is named after, under every init (host/boot.py)."""
+        return f"mesh-push-{self._file_name}"
 
     @property
     def boot_unit(self) -> str:

@@ -155,9 +155,14 @@ class _Applier:
         seconds = self.opts.confirm_timeout or 0
         token = self.tokens[name] = secrets.token_hex(8) if seconds else ""
         arm = programs.arm(mesh, token, seconds, self.fallback) if token else ""
-        reload = self.backends[name].boot.reload
         command = programs.apply(
-            mesh, self.changes.digests[name], arm, reload, key_file is not None, peers, self.adopt
+            mesh,
+            self.changes.digests[name],
+            arm,
+            self.backends[name].boot,
+            key_file is not None,
+            peers,
+            self.adopt,
         )
         # With a confirmation window, an apply that outlasts it is given up on (a host that
         # cut us off never answers); the host's timer waits for the apply's end all the same.

@@ -12,12 +12,13 @@ made, staged or stored."""
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from mesh_push.engine.apply import changed_lines, failed_step, refusals
 from mesh_push.engine.outcome import Outcome
 from mesh_push.engine.session import Progress, Session
 from mesh_push.host import programs
+from mesh_push.host.boot import Boot
 
 # A check runs no lock and starts nothing: it ends as fast as the host can read its state.
 CHECK_TIMEOUT_S = 120.0
@@ -44,15 +45,18 @@ def check(
     rotate: Collection[str] = (),
     down: bool = False,
     adopt: bool = False,
+    boots: Mapping[str, type[Boot]] | None = None,
 ) -> None:
     """Fills each host's report: `would change` with the changes, `unchanged`, or `failed`
     (the script refused or failed, as the real run would have); with `with_diff`, the diff
-    from the script the host last applied. `adopt`: as `up --adopt` would run them."""
+    from the script the host last applied. `adopt`: as `up --adopt` would run them. `boots`:
+    each host's boot hook (its backends), which a host script that ends well installs."""
 
     def one(name: str) -> None:
         rep = session.reports[name]
         progress(name, "checking")
-        cmd = programs.check(session.mesh, with_diff, name in rotate, down, adopt)
+        boot = (boots or {}).get(name)
+        cmd = programs.check(session.mesh, with_diff, name in rotate, down, adopt, boot)
         res = session.run(name, cmd, scripts[name], CHECK_TIMEOUT_S + programs.READ_TIMEOUT_S)
         rep.seconds["check"] = res.seconds
         out, marker, applied = res.stdout.partition(programs.APPLIED_MARKER + "\n")

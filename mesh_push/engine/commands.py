@@ -189,7 +189,8 @@ def check_up(
         p = mode.plan(mesh, k.public, k.psk_fps)
         host_scripts = _render(session, mode, p, templates, backends, progress)
         rotating = rotate if mesh.keys == "host" else ()
-        check.check(session, host_scripts, progress, with_diff, rotating, adopt=adopt)
+        boots = {name: b.boot for name, b in backends.items()}
+        check.check(session, host_scripts, progress, with_diff, rotating, adopt=adopt, boots=boots)
         cost = mode.reconvergence(p, gathered.states)
         return Run(session.reports, checked=True, mesh=mesh, reconvergence=cost)
     finally:

@@ -1,13 +1,14 @@
-"""A host's facts (what it has: tools, kernel WireGuard, systemd, its key, the script it last
+"""A host's facts (what it has: tools, kernel WireGuard, its init, its key, the script it last
 applied), as the first command prints them, and the ways hosts differ, each one small class
 chosen from those facts, as sshuttle picks its methods: how the WireGuard interface is made
-(the kernel's, or wireguard-go), and whether systemd must hear about the boot unit. Pure."""
+(the kernel's, or wireguard-go), and how the mesh comes back at boot (host/boot.py). Pure."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
 
+from mesh_push.host import boot
 from mesh_push.host.state import HostState, sections
 
 
@@ -23,6 +24,7 @@ class Facts:
     flock: bool = True  # util-linux flock: the host lock (templates/include/lock.sh.j2)
     # `ip` is iproute2's: BusyBox's own (Alpine's without iproute2) has no VXLAN or WireGuard.
     iproute2: bool = True
+    init: str = boot.NONE  # the init system it runs (host/boot.py)
 
 
 @dataclass
@@ -36,7 +38,8 @@ class Gathered:
 def parse_facts(text: str) -> Facts:
     """The `=== facts` section of the first command (templates/programs/facts.sh.j2)."""
     kv = {}
-    for line in sections(text).get("facts", "").splitlines():
+    secs = sections(text)
+    for line in secs.get("facts", "").splitlines():
         k, sep, v = line.partition("=")
         if sep:
             kv[k.strip()] = v.strip()
@@ -50,6 +53,7 @@ def parse_facts(text: str) -> Facts:
         systemd=kv.get("systemd") == "yes",
         flock=bool(kv.get("flock")),
         iproute2=kv.get("iproute2", "yes") == "yes",
+        init=boot.parse(secs.get("boot", "")).init,
     )
 
 
@@ -83,49 +87,18 @@ class WireGuardGo(WireGuard):
         return facts.wireguard_go
 
 
-class Boot:
-    name: ClassVar[str]
-    # Told after the unit file changes; the wants link alone is what a boot runs.
-    reload: ClassVar[str]
-
-    @staticmethod
-    def supported(facts: Facts) -> bool:
-        raise NotImplementedError
-
-
-class SystemdBoot(Boot):
-    name = "systemd"
-    reload = "systemctl daemon-reload"
-
-    @staticmethod
-    def supported(facts: Facts) -> bool:
-        return facts.systemd
-
-
-class PlainBoot(Boot):
-    """No systemd running (a container, the lab): the unit and its link are written all the
-    same, for whatever runs them at boot."""
-
-    name = "none"
-    reload = ""
-
-    @staticmethod
-    def supported(facts: Facts) -> bool:
-        return True
-
-
 WIREGUARD: tuple[type[WireGuard], ...] = (KernelWireGuard, WireGuardGo)
-BOOT: tuple[type[Boot], ...] = (SystemdBoot, PlainBoot)
 
 
 @dataclass(frozen=True)
 class Backends:
     wireguard: type[WireGuard]
-    boot: type[Boot]
+    boot: type[boot.Boot]
 
 
-def choose(facts: Facts) -> Backends:
-    """The first supported of each, or NoBackend naming what to install."""
+def choose(facts: Facts, boot_setting: str = boot.AUTO) -> Backends:
+    """The first supported WireGuard; the init the host runs (or `boot_setting`, the
+    inventory's `boot`, when it names one); else NoBackend naming what is missing."""
     if not facts.wg:
         raise NoBackend("`wg` is not installed there: apt-get install wireguard-tools")
     if not facts.flock:
@@ -144,4 +117,7 @@ def choose(facts: Facts) -> Backends:
             "no WireGuard there: the kernel has no wireguard module and wireguard-go is not "
             "installed (use a kernel of 5.6 or later, or apt-get install wireguard-go)"
         )
-    return Backends(wireguard, next(b for b in BOOT if b.supported(facts)))
+    hook = boot.choose(boot_setting, facts.init)
+    if hook is None:
+        raise NoBackend(boot.missing(facts.init))
+    return Backends(wireguard, hook)

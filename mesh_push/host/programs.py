@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from mesh_push.core.model import Mesh
 from mesh_push.host import templates
+from mesh_push.host.boot import Boot, SystemdBoot
 
 if TYPE_CHECKING:
     import jinja2
@@ -84,16 +85,27 @@ def gather(mesh: Mesh, mode_gather: str) -> str:
     return _render("programs/gather.sh.j2", mesh, mode_gather=mode_gather)
 
 
-def boot_unit(mesh: Mesh) -> str:
-    """The systemd unit that re-runs the mesh's last applied script at boot."""
-    return _render("programs/boot-unit.service.j2", mesh)
+def boot_hook(mesh: Mesh, kind: type[Boot]) -> dict[str, Any]:
+    """The boot hook of init `kind` (host/boot.py) as include/boot-install.sh.j2 installs it:
+    its files with their text, and how it is enabled."""
+    files = [
+        {
+            "path": f.path,
+            "dir": f.path.rsplit("/", 1)[0],
+            "chmod": f.chmod,
+            "text": _render(f"boot/{f.template}", mesh, sv_dir=f.path.rsplit("/", 1)[0]),
+        }
+        for f in kind.files(mesh)
+    ]
+    return {"name": kind.name, "files": files, "enabled": kind.enabled(mesh),
+            "enable": kind.enable(mesh)}  # fmt: skip
 
 
 def apply(
     mesh: Mesh,
     digest: str,
     arm: str = "",
-    reload: str = "",
+    boot: type[Boot] = SystemdBoot,
     install_key: bool = False,
     psks: Sequence[str] = (),
     adopt: bool = False,
@@ -115,8 +127,7 @@ def apply(
         mesh,
         digest=digest,
         arm=arm,
-        unit_text=boot_unit(mesh),
-        reload=reload,
+        boot=boot_hook(mesh, boot),
         install_key=install_key,
         psks=[(peer, mesh.psk_file(peer)) for peer in psks],
         bad_digest_exit=EXIT_BAD_DIGEST,
@@ -220,13 +231,18 @@ APPLIED_MARKER = "=== mesh-push: the script this host last applied"
 
 
 def check(
-    mesh: Mesh, diff: bool, rotate: bool = False, down: bool = False, adopt: bool = False
+    mesh: Mesh,
+    diff: bool,
+    rotate: bool = False,
+    down: bool = False,
+    adopt: bool = False,
+    boot: type[Boot] | None = None,
 ) -> str:
     """Runs the host (or with `down`, the down) script that comes on stdin in its read-only
     mode, not stored and without the host lock, and says whether the apply command would
-    install the boot unit; with `diff`, then prints APPLIED_MARKER and the script the host
-    last applied. `rotate`: the host script takes a rotation as staged (rotate-keys); `adopt`:
-    as `up --adopt --check`."""
+    install the boot hook `boot` (host/boot.py; none for `down`); with `diff`, then prints
+    APPLIED_MARKER and the script the host last applied. `rotate`: the host script takes a
+    rotation as staged (rotate-keys); `adopt`: as `up --adopt --check`."""
     return _render(
         "programs/check.sh.j2",
         mesh,
@@ -234,7 +250,7 @@ def check(
         rotate="1" if rotate else "0",
         adopt="1" if adopt else "0",
         marker=APPLIED_MARKER,
-        unit_text="" if down else boot_unit(mesh),
+        boot=None if down or boot is None else boot_hook(mesh, boot),
     )
 
 

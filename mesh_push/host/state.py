@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mesh_push.core.reported import whole
+from mesh_push.host.boot import Seen
+from mesh_push.host.boot import parse as parse_boot
 
 SECTION = re.compile(r"^=== (\S+)$")
 # A mode's part of the state, from the sections and `ip -j -d addr show` (Mode.parse_state).
@@ -75,7 +77,7 @@ class HostState:
     now: int
     links: dict[str, Link]
     wg: dict[str, WgIf]  # every WireGuard interface, by name
-    boot_unit: bool | None = None  # the boot unit and its wants link are both there
+    boot: Seen | None = None  # the init, this mesh's boot hooks (None: not read)
     # The fingerprints of this mesh's pre-shared key files, by peer name.
     psk_files: dict[str, str] = field(default_factory=dict)
     mode_state: object = None  # the mode's part (Mode.parse_state)
@@ -120,7 +122,7 @@ def parse(text: str, mode: ModeParser | None = None) -> HostState:
         now=whole(s.get("now", "").strip() or 0, "its clock (date +%s)"),
         links=links,
         wg=parse_wg_all(s),
-        boot_unit={"yes": True, "no": False}.get(s.get("boot", "").strip()),
+        boot=parse_boot(s["boot"]) if "boot" in s else None,
         psk_files=_pairs(s.get("psk-files", "")),
         tx_checksum=_pairs(s.get("tx-checksum", "")),
         key_time=_unix(s.get("key-time", "")),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 from mesh_push.core import model
 from mesh_push.core.model import Mesh
 from mesh_push.core.problems import UsageError
+from mesh_push.host import boot
 
 
 def builtin_templates() -> Path:
@@ -110,6 +112,23 @@ def comment(value: object) -> str:
     return "".join(c if c.isprintable() else "?" for c in str(value))
 
 
+def boot_paths(mesh: Mesh, kinds: Sequence[type[boot.Boot]]) -> dict[str, Any]:
+    """Every init's boot hook of this mesh: the gather reads which are there, down removes
+    them."""
+    return {
+        "boots": [
+            {
+                "name": b.name,
+                "files": b.files(mesh),
+                "enabled": b.enabled(mesh),
+                "disable": b.disable(mesh),
+            }
+            for b in kinds
+        ],
+        "boot_removed": sorted({p for b in kinds for p in b.removed(mesh)}),
+    }
+
+
 def host_paths(mesh: Mesh) -> dict[str, Any]:
     """What a mesh owns on a host, and what an older mesh-push left there: every template
     that touches them gets them from here (model.Mesh names them)."""
@@ -120,8 +139,8 @@ def host_paths(mesh: Mesh) -> dict[str, Any]:
         "mark": mesh.mark,
         "names_begin": mesh.names_begin,
         "names_end": mesh.names_end,
-        "boot_unit": mesh.boot_unit,
-        "boot_wants": mesh.boot_wants,
+        "boot_name": mesh.boot_name,
+        **boot_paths(mesh, boot.BOOTS),
         "pathspace": mesh.frr_pathspace,
         "vteps": str(mesh.wg_network),  # evpn: its unreachable route and rules are the mesh's
         "noroute_proto": model.NOROUTE_PROTO,

@@ -23,6 +23,7 @@ from mesh_push.core.values import (
     text_problem,
     user_problem,
 )
+from mesh_push.host import boot
 
 RESERVED_NAMES = {"lo", "all", "default", "br", "dev"}
 LOCATION_MAX = 200
@@ -52,8 +53,9 @@ def read_hosts(
     own_ifaces: set[str],
     networks: list[IPv4Network],
     tx_checksum: bool | None = None,
+    boot_setting: str = boot.AUTO,
 ) -> list[Host]:
-    """`tx_checksum`: the mesh's, for hosts that do not say."""
+    """`tx_checksum`, `boot_setting`: the mesh's, for hosts that do not say."""
     raw = top.raw("hosts")
     path: YamlPath = ("hosts",)
     if raw is MISSING or raw is None:
@@ -130,6 +132,7 @@ def read_hosts(
                 location=f["location"],
                 transit=f["transit"],
                 tx_checksum=tx_checksum if f["tx_checksum"] is None else f["tx_checksum"],
+                boot=f["boot"] or boot_setting,
             )
         )
 
@@ -168,6 +171,7 @@ def _host_fields(sec: Section, problems: Problems) -> dict[str, Any]:
         location = None
     transit: bool = sec.get("transit", bool, True, "true or false")
     tx: bool | None = sec.get("tx_checksum", bool, None, "true or false")
+    boot_setting: str | None = sec.choice("boot", boot.SETTINGS, None)
     s = sec.sub("ssh")
     ssh_address: str | None = s.get("address", str, None, "an IP address or a DNS name")
     if isinstance(ssh_address, str) and (why := ssh_address_problem(ssh_address)):
@@ -210,6 +214,7 @@ def _host_fields(sec: Section, problems: Problems) -> dict[str, Any]:
         "location": location,
         "transit": transit,
         "tx_checksum": tx,
+        "boot": boot_setting,
         "ssh": ssh,
     }
 

@@ -33,6 +33,7 @@ from mesh_push.core.values import (
     name_problem,
     quoted,
 )
+from mesh_push.host import boot
 from mesh_push.inventory.files import MAX_BYTES
 from mesh_push.inventory.hosts import BECOME, path_field, read_hosts, user_field
 from mesh_push.inventory.links import read_links
@@ -102,6 +103,7 @@ def parse(text: str, file: Path, hosts_only: bool = False) -> Mesh:
     br_name = DEFAULT_NAMES["bridge.name"] if "bridge.name" in unnamed else br_name
     vxlan_port = m.int_in("vxlan_port", 1, 65535, 4789)
     tx_checksum: bool | None = m.get("tx_checksum", bool, None, "true or false")
+    boot_setting: str | None = m.choice("boot", boot.SETTINGS, None)
     mtu = _mtu(m, problems)
     mode_name: str = m.choice("mode", modes.NAMES, modes.DEFAULT) or modes.DEFAULT
     # Each mode's own section (named after it) is read by that mode, whichever is chosen: a
@@ -159,7 +161,13 @@ def parse(text: str, file: Path, hosts_only: bool = False) -> Mesh:
 
     # Where a name is left to the defaults the mesh may keep the old one (engine/names.py).
     own_ifaces = ({wg_if, br_name} | {LEGACY_NAMES[key] for key in unnamed}) - {None}
-    hosts = read_hosts(top, problems, own_ifaces, [n for n in (wg_net, br_net) if n], tx_checksum)
+    if boot_setting is None:
+        # A namespace lab's hosts run no init of their own: `lab reboot` runs their systemd
+        # units, so they boot as systemd hosts do.
+        boot_setting = "systemd" if lab and lab.kind == "netns" else boot.AUTO
+    hosts = read_hosts(
+        top, problems, own_ifaces, [n for n in (wg_net, br_net) if n], tx_checksum, boot_setting
+    )
     links = [] if hosts_only else read_links(top, problems, {h.name: h for h in hosts}, bool(psk))
     if names_domain:
         for h in hosts:

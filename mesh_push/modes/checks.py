@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mesh_push.core.model import LEGACY_MARK, Link, Mesh
+from mesh_push.core.model import LEGACY_MARK, Host, Link, Mesh
+from mesh_push.host import boot as boot_kinds
 from mesh_push.host.state import HostState, WgIf
 from mesh_push.host.state import Link as Seen
 from mesh_push.modes.base import HostPlan, Peer, Plan, allowed_text
@@ -93,9 +94,17 @@ def _psk(peer: Peer, have: str | None, v: HostVerdict) -> None:
         v.config(f"peer {peer.name} has a pre-shared key, none planned")
 
 
-def boot(st: HostState, v: HostVerdict) -> None:
-    if st.boot_unit is False:
-        v.config("boot unit missing")
+def boot(host: Host, st: HostState, v: HostVerdict) -> None:
+    """The hook that brings the mesh back at boot, for the init the host runs (host/boot.py)."""
+    if st.boot is None:
+        return
+    kind = boot_kinds.choose(host.boot, st.boot.init)
+    if kind is None:
+        v.config(f"nothing brings the mesh back at boot: {boot_kinds.missing(st.boot.init)}")
+    elif kind.name not in st.boot.hooks:
+        v.config(f"boot unit missing ({kind.name})")
+    elif not st.boot.script:
+        v.config("the script the boot unit runs is missing")
 
 
 def names(block: str, st: HostState, v: HostVerdict) -> None:

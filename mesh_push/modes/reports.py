@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from mesh_push.host import boot
 from mesh_push.host.state import HostState, WgIf
 from mesh_push.modes.base import HostPlan, Peer, Plan, WgIface
 from mesh_push.modes.judgement import REJECT_AFTER_TIME_S, HostVerdict, Judgement
@@ -181,7 +182,31 @@ def status_host(hp: HostPlan, v: HostVerdict) -> dict[str, Any]:
         "healthy": v.healthy,
         "reasons": v.reasons,
         "key_age_s": v.state.key_age() if v.state else None,
+        "boot": boot_json(hp, v.state.boot if v.state else None),
     }
+
+
+def boot_json(hp: HostPlan, seen: boot.Seen | None) -> dict[str, Any] | None:
+    """How the mesh would come back after a reboot (host/boot.py): the host's init, the hook
+    the plan gives it (None: no init mesh-push knows), and whether that hook and the script it
+    runs are in place."""
+    if seen is None:
+        return None
+    kind = boot.choose(hp.host.boot, seen.init)
+    return {
+        "init": seen.init,
+        "hook": kind.name if kind else None,
+        "comes_back": bool(kind and kind.name in seen.hooks and seen.script),
+    }
+
+
+def boot_cell(h: dict[str, Any]) -> Text:
+    b = h.get("boot")
+    if b is None:
+        return ""
+    if b["hook"] is None:
+        return Styled(f"{b['init']}: no hook", "bad")
+    return Styled(b["hook"], "good") if b["comes_back"] else Styled(f"{b['hook']}: missing", "bad")
 
 
 def verdict_cell(h: dict[str, Any]) -> Text:

@@ -122,7 +122,7 @@ def _judge_host(
     if checks.foreign(mesh, interfaces(p, hp), st, v):
         return
     checks.wireguard(mesh, hp, st, v, inside)
-    checks.boot(st, v)
+    checks.boot(hp.host, st, v)
     checks.names(block, st, v)
     br = checks.bridge(mesh, hp, st, v, [*hp.bridge_addresses, f"{hp.vtep}/32"])
     if br is not None and br.stp_on:

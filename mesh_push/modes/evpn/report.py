@@ -257,7 +257,7 @@ def status_report(plan: Plan, j: Judgement) -> Report:
     rows = []
     for h in data["hosts"]:
         if not h["reachable"]:
-            rows.append(reports.unreachable_row(h, 7))
+            rows.append(reports.unreachable_row(h, 8))
             continue
         links = h["links"] or []
         up, _oldest = reports.peers_up(links)
@@ -275,6 +275,7 @@ def status_report(plan: Plan, j: Judgement) -> Report:
                 str(len(frr.get("remote_vteps", []))) if frr else "-",
                 str(frr.get("macs", "")) if frr else "-",
                 reports.key_age(h["key_age_s"]),
+                reports.boot_cell(h),
                 reports.verdict_cell(h),
             ]
         )
@@ -291,6 +292,7 @@ def status_report(plan: Plan, j: Judgement) -> Report:
                 "remote VTEPs",
                 "MACs",
                 "key age",
+                "boot",
                 "verdict",
             ),
             rows,

@@ -128,7 +128,7 @@ def _judge_host(
     if checks.foreign(mesh, interfaces(p, hp), st, v):
         return None
     checks.wireguard(mesh, hp, st, v, inside)
-    checks.boot(st, v)
+    checks.boot(hp.host, st, v)
     checks.names(block, st, v)
     s = seen(st)
     root: str | None = None

@@ -330,7 +330,7 @@ def status_report(plan: Plan, j: Judgement) -> Report:
     rows = []
     for h in data["hosts"]:
         if not h["reachable"]:
-            rows.append(reports.unreachable_row(h, 8))
+            rows.append(reports.unreachable_row(h, 9))
             continue
         peers = h["wireguard"]["peers"] if h["wireguard"] else []
         up, oldest = reports.peers_up(peers)
@@ -351,6 +351,7 @@ def status_report(plan: Plan, j: Judgement) -> Report:
                 str(br.get("path_cost", "")),
                 f"{fwd}/{blk}",
                 reports.key_age(h["key_age_s"]),
+                reports.boot_cell(h),
                 reports.verdict_cell(h),
             ]
         )
@@ -368,6 +369,7 @@ def status_report(plan: Plan, j: Judgement) -> Report:
                 "cost",
                 "fwd/blk",
                 "key age",
+                "boot",
                 "verdict",
             ),
             rows,

@@ -64,15 +64,15 @@ fi
 disarm
 rm -f "$STATE/apply.rc"
 setsid sh -c 'STATE=/var/lib/mesh-push/seed
-UNIT=/etc/systemd/system/mesh-push-seed.service
-WANTS=/etc/systemd/system/multi-user.target.wants/mesh-push-seed.service
 MESH_PUSH_ADOPT=0 sh "$STATE/pending.sh" 9>&- > "$STATE/apply.log" 2>&1
 rc=$?
 if [ "$rc" = 0 ]; then
   mv "$STATE/pending.sh" "$STATE/apply.sh"
   printf '"'"'%s\n'"'"' 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef > "$STATE/applied.sha256.new" && mv "$STATE/applied.sha256.new" "$STATE/applied.sha256"
   rm -f "$STATE/failed.sh"
-  mkdir -p "${WANTS%/*}" && printf '"'"'%s'"'"' '"'"'[Unit]
+  {
+boot_changed=0
+if ! printf '"'"'%s'"'"' '"'"'[Unit]
 Description=mesh-push: bring mesh seed back at boot
 After=network-online.target
 Wants=network-online.target
@@ -84,13 +84,27 @@ ExecStart=/bin/sh /var/lib/mesh-push/seed/apply.sh
 
 [Install]
 WantedBy=multi-user.target
-'"'"' > "$UNIT.new"
-  if cmp -s "$UNIT.new" "$UNIT" && [ "$(readlink "$WANTS")" = "$UNIT" ]; then
-    rm -f "$UNIT.new"
-  else
-    mv "$UNIT.new" "$UNIT" && ln -sf "$UNIT" "$WANTS"
-    echo "changed: boot unit installed" >> "$STATE/apply.log"
-  fi
+'"'"' | cmp -s - /etc/systemd/system/mesh-push-seed.service; then
+  boot_changed=1
+  mkdir -p /etc/systemd/system && printf '"'"'%s'"'"' '"'"'[Unit]
+Description=mesh-push: bring mesh seed back at boot
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh /var/lib/mesh-push/seed/apply.sh
+
+[Install]
+WantedBy=multi-user.target
+'"'"' > /etc/systemd/system/mesh-push-seed.service.new && chmod 644 /etc/systemd/system/mesh-push-seed.service.new && mv /etc/systemd/system/mesh-push-seed.service.new /etc/systemd/system/mesh-push-seed.service
+fi
+if [ "$boot_changed" = 1 ] || ! [ "$(readlink /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service)" = /etc/systemd/system/mesh-push-seed.service ]; then
+  mkdir -p /etc/systemd/system/multi-user.target.wants && ln -sf /etc/systemd/system/mesh-push-seed.service /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service && { [ ! -d /run/systemd/system ] || systemctl daemon-reload; }
+  echo "changed: boot unit installed"
+fi
+  } >> "$STATE/apply.log" 2>&1
 else
   mv "$STATE/pending.sh" "$STATE/failed.sh"
 fi

@@ -100,8 +100,27 @@ if [ "$CHECK" = 0 ] && [ ! -e /sys/class/net/wg0 ]; then
   if [ -e "$sock" ]; then rm -f "$sock"; did "stale $sock removed"; fi
 fi
 
-# The boot unit and its wants link, as the apply command installs them (apply.sh.j2), and an
-# older install's, when it was this mesh's.
+# The boot hook of every init (host/boot.py: whichever the apply command installed), then an
+# older install's unit, when it was this mesh's.
+if [ "$(readlink /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service)" = /etc/systemd/system/mesh-push-seed.service ]; then
+  if [ "$CHECK" = 0 ]; then { [ ! -d /run/systemd/system ] || systemctl disable -q mesh-push-seed.service 2>/dev/null || true; }; rm -f /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service; fi
+  did "boot hook "systemd" disabled"
+fi
+if [ "$(readlink /etc/runit/runsvdir/default/mesh-push-seed)" = /etc/sv/mesh-push-seed ]; then
+  if [ "$CHECK" = 0 ]; then rm -f /etc/runit/runsvdir/default/mesh-push-seed; { sv exit /etc/sv/mesh-push-seed >/dev/null 2>&1 || true; }; fi
+  did "boot hook "runit" disabled"
+fi
+if [ "$(readlink /etc/runlevels/default/mesh-push-seed)" = /etc/init.d/mesh-push-seed ]; then
+  if [ "$CHECK" = 0 ]; then rm -f /etc/runlevels/default/mesh-push-seed; fi
+  did "boot hook "openrc" disabled"
+fi
+if [ -n "$(find /etc/rc2.d -name 'S??mesh-push-seed' 2>/dev/null)" ]; then
+  if [ "$CHECK" = 0 ]; then { ! command -v update-rc.d >/dev/null || update-rc.d -f mesh-push-seed remove >/dev/null 2>&1 || true; }; rm -f ''/etc/rc[0-6S].d/[SK][0-9][0-9]mesh-push-seed; fi
+  did "boot hook "sysvinit" disabled"
+fi
+for f in /etc/init.d/mesh-push-seed /etc/sv/mesh-push-seed /etc/systemd/system/mesh-push-seed.service ; do
+  if [ -e "$f" ]; then act rm -rf "$f"; did "boot hook $f removed"; fi
+done
 remove_unit() {
   if [ -e "$1" ] || [ -L "$2" ]; then
     if [ -d /run/systemd/system ]; then act systemctl disable "${1##*/}" >/dev/null 2>&1 || true; fi
@@ -109,7 +128,6 @@ remove_unit() {
     did "boot hook ${1##*/} removed"
   fi
 }
-remove_unit /etc/systemd/system/mesh-push-seed.service /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service
 if [ "$LEGACY_OURS" = 1 ]; then remove_unit /etc/systemd/system/mesh-push.service /etc/systemd/system/multi-user.target.wants/mesh-push.service; fi
 # This mesh's names in /etc/hosts (mesh.names): the block goes, nothing else of the file.
 step() { :; }

@@ -39,7 +39,21 @@ fi
 # This mesh's block of names in /etc/hosts (mesh.names, include/names.sh.j2), as it is.
 echo '=== names'
 b='# BEGIN mesh-push:seed names (mesh-push writes this block: do not edit)' e='# END mesh-push:seed names' awk '$0 == ENVIRON["b"] {i = 1} i {print} $0 == ENVIRON["e"] {i = 0}' /etc/hosts 2>/dev/null || true
-echo '=== boot'; [ -e /etc/systemd/system/mesh-push-seed.service ] && [ -L /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service ] && echo yes || echo no
+# The host's init, which boot hooks of this mesh are in place (host/boot.py: files there and
+# enabled), and whether the script they run is.
+echo '=== boot'
+pid1=$(cat /proc/1/comm 2>/dev/null)
+if [ -d /run/systemd/system ]; then echo init=systemd
+elif [ "$pid1" = runit ] && command -v sv >/dev/null; then echo init=runit
+elif [ -d /run/openrc ] && [ -x /sbin/openrc-run ]; then echo init=openrc
+elif [ "$pid1" = init ] && [ -d /etc/init.d ] && [ -d /etc/rc2.d ]; then echo init=sysvinit
+else echo init=none
+fi
+if [ -e /etc/systemd/system/mesh-push-seed.service ] && [ "$(readlink /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service)" = /etc/systemd/system/mesh-push-seed.service ]; then echo hook=systemd; fi
+if [ -e /etc/sv/mesh-push-seed/run ] && [ "$(readlink /etc/runit/runsvdir/default/mesh-push-seed)" = /etc/sv/mesh-push-seed ]; then echo hook=runit; fi
+if [ -e /etc/init.d/mesh-push-seed ] && [ "$(readlink /etc/runlevels/default/mesh-push-seed)" = /etc/init.d/mesh-push-seed ]; then echo hook=openrc; fi
+if [ -e /etc/init.d/mesh-push-seed ] && [ -n "$(find /etc/rc2.d -name 'S??mesh-push-seed' 2>/dev/null)" ]; then echo hook=sysvinit; fi
+[ -s /var/lib/mesh-push/seed/apply.sh ] && echo script=yes || echo script=no
 BR=internet
 echo '=== brctl'; command -v brctl >/dev/null && brctl showstp "$BR" 2>/dev/null
 echo '=== bridge-root'; cat "/sys/class/net/$BR/bridge/root_id" 2>/dev/null

@@ -13,6 +13,7 @@ import pytest
 
 from mesh_push import inventory
 from mesh_push.core.model import Mesh
+from mesh_push.host import boot
 from mesh_push.host import facts as backends
 from mesh_push.host import programs as hostcmd
 from mesh_push.host import state as observe
@@ -30,6 +31,7 @@ FULL = Facts(
     wg=True,
     brctl=True,
     systemd=True,
+    init="systemd",
 )
 
 
@@ -37,59 +39,52 @@ def test_facts_parse_from_the_first_command_s_output() -> None:
     text = (
         "=== facts\npublic_key=abc\nkernel_wireguard=no\nwireguard_go=/usr/bin/wireguard-go\n"
         "wg=/usr/bin/wg\nbrctl=\nsystemd=yes\nflock=/usr/bin/flock\napplied=d1g3st\n"
-        "=== hostname\nh\n"
+        "=== hostname\nh\n=== boot\ninit=runit\nhook=runit\nscript=yes\n"
     )
     f = backends.parse_facts(text)
-    assert f == Facts("abc", "d1g3st", False, True, True, False, True, True)
+    assert f == Facts("abc", "d1g3st", False, True, True, False, True, True, init="runit")
+    for odd in ("init=Runit", "init=none", "init=", "init=runit;reboot", ""):
+        assert backends.parse_facts(text.replace("init=runit", odd)).init == "none", odd
     assert not backends.parse_facts(text.replace("/usr/bin/flock", "")).flock
     assert f.iproute2
     assert not backends.parse_facts(text.replace("applied=", "iproute2=no\napplied=")).iproute2
 
 
 @pytest.mark.parametrize(
-    ("change", "wireguard", "boot"),
+    ("change", "setting", "wireguard", "boot"),
     [
-        ({}, "kernel", "systemd"),
-        ({"kernel_wireguard": False}, "wireguard-go", "systemd"),
-        ({"systemd": False, "brctl": False}, "kernel", "none"),
+        ({}, "auto", "kernel", "systemd"),
+        ({"kernel_wireguard": False}, "auto", "wireguard-go", "systemd"),
+        ({"systemd": False, "init": "runit"}, "auto", "kernel", "runit"),
+        ({"systemd": False, "init": "openrc"}, "auto", "kernel", "openrc"),
+        ({"systemd": False, "init": "sysvinit", "brctl": False}, "auto", "kernel", "sysvinit"),
+        # The inventory's `boot` names the init where none runs (the namespace lab), or
+        # another than the one that runs.
+        ({"systemd": False, "init": "none"}, "systemd", "kernel", "systemd"),
+        ({}, "openrc", "kernel", "openrc"),
     ],
 )
-def test_the_first_supported_way_wins(change: dict[str, bool], wireguard: str, boot: str) -> None:
-    chosen = backends.choose(dataclasses.replace(FULL, **change))
+def test_the_first_supported_way_wins(
+    change: dict[str, object], setting: str, wireguard: str, boot: str
+) -> None:
+    chosen = backends.choose(dataclasses.replace(FULL, **change), setting)  # type: ignore[arg-type]
     assert (chosen.wireguard.name, chosen.boot.name) == (wireguard, boot)
 
 
-@pytest.mark.parametrize(
-    ("change", "says"),
-    [
-        ({"wg": False}, "apt-get install wireguard-tools"),
-        ({"kernel_wireguard": False, "wireguard_go": False}, "apt-get install wireguard-go"),
-        ({"flock": False}, "apt-get install util-linux"),
-        ({"iproute2": False}, "apt-get install iproute2 \\(Alpine: apk add iproute2\\)"),
-    ],
-)
-def test_a_host_without_what_is_needed_is_told_what_to_install(
-    change: dict[str, bool], says: str
-) -> None:
-    with pytest.raises(backends.NoBackend, match=says):
-        backends.choose(dataclasses.replace(FULL, **change))
-
-
-def test_the_script_makes_the_interface_the_chosen_way() -> None:
-    mesh = inventory.load(ROOT / "inventory/seed.yaml")
-    p = kit.plan(mesh, {h.name: h.public_key or "" for h in mesh.hosts})
-    kernel = kit.script(p, "bob", wireguard="kernel")
-    go = kit.script(p, "bob", wireguard="wireguard-go")
-    auto = kit.script(p, "bob")
-    assert 'ip link add dev "$1" type wireguard\n' in kernel and "wireguard-go" not in kernel
-    assert 'wireguard-go "$1"' in go and "type wireguard" not in go
-    assert "type wireguard 2>/dev/null" in auto and 'wireguard-go "$1"' in auto
+def test_a_host_without_a_known_init_fails_at_the_facts_step() -> None:
+    with pytest.raises(backends.NoBackend, match="no init system that mesh-push can hand"):
+        backends.choose(dataclasses.replace(FULL, systemd=False, init="none"))
 
 
 def test_systemd_is_told_only_where_it_runs() -> None:
     mesh = inventory.load(ROOT / "inventory/seed.yaml")
-    assert "systemctl daemon-reload" in hostcmd.apply(mesh, "d", "", backends.SystemdBoot.reload)
-    assert "systemctl" not in hostcmd.apply(mesh, "d", "", backends.PlainBoot.reload)
+    for kind in boot.BOOTS:
+        apply = hostcmd.apply(mesh, "d", "", kind)
+        told = "systemctl daemon-reload" in apply
+        assert told == (kind is boot.SystemdBoot), kind
+    # Installed where systemd does not run (the namespace lab, an image): not told.
+    systemd = hostcmd.apply(mesh, "d", "", boot.SystemdBoot)
+    assert "[ ! -d /run/systemd/system ] || systemctl daemon-reload" in systemd
 
 
 @functools.cache

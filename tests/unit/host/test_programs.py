@@ -5,6 +5,7 @@ tests/golden/hostcmd/. UPDATE_GOLDEN=1 rewrites them (then read the diff)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ import pytest
 from mesh_push import inventory, modes
 from mesh_push.core.model import Mesh
 from mesh_push.engine import handover, measure, ssh
+from mesh_push.host import boot
 from mesh_push.host import programs as hostcmd
 from mesh_push.host import state as observe
 from mesh_push.host import templates as render
@@ -81,7 +83,13 @@ def _programs() -> dict[str, Callable[[], str]]:
         "apply-armed.sh": lambda: hostcmd.apply(
             mesh, DIGEST, hostcmd.arm(mesh, TOKEN, SECONDS, _down(False))
         ),
-        "boot-unit.service": lambda: hostcmd.boot_unit(mesh),
+        **{
+            f"boot-{b.name}": functools.partial(
+                lambda b: "".join(f["text"] for f in hostcmd.boot_hook(mesh, b)["files"]), b
+            )
+            for b in boot.BOOTS
+        },
+        "apply-runit.sh": lambda: hostcmd.apply(mesh, DIGEST, boot=boot.RunitBoot),
         "arm.sh": lambda: hostcmd.arm(mesh, TOKEN, SECONDS, _down(False)),
         "armed.sh": lambda: hostcmd.armed(mesh, TOKEN, SECONDS),
         "armed-fraction.sh": lambda: hostcmd.armed(mesh, TOKEN, 2.5),
@@ -149,18 +157,15 @@ def test_arm_carries_the_timer_and_the_fallback() -> None:
     ]
 
 
-def test_boot_unit_installed_and_removed_at_the_same_paths() -> None:
+def test_the_systemd_unit_runs_the_last_applied_script() -> None:
     mesh = seed_plan().mesh
-    apply, down = _detached(hostcmd.apply(mesh, DIGEST)), _down(False)
-    assert f"UNIT={shlex.quote(mesh.boot_unit)}\n" in apply
-    assert f"WANTS={shlex.quote(mesh.boot_wants)}\n" in apply
-    assert f"remove_unit {shlex.quote(mesh.boot_unit)} {shlex.quote(mesh.boot_wants)}\n" in down
     assert (mesh.boot_unit, mesh.boot_wants) == (
         "/etc/systemd/system/mesh-push-seed.service",
         "/etc/systemd/system/multi-user.target.wants/mesh-push-seed.service",
     )
     # What the lab's boot (and systemd) runs: this mesh's last applied script.
-    assert ops.parse_unit(hostcmd.boot_unit(mesh)) == [
+    (unit,) = hostcmd.boot_hook(mesh, boot.SystemdBoot)["files"]
+    assert ops.parse_unit(unit["text"]) == [
         (["/bin/sh", "/var/lib/mesh-push/seed/apply.sh"], False)
     ]
 
@@ -251,9 +256,8 @@ def test_apply_installs_the_key_from_stdin_and_never_stores_it(
         out.update(
             state_dir=str(state),
             key_file=str(key_file),
-            boot_unit=str(etc / "mesh-push.service"),
-            boot_wants=str(etc / "wants" / "mesh-push.service"),
         )
+        out.update(render.boot_paths(mesh, boot.rooted(str(etc))))
         return out
 
     monkeypatch.setattr(render, "host_paths", paths)
@@ -264,7 +268,8 @@ def test_apply_installs_the_key_from_stdin_and_never_stores_it(
         '&& echo "changed: ran"\n'
     )
     script_digest = hashlib.sha256(script.encode()).hexdigest()
-    program = hostcmd.apply(mesh, script_digest, "", "", True)
+    kind = boot.rooted(str(etc))[0]
+    program = hostcmd.apply(mesh, script_digest, "", kind, True)
     # The second time: the same key, the same boot unit.
     for want in (["private key installed", "ran", "boot unit installed"], ["ran"]):
         res = subprocess.run(
@@ -280,5 +285,5 @@ def test_apply_installs_the_key_from_stdin_and_never_stores_it(
         assert (state / "applied.sha256").read_text().strip() == script_digest
     for path in (state, etc):
         for f in path.rglob("*"):
-            assert f == key_file or f.is_dir() or key not in f.read_text(), f
+            assert f == key_file or f.is_dir() or f.is_symlink() or key not in f.read_text(), f
     assert key not in res.stdout + res.stderr

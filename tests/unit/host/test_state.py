@@ -15,6 +15,7 @@ from mesh_push import inventory, modes
 from mesh_push.core.model import Mesh
 from mesh_push.host import programs as hostcmd
 from mesh_push.host import state as observe
+from mesh_push.host.boot import Seen
 from mesh_push.modes.base import Plan
 from mesh_push.modes.stp import observe as stp_observe
 from mesh_push.modes.stp.judge import StpJudgement
@@ -45,6 +46,7 @@ def test_capture_parses_to_its_json(host: str) -> None:
     parsed = dataclasses.asdict(state(host))
     for w in parsed["wg"].values():
         w["transfer"] = {k: list(v) for k, v in w["transfer"].items()}
+    parsed["boot"]["hooks"] = list(parsed["boot"]["hooks"])
     assert parsed == json.loads((OBSERVED / f"{host}.json").read_text())
 
 
@@ -66,7 +68,8 @@ def test_hand_checked_facts() -> None:
     assert vorke.links["epsilon"].cost == 18 and vorke.links["internet"].priority == 32768
     assert list(vorke.wg) == ["wg0"]  # `wg show all`: the lab host has this mesh's only
     wg0 = vorke.wg["wg0"]
-    assert vorke.boot_unit is True and set(wg0.keepalives.values()) == {"25"}
+    assert vorke.boot == Seen("systemd", ("systemd",), True)
+    assert set(wg0.keepalives.values()) == {"25"}
     assert len(wg0.handshakes) == 3 and all(ts > 0 for ts in wg0.handshakes.values())
     assert vorke.links["epsilon"].vni == 1 and vorke.links["epsilon"].master == "internet"
     assert vorke.links["wg0"].mtu == 1550 and vorke.links["internet"].mtu == 1500

@@ -14,6 +14,7 @@ import pytest
 from mesh_push import inventory, modes
 from mesh_push.core.model import Mesh
 from mesh_push.engine import keys
+from mesh_push.host.boot import Seen
 from mesh_push.host.state import HostState, Link, WgIf
 from mesh_push.modes.base import Plan
 from mesh_push.modes.evpn.observe import FrrState
@@ -278,7 +279,9 @@ def healthy_states(p: Plan) -> dict[str, HostState]:
                 keepalives={str(pe.public_key): str(pe.keepalive or "off") for pe in iface.peers},
                 psks={str(pe.public_key): pe.psk_fp or "none" for pe in iface.peers},
             )
-        st = HostState(hp.name, 1000, links, wg, boot_unit=True, key_time=400)
+        st = HostState(
+            hp.name, 1000, links, wg, boot=Seen("systemd", ("systemd",), True), key_time=400
+        )
         st.psk_times = {pe.name: 700 for iface in hp.wg for pe in iface.peers if pe.psk}
         if isinstance(p, StpPlan):
             _stp_part(p, p.stp_host(hp.name), st)

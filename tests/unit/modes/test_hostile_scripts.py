@@ -25,16 +25,18 @@ def templates() -> list[tuple[str, str]]:
 def test_every_interpolation_is_filtered() -> None:
     """Every `{{ … }}` in a template that lands in a shell program goes through `sh` (one
     word) or, inside a comment or a unit's text, `comment` (one line); only shell code the
-    controller writes itself (arm, reload) is pasted as it is. FRR's files (frr*.j2) take
-    `frr` (one word of FRR's syntax, which is also safe in the daemons file's quotes), and
-    systemd units `unit_word` and `unit_text` (which also keep `%` and `$` literal).
+    controller writes itself (arm, a boot hook's commands) is pasted as it is. FRR's files
+    (frr*.j2) take `frr` (one word of FRR's syntax, which is also safe in the daemons file's
+    quotes), and systemd units `unit_word` and `unit_text` (which also keep `%` and `$`
+    literal).
     Checked on Jinja's own parse, so the filter must apply to the whole expression: in
     `{{ v ~ "/x" | sh }}` it applies to "/x" alone (a filter binds tighter than `~`)."""
     env = render.load_templates()
-    # Shell code the controller writes itself (arm, reload), and step names the including
-    # template makes (include/wireguard.sh.j2: literals and values through `sh`, checked
-    # where they are set, below).
-    pasted = {"arm", "reload", "wg_step", "peers_step"}
+    # Shell code the controller writes itself (arm; a boot hook's enabled, enable and
+    # disable, whose paths host/boot.py quotes), and step names the including template makes
+    # (include/wireguard.sh.j2: literals and values through `sh`, checked where they are
+    # set, below).
+    pasted = {"arm", "enabled", "enable", "disable", "wg_step", "peers_step"}
     for name, text in templates():
         base = name.split("/")[-1]
         filters = {"sh", "comment"}
@@ -91,10 +93,11 @@ def test_the_boot_unit_keeps_every_value_literal(name: str) -> None:
 
     from mesh_push import inventory
     from mesh_push.host import programs
+    from mesh_push.host.boot import SystemdBoot
     from tests.kit import ROOT
 
     mesh = dataclasses.replace(inventory.load(ROOT / "inventory/seed.yaml"), name=name)
-    text = programs.boot_unit(mesh)
+    text = programs.boot_hook(mesh, SystemdBoot)["files"][0]["text"]
     fields = dict(
         line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#")
     )

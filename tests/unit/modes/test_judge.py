@@ -20,6 +20,7 @@ from mesh_push.engine import changes, connect, gather, verify
 from mesh_push.engine import keys as mesh_keys
 from mesh_push.engine.outcome import HostReport, Outcome
 from mesh_push.engine.session import Access, Session, quiet
+from mesh_push.host.boot import Seen
 from mesh_push.host.facts import Facts, Gathered
 from mesh_push.host.state import HostState, WgIf
 from mesh_push.modes.base import Plan
@@ -155,7 +156,7 @@ def wire_removed(host: str, wire: str) -> Callable[[States], None]:
 
 
 def boot_unit_missing(s: States) -> None:
-    s["bob"].boot_unit = False
+    s["bob"].boot = Seen("systemd", (), True)
 
 
 def unreachable(s: States) -> None:
@@ -249,7 +250,7 @@ CASES = {
         text="bridge priority 32768, planned 4096",
     ),
     "STP off": Case(link("bob", "internet", stp_on=False), {"bob"}, text="bridge has STP off"),
-    "boot unit missing": Case(boot_unit_missing, {"bob"}, text="boot unit missing"),
+    "boot unit missing": Case(boot_unit_missing, {"bob"}, text="boot unit missing (systemd)"),
     # The captures carry the mark of before meshes had names (`mesh-push`): still this mesh's
     # ("healthy" above); its own mark is too. One it did not make is never judged as its own.
     "marked by this mesh": Case(link("bob", "wg0", alias="mesh-push:lab")),
