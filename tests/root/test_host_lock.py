@@ -9,6 +9,7 @@ directory, the boot unit), so nothing here touches the machine's /var/lib/mesh-p
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from mesh_push.engine import apply, ssh
+from mesh_push.host import boot
 from mesh_push.host import programs as hostcmd
 from mesh_push.host import templates as render
 from mesh_push.modes import scripts
@@ -100,12 +102,8 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
     def paths(mesh: object) -> dict[str, object]:
         # Every host path of the mesh inside tmp_path: never the machine's.
         out = real(MESH)
-        out.update(
-            state_dir=str(h.state),
-            key_file=str(tmp_path / "wg0.key"),
-            boot_unit=str(tmp_path / "etc/mesh-push.service"),
-            boot_wants=str(tmp_path / "etc/wants/mesh-push.service"),
-        )
+        out.update(state_dir=str(h.state), key_file=str(tmp_path / "wg0.key"))
+        out.update(render.boot_paths(MESH, boot.rooted(str(tmp_path))))
         legacy = dict(out["legacy"])  # type: ignore[call-overload]
         legacy.update(state_dir=str(tmp_path / "legacy"), key_file=str(tmp_path / "old.key"),
                       boot_unit=str(tmp_path / "etc/old.service"),
@@ -116,6 +114,9 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
     monkeypatch.setattr(render, "host_paths", paths)  # the programs (host.programs)
     monkeypatch.setattr(scripts, "host_paths", paths)  # the down script (modes.scripts)
     monkeypatch.setattr(hostcmd, "LOCK_WAIT_S", 2)
+    # The boot unit inside tmp_path too.
+    apply = functools.partial(hostcmd.apply, boot=boot.rooted(str(tmp_path))[0])
+    monkeypatch.setattr(hostcmd, "apply", apply)
     yield h
     # No timer of ours may outlive the test.
     with contextlib.suppress(OSError, ValueError):
@@ -186,8 +187,8 @@ def test_a_failed_script_never_becomes_the_boot_script(host: Host) -> None:
     assert res.returncode == 3 and "half way" in res.stdout
     assert host.file("apply.sh") == a and host.file("applied.sha256") == sha(a) + "\n"
     assert host.file("failed.sh") == b and host.file("pending.sh") is None
-    boot = (host.root / "etc/mesh-push.service").read_text()
-    assert f"ExecStart=/bin/sh {host.state}/apply.sh" in boot
+    unit = (host.root / MESH.boot_unit.lstrip("/")).read_text()
+    assert f"ExecStart=/bin/sh {host.state}/apply.sh" in unit
     assert host.apply(c).returncode == 0
     assert host.file("apply.sh") == c and host.file("failed.sh") is None
 
@@ -415,5 +416,6 @@ def test_the_real_down_script_says_nothing_of_its_own_lock(
     res = down()
     assert res.returncode == 0, res.stderr
     assert f"changed: {host.state} removed" in res.stdout
-    assert "boot hook mesh-push.service removed" in res.stdout
+    assert "boot hook systemd disabled" in res.stdout
+    assert f"boot hook {host.root}{MESH.boot_unit} removed" in res.stdout
     assert not alive(pid) and not host.state.exists()

@@ -59,6 +59,7 @@ from mesh_push.core.model import Mesh
 from mesh_push.engine import measure
 from mesh_push.host import programs as hostcmd
 from mesh_push.host import templates as render
+from mesh_push.host.boot import SystemdBoot
 from mesh_push.modes import scripts
 from mesh_push.modes.base import Plan
 from mesh_push.modes.stp.plan import StpHost
@@ -598,7 +599,7 @@ def gather_case(name: str, value: str, p: Plan) -> Case:
     c.calls = [["wg", "show", "all", "public-key"], ["brctl", "showstp", s(m.bridge)]]
     c.root[m.boot_unit.lstrip("/")] = "[Service]\n"
     c.root[m.boot_wants.lstrip("/")] = "->" + m.boot_unit
-    c.stdout_has = ["=== boot\nyes\n"]
+    c.stdout_has = ["hook=systemd\nscript="]
     return c
 
 
@@ -638,7 +639,7 @@ def apply_case(
     digest = APPLIED_SHA256
     c.stdout_has = ["applied-ok"]
     c.files[f"{m.state_dir}/applied.sha256".lstrip("/")] = digest + "\n"
-    c.files[m.boot_unit.lstrip("/")] = hostcmd.boot_unit(m)
+    c.files[m.boot_unit.lstrip("/")] = hostcmd.boot_hook(m, SystemdBoot)["files"][0]["text"]
     c.files[m.boot_wants.lstrip("/")] = "->" + m.boot_unit
     if token is not None and token.endswith("\n"):
         # The shell drops the newlines a file ends with: the timer never finds its token in
