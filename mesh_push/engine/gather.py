@@ -41,12 +41,12 @@ def from_session(session: Session, progress: Progress) -> Gathered:
 
 
 def ways(session: Session, gathered: Gathered, progress: Progress) -> dict[str, Backends]:
-    """Each host's ways, from its facts; a host that lacks what is needed fails (step `facts`)
-    here, before anything is sent to it."""
+    """Each host's ways, from its facts and its inventory's `boot`; a host that lacks what is
+    needed fails (step `facts`) here, before anything is sent to it."""
     out = {}
     for name in list(session.conns):
         try:
-            out[name] = choose(gathered.facts[name])
+            out[name] = choose(gathered.facts[name], session.mesh.host(name).boot)
         except NoBackend as e:
             session.fail(name, "facts", str(e), progress)
     return out
