@@ -206,6 +206,10 @@ def test_status_is_healthy_and_agrees_on_the_root(lab: Lab) -> None:
     assert all(h["healthy"] for h in data["hosts"])
     roots = {h["bridge"]["root_host"] for h in data["hosts"]}
     assert roots == {data["planned_root"]}
+    # A namespace lab host runs no init: its `boot` is systemd's (whose units `lab reboot`
+    # runs), written and enabled all the same (docs/hosts.md#boot).
+    boot = {"init": "none", "hook": "systemd", "comes_back": True}
+    assert all(h["boot"] == boot for h in data["hosts"]), data["hosts"]
     table = lab.run("status")
     assert table.returncode == 0 and "HEALTHY" in table.stdout
 

@@ -200,7 +200,8 @@ def test_facts_say_kernel_wireguard_and_hosts_use_it(vm_lab: VmLab) -> None:
     for host, (facts_text, link, procs, kernel) in found.items():
         facts = backends.parse_facts(facts_text)
         assert facts.kernel_wireguard and facts.systemd, (host, facts_text)
-        assert backends.choose(facts).wireguard.name == "kernel"
+        chosen = backends.choose(facts)  # `boot: auto`: the init the guest runs
+        assert (chosen.wireguard.name, chosen.boot.name) == ("kernel", "systemd"), host
         assert json.loads(link)[0]["linkinfo"]["info_kind"] == "wireguard"
         assert "wireguard-go" not in procs.split() and "systemd" in procs.split(), (host, procs)
         assert kernel.startswith("6.1."), kernel  # Debian 12's own, not this machine's
@@ -209,6 +210,9 @@ def test_facts_say_kernel_wireguard_and_hosts_use_it(vm_lab: VmLab) -> None:
 def test_status_is_healthy(vm_lab: VmLab) -> None:
     res = vm_lab.run("status", "--json")
     assert res.returncode == 0 and json.loads(res.stdout)["healthy"], res.stdout[-3000:]
+    boots = {h["name"]: h["boot"] for h in json.loads(res.stdout)["hosts"]}
+    comes_back = {"init": "systemd", "hook": "systemd", "comes_back": True}
+    assert boots == {h: comes_back for h in HOSTS}
     lab = json.loads(mesh_push("lab", "status", "--name", LAB, "--json").stdout)[0]
     assert lab["kind"] == "vm"
     assert all(n["keeper_alive"] and n["sshd_alive"] for n in lab["nodes"]), lab
