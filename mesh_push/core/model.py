@@ -175,6 +175,8 @@ class LabSettings:
     # `lab.lans`: NAT hosts that share one router and one LAN (a home with a Pi and a NAS);
     # every other NAT host has a router and a LAN of its own.
     lans: tuple[tuple[str, ...], ...] = ()
+    # `lab.init` (kind vm): the init system each guest boots, by host (others: systemd).
+    inits: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

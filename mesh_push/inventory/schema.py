@@ -315,7 +315,18 @@ def _lab(sec: Section, problems: Problems) -> LabSettings | None:
     # A VM guest is a cloud image: its login is the sudo user, never root.
     login: LabLogin = sec.choice("login", LAB_LOGINS, "sudo" if kind == "vm" else "root")
     lans = sec.get("lans", list, [], "a list of lists of NAT hosts that share a LAN")
+    init = sec.get("init", dict, {}, "a mapping of host name to systemd, runit, openrc or sysvinit")
     sec.done()
+    inits: list[tuple[str, str]] = []
+    for host, what in init.items():
+        if not isinstance(host, str) or what not in boot.KINDS:
+            problems.add(
+                (*sec.path, "init", str(host)), "must be systemd, runit, openrc or sysvinit"
+            )
+        elif kind != "vm":
+            problems.add((*sec.path, "init"), "only a `kind: vm` lab's guests boot an init")
+        else:
+            inits.append((host, what))
     shared: list[tuple[str, ...]] = []
     for i, group in enumerate(lans):
         if not isinstance(group, list) or not all(isinstance(h, str) for h in group):
@@ -329,7 +340,9 @@ def _lab(sec: Section, problems: Problems) -> LabSettings | None:
         # `lab exec` and `lab reboot` reach a guest through its sudo rule, without a password.
         problems.add((*sec.path, "login"), "a `kind: vm` lab logs in as a sudo user: `sudo` only")
         return None
-    return LabSettings(name, net, login or "root", kind, tuple(shared)) if net else None
+    if net is None:
+        return None
+    return LabSettings(name, net, login or "root", kind, tuple(shared), tuple(inits))
 
 
 def _ssh_defaults(

@@ -71,6 +71,7 @@ class Node:
     port: str | None  # its veth peer on the wan bridge (None behind NAT)
     lan: IPv4Network | None = None  # routers and NAT hosts: their LAN
     dns_name: str | None = None  # a static host known by name: every lab host resolves it
+    init: str = "systemd"  # a vm lab's guest: the init system it boots (`lab.init`)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -86,6 +87,7 @@ class Node:
             "port": self.port,
             "lan": str(self.lan) if self.lan else None,
             "dns_name": self.dns_name,
+            "init": self.init,
         }
 
     @staticmethod
@@ -103,6 +105,7 @@ class Node:
             port=d.get("port"),
             lan=IPv4Network(d["lan"]) if d.get("lan") else None,
             dns_name=d.get("dns_name"),
+            init=str(d.get("init") or "systemd"),
         )
 
 
@@ -240,6 +243,9 @@ def plan(mesh: Mesh) -> LabPlan:
             raise LabError(f"no free address left in the lab's wan {wan} for {what}")
         return addr
 
+    inits = dict(mesh.lab.inits)
+    if unknown := sorted(set(inits) - {h.name for h in mesh.hosts}):
+        raise LabError(f"lab.init names no host of the inventory: {', '.join(unknown)}")
     routers: dict[str, Node] = {}  # by the first host of its LAN
     for h in mesh.hosts:
         if h.endpoint == "nat":
@@ -278,6 +284,7 @@ def plan(mesh: Mesh) -> LabPlan:
                     jump=router.alias,
                     port=None,
                     lan=router.lan,
+                    init=inits.get(h.name, "systemd"),
                 )
             )
             continue
@@ -299,6 +306,7 @@ def plan(mesh: Mesh) -> LabPlan:
                 jump=None,
                 port=next_port(),
                 dns_name=h.dns_name,
+                init=inits.get(h.name, "systemd"),
             )
         )
     return LabPlan(name, network, wan, controller, tuple(nodes), mesh.lab.login, mesh.lab.kind)

@@ -21,7 +21,7 @@ commands:
   exec     run a command on a lab host:  mesh-push lab exec bob -- ip -br addr
   cut      drop underlay traffic between two hosts (a,b);  heal  restores it
   reboot   kill a host's processes and links, restart sshd and its boot units (a guest:
-           a real systemctl reboot)
+           a real reboot by its own init)
   move     give a host known by DNS name (or a dynamic one) a new wan address
 
 example:
@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = _cmd(
         cmds,
         "reboot",
-        "Reboot one host: a guest for real (systemctl reboot); a namespace host is emulated, "
+        "Reboot one host: a guest for real (by its own init); a namespace host is emulated, "
         "then its boot units run.",
         _reboot,
     )
@@ -284,8 +284,8 @@ def _reboot(args: argparse.Namespace) -> int:
     name = _name(args)
     runs = reboot(name, args.host, args.timeout)
     if isinstance(runs, Reboot):
-        print(f"lab {name}: rebooted {args.host} (systemctl reboot), its sshd answered again "
-              f"after {runs.seconds:.1f} s; its own systemd runs its boot units")  # fmt: skip
+        print(f"lab {name}: rebooted {args.host} ({runs.command}), its sshd answered again "
+              f"after {runs.seconds:.1f} s; its own init runs its boot hooks")  # fmt: skip
         return 0
     print(f"lab {name}: rebooted {args.host}, {len(runs)} boot command(s) run")
     for r in runs:

@@ -128,13 +128,98 @@ chroot "$r" update-initramfs -u -k all
 """
 
 
-def recipe() -> str:
+# Guests without systemd (issue 30): the same packages but systemd's, and an init system from
+# Debian's packages. sysvinit-core with sysv-rc runs LSB scripts; its image also boots runit
+# as PID 1 (`init=/lib/runit/runit-init`: the `runit` package, whose stage 1 runs the rcS
+# scripts and stage 2 the rc2.d ones, and starts sshd from openssh-server's own /etc/sv/ssh).
+# OpenRC replaces sysv-rc (they conflict), so it has an image of its own: Debian's OpenRC,
+# under sysvinit's PID 1.
+COMMON = tuple(p for p in PACKAGES if p not in ("systemd-sysv", "udev"))
+SYSV_PACKAGES = (*COMMON, "sysvinit-core", "sysv-rc", "initscripts", "runit")
+OPENRC_PACKAGES = (*COMMON, "sysvinit-core", "openrc", "initscripts")
+
+# Applies the seed, then the guest's address and route (no systemd-networkd here), before
+# sshd and everything that needs the network.
+SEED_LSB = """#!/bin/sh
+### BEGIN INIT INFO
+# Provides:          lab-guest-seed
+# Required-Start:    mountkernfs $local_fs
+# Required-Stop:
+# X-Start-Before:    ssh $network
+# Default-Start:     S
+# Default-Stop:
+# Short-Description: Identity and address of this lab guest, from its seed disk
+### END INIT INFO
+case "$1" in
+  start) /usr/local/sbin/lab-guest-seed && sh /etc/lab-net.sh ;;
+esac
+"""
+
+SYSV_CUSTOMIZE = f"""set -eu
+r=$1
+install -m 0755 /dev/stdin "$r/usr/local/sbin/lab-guest-seed" <<'EOF'
+{SEED_SCRIPT}EOF
+install -m 0755 /dev/stdin "$r/etc/init.d/lab-guest-seed" <<'EOF'
+{SEED_LSB}EOF
+cat > "$r/etc/ssh/sshd_config.d/lab.conf" <<'EOF'
+{SSHD_CONF}EOF
+rm -f "$r"/etc/ssh/ssh_host_*
+printf '/dev/vda / ext4 rw,errors=remount-ro 0 0\\n' > "$r/etc/fstab"
+chroot "$r" useradd --create-home --shell /bin/bash --uid 1000 --user-group {GUEST_USER}
+chroot "$r" usermod -p '*' {GUEST_USER}
+chroot "$r" update-rc.d lab-guest-seed defaults
+# As docs/evpn.md asks of a host: FRR installed, its default instance not started at boot.
+chroot "$r" update-rc.d -f frr remove
+# Nobody logs in on a console.
+sed -i 's/^\\([0-9]*:[0-9]*:respawn:.*getty.*\\)$/#\\1/' "$r/etc/inittab"
+sed -i 's/^MODULES=.*/MODULES=list/' "$r/etc/initramfs-tools/initramfs.conf"
+printf '%s\\n' {" ".join(INITRAMFS_MODULES)} >> "$r/etc/initramfs-tools/modules"
+chroot "$r" update-initramfs -u -k all
+"""
+
+
+@dataclass(frozen=True)
+class Flavour:
+    name: str
+    packages: tuple[str, ...]
+    customize: str
+
+
+FLAVOURS = {
+    "systemd": Flavour("systemd", PACKAGES, CUSTOMIZE),
+    "sysv": Flavour("sysv", SYSV_PACKAGES, SYSV_CUSTOMIZE),
+    "openrc": Flavour("openrc", OPENRC_PACKAGES, SYSV_CUSTOMIZE),
+}
+
+
+@dataclass(frozen=True)
+class GuestInit:
+    """A guest's init system: the image it boots, what the kernel runs as PID 1 (None: the
+    image's /sbin/init), and how it is rebooted from inside."""
+
+    flavour: str
+    init: str | None
+    reboot: tuple[str, ...]
+
+
+INITS = {
+    "systemd": GuestInit("systemd", None, ("systemctl", "reboot")),
+    "runit": GuestInit("sysv", "/lib/runit/runit-init", ("/lib/runit/runit-init", "6")),
+    "sysvinit": GuestInit("sysv", None, ("/sbin/reboot",)),
+    "openrc": GuestInit("openrc", None, ("/sbin/reboot",)),
+}
+
+
+def recipe(flavour: str = "systemd") -> str:
     """Everything the image is made of: its hash names the cache entry."""
-    return "\n".join(["v1", SUITE, IMAGE_SIZE, *PACKAGES, CUSTOMIZE])
+    f = FLAVOURS[flavour]
+    # systemd's recipe is as it was before there were others: its cached image stays good.
+    named = [] if flavour == "systemd" else [f.name]
+    return "\n".join(["v1", SUITE, IMAGE_SIZE, *named, *f.packages, f.customize])
 
 
-def recipe_hash() -> str:
-    return hashlib.sha256(recipe().encode()).hexdigest()[:16]
+def recipe_hash(flavour: str = "systemd") -> str:
+    return hashlib.sha256(recipe(flavour).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -146,8 +231,8 @@ class Image:
     built_seconds: float | None  # None: taken from the cache
 
 
-def cached() -> Image | None:
-    d = CACHE / recipe_hash()
+def cached(flavour: str = "systemd") -> Image | None:
+    d = CACHE / recipe_hash(flavour)
     img = Image(d, d / "vmlinuz", d / "initrd.img", d / "disk.img", None)
     return img if all(p.exists() for p in (img.kernel, img.initrd, img.disk)) else None
 
@@ -161,28 +246,28 @@ def _locked() -> Iterator[None]:
         yield
 
 
-def ensure(log: Path | None = None) -> Image:
+def ensure(flavour: str = "systemd", log: Path | None = None) -> Image:
     """The cached image, built first if there is none for this recipe."""
-    if img := cached():
+    if img := cached(flavour):
         return img
     with _locked():
-        if img := cached():
+        if img := cached(flavour):
             return img
-        return _build(log)
+        return _build(flavour, log)
 
 
-def _build(log: Path | None) -> Image:
+def _build(flavour: str, log: Path | None) -> Image:
     for tool in ("mmdebstrap", "mke2fs"):
         if shutil.which(tool) is None:
             raise LabError(f"{tool} is not installed: run scripts/install (apt-get install "
                            "mmdebstrap e2fsprogs qemu-system-x86 qemu-utils)")  # fmt: skip
     t0 = time.monotonic()
-    final = CACHE / recipe_hash()
+    final = CACHE / recipe_hash(flavour)
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=CACHE))
     try:
         rootfs = work / "rootfs"
         hook = work / "customize.sh"
-        hook.write_text(CUSTOMIZE)
+        hook.write_text(FLAVOURS[flavour].customize)
         argv = [
             "mmdebstrap",
             "--variant=minbase",
@@ -193,7 +278,7 @@ def _build(log: Path | None) -> Image:
             "--dpkgopt=path-exclude=/usr/share/man/*",
             "--dpkgopt=path-exclude=/usr/share/locale/*",
             "--dpkgopt=path-exclude=/usr/share/info/*",
-            "--include=" + ",".join(PACKAGES),
+            "--include=" + ",".join(FLAVOURS[flavour].packages),
             f'--customize-hook=sh {hook} "$1"',
             SUITE,
             str(rootfs),
@@ -216,7 +301,7 @@ def _build(log: Path | None) -> Image:
              str(work / "disk.img"), IMAGE_SIZE], timeout=600)  # fmt: skip
         shutil.rmtree(rootfs)
         hook.unlink()
-        (work / "recipe.txt").write_text(recipe() + "\n")
+        (work / "recipe.txt").write_text(recipe(flavour) + "\n")
         (work / "disk.img").chmod(0o444)  # only ever a backing file
         seconds = time.monotonic() - t0
         (work / "built_seconds").write_text(f"{seconds:.1f}\n")
@@ -224,8 +309,9 @@ def _build(log: Path | None) -> Image:
         shutil.rmtree(final, ignore_errors=True)
         os.rename(work, final)
         # Images of older recipes are never used again: 700 MB each.
+        current = {recipe_hash(f) for f in FLAVOURS}
         for old in CACHE.iterdir():
-            if old.is_dir() and old != final and not old.name.startswith("."):
+            if old.is_dir() and old.name not in current and not old.name.startswith("."):
                 shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

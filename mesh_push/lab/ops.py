@@ -116,13 +116,16 @@ def up(inventory: Path, progress: Callable[[str], None] = lambda _msg: None) -> 
     mesh = load(inventory)
     plan = addresses.plan(mesh)
     check_free(plan)
-    img = None
+    images: dict[str, image.Image] = {}
     if plan.kind == "vm":
         vm.require_tools()
-        if image.cached() is None:
-            progress(f"building the guest image once (Debian {image.SUITE}, about 1-2 min) "
-                     f"into {image.CACHE}")  # fmt: skip
-        img = image.ensure()
+        flavours = sorted({image.INITS[n.init].flavour for n in plan.nodes if plan.is_guest(n)})
+        for flavour in flavours:
+            if image.cached(flavour) is None:
+                progress(f"building the {flavour} guest image once (Debian {image.SUITE}, "
+                         f"about 3 min) into {image.CACHE}")  # fmt: skip
+            images[flavour] = image.ensure(flavour)
+    img = next(iter(images.values()), None)
     netns.ensure_mount_points()
     lab = make_dir(plan.name)
     # Record what is about to exist before creating it: a crash leaves a complete list.
@@ -162,13 +165,14 @@ def up(inventory: Path, progress: Callable[[str], None] = lambda _msg: None) -> 
             accel = vm.accelerator(img, lab)
             progress(f"booting {len(guests)} guest(s) under {accel}")
             t_boot = time.monotonic()
-            vm.start(plan, guests, lab, img, accel)
+            vm.start(plan, guests, lab, images, accel)
         keepers = netns.start_keepers([(n, node_dirs[n.alias]) for n in ns_nodes])
         sshd.start(keepers, {a: node_dirs[a] for a in keepers})
         sshd.write_client_files(plan, lab, node_dirs)
         if img is not None:
             vm.wait_ssh(lab, guests, BOOT_TIMEOUT)
-            times = VmTimes(accel, img.built_seconds, time.monotonic() - t_boot)
+            built = [i.built_seconds for i in images.values() if i.built_seconds is not None]
+            times = VmTimes(accel, sum(built) if built else None, time.monotonic() - t_boot)
         state.phase = "up"
         state.save()
     except BaseException:
@@ -334,12 +338,13 @@ class BootRun:
 
 
 def reboot(name: str, host: str, timeout: float = 120) -> list[BootRun] | vm.Reboot:
-    """A namespace host: emulated (below). A guest: a real `systemctl reboot`, waited for."""
+    """A namespace host: emulated (below). A guest: a real reboot by its own init, waited
+    for."""
     state = load_state(name)
     node = state.plan.node(host)
     ndir = node_dir(name, node.alias)
     if state.plan.is_guest(node):
-        return vm.reboot(state.dir, node.alias, ndir, max(timeout, 30))
+        return vm.reboot(state.dir, node, ndir, max(timeout, 30))
     netns.kill_namespaces([node.ns])
     keep = {"lo", ifname(name, IF_UNDERLAY)}
     if node.role == "router":

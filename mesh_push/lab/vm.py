@@ -25,7 +25,7 @@ from pathlib import Path
 from mesh_push.lab import users
 from mesh_push.lab.addresses import IF_TAP, LabPlan, Node, ifname
 from mesh_push.lab.errors import EXIT_FAILED, LabError
-from mesh_push.lab.image import GUEST_USER, Image
+from mesh_push.lab.image import GUEST_USER, INITS, Image
 from mesh_push.lab.sshd import CLIENT_KEY, HOST_KEY
 from mesh_push.lab.system import pid_alive, read_pid, run, run_all
 
@@ -127,6 +127,19 @@ def network_file(node: Node) -> str:
     return "\n".join(lines) + "\n"
 
 
+def network_script(node: Node) -> str:
+    """The same address and route, for a guest without systemd-networkd (run by the seed's
+    LSB script, image.SEED_LSB)."""
+    lines = [
+        "ip link set lo up",
+        "ip link set eth0 up",
+        f"ip address replace {node.address}/{node.prefixlen} dev eth0",
+    ]
+    if node.gateway:
+        lines.append(f"ip route replace default via {node.gateway}")
+    return "\n".join(lines) + "\n"
+
+
 def _put(path: Path, text: str, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
     path.write_text(text)
@@ -140,6 +153,7 @@ def write_seed(plan: LabPlan, node: Node, ndir: Path, lab: Path) -> Path:
     _put(root / "etc/hostname", node.alias + "\n")
     _put(root / "etc/hosts", (ndir / "hosts").read_text())
     _put(root / "etc/systemd/network/10-lab.network", network_file(node))
+    _put(root / "etc/lab-net.sh", network_script(node))
     _put(root / f"etc/ssh/{HOST_KEY}", (ndir / HOST_KEY).read_text(), 0o600)
     _put(root / f"etc/ssh/{HOST_KEY}.pub", (ndir / f"{HOST_KEY}.pub").read_text())
     _put(root / "etc/sudoers", users.sudoers(plan.login), 0o440)
@@ -161,6 +175,15 @@ def accel_option(accel: str) -> str:
     return f"tcg,tb-size={TCG_CACHE_MIB}" if accel == "tcg" else accel
 
 
+def kernel_args(node: Node) -> str:
+    init = INITS[node.init].init
+    return KERNEL_ARGS + (f" init={init}" if init else "")
+
+
+def image_of(node: Node, images: Mapping[str, Image]) -> Image:
+    return images[INITS[node.init].flavour]
+
+
 def qemu_argv(plan: LabPlan, node: Node, ndir: Path, img: Image, accel: str) -> list[str]:
     for path in (ndir, img.disk):
         # QEMU reads `-drive file=...,if=...` as a list: a comma would start a new option.
@@ -171,7 +194,7 @@ def qemu_argv(plan: LabPlan, node: Node, ndir: Path, img: Image, accel: str) -> 
         qemu_path(), "-name", f"{plan.name}-{node.alias}",
         "-accel", accel_option(accel), "-m", str(MEMORY_MIB), "-smp", "1",
         "-nodefaults", "-no-user-config", "-display", "none",
-        "-kernel", str(img.kernel), "-initrd", str(img.initrd), "-append", KERNEL_ARGS,
+        "-kernel", str(img.kernel), "-initrd", str(img.initrd), "-append", kernel_args(node),
         "-drive", f"file={ndir / OVERLAY},if=virtio,format=qcow2",
         "-drive", f"file={ndir / SEED_IMG},if=virtio,format=raw,readonly=on",
         "-netdev", f"tap,id=net0,ifname={ifname(plan.name, IF_TAP)},script=no,downscript=no",
@@ -183,19 +206,30 @@ def qemu_argv(plan: LabPlan, node: Node, ndir: Path, img: Image, accel: str) -> 
     ]  # fmt: skip
 
 
-def start(plan: LabPlan, guests: Mapping[str, Path], lab: Path, img: Image, accel: str) -> None:
-    """Overlay, seed disk and QEMU for each guest; QEMU daemonizes once the VM runs."""
+def start(
+    plan: LabPlan,
+    guests: Mapping[str, Path],
+    lab: Path,
+    images: Mapping[str, Image],
+    accel: str,
+) -> None:
+    """Overlay, seed disk and QEMU for each guest (the image of its init, `images` by
+    flavour); QEMU daemonizes once the VM runs."""
     jobs: list[tuple[Sequence[str], str | None]] = []
-    for ndir in guests.values():
+    for alias, ndir in guests.items():
         (ndir / OVERLAY).unlink(missing_ok=True)
+        disk = image_of(plan.node(alias), images).disk
         jobs.append(
-            (["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(img.disk), "-F", "raw",
+            (["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(disk), "-F", "raw",
               str(ndir / OVERLAY)], None)
         )  # fmt: skip
     run_all(jobs)
     for alias, ndir in guests.items():
         write_seed(plan, plan.node(alias), ndir, lab)
-    run_all([(qemu_argv(plan, plan.node(a), d, img, accel), None) for a, d in guests.items()])
+    run_all([
+        (qemu_argv(plan, plan.node(a), d, image_of(plan.node(a), images), accel), None)
+        for a, d in guests.items()
+    ])  # fmt: skip
 
 
 def qemu_pid(ndir: Path) -> int | None:
@@ -316,29 +350,32 @@ def boot_id(lab: Path, alias: str) -> str | None:
 
 @dataclass(frozen=True)
 class Reboot:
-    seconds: float  # from `systemctl reboot` until sshd answered on the new boot
+    seconds: float  # from the reboot command until sshd answered on the new boot
     boot_id: str
+    command: str  # the guest's init's own (`systemctl reboot`, `/sbin/reboot`, ...)
 
 
-def reboot(lab: Path, alias: str, ndir: Path, timeout: float) -> Reboot:
-    """A real reboot: `systemctl reboot` in the guest (QEMU resets it in place), then wait
-    until its sshd answers from a new boot."""
+def reboot(lab: Path, node: Node, ndir: Path, timeout: float) -> Reboot:
+    """A real reboot by the guest's own init (QEMU resets it in place), then wait until its
+    sshd answers from a new boot."""
+    alias = node.alias
+    command = INITS[node.init].reboot
     before = boot_id(lab, alias)
     if before is None:
         raise LabError(f"{alias} does not answer over ssh: cannot reboot it", EXIT_FAILED)
     t0 = time.monotonic()
     # The session dies with the guest's sshd: its exit code says nothing.
     with contextlib.suppress(subprocess.TimeoutExpired):
-        subprocess.run(ssh_argv(lab, alias, as_root(["systemctl", "reboot"])),
+        subprocess.run(ssh_argv(lab, alias, as_root(command)),
                        capture_output=True, timeout=30)  # fmt: skip
     while True:
         now = boot_id(lab, alias)
         if now and now != before:
-            return Reboot(time.monotonic() - t0, now)
+            return Reboot(time.monotonic() - t0, now, shlex.join(command))
         if qemu_pid(ndir) is None:
             raise LabError(f"the guest {alias} stopped instead of rebooting: "
                            f"{console_tail(ndir)}", EXIT_FAILED)  # fmt: skip
         if time.monotonic() - t0 > timeout:
-            raise LabError(f"{alias} was not back {timeout:g} s after `systemctl reboot` "
+            raise LabError(f"{alias} was not back {timeout:g} s after `{shlex.join(command)}` "
                            f"({console_tail(ndir)})", EXIT_FAILED)  # fmt: skip
         time.sleep(1)

@@ -114,3 +114,47 @@ def test_image_recipe_names_its_cache_entry() -> None:
         image.SEED_UNIT_TEXT
     )
     assert "PermitRootLogin no" in image.SSHD_CONF
+
+
+def test_each_guest_boots_the_init_the_lab_gives_it(tmp_path: Path) -> None:
+    """`lab.init` (issue 30): runit as PID 1 from the sysvinit image, sysvinit and OpenRC
+    from images of their own, systemd by default; each rebooted by its own init."""
+    p = vm_plan(lab__init={"bob": "runit", "rho": "sysvinit", "vorke": "openrc"})
+    assert LabPlan.from_json(p.to_json()) == p
+    inits = {n.alias: n.init for n in p.nodes if p.is_guest(n)}
+    assert inits == {"bob": "runit", "rho": "sysvinit", "vorke": "openrc",
+                     "epsilon": "systemd", "pi0": "systemd"}  # fmt: skip
+    images = {f: image.Image(tmp_path, tmp_path / f"k-{f}", tmp_path / "i", tmp_path / f, None)
+              for f in image.FLAVOURS}  # fmt: skip
+    for alias, flavour, init in (
+        ("bob", "sysv", " init=/lib/runit/runit-init"),
+        ("rho", "sysv", ""),
+        ("vorke", "openrc", ""),
+        ("pi0", "systemd", ""),
+    ):
+        node = p.node(alias)
+        argv = vm.qemu_argv(p, node, tmp_path / alias, vm.image_of(node, images), "tcg")
+        assert argv[argv.index("-kernel") + 1] == str(tmp_path / f"k-{flavour}"), alias
+        assert argv[argv.index("-append") + 1] == vm.KERNEL_ARGS + init, alias
+    assert image.INITS["runit"].reboot == ("/lib/runit/runit-init", "6")
+    # Each image is its own cache entry; systemd's recipe is the one it always was.
+    assert len({image.recipe_hash(f) for f in image.FLAVOURS}) == 3
+    assert "systemd-sysv" not in image.SYSV_PACKAGES and "openrc" in image.OPENRC_PACKAGES
+    assert vm.network_script(p.node("pi0")).endswith("ip route replace default via 198.18.1.1\n")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"lab__kind": "vm", "lab__init": {"bob": "upstart"}}, "lab.init.bob: must be systemd"),
+        ({"lab__init": {"bob": "runit"}}, "only a `kind: vm` lab's guests boot an init"),
+    ],
+)
+def test_bad_inits_are_refused(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(InventoryError, match=message.replace("`", ".")):
+        parse(lab_text(**changes), LAB_YAML)
+
+
+def test_an_init_for_no_host_is_refused() -> None:
+    with pytest.raises(LabError, match=r"lab\.init names no host of the inventory: ghost"):
+        vm_plan(lab__init={"ghost": "runit"})
