@@ -24,10 +24,12 @@ LAB, NET = labs.lab("mpfc")  # tests/labs.py: this module's own
 LAB_DIR = Path("/run/mesh-push/lab") / LAB
 STATIC = {"bob": 11, "rho": 12, "epsilon": 14}
 
-# What a user writes for three VPSes: endpoints, links, nothing about SSH.
+# What a user writes for three VPSes: endpoints, links, nothing about SSH. (`boot: systemd`:
+# a namespace lab host runs no init, and this inventory has no `lab:` that would say so.)
 USER_INVENTORY = f"""
 mesh:
   name: firstcontact
+  boot: systemd
   wireguard: {{port: 56560}}
   stp: {{hello: 1, forward_delay: 4, max_age: 6, ageing: 2}}
 hosts:
