@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from shlex import quote as q
 from typing import ClassVar
 
-from mesh_push.core.model import Mesh
+from mesh_push.core.model import UNIT_DIR, WANTS_DIR, Mesh
 
 # The inits a host can run, as the facts name them (templates/include/boot-init.sh.j2).
 NONE = "none"
@@ -88,107 +88,94 @@ class Boot:
         return tuple(f.path for f in cls.files(mesh))
 
 
-class SystemdBoot(Boot):
-    name = "systemd"
+class LinkedBoot(Boot):
+    """Enabled by one symbolic link, at `link` (under ROOT), to `target` (as the host sees
+    it): what `systemctl enable`, `rc-update add` and Void's `ln -s /etc/sv/X /var/service`
+    make. `after_link`: what the init is told besides, if anything."""
+
+    # Paths as the host sees them, `{name}` the mesh's boot name (Mesh.boot_name).
+    LINK: ClassVar[str]
+    TARGET: ClassVar[str]
+    after_link: ClassVar[str] = ""
 
     @classmethod
-    def files(cls, mesh: Mesh) -> tuple[File, ...]:
-        return (File(cls.ROOT + mesh.boot_unit, "systemd.service.j2", "644"),)
+    def link(cls, mesh: Mesh) -> str:
+        return cls.LINK.format(name=mesh.boot_name)
+
+    @classmethod
+    def target(cls, mesh: Mesh) -> str:
+        return cls.TARGET.format(name=mesh.boot_name)
 
     @classmethod
     def enabled(cls, mesh: Mesh) -> str:
-        return f'[ "$(readlink {q(cls.ROOT + mesh.boot_wants)})" = {q(mesh.boot_unit)} ]'
+        return f'[ "$(readlink {q(cls.ROOT + cls.link(mesh))})" = {q(cls.target(mesh))} ]'
 
     @classmethod
     def enable(cls, mesh: Mesh) -> str:
-        # The wants link is what a boot runs; a running systemd is told now as well.
-        wants = cls.ROOT + mesh.boot_wants
-        return (
-            f"mkdir -p {q(wants.rsplit('/', 1)[0])} && ln -sf {q(mesh.boot_unit)} {q(wants)} && "
-            "{ [ ! -d /run/systemd/system ] || systemctl daemon-reload; }"
-        )
+        link = cls.ROOT + cls.link(mesh)
+        made = f"mkdir -p {q(link.rsplit('/', 1)[0])} && ln -sfn {q(cls.target(mesh))} {q(link)}"
+        return f"{made} && {{ {cls.after_link}; }}" if cls.after_link else made
 
     @classmethod
     def disable(cls, mesh: Mesh) -> str:
-        unit = mesh.boot_unit.rsplit("/", 1)[1]
-        return (
-            "{ [ ! -d /run/systemd/system ] || "
-            f"systemctl disable -q {q(unit)} 2>/dev/null || true; }}; "
-            f"rm -f {q(cls.ROOT + mesh.boot_wants)}"
-        )
+        return f"rm -f {q(cls.ROOT + cls.link(mesh))}"
 
 
-class RunitBoot(Boot):
+class SystemdBoot(LinkedBoot):
+    """The unit, wanted by multi-user.target. The link is what a boot runs; a running systemd
+    is told now as well."""
+
+    name = "systemd"
+    LINK = WANTS_DIR + "/{name}.service"
+    TARGET = UNIT_DIR + "/{name}.service"
+    after_link = "[ ! -d /run/systemd/system ] || systemctl daemon-reload"
+
+    @classmethod
+    def files(cls, mesh: Mesh) -> tuple[File, ...]:
+        return (File(cls.ROOT + cls.target(mesh), "systemd.service.j2", "644"),)
+
+    @classmethod
+    def disable(cls, mesh: Mesh) -> str:
+        unit = q(cls.target(mesh).rsplit("/", 1)[1])
+        told = f"[ ! -d /run/systemd/system ] || systemctl disable -q {unit} 2>/dev/null || true"
+        return f"{{ {told}; }}; {super().disable(mesh)}"
+
+
+class RunitBoot(LinkedBoot):
     """A service in /etc/sv linked into the default runsvdir (Void's /var/service and Debian's
     /etc/service both lead there). runsv starts it at boot, and at once when it is linked:
     its run script takes the host lock, so that first run waits for the apply and changes
     nothing. `sv once` keeps runsv from starting it again when it exits."""
 
     name = "runit"
-
-    @classmethod
-    def _sv(cls, mesh: Mesh) -> str:
-        return f"/etc/sv/{mesh.boot_name}"
-
-    @classmethod
-    def _link(cls, mesh: Mesh) -> str:
-        return f"{cls.ROOT}/etc/runit/runsvdir/default/{mesh.boot_name}"
+    LINK = "/etc/runit/runsvdir/default/{name}"
+    TARGET = "/etc/sv/{name}"
 
     @classmethod
     def files(cls, mesh: Mesh) -> tuple[File, ...]:
-        return (File(f"{cls.ROOT}{cls._sv(mesh)}/run", "runit-run.j2", "755"),)
+        return (File(f"{cls.ROOT}{cls.target(mesh)}/run", "runit-run.j2", "755"),)
 
     @classmethod
     def removed(cls, mesh: Mesh) -> tuple[str, ...]:
-        return (cls.ROOT + cls._sv(mesh),)
-
-    @classmethod
-    def enabled(cls, mesh: Mesh) -> str:
-        return f'[ "$(readlink {q(cls._link(mesh))})" = {q(cls._sv(mesh))} ]'
-
-    @classmethod
-    def enable(cls, mesh: Mesh) -> str:
-        link = cls._link(mesh)
-        return f"mkdir -p {q(link.rsplit('/', 1)[0])} && ln -sfn {q(cls._sv(mesh))} {q(link)}"
+        return (cls.ROOT + cls.target(mesh),)
 
     @classmethod
     def disable(cls, mesh: Mesh) -> str:
         # Unlinked, runsvdir stops its runsv within 5 s; `sv exit` does it now.
-        return (
-            f"rm -f {q(cls._link(mesh))}; "
-            f"{{ sv exit {q(cls.ROOT + cls._sv(mesh))} >/dev/null 2>&1 || true; }}"
-        )
+        sv = q(cls.ROOT + cls.target(mesh))
+        return f"{super().disable(mesh)}; {{ sv exit {sv} >/dev/null 2>&1 || true; }}"
 
 
-class OpenrcBoot(Boot):
+class OpenrcBoot(LinkedBoot):
     """An openrc-run script in the default runlevel (what `rc-update add` makes)."""
 
     name = "openrc"
-
-    @classmethod
-    def _link(cls, mesh: Mesh) -> str:
-        return f"{cls.ROOT}/etc/runlevels/default/{mesh.boot_name}"
-
-    @classmethod
-    def _script(cls, mesh: Mesh) -> str:
-        return f"/etc/init.d/{mesh.boot_name}"
+    LINK = "/etc/runlevels/default/{name}"
+    TARGET = "/etc/init.d/{name}"
 
     @classmethod
     def files(cls, mesh: Mesh) -> tuple[File, ...]:
-        return (File(f"{cls.ROOT}/etc/init.d/{mesh.boot_name}", "openrc.j2", "755"),)
-
-    @classmethod
-    def enabled(cls, mesh: Mesh) -> str:
-        return f'[ "$(readlink {q(cls._link(mesh))})" = {q(cls._script(mesh))} ]'
-
-    @classmethod
-    def enable(cls, mesh: Mesh) -> str:
-        link = cls._link(mesh)
-        return f"mkdir -p {q(link.rsplit('/', 1)[0])} && ln -sf {q(cls._script(mesh))} {q(link)}"
-
-    @classmethod
-    def disable(cls, mesh: Mesh) -> str:
-        return f"rm -f {q(cls._link(mesh))}"
+        return (File(cls.ROOT + cls.target(mesh), "openrc.j2", "755"),)
 
 
 class SysvinitBoot(Boot):

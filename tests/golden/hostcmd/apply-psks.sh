@@ -121,7 +121,7 @@ WantedBy=multi-user.target
 '"'"' > /etc/systemd/system/mesh-push-seed.service.new && chmod 644 /etc/systemd/system/mesh-push-seed.service.new && mv /etc/systemd/system/mesh-push-seed.service.new /etc/systemd/system/mesh-push-seed.service
 fi
 if [ "$boot_changed" = 1 ] || ! [ "$(readlink /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service)" = /etc/systemd/system/mesh-push-seed.service ]; then
-  mkdir -p /etc/systemd/system/multi-user.target.wants && ln -sf /etc/systemd/system/mesh-push-seed.service /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service && { [ ! -d /run/systemd/system ] || systemctl daemon-reload; }
+  mkdir -p /etc/systemd/system/multi-user.target.wants && ln -sfn /etc/systemd/system/mesh-push-seed.service /etc/systemd/system/multi-user.target.wants/mesh-push-seed.service && { [ ! -d /run/systemd/system ] || systemctl daemon-reload; }
   echo "changed: boot unit installed"
 fi
   } >> "$STATE/apply.log" 2>&1
