@@ -360,7 +360,10 @@ def reboot(lab: Path, node: Node, ndir: Path, timeout: float) -> Reboot:
     sshd answers from a new boot."""
     alias = node.alias
     command = INITS[node.init].reboot
-    before = boot_id(lab, alias)
+    # A TCG guest on a busy machine can take longer than one probe to let us in.
+    deadline = time.monotonic() + min(timeout, 60)
+    while (before := boot_id(lab, alias)) is None and time.monotonic() < deadline:
+        time.sleep(1)
     if before is None:
         raise LabError(f"{alias} does not answer over ssh: cannot reboot it", EXIT_FAILED)
     t0 = time.monotonic()
