@@ -20,7 +20,6 @@ class Facts:
     wireguard_go: bool
     wg: bool
     brctl: bool
-    systemd: bool
     flock: bool = True  # util-linux flock: the host lock (templates/include/lock.sh.j2)
     # `ip` is iproute2's: BusyBox's own (Alpine's without iproute2) has no VXLAN or WireGuard.
     iproute2: bool = True
@@ -50,7 +49,6 @@ def parse_facts(text: str) -> Facts:
         wireguard_go=bool(kv.get("wireguard_go")),
         wg=bool(kv.get("wg")),
         brctl=bool(kv.get("brctl")),
-        systemd=kv.get("systemd") == "yes",
         flock=bool(kv.get("flock")),
         iproute2=kv.get("iproute2", "yes") == "yes",
         init=boot.parse(secs.get("boot", "")).init,

@@ -18,7 +18,6 @@ echo "wg=$(command -v wg || true)"
 echo "brctl=$(command -v brctl || true)"
 # BusyBox's `ip -V` prints no iproute2 version (and its `ip` has no VXLAN or WireGuard).
 echo "iproute2=$(ip -V 2>&1 | grep -q iproute2 && echo yes || echo no)"
-echo "systemd=$([ -d /run/systemd/system ] && echo yes || echo no)"
 echo "flock=$(command -v flock || true)"
 echo "applied=$(cat /var/lib/mesh-push/seed/applied.sha256 2>/dev/null)"
 echo '=== hostname'; uname -n

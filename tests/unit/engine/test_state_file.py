@@ -72,7 +72,7 @@ def test_mesh_state_must_name_a_json_file(tmp_path: Path, path: str) -> None:
 
 def lab_gathered(reached: list[str]) -> Gathered:
     st = states()
-    facts = {h: Facts(captured_keys()[h], "", True, False, True, True, True) for h in reached}
+    facts = {h: Facts(captured_keys()[h], "", True, False, True, True) for h in reached}
     return Gathered(facts, {h: st[h] for h in reached})
 
 

@@ -30,7 +30,6 @@ FULL = Facts(
     wireguard_go=True,
     wg=True,
     brctl=True,
-    systemd=True,
     init="systemd",
 )
 
@@ -42,7 +41,7 @@ def test_facts_parse_from_the_first_command_s_output() -> None:
         "=== hostname\nh\n=== boot\ninit=runit\nhook=runit\nscript=yes\n"
     )
     f = backends.parse_facts(text)
-    assert f == Facts("abc", "d1g3st", False, True, True, False, True, True, init="runit")
+    assert f == Facts("abc", "d1g3st", False, True, True, False, True, init="runit")
     for odd in ("init=Runit", "init=none", "init=", "init=runit;reboot", ""):
         assert backends.parse_facts(text.replace("init=runit", odd)).init == "none", odd
     assert not backends.parse_facts(text.replace("/usr/bin/flock", "")).flock
@@ -55,12 +54,12 @@ def test_facts_parse_from_the_first_command_s_output() -> None:
     [
         ({}, "auto", "kernel", "systemd"),
         ({"kernel_wireguard": False}, "auto", "wireguard-go", "systemd"),
-        ({"systemd": False, "init": "runit"}, "auto", "kernel", "runit"),
-        ({"systemd": False, "init": "openrc"}, "auto", "kernel", "openrc"),
-        ({"systemd": False, "init": "sysvinit", "brctl": False}, "auto", "kernel", "sysvinit"),
+        ({"init": "runit"}, "auto", "kernel", "runit"),
+        ({"init": "openrc"}, "auto", "kernel", "openrc"),
+        ({"init": "sysvinit", "brctl": False}, "auto", "kernel", "sysvinit"),
         # The inventory's `boot` names the init where none runs (the namespace lab), or
         # another than the one that runs.
-        ({"systemd": False, "init": "none"}, "systemd", "kernel", "systemd"),
+        ({"init": "none"}, "systemd", "kernel", "systemd"),
         ({}, "openrc", "kernel", "openrc"),
     ],
 )
@@ -73,7 +72,7 @@ def test_the_first_supported_way_wins(
 
 def test_a_host_without_a_known_init_fails_at_the_facts_step() -> None:
     with pytest.raises(backends.NoBackend, match="no init system that mesh-push can hand"):
-        backends.choose(dataclasses.replace(FULL, systemd=False, init="none"))
+        backends.choose(dataclasses.replace(FULL, init="none"))
 
 
 def test_systemd_is_told_only_where_it_runs() -> None:

@@ -368,7 +368,7 @@ class Recorder:
 
 
 def facts(applied: str) -> Facts:
-    return Facts("", applied, False, True, True, True, False)
+    return Facts("", applied, False, True, True, True)
 
 
 def test_up_decides_with_the_judge(monkeypatch: pytest.MonkeyPatch) -> None:
