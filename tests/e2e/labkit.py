@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests import zygote
+
 ROOT = Path(__file__).resolve().parents[2]
 # The hosts of inventory/lab.yaml and their numbers (a host's bridge address is 10.99.99.N).
 HOSTS = ["bob", "rho", "vorke", "epsilon", "pi0"]
@@ -34,15 +36,10 @@ def cli_argv(*args: str) -> list[str]:
 def mesh_push(
     *args: str, check: bool = False, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """Run mesh-push from the repository root, uncoloured; with check, a non-zero exit fails."""
-    res = subprocess.run(
-        cli_argv(*args),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "NO_COLOR": "1"},
-        timeout=timeout,
-    )
+    """Run mesh-push from the repository root, uncoloured; with check, a non-zero exit fails.
+    Forked from the test process's zygote (tests/zygote.py): a process of its own, without
+    Python's imports to pay again each time."""
+    res = zygote.run(args, cwd=ROOT, env={**os.environ, "NO_COLOR": "1"}, timeout=timeout)
     if check and res.returncode != 0:
         raise AssertionError(
             f"mesh-push {' '.join(args)} → {res.returncode}\n{res.stdout}\n{res.stderr}"

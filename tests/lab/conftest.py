@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import labs
+from tests import labs, zygote
 from tests.conftest import require_root
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,14 +38,10 @@ def root() -> None:
 def mesh_push(
     *args: str, check: bool = False, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mesh_push.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=timeout,
-        check=check,
-    )
+    res = zygote.run(args, cwd=REPO, env=os.environ, timeout=timeout)
+    if check:
+        res.check_returncode()
+    return res
 
 
 def ip_json(*args: str) -> Any:

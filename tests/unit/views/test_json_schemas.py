@@ -15,6 +15,7 @@ import argparse
 import copy
 import functools
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -48,6 +49,7 @@ from mesh_push.modes.evpn import observe as evpn_observe
 from mesh_push.modes.stp.observe import StpBridge, StpSeen, stp_from_ip_json
 from mesh_push.views import reports
 from mesh_push.views import run as run_view
+from tests import zygote
 from tests.kit import DATA, GOLDEN, OBSERVED, ROOT, judge, plan
 from tests.kit import state as kit_state
 from tests.schemas import NAMES, SCHEMAS, errors, schema, validate
@@ -80,13 +82,7 @@ def stp_of(st: observe.HostState) -> StpBridge | None:
 
 
 def mesh_push(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mesh_push.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return zygote.run(args, cwd=ROOT, env=os.environ, timeout=60)
 
 
 # --------------------------------------------------------------------------- the schemas
