@@ -747,6 +747,7 @@ ospfd_options="-P 0"
 bfdd_options="-P 0"
 staticd_options="-P 0"
 frr_profile="datacenter"
+watchfrr_options="-T 120 -t 30"
 '
 frr_differs() { ! printf '%s' "$2" | cmp -s - "$ETC/$1"; }
 # /etc/frr is FRR's user's, who could plant a link anywhere below it. So $ETC is root's
