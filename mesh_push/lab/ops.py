@@ -123,7 +123,11 @@ def up(inventory: Path, progress: Callable[[str], None] = lambda _msg: None) -> 
         flavours = sorted({image.flavour_of(n.init, n.arch) for n in guest_nodes})
         for flavour in flavours:
             if image.cached(flavour) is None:
-                slow = "about 3 min" if image.FLAVOURS[flavour].arch == "amd64" else "emulated"
+                slow = (
+                    "about 3 min"
+                    if image.FLAVOURS[flavour].arch == "amd64"
+                    else "under qemu-user, up to 40 min"
+                )
                 progress(f"building the {flavour} guest image once (Debian {image.SUITE}, "
                          f"{slow}) into {image.CACHE}")  # fmt: skip
             images[flavour] = image.ensure(flavour)
