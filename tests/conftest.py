@@ -3,7 +3,9 @@ tests/properties (invariants over many generated meshes), tests/root (the real k
 network namespaces, as root), tests/lab and tests/e2e (the lab: real sshd, WireGuard, VXLAN,
 bridges). A test's directory gives its marker (`root`, `lab`, or `vm` for the QEMU suite);
 a test with one needs root: without it, it is skipped, except under CI=true where it fails.
-A test that asks for root without such a marker fails (`require_root`).
+A test that asks for root without such a marker fails (`require_root`). Tests marked `arm`
+(an arm64 guest, emulated: tests/e2e/test_vm_arm.py) are opt-in: left out unless `-m` names
+`arm` or the module is named on the command line (the suite has no time left for them).
 
 Under pytest-xdist (`scripts/test`: `-n 4 --dist loadfile`) each module runs whole in one
 worker, the longest first (`FIRST`); every lab's name and range comes from tests/labs.py."""
@@ -22,6 +24,7 @@ TESTS = Path(__file__).resolve().parent
 MARKERS = {
     "root": "root",
     "e2e/test_vm_lab.py": "vm",
+    "e2e/test_vm_arm.py": "vm",
     "e2e": "lab",
     "lab/test_lab_live.py": "lab",
     "lab/test_lab_frr.py": "lab",
@@ -31,6 +34,7 @@ NEEDS_ROOT = {"root", "lab", "vm"}
 # Modules that wait longest, started first so that no worker is left with one at the end (the
 # rest keep collection order); from `--durations=0`, longest first.
 FIRST = [
+    "e2e/test_vm_arm.py",
     "e2e/test_vm_lab.py",
     "e2e/test_evpn.py",
     "e2e/test_firewall_lab.py",
@@ -66,11 +70,24 @@ def _rank(item: pytest.Item) -> int:
     return FIRST.index(rel) if rel in FIRST else len(FIRST)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def opted_in(config: pytest.Config, marker: str) -> bool:
+    """Whether this run asks for the tests of an opt-in marker: `-m` names it (`-m arm`,
+    `-m "vm and arm"`), or one of their modules is named as an argument."""
+    expression = str(config.getoption("markexpr", "") or "")
+    named = any(f"test_vm_{marker}" in str(arg) for arg in config.args)
+    return named or marker in expression.replace("(", " ").replace(")", " ").split()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         marker = marker_of(Path(str(item.fspath)))
         if marker is not None:
             item.add_marker(getattr(pytest.mark, marker))
+    if not opted_in(config, "arm"):
+        left_out = [item for item in items if item.get_closest_marker("arm")]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = [item for item in items if not item.get_closest_marker("arm")]
     items.sort(key=_rank)  # stable: the rest keep their order
 
 

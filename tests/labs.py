@@ -61,6 +61,7 @@ LABS: dict[str, int] = {
     "mpad": 10,  # test_adopt_lab
     "mpte": 40,  # test_transit_lab, evpn
     "mpln": 14,  # test_lan_links
+    "mparm": 26,  # test_vm_arm (an arm64 QEMU guest; opt-in, -m arm)
 }
 SPACES = 2
 SPACE_ENV = "MESH_PUSH_TEST_SPACE"

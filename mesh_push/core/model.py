@@ -177,6 +177,8 @@ class LabSettings:
     lans: tuple[tuple[str, ...], ...] = ()
     # `lab.init` (kind vm): the init system each guest boots, by host (others: systemd).
     inits: tuple[tuple[str, str], ...] = ()
+    # `lab.arch` (kind vm): each guest's CPU architecture, by host (others: amd64).
+    arches: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

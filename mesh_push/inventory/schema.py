@@ -43,6 +43,9 @@ LAB_ROOT = Path("/run/mesh-push/lab")
 LAB_NAME = re.compile(r"^[a-z][a-z0-9]{0,5}$")
 LAB_LOGINS: tuple[LabLogin, ...] = ("root", "sudo", "sudo-password")
 LAB_KINDS: tuple[LabKind, ...] = ("netns", "vm")
+# `lab.arch`: a guest's CPU (Debian's names). arm64 guests boot systemd only: the images of
+# other inits are amd64's alone, each arm64 image costing many minutes of emulated building.
+LAB_ARCHES = ("amd64", "arm64")
 MESH_NAME_MAX = 64
 CONNECT_TIMEOUT_MAX = 3600.0
 RERESOLVE_MAX = 86_400
@@ -316,6 +319,7 @@ def _lab(sec: Section, problems: Problems) -> LabSettings | None:
     login: LabLogin = sec.choice("login", LAB_LOGINS, "sudo" if kind == "vm" else "root")
     lans = sec.get("lans", list, [], "a list of lists of NAT hosts that share a LAN")
     init = sec.get("init", dict, {}, "a mapping of host name to systemd, runit, openrc or sysvinit")
+    arch = sec.get("arch", dict, {}, "a mapping of host name to amd64 or arm64")
     sec.done()
     inits: list[tuple[str, str]] = []
     for host, what in init.items():
@@ -327,6 +331,21 @@ def _lab(sec: Section, problems: Problems) -> LabSettings | None:
             problems.add((*sec.path, "init"), "only a `kind: vm` lab's guests boot an init")
         else:
             inits.append((host, what))
+    arches: list[tuple[str, str]] = []
+    for host, what in arch.items():
+        if not isinstance(host, str) or what not in LAB_ARCHES:
+            problems.add((*sec.path, "arch", str(host)), f"must be amd64 or arm64, not {what!r}")
+        elif kind != "vm":
+            problems.add(
+                (*sec.path, "arch"), "only a `kind: vm` lab's guests have a CPU of their own"
+            )
+        elif what == "arm64" and dict(inits).get(host, "systemd") != "systemd":
+            problems.add(
+                (*sec.path, "arch", host),
+                f"an arm64 guest boots systemd only, not {dict(inits)[host]} (lab.init.{host})",
+            )
+        elif what != "amd64":
+            arches.append((host, what))
     shared: list[tuple[str, ...]] = []
     for i, group in enumerate(lans):
         if not isinstance(group, list) or not all(isinstance(h, str) for h in group):
@@ -342,7 +361,7 @@ def _lab(sec: Section, problems: Problems) -> LabSettings | None:
         return None
     if net is None:
         return None
-    return LabSettings(name, net, login or "root", kind, tuple(shared), tuple(inits))
+    return LabSettings(name, net, login or "root", kind, tuple(shared), tuple(inits), tuple(arches))
 
 
 def _ssh_defaults(

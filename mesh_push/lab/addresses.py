@@ -72,6 +72,7 @@ class Node:
     lan: IPv4Network | None = None  # routers and NAT hosts: their LAN
     dns_name: str | None = None  # a static host known by name: every lab host resolves it
     init: str = "systemd"  # a vm lab's guest: the init system it boots (`lab.init`)
+    arch: str = "amd64"  # a vm lab's guest: its CPU architecture (`lab.arch`)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +89,7 @@ class Node:
             "lan": str(self.lan) if self.lan else None,
             "dns_name": self.dns_name,
             "init": self.init,
+            "arch": self.arch,
         }
 
     @staticmethod
@@ -106,6 +108,7 @@ class Node:
             lan=IPv4Network(d["lan"]) if d.get("lan") else None,
             dns_name=d.get("dns_name"),
             init=str(d.get("init") or "systemd"),
+            arch=str(d.get("arch") or "amd64"),
         )
 
 
@@ -243,9 +246,10 @@ def plan(mesh: Mesh) -> LabPlan:
             raise LabError(f"no free address left in the lab's wan {wan} for {what}")
         return addr
 
-    inits = dict(mesh.lab.inits)
-    if unknown := sorted(set(inits) - {h.name for h in mesh.hosts}):
-        raise LabError(f"lab.init names no host of the inventory: {', '.join(unknown)}")
+    inits, arches = dict(mesh.lab.inits), dict(mesh.lab.arches)
+    for key, given in (("init", inits), ("arch", arches)):
+        if unknown := sorted(set(given) - {h.name for h in mesh.hosts}):
+            raise LabError(f"lab.{key} names no host of the inventory: {', '.join(unknown)}")
     routers: dict[str, Node] = {}  # by the first host of its LAN
     for h in mesh.hosts:
         if h.endpoint == "nat":
@@ -285,6 +289,7 @@ def plan(mesh: Mesh) -> LabPlan:
                     port=None,
                     lan=router.lan,
                     init=inits.get(h.name, "systemd"),
+                    arch=arches.get(h.name, "amd64"),
                 )
             )
             continue
@@ -307,6 +312,7 @@ def plan(mesh: Mesh) -> LabPlan:
                 port=next_port(),
                 dns_name=h.dns_name,
                 init=inits.get(h.name, "systemd"),
+                arch=arches.get(h.name, "amd64"),
             )
         )
     return LabPlan(name, network, wan, controller, tuple(nodes), mesh.lab.login, mesh.lab.kind)

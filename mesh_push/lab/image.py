@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mesh_push.lab import arch
 from mesh_push.lab.errors import EXIT_FAILED, LabError
 from mesh_push.lab.system import run
 
@@ -178,17 +179,26 @@ chroot "$r" update-initramfs -u -k all
 """
 
 
+# arm64 guests (`lab.arch`): the systemd image with Debian's arm64 kernel, nothing else
+# changed. The initramfs modules are the same: on QEMU's `virt` board the disks are virtio
+# PCI devices as on amd64, behind a PCI host bridge that Debian's arm64 kernel has built in.
+ARM64_PACKAGES = tuple(arch.ARCHES["arm64"].kernel if p == "linux-image-amd64" else p
+                       for p in PACKAGES)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Flavour:
     name: str
     packages: tuple[str, ...]
     customize: str
+    arch: str = arch.DEFAULT
 
 
 FLAVOURS = {
     "systemd": Flavour("systemd", PACKAGES, CUSTOMIZE),
     "sysv": Flavour("sysv", SYSV_PACKAGES, SYSV_CUSTOMIZE),
     "openrc": Flavour("openrc", OPENRC_PACKAGES, SYSV_CUSTOMIZE),
+    "systemd-arm64": Flavour("systemd-arm64", ARM64_PACKAGES, CUSTOMIZE, "arm64"),
 }
 
 
@@ -210,10 +220,18 @@ INITS = {
 }
 
 
+def flavour_of(init: str, arch_name: str) -> str:
+    """The image a guest of this init and architecture boots (arm64: systemd only, checked
+    by the inventory)."""
+    base = INITS[init].flavour
+    return base if arch_name == arch.DEFAULT else f"{base}-{arch_name}"
+
+
 def recipe(flavour: str = "systemd") -> str:
     """Everything the image is made of: its hash names the cache entry."""
     f = FLAVOURS[flavour]
     # systemd's recipe is as it was before there were others: its cached image stays good.
+    # Every other one is named, its architecture with it (systemd-arm64).
     named = [] if flavour == "systemd" else [f.name]
     return "\n".join(["v1", SUITE, IMAGE_SIZE, *named, *f.packages, f.customize])
 
@@ -256,34 +274,50 @@ def ensure(flavour: str = "systemd", log: Path | None = None) -> Image:
         return _build(flavour, log)
 
 
+def stale() -> list[Path]:
+    """Cache entries of older recipes, never used again (700 MB each). Every flavour's
+    current image stays, whichever was just built: amd64's and arm64's, of every init."""
+    current = {recipe_hash(f) for f in FLAVOURS}
+    return sorted(
+        old
+        for old in CACHE.iterdir()
+        if old.is_dir() and old.name not in current and not old.name.startswith(".")
+    )
+
+
 def _build(flavour: str, log: Path | None) -> Image:
     for tool in ("mmdebstrap", "mke2fs"):
         if shutil.which(tool) is None:
             raise LabError(f"{tool} is not installed: run scripts/install (apt-get install "
                            "mmdebstrap e2fsprogs qemu-system-x86 qemu-utils)")  # fmt: skip
     t0 = time.monotonic()
+    f = FLAVOURS[flavour]
     final = CACHE / recipe_hash(flavour)
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=CACHE))
     try:
         rootfs = work / "rootfs"
         hook = work / "customize.sh"
-        hook.write_text(FLAVOURS[flavour].customize)
+        hook.write_text(f.customize)
         argv = [
             "mmdebstrap",
             "--variant=minbase",
             "--mode=root",
+            f"--arch={f.arch}",
             "--aptopt=APT::Install-Recommends false",
             # Documentation and translations: a third of the image, read by nobody in a lab.
             "--dpkgopt=path-exclude=/usr/share/doc/*",
             "--dpkgopt=path-exclude=/usr/share/man/*",
             "--dpkgopt=path-exclude=/usr/share/locale/*",
             "--dpkgopt=path-exclude=/usr/share/info/*",
-            "--include=" + ",".join(FLAVOURS[flavour].packages),
+            "--include=" + ",".join(f.packages),
             f'--customize-hook=sh {hook} "$1"',
             SUITE,
             str(rootfs),
         ]
-        done = run(argv, check=False, timeout=1800)
+        # Another architecture's maintainer scripts (and update-initramfs) run under qemu-user:
+        # several times slower than natively.
+        with arch.foreign(f.arch):
+            done = run(argv, check=False, timeout=3600 if arch.emulated(f.arch) else 1800)
         if log is not None:
             log.write_text(done.stdout + done.stderr)
         if done.returncode != 0:
@@ -308,11 +342,8 @@ def _build(flavour: str, log: Path | None) -> Image:
         work.chmod(0o755)
         shutil.rmtree(final, ignore_errors=True)
         os.rename(work, final)
-        # Images of older recipes are never used again: 700 MB each.
-        current = {recipe_hash(f) for f in FLAVOURS}
-        for old in CACHE.iterdir():
-            if old.is_dir() and old.name not in current and not old.name.startswith("."):
-                shutil.rmtree(old, ignore_errors=True)
+        for old in stale():
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

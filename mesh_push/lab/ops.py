@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mesh_push.lab import addresses, image, nat, netns, sshd, users, vm
+from mesh_push.lab import addresses, arch, image, nat, netns, sshd, users, vm
 from mesh_push.lab.addresses import IF_CONTROLLER, IF_LAN, IF_UNDERLAY, LabPlan, ifname, ns_prefix
 from mesh_push.lab.errors import EXIT_FAILED, LabError
 from mesh_push.lab.names import served_names
@@ -118,14 +118,23 @@ def up(inventory: Path, progress: Callable[[str], None] = lambda _msg: None) -> 
     check_free(plan)
     images: dict[str, image.Image] = {}
     if plan.kind == "vm":
-        vm.require_tools()
-        flavours = sorted({image.INITS[n.init].flavour for n in plan.nodes if plan.is_guest(n)})
+        guest_nodes = [n for n in plan.nodes if plan.is_guest(n)]
+        vm.require_tools(sorted({n.arch for n in guest_nodes}))
+        flavours = sorted({image.flavour_of(n.init, n.arch) for n in guest_nodes})
         for flavour in flavours:
             if image.cached(flavour) is None:
+                slow = (
+                    "about 3 min"
+                    if image.FLAVOURS[flavour].arch == "amd64"
+                    else "under qemu-user, up to 40 min"
+                )
                 progress(f"building the {flavour} guest image once (Debian {image.SUITE}, "
-                         f"about 3 min) into {image.CACHE}")  # fmt: skip
+                         f"{slow}) into {image.CACHE}")  # fmt: skip
             images[flavour] = image.ensure(flavour)
-    img = next(iter(images.values()), None)
+    # KVM is probed with an image of this machine's own CPU; other guests get TCG anyway.
+    native = [i for f, i in images.items() if not arch.emulated(image.FLAVOURS[f].arch)]
+    img = next(iter(native), None)
+    booting = bool(images)
     netns.ensure_mount_points()
     lab = make_dir(plan.name)
     # Record what is about to exist before creating it: a crash leaves a complete list.
@@ -161,15 +170,15 @@ def up(inventory: Path, progress: Callable[[str], None] = lambda _msg: None) -> 
         for n in plan.nodes:
             netns.write_hosts_file(node_dirs[n.alias], n.alias, names)
         times = None
-        if img is not None:
-            accel = vm.accelerator(img, lab)
+        if booting:
+            accel = vm.accelerator(img, lab) if img is not None else "tcg"
             progress(f"booting {len(guests)} guest(s) under {accel}")
             t_boot = time.monotonic()
             vm.start(plan, guests, lab, images, accel)
         keepers = netns.start_keepers([(n, node_dirs[n.alias]) for n in ns_nodes])
         sshd.start(keepers, {a: node_dirs[a] for a in keepers})
         sshd.write_client_files(plan, lab, node_dirs)
-        if img is not None:
+        if booting:
             vm.wait_ssh(lab, guests, BOOT_TIMEOUT)
             built = [i.built_seconds for i in images.values() if i.built_seconds is not None]
             times = VmTimes(accel, sum(built) if built else None, time.monotonic() - t_boot)

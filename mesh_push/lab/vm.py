@@ -22,14 +22,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mesh_push.lab import users
+from mesh_push.lab import arch, users
 from mesh_push.lab.addresses import IF_TAP, LabPlan, Node, ifname
 from mesh_push.lab.errors import EXIT_FAILED, LabError
-from mesh_push.lab.image import GUEST_USER, INITS, Image
+from mesh_push.lab.image import GUEST_USER, INITS, Image, flavour_of
 from mesh_push.lab.sshd import CLIENT_KEY, HOST_KEY
 from mesh_push.lab.system import pid_alive, read_pid, run, run_all
 
-QEMU = "qemu-system-x86_64"
+QEMU = arch.ARCHES[arch.DEFAULT].qemu
 MEMORY_MIB = 384
 TCG_CACHE_MIB = 128
 ACCEL_ENV = "MESH_PUSH_LAB_ACCEL"  # "tcg" or "kvm": skip the probe
@@ -43,19 +43,22 @@ SEED_IMG = "seed.img"
 KERNEL_ARGS = (
     "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet systemd.show_status=0 mitigations=off"
 )
+SERIAL = "console=ttyS0"  # of KERNEL_ARGS: the serial port of amd64 (arch.Arch.console)
 SSH_PROBE_TIMEOUT = 5
 
 
-def qemu_path() -> str:
-    found = shutil.which(QEMU)
+def qemu_path(arch_name: str = arch.DEFAULT) -> str:
+    a = arch.ARCHES[arch_name]
+    found = shutil.which(a.qemu)
     if not found:
-        raise LabError(f"{QEMU} is not installed: run scripts/install (qemu-system-x86)")
+        raise LabError(f"{a.qemu} is not installed: run scripts/install ({a.qemu_package})")
     return found
 
 
-def require_tools() -> None:
+def require_tools(arches: Sequence[str] = (arch.DEFAULT,)) -> None:
     """Before anything is built: every program a vm lab runs on this machine."""
-    qemu_path()
+    for a in arches:
+        qemu_path(a)
     for tool, package in (("qemu-img", "qemu-utils"), ("mke2fs", "e2fsprogs")):
         if shutil.which(tool) is None:
             raise LabError(f"{tool} is not installed: run scripts/install ({package})")
@@ -177,11 +180,17 @@ def accel_option(accel: str) -> str:
 
 def kernel_args(node: Node) -> str:
     init = INITS[node.init].init
-    return KERNEL_ARGS + (f" init={init}" if init else "")
+    args = KERNEL_ARGS.replace(SERIAL, f"console={arch.ARCHES[node.arch].console}")
+    return args + (f" init={init}" if init else "")
 
 
 def image_of(node: Node, images: Mapping[str, Image]) -> Image:
-    return images[INITS[node.init].flavour]
+    return images[flavour_of(node.init, node.arch)]
+
+
+def guest_accel(node: Node, accel: str) -> str:
+    """KVM runs guests of this machine's own CPU only; any other is emulated."""
+    return "tcg" if arch.emulated(node.arch) else accel
 
 
 def qemu_argv(plan: LabPlan, node: Node, ndir: Path, img: Image, accel: str) -> list[str]:
@@ -189,10 +198,11 @@ def qemu_argv(plan: LabPlan, node: Node, ndir: Path, img: Image, accel: str) -> 
         # QEMU reads `-drive file=...,if=...` as a list: a comma would start a new option.
         if "," in str(path):
             raise LabError(f"QEMU cannot take a path with a comma: {str(path)!r}")
+    a = arch.ARCHES[node.arch]
     return [
         "ip", "netns", "exec", node.ns,
-        qemu_path(), "-name", f"{plan.name}-{node.alias}",
-        "-accel", accel_option(accel), "-m", str(MEMORY_MIB), "-smp", "1",
+        qemu_path(a.name), "-name", f"{plan.name}-{node.alias}", *a.machine,
+        "-accel", accel_option(guest_accel(node, accel)), "-m", str(MEMORY_MIB), "-smp", "1",
         "-nodefaults", "-no-user-config", "-display", "none",
         "-kernel", str(img.kernel), "-initrd", str(img.initrd), "-append", kernel_args(node),
         "-drive", f"file={ndir / OVERLAY},if=virtio,format=qcow2",

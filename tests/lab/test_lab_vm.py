@@ -12,7 +12,7 @@ import pytest
 
 from mesh_push.core.problems import InventoryError
 from mesh_push.inventory import parse
-from mesh_push.lab import image, vm
+from mesh_push.lab import arch, image, vm
 from mesh_push.lab.addresses import LabPlan, plan
 from mesh_push.lab.errors import LabError
 from mesh_push.lab.netns import node_lines
@@ -138,7 +138,7 @@ def test_each_guest_boots_the_init_the_lab_gives_it(tmp_path: Path) -> None:
         assert argv[argv.index("-append") + 1] == vm.KERNEL_ARGS + init, alias
     assert image.INITS["runit"].reboot == ("/lib/runit/runit-init", "6")
     # Each image is its own cache entry; systemd's recipe is the one it always was.
-    assert len({image.recipe_hash(f) for f in image.FLAVOURS}) == 3
+    assert len({image.recipe_hash(f) for f in image.FLAVOURS}) == len(image.FLAVOURS)
     assert "systemd-sysv" not in image.SYSV_PACKAGES and "openrc" in image.OPENRC_PACKAGES
     assert vm.network_script(p.node("pi0")).endswith("ip route replace default via 198.18.1.1\n")
 
@@ -158,3 +158,149 @@ def test_bad_inits_are_refused(changes: dict[str, object], message: str) -> None
 def test_an_init_for_no_host_is_refused() -> None:
     with pytest.raises(LabError, match=r"lab\.init names no host of the inventory: ghost"):
         vm_plan(lab__init={"ghost": "runit"})
+
+
+# The amd64 images cached on machines that ran the lab before arm64 guests existed: their
+# recipes (and so their cache entries) must not change.
+AMD64_HASHES = {"systemd": "45a5d636b640a855", "sysv": "6e7e8522d1c38524",
+                "openrc": "df60dc6f4dc44548"}  # fmt: skip
+
+
+def test_amd64_recipes_are_unchanged_and_arm64_has_its_own() -> None:
+    hashes = {f: image.recipe_hash(f) for f in image.FLAVOURS}
+    assert {f: hashes[f] for f in AMD64_HASHES} == AMD64_HASHES
+    assert hashes["systemd-arm64"] not in AMD64_HASHES.values()
+    arm = image.FLAVOURS["systemd-arm64"]
+    assert arm.arch == "arm64" and arm.customize == image.CUSTOMIZE
+    # The systemd image's packages, but Debian's arm64 kernel.
+    assert [p.replace("arm64", "amd64") for p in arm.packages] == list(image.PACKAGES)
+    assert image.flavour_of("systemd", "arm64") == "systemd-arm64"
+    assert image.flavour_of("runit", "amd64") == "sysv"
+
+
+def test_no_flavour_image_is_stale_after_another_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(image, "CACHE", tmp_path)
+    for f in image.FLAVOURS:
+        (tmp_path / image.recipe_hash(f)).mkdir()
+    (tmp_path / "0123456789abcdef").mkdir()  # an older recipe's
+    (tmp_path / ".build-x").mkdir()  # another lab's build under way
+    assert image.stale() == [tmp_path / "0123456789abcdef"]
+
+
+def test_an_arm64_guest(tmp_path: Path) -> None:
+    """`lab.arch` (issue 30): QEMU's aarch64 `virt` board, always TCG (no KVM for another
+    CPU), its PL011 console, the arm64 image; the amd64 guests as they were."""
+    p = vm_plan(lab__arch={"pi0": "arm64"})
+    assert LabPlan.from_json(p.to_json()) == p
+    assert {n.alias: n.arch for n in p.nodes if p.is_guest(n)} == {
+        "bob": "amd64", "rho": "amd64", "vorke": "amd64", "epsilon": "amd64", "pi0": "arm64",
+    }  # fmt: skip
+    images = {f: image.Image(tmp_path, tmp_path / f"k-{f}", tmp_path / "i", tmp_path / f, None)
+              for f in image.FLAVOURS}  # fmt: skip
+    pi0, bob = p.node("pi0"), p.node("bob")
+    arm = vm.qemu_argv(p, pi0, tmp_path / "pi0", vm.image_of(pi0, images), "kvm")
+    assert arm[4].endswith("qemu-system-aarch64")
+    joined = shlex.join(arm)
+    kernel = f"-kernel {tmp_path}/k-systemd-arm64"
+    for part in ("-M virt -cpu cortex-a72", "-accel tcg,tb-size=128", "-m 384", kernel,
+                 "virtio-net-pci", "virtio-rng-pci"):  # fmt: skip
+        assert part in joined, part
+    args = arm[arm.index("-append") + 1]
+    assert "console=ttyAMA0" in args and "ttyS0" not in args
+    amd = vm.qemu_argv(p, bob, tmp_path / "bob", vm.image_of(bob, images), "kvm")
+    assert amd[4].endswith("qemu-system-x86_64") and "-M" not in amd
+    assert "-accel kvm" in shlex.join(amd)
+    assert amd[amd.index("-append") + 1] == vm.KERNEL_ARGS
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"lab__kind": "vm", "lab__arch": {"bob": "riscv64"}},
+         "lab.arch.bob: must be amd64 or arm64, not 'riscv64'"),
+        ({"lab__kind": "vm", "lab__arch": {"bob": "arm64"}, "lab__init": {"bob": "openrc"}},
+         r"lab.arch.bob: an arm64 guest boots systemd only, not openrc \(lab.init.bob\)"),
+        ({"lab__arch": {"bob": "arm64"}}, "lab.arch: only a `kind: vm` lab's guests have a CPU"),
+        ({"lab__kind": "vm", "lab__arch": ["bob"]}, "lab.arch: .*a mapping of host name"),
+    ],
+)  # fmt: skip
+def test_bad_arches_are_refused(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(InventoryError, match=message.replace("`", ".")):
+        parse(lab_text(**changes), LAB_YAML)
+
+
+def test_an_arch_for_no_host_is_refused() -> None:
+    with pytest.raises(LabError, match=r"lab\.arch names no host of the inventory: ghost"):
+        vm_plan(lab__arch={"ghost": "arm64"})
+
+
+QEMU_AARCH64 = (
+    r":qemu-aarch64:M::\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02"
+    r"\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff"
+    r"\xff\xff:/usr/libexec/qemu-binfmt/aarch64-binfmt-P:"
+)
+
+
+@pytest.fixture
+def binfmt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[list[str]]]:
+    """A stand-in for /proc/sys/fs/binfmt_misc and qemu-user-static's binfmt.d, on a machine
+    that must emulate arm64; the commands `foreign` runs, recorded instead."""
+    conf, fs = tmp_path / "binfmt.d", tmp_path / "binfmt_misc"
+    conf.mkdir()
+    fs.mkdir()
+    (conf / "qemu-aarch64.conf").write_text("# qemu-user-static\n" + QEMU_AARCH64 + "OP\n")
+    ran: list[list[str]] = []
+
+    def fake_run(argv: list[str], **_: object) -> None:
+        ran.append(argv)
+        if argv[0] == "mount":
+            (fs / "register").touch()
+
+    monkeypatch.setattr(arch, "BINFMT", fs)
+    monkeypatch.setattr(arch, "BINFMT_CONF", conf)
+    monkeypatch.setattr(arch, "run", fake_run)
+    monkeypatch.setattr(arch, "native", lambda: "amd64")
+    monkeypatch.setattr(arch.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    return fs, ran
+
+
+def test_foreign_mounts_and_registers_only_what_is_missing_and_undoes_it(
+    binfmt: tuple[Path, list[list[str]]],
+) -> None:
+    fs, ran = binfmt
+    with pytest.raises(RuntimeError), arch.foreign("arm64"):
+        assert ran == [["mount", "-t", "binfmt_misc", "binfmt_misc", str(fs)]]
+        # qemu-user-static's line, with F: the interpreter is opened now, outside the chroot.
+        assert (fs / "register").read_text() == QEMU_AARCH64 + "OPF\n"
+        raise RuntimeError("mmdebstrap failed")
+    assert (fs / "qemu-aarch64").read_text() == "-1\n"  # unregistered, on failure too
+    assert ran[-1] == ["umount", str(fs)]
+
+
+def test_foreign_leaves_what_the_machine_had(binfmt: tuple[Path, list[list[str]]]) -> None:
+    fs, ran = binfmt
+    (fs / "register").touch()
+    (fs / "qemu-aarch64").write_text("enabled\ninterpreter /usr/bin/qemu-aarch64-static\n")
+    with arch.foreign("arm64"):
+        pass
+    with arch.foreign("amd64"):  # this machine's own: nothing to do
+        pass
+    assert ran == []
+    assert (fs / "register").read_text() == ""
+    assert (fs / "qemu-aarch64").read_text().startswith("enabled\n")
+    (fs / "qemu-aarch64").write_text("disabled\n")
+    with pytest.raises(LabError, match="qemu-aarch64 is disabled"), arch.foreign("arm64"):
+        pass
+
+
+def test_foreign_without_qemu_user_static_says_what_to_install(
+    binfmt: tuple[Path, list[list[str]]],
+) -> None:
+    fs, ran = binfmt
+    (arch.BINFMT_CONF / "qemu-aarch64.conf").unlink()
+    missing = r"run scripts/install \(qemu-user-static\)"
+    with pytest.raises(LabError, match=missing), arch.foreign("arm64"):
+        pass
+    assert ran == [["mount", "-t", "binfmt_misc", "binfmt_misc", str(fs)], ["umount", str(fs)]]
