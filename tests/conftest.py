@@ -3,9 +3,12 @@ tests/properties (invariants over many generated meshes), tests/root (the real k
 network namespaces, as root), tests/lab and tests/e2e (the lab: real sshd, WireGuard, VXLAN,
 bridges). A test's directory gives its marker (`root`, `lab`, or `vm` for the QEMU suite);
 a test with one needs root: without it, it is skipped, except under CI=true where it fails.
-A test that asks for root without such a marker fails (`require_root`). Tests marked `arm`
-(an arm64 guest, emulated: tests/e2e/test_vm_arm.py) are opt-in: left out unless `-m` names
-`arm` or the module is named on the command line (the suite has no time left for them).
+A test that asks for root without such a marker fails (`require_root`). The modules in
+`OPT_IN` are left out unless the run asks for them (`-m` names their marker, or the module
+is named on the command line): QEMU guests the 15-minute suite has no room for on two cores
+(docs/testing.md#long). `long` (guests of four inits) runs in CI after the suite
+(`scripts/test --long`); `arm` (an emulated arm64 guest, whose image takes 39 minutes to build)
+only when asked.
 
 Under pytest-xdist (`scripts/test`: `-n 4 --dist loadfile`) each module runs whole in one
 worker, the longest first (`FIRST`); every lab's name and range comes from tests/labs.py."""
@@ -25,6 +28,7 @@ MARKERS = {
     "root": "root",
     "e2e/test_vm_lab.py": "vm",
     "e2e/test_vm_arm.py": "vm",
+    "e2e/test_vm_inits.py": "vm",
     "e2e": "lab",
     "lab/test_lab_live.py": "lab",
     "lab/test_lab_frr.py": "lab",
@@ -34,6 +38,7 @@ NEEDS_ROOT = {"root", "lab", "vm"}
 # Modules that wait longest, started first so that no worker is left with one at the end (the
 # rest keep collection order); from `--durations=0`, longest first.
 FIRST = [
+    "e2e/test_vm_inits.py",
     "e2e/test_vm_arm.py",
     "e2e/test_vm_lab.py",
     "e2e/test_evpn.py",
@@ -70,24 +75,32 @@ def _rank(item: pytest.Item) -> int:
     return FIRST.index(rel) if rel in FIRST else len(FIRST)
 
 
-def opted_in(config: pytest.Config, marker: str) -> bool:
-    """Whether this run asks for the tests of an opt-in marker: `-m` names it (`-m arm`,
-    `-m "vm and arm"`), or one of their modules is named as an argument."""
+# Module → its opt-in marker (besides its MARKERS one).
+OPT_IN = {"e2e/test_vm_inits.py": "long", "e2e/test_vm_arm.py": "arm"}
+
+
+def opted_in(config: pytest.Config, module: str, marker: str) -> bool:
+    """Whether this run asks for an opt-in module: `-m` names its marker (`-m long`,
+    `-m "vm and arm"`), or the module is named as an argument."""
     expression = str(config.getoption("markexpr", "") or "")
-    named = any(f"test_vm_{marker}" in str(arg) for arg in config.args)
+    named = any(Path(module).name in str(arg) for arg in config.args)
     return named or marker in expression.replace("(", " ").replace(")", " ").split()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    left_out = []
     for item in items:
         marker = marker_of(Path(str(item.fspath)))
         if marker is not None:
             item.add_marker(getattr(pytest.mark, marker))
-    if not opted_in(config, "arm"):
-        left_out = [item for item in items if item.get_closest_marker("arm")]
-        if left_out:
-            config.hook.pytest_deselected(items=left_out)
-            items[:] = [item for item in items if not item.get_closest_marker("arm")]
+        rel = Path(str(item.fspath)).resolve().relative_to(TESTS).as_posix()
+        if rel in OPT_IN:
+            item.add_marker(getattr(pytest.mark, OPT_IN[rel]))
+            if not opted_in(config, rel, OPT_IN[rel]):
+                left_out.append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if item not in left_out]
     items.sort(key=_rank)  # stable: the rest keep their order
 
 

@@ -62,6 +62,7 @@ LABS: dict[str, int] = {
     "mpte": 40,  # test_transit_lab, evpn
     "mpln": 14,  # test_lan_links
     "mparm": 26,  # test_vm_arm (an arm64 QEMU guest; opt-in, -m arm)
+    "mpvi": 18,  # test_vm_inits (QEMU guests of four inits; long)
 }
 SPACES = 2
 SPACE_ENV = "MESH_PUSH_TEST_SPACE"

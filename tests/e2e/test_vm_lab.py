@@ -13,9 +13,6 @@ module (guests boot in parallel); timings are printed. Needs root; fails under C
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,11 +24,11 @@ from mesh_push.engine import gather
 from mesh_push.host import facts as backends
 from mesh_push.inventory import load
 from mesh_push.inventory.schema import lab_dir
-from mesh_push.lab.ops import exec_argv
 from tests import labs
 from tests.conftest import require_root
-from tests.e2e import handbuilt
-from tests.e2e.labkit import NUMBER, lab_exec, lab_inventory, mesh_push
+from tests.e2e import handbuilt, vmkit
+from tests.e2e.labkit import NUMBER, lab_exec, mesh_push
+from tests.e2e.vmkit import VmLab, say, vm_lab_up
 
 pytestmark = [pytest.mark.vm]
 
@@ -42,115 +39,18 @@ HOSTS = ["bob", "rho", REBOOTED]
 PAIRS = len(HOSTS) * (len(HOSTS) - 1)
 
 
-def say(config: pytest.Config, line: str) -> None:
-    """A timing for the log, shown even when pytest captures output."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    capture = config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None or capture is None:
-        return
-    # Past the capture of fd 1, which would otherwise swallow even the reporter's own line.
-    with capture.global_and_fixture_disabled():
-        reporter.write_line(f"[vm lab] {line}")
-
-
-def vm_inventory(dest: Path) -> Path:
-    lab_inventory(dest, LAB, NET)
-    text = dest.read_text().replace(f"  name: {LAB}\n", f"  name: {LAB}\n  kind: vm\n", 1)
-    # Only HOSTS, and the links between them.
-    others = re.compile(rf"\b({'|'.join(h for h in NUMBER if h not in HOSTS)})\b")
-    text = "".join(ln for ln in text.splitlines(keepends=True) if not others.search(ln))
-    dest.write_text(text)
-    return dest
-
-
-SPLIT = "\n=== lab test ===\n"
-
-
-def on_all(*scripts: str) -> dict[str, list[str]]:
-    """Each script run as root on every guest, all guests at once (one ssh each: under TCG a
-    login costs a second or two); per host, each script's output."""
-    joined = f"; printf '{SPLIT}'; ".join(f"{{ {sc}\n}}" for sc in scripts)
-    procs = {
-        h: subprocess.Popen(
-            exec_argv(LAB, h, ["sh", "-c", joined]),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for h in HOSTS
-    }
-    out = {}
-    for host, p in procs.items():
-        stdout, stderr = p.communicate(timeout=180)
-        assert p.returncode == 0, (host, stdout, stderr)
-        out[host] = stdout.split(SPLIT)
-        assert len(out[host]) == len(scripts), (host, stdout)
-    return out
-
-
-def links_of_all() -> dict[str, list[dict[str, object]]]:
-    return {h: json.loads(out[0]) for h, out in on_all("ip -j link").items()}
-
-
-class VmLab:
-    def __init__(self, inventory: Path, config: pytest.Config) -> None:
-        self.inventory = inventory
-        self.config = config
-        self.links_before: dict[str, list[dict[str, object]]] = {}
-
-    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        res = mesh_push(*args, "-i", str(self.inventory), timeout=timeout)
-        assert "Traceback" not in res.stderr, res.stderr
-        return res
-
-    def healthy_within(self, seconds: float) -> float:
-        t0 = time.monotonic()
-        while True:
-            polled = time.monotonic()
-            res = self.run("status", "--json", timeout=120)
-            if res.returncode == 0 and json.loads(res.stdout)["healthy"]:
-                return time.monotonic() - t0
-            assert time.monotonic() - t0 < seconds, res.stdout[-3000:] + res.stderr
-            # A status costs each TCG guest a second or two of its CPU: as `up`'s verify does,
-            # leave them at least as long again, for what is being waited for.
-            time.sleep(max(3.0, time.monotonic() - polled))
-
-
 @pytest.fixture(scope="module")
 def vm_lab(
     tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Iterator[VmLab]:
     require_root()
-    inv = vm_inventory(tmp_path_factory.mktemp("vm") / "lab.yaml")
-    mesh_push("lab", "down", "--name", LAB)
-    t0 = time.monotonic()
-    # The suite's longest module, beside the namespace labs on two cores: its QEMU guests (they
-    # inherit this worker's priority) go first, so the suite ends with it, not after it.
-    nice = os.getpriority(os.PRIO_PROCESS, 0)
-    os.setpriority(os.PRIO_PROCESS, 0, -10)
-    try:
-        res = mesh_push("lab", "up", "-i", str(inv), "--json", timeout=1500)
-        assert res.returncode == 0, res.stdout + res.stderr
-        vm = json.loads(res.stdout)["vm"]
-        image = "from the cache" if vm["image_seconds"] is None else f"{vm['image_seconds']} s"
-        say(pytestconfig, f"image build: {image}; {len(HOSTS)} guests booted ({vm['accel']}) in "
-            f"{vm['boot_seconds']} s; lab up {time.monotonic() - t0:.0f} s")  # fmt: skip
+    inv = vmkit.vm_inventory(tmp_path_factory.mktemp("vm") / "lab.yaml", LAB, NET, HOSTS)
+    with vm_lab_up(LAB, inv, pytestconfig, len(HOSTS)):
         yield VmLab(inv, pytestconfig)
-    finally:
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
-        t_down = time.monotonic()
-        down = mesh_push("lab", "down", "--name", LAB)
-        assert down.returncode == 0, down.stderr
-        say(pytestconfig, f"lab down {time.monotonic() - t_down:.1f} s; the VM suite took "
-            f"{time.monotonic() - t0:.0f} s from lab up to lab down")  # fmt: skip
-    # Nothing left: no namespace, link, QEMU process, overlay or directory of the lab.
-    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert f"{LAB}-" not in left
-    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
-    assert f"{LAB}-" not in links
-    assert not lab_dir(LAB).exists()
-    qemus = subprocess.run(["ps", "-eo", "stat=,args="], capture_output=True, text=True).stdout
-    assert not [ln for ln in qemus.splitlines() if str(lab_dir(LAB)) in ln and ln[0] != "Z"]
+
+
+def on_all(*scripts: str) -> dict[str, list[str]]:
+    return vmkit.on_all(LAB, HOSTS, *scripts)
 
 
 def test_up_through_the_sudo_login(vm_lab: VmLab) -> None:
@@ -161,7 +61,7 @@ def test_up_through_the_sudo_login(vm_lab: VmLab) -> None:
     assert as_root.returncode != 0 and "Permission denied" in as_root.stderr
     who = subprocess.run(["ssh", "-F", str(cfg), "pi0", "id -un"], capture_output=True, text=True)
     assert who.stdout.strip() == "debian", who.stderr
-    vm_lab.links_before = links_of_all()
+    vm_lab.links_before = vmkit.links_of_all(LAB, HOSTS)
     # The mesh starts as the write-up's network built by hand (issue 29, docs/adopt.md):
     # pi0's wg0 from `wg-quick@wg0`, enabled at boot, the others' by hand. `import` reads it
     # into an inventory of mesh `lab`, which the rest of the module works with; `up --adopt`
@@ -218,19 +118,8 @@ def test_status_is_healthy(vm_lab: VmLab) -> None:
     assert all(n["keeper_alive"] and n["sshd_alive"] for n in lab["nodes"]), lab
 
 
-def all_pairs_ping() -> list[str]:
-    """Each host pings the others' bridge addresses, 1472 bytes, DF: every ordered pair."""
-    script = " ; ".join(
-        f"if [ $(hostname) != {o} ]; then ping -M do -s 1472 -c 1 -W 5 10.99.99.{NUMBER[o]}"
-        f" >/dev/null && echo {o} ok || echo {o} FAILED; fi"
-        for o in HOSTS
-    )
-    return [f"{h} -> {line}" for h, (out,) in on_all(script).items() for line in out.split("\n")
-            if line]  # fmt: skip
-
-
 def test_all_pairs_ping_1472_bytes_unfragmented(vm_lab: VmLab) -> None:
-    results = all_pairs_ping()
+    results = vmkit.all_pairs_ping(LAB, HOSTS)
     assert len(results) == PAIRS, results
     assert all(r.endswith(" ok") for r in results), results
 
@@ -270,7 +159,7 @@ def test_real_reboot_comes_back_healthy_without_up(vm_lab: VmLab) -> None:
     assert active == "active", active
     say(vm_lab.config, f"real reboot of {REBOOTED}: sshd back in {back:.0f} s, mesh healthy "
         f"{healthy:.0f} s after `lab reboot`, without `up`")  # fmt: skip
-    assert len(all_pairs_ping()) == PAIRS
+    assert len(vmkit.all_pairs_ping(LAB, HOSTS)) == PAIRS
 
 
 def frr_story() -> str:
@@ -292,16 +181,7 @@ def test_evpn_mode_on_the_same_guests_then_down(vm_lab: VmLab, tmp_path: Path) -
     through systemd (`frr@`, its instance name escaped) by the sudo login; healthy. Then
     `down` leaves each guest's links as they were before the mesh, no unit, no FRR file.
     (One `down` for both modes: each costs a TCG guest a minute of its CPU.)"""
-    text = vm_lab.inventory.read_text()
-    text = text.replace("mesh:\n", "mesh:\n  mode: evpn\n", 1)
-    text = "\n".join(ln for ln in text.splitlines() if not ln.startswith("  stp:")) + "\n"
-    evpn_inv = tmp_path / "lab-evpn.yaml"
-    evpn_inv.write_text(text)
-    # The same mesh: its state file (the hosts' public keys) goes with it.
-    state = vm_lab.inventory.with_suffix(".state.json")
-    if state.exists():
-        shutil.copy(state, evpn_inv.with_suffix(".state.json"))
-    run = VmLab(evpn_inv, vm_lab.config)
+    run = vmkit.in_evpn(vm_lab, tmp_path)
     t0 = time.monotonic()
     res = run.run("up", "--yes", "--json")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr + frr_story()
