@@ -5,9 +5,10 @@ quarter of a second of CPU importing paramiko, Fabric, Jinja, YAML and rich befo
 anything: over a hundred core-seconds of a suite that is bound by CPU (docs/testing.md). A
 zygote, one per test process, imports those libraries once and forks a child per command. The
 child is a process of its own, as with `subprocess.run`: its own pid (which the caller may
-kill), its own stdin, stdout and stderr (passed over a Unix socket), environment and working
-directory; it runs `mesh_push.cli` as `python -m` does, so mesh-push's own modules are imported
-fresh in each child, reading the environment the caller gave it.
+kill), its own stdin, stdout and stderr (passed over a Unix socket), and the caller's
+environment, working directory, priority and umask at the time of the call; it runs
+`mesh_push.cli` as `python -m` does, so mesh-push's own modules are imported fresh in each
+child, reading the environment the caller gave it.
 
 The zygote is single-threaded (fork is safe there), reaps its children itself and reports each
 exit status to the caller that asked for it. It exits when its test process does (its stdin,
@@ -49,6 +50,10 @@ def _child(req: dict[str, object], fds: Sequence[int]) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.chdir(str(req["cwd"]))
+    # The caller's priority, which it may have changed since the zygote started (the VM
+    # modules raise theirs for the QEMU guests `lab up` starts).
+    os.setpriority(os.PRIO_PROCESS, 0, int(str(req["nice"])))
+    os.umask(int(str(req["umask"])))
     env = req["env"]
     assert isinstance(env, dict)
     os.environ.clear()
@@ -233,7 +238,12 @@ def run(
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    req = json.dumps({"argv": list(argv), "cwd": str(cwd), "env": dict(env), "module": module})
+    umask = os.umask(0o022)
+    os.umask(umask)
+    req = json.dumps({
+        "argv": list(argv), "cwd": str(cwd), "env": dict(env), "module": module,
+        "nice": os.getpriority(os.PRIO_PROCESS, 0), "umask": umask,
+    })  # fmt: skip
     whole = [sys.executable, "-m", module, *argv]
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

@@ -11,5 +11,6 @@ if __name__ == "__main__":
     elif what == "raise":
         raise RuntimeError("boom")
     print(os.getcwd(), os.environ.get("ZYGOTE_TEST", "-"), sys.stdin.read(), os.getpid())
+    print(os.getpriority(os.PRIO_PROCESS, 0), os.umask(0))
     print("to stderr", file=sys.stderr)
     sys.exit(int(what))
