@@ -164,8 +164,12 @@ def tree(pid: int) -> list[int]:
     pids, todo = [], [pid]
     while todo:
         p = todo.pop()
+        try:
+            tasks = list(Path(f"/proc/{p}/task").iterdir())
+        except OSError:
+            continue  # it ended since its parent listed it (a session of an earlier gather)
         pids.append(p)
-        for task in Path(f"/proc/{p}/task").glob("*"):
+        for task in tasks:
             with contextlib.suppress(OSError):
                 todo += [int(c) for c in (task / "children").read_text().split()]
     return pids
