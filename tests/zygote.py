@@ -172,7 +172,12 @@ def main() -> None:
     listener.bind(path)
     listener.listen(64)
     print("ready", flush=True)
-    serve(listener)
+    try:
+        serve(listener)
+    finally:
+        # Its socket and the directory made for it: nothing of the zygote outlives it.
+        os.unlink(path)
+        os.rmdir(os.path.dirname(path))
 
 
 # --------------------------------------------------------------------------- the caller

@@ -61,3 +61,12 @@ def test_several_at_once() -> None:
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         codes = list(pool.map(lambda n: run(str(n)).returncode, range(8)))
     assert codes == list(range(8))
+
+
+def test_the_zygote_leaves_nothing_when_its_test_process_ends() -> None:
+    z = zygote.Zygote()
+    assert Path(z.path).exists()
+    assert z.proc.stdin is not None
+    z.proc.stdin.close()  # as the test process's end closes it
+    z.proc.wait(10)
+    assert not z.dir.exists()
